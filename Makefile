@@ -1,0 +1,83 @@
+# userseq: PGXS build of the extension, plus standalone targets for the pure-C core.
+#
+#   make && make install        build and install the extension (needs pg_config)
+#   make installcheck           pg_regress suites: test/sql/*.sql against expected/*.out
+#   make prove_installcheck     pgTAP suites: test/pgtap/*.sql through pg_prove
+#   make unit                   C unit tests of src/core, no PostgreSQL needed
+#   make unit-asan              the same under AddressSanitizer + UBSan
+#   make unit-valgrind          the same under valgrind
+#   make fuzz                   libFuzzer harness of the model decoder (clang), bounded run
+#
+# OPTFLAGS="" gives a portable build (no -march=native).
+
+EXTENSION = userseq
+EXTVERSION = 0.1.0
+
+MODULE_big = userseq
+CORE_SRCS = $(sort $(wildcard src/core/*.c))
+GLUE_SRCS = $(sort $(wildcard src/pg/*.c))
+OBJS = $(CORE_SRCS:.c=.o) $(GLUE_SRCS:.c=.o)
+HEADERS = $(wildcard include/userseq/*.h) $(wildcard src/pg/*.h)
+
+# The install script is assembled from sql/parts/ in name order (one part per SQL area).
+SQL_PARTS = $(sort $(wildcard sql/parts/*.sql))
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+
+REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test
+
+OPTFLAGS ?= -march=native
+WARNFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers -Werror
+PG_CFLAGS = -std=gnu11 $(OPTFLAGS) $(WARNFLAGS) -fno-math-errno
+PG_CPPFLAGS = -Iinclude
+SHLIB_LINK = -lopenblas -lm
+EXTRA_CLEAN = test/unit/build results regression.diffs regression.out
+
+STANDALONE_GOALS = unit unit-asan unit-valgrind fuzz core-lib
+ifeq ($(filter $(STANDALONE_GOALS),$(MAKECMDGOALS)),)
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+endif
+
+$(OBJS): $(HEADERS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $^ > $@
+
+# pgTAP suites (need the pgtap extension available in the cluster)
+PROVE_TESTS ?= $(sort $(wildcard test/pgtap/*.sql))
+.PHONY: prove_installcheck
+prove_installcheck:
+	pg_prove --ext .sql -v $(PROVE_TESTS) 2>&1 | tail -n 200
+
+# ---------------------------------------------------------------- standalone core
+CC ?= cc
+CORE_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -Iinclude -Wall -Wextra -Werror $(OPTFLAGS)
+UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
+UNIT_BUILD = test/unit/build
+
+.PHONY: unit unit-asan unit-valgrind fuzz
+$(UNIT_BUILD)/%: test/unit/%.c test/unit/unit.h $(CORE_SRCS) $(wildcard include/userseq/*.h)
+	@mkdir -p $(UNIT_BUILD)
+	$(CC) $(CORE_CFLAGS) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) -lopenblas -lm
+
+unit: $(UNIT_SRCS:test/unit/%.c=$(UNIT_BUILD)/%)
+	@sh test/unit/run.sh $^
+
+unit-asan:
+	$(MAKE) unit UNIT_BUILD=test/unit/build-asan OPTFLAGS= \
+		UNIT_CFLAGS="-O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+unit-valgrind: $(UNIT_SRCS:test/unit/%.c=$(UNIT_BUILD)/%)
+	@UNIT_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+		US_UNIT_QUICK=1 sh test/unit/run.sh $^
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p test/fuzz/build
+	clang -std=c11 -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
+		-o test/fuzz/build/fuzz_decode test/fuzz/fuzz_decode.c $(CORE_SRCS) -lopenblas -lm
+	test/fuzz/build/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+		test/fuzz/build/corpus test/fuzz/corpus

@@ -1,0 +1,286 @@
+/*
+ * us_model.h: the userseq text-CNN: configuration, vocabulary, parameters, training, scoring.
+ *
+ * Architecture (one sequence of n events, most recent max_len kept):
+ *   x_t = item_emb[item_t] (+ behavior_emb[beh_t]) (+ gap_emb[gap_t])        (n, E)
+ *   for each width k: c_k = conv1d(x, W_k) + b_k over the valid windows      (n-k+1, F)
+ *       (a sequence shorter than k has one window: its events then zero vectors)
+ *   p_k = relu(max over windows of c_k)                                      (F)
+ *   r   = x_{n-R} .. x_{n-1} concatenated, zeros before the start            (R*E)  recent window
+ *   z   = [p_1 .. p_W, r]                                                    (D = W*F + R*E)
+ *   h   = dropout(relu(z @ dense_w + dense_b))                               (H)
+ *   y   = h @ out_w + out_b   (tied next_item head: h @ item_emb^T + out_b)  (n_outputs)
+ * Heads: binary sigmoid + weighted BCE, multiclass / next_behavior softmax + CE, regression
+ * linear + MSE, next_item softmax + CE over item rows (full, or sampled negatives in training).
+ * next_item / next_behavior train on every prefix: events 0..t-1 predict event t.
+ *
+ * Rows: item row 0 is padding, row 1 is out-of-vocabulary, vocabulary item i is row i + 2;
+ * the same holds for behaviour rows. Gap bucket 0 is padding (see us_gap_bucket).
+ *
+ * Memory: everything through the us_allocator given at creation. Threads: none of ours; BLAS
+ * may use its own, set by the caller. Determinism: same seed, data and BLAS thread count give
+ * bit-identical weights.
+ */
+#ifndef USERSEQ_US_MODEL_H
+#define USERSEQ_US_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "userseq/us_alloc.h"
+#include "userseq/us_status.h"
+
+/* Documented limits; the decoder and config validation enforce them. */
+#define US_MAX_WIDTHS		8			/* number of parallel convolution widths */
+#define US_MAX_FILTER_WIDTH	16			/* widest convolution */
+#define US_MAX_EMBED_DIM	1024
+#define US_MAX_FILTERS		1024		/* filters per width */
+#define US_MAX_HIDDEN		4096
+#define US_MAX_LEN			10000		/* events kept per sequence */
+#define US_MAX_ITEMS		(1 << 24)	/* item rows */
+#define US_MAX_BEHAVIORS	1024		/* behaviour rows */
+#define US_MAX_CLASSES		65536		/* multiclass outputs */
+#define US_MAX_RECENT		32			/* recent-window events */
+#define US_MAX_GAP_BUCKETS	64
+#define US_MAX_LABEL_BYTES	255			/* behaviour / class label length */
+
+typedef enum us_task
+{
+	US_TASK_BINARY = 1,
+	US_TASK_MULTICLASS = 2,
+	US_TASK_REGRESSION = 3,
+	US_TASK_NEXT_ITEM = 4,
+	US_TASK_NEXT_BEHAVIOR = 5
+} us_task;
+
+/* Hyperparameters that define the model function; stored in the model bytes. */
+typedef struct us_model_config
+{
+	int32_t		task;			/* us_task */
+	int32_t		n_items;		/* item rows = vocab.n_items + 2 */
+	int32_t		n_behaviors;	/* behaviour rows = vocab.n_behaviors + 2, or 0: no behaviour input */
+	int32_t		n_gap_buckets;	/* 0: no time-gap input */
+	int32_t		n_outputs;		/* binary, regression 1; multiclass n_classes; next_item n_items;
+								 * next_behavior n_behaviors */
+	int32_t		max_len;		/* most recent events kept */
+	int32_t		embed_dim;		/* E */
+	int32_t		n_widths;
+	int32_t		widths[US_MAX_WIDTHS];	/* ascending, 1..US_MAX_FILTER_WIDTH */
+	int32_t		n_filters;		/* F per width */
+	int32_t		hidden_dim;		/* H */
+	int32_t		recent_window;	/* R, 0..US_MAX_RECENT */
+	int32_t		tie_output;		/* next_item only, needs H == E */
+	float		dropout;		/* after the dense layer, training only, [0, 1) */
+	float		pos_weight;		/* binary: weight of positive examples in the loss, > 0 */
+} us_model_config;
+
+/* Fills defaults (E=F=H=128, widths 3,4,5, dropout 0.5, max_len 100, R 0, pos_weight 1). */
+void		us_model_config_default(us_model_config *cfg, us_task task);
+
+/* Checks every field against the limits; msg gets a human sentence on failure. */
+us_status	us_model_config_validate(const us_model_config *cfg, char *msg, size_t msglen);
+
+/* Vocabulary carried inside the model. */
+typedef struct us_vocab
+{
+	int32_t		n_items;		/* known items; item_ids[i] has row i + 2 */
+	int64_t    *item_ids;		/* (n_items) strictly ascending */
+	uint32_t   *item_counts;	/* (n_items) occurrences in the training data (popularity) */
+	int32_t		n_behaviors;	/* known behaviour labels; behaviors[i] has row i + 2 */
+	char	  **behaviors;		/* (n_behaviors) NUL-terminated, distinct */
+	int32_t		n_classes;		/* multiclass: classes[i] names output i; otherwise 0 */
+	char	  **classes;
+} us_vocab;
+
+/* Row of an item id: 2 + index when known, 1 (out-of-vocabulary) otherwise. O(log n). */
+int32_t		us_vocab_item_row(const us_vocab *vocab, int64_t item_id);
+/* Row of a behaviour label of len bytes: 2 + index when known, else 1. */
+int32_t		us_vocab_behavior_row(const us_vocab *vocab, const char *label, size_t len);
+
+/*
+ * Builds the item part of a vocabulary from all training occurrences: items seen at least
+ * min_count times, at most max_items of them (most frequent first, ties by smaller id; 0 = no
+ * cap). ids is not modified. Fills vocab->n_items, item_ids, item_counts.
+ */
+us_status	us_vocab_build_items(us_vocab *vocab, const int64_t *ids, size_t n_ids,
+								 int32_t min_count, int32_t max_items,
+								 const us_allocator *alloc);
+
+/* Time-gap bucket of an event: 1 for a first event, else 2 + floor(log2(1 + gap seconds)),
+ * capped at n_buckets - 1; negative gaps count as 0. */
+int32_t		us_gap_bucket(int first, double gap_seconds, int32_t n_buckets);
+
+/* Parameter tensors: views into one flat block (llm.c style). */
+typedef struct us_params
+{
+	float	   *item_emb;		/* (n_items, E) row 0 kept zero */
+	float	   *behavior_emb;	/* (n_behaviors, E) row 0 kept zero, or NULL */
+	float	   *gap_emb;		/* (n_gap_buckets, E) row 0 kept zero, or NULL */
+	float	   *conv_w[US_MAX_WIDTHS];	/* (k, E, F): tap j, input channel e, filter f */
+	float	   *conv_b[US_MAX_WIDTHS];	/* (F) */
+	float	   *dense_w;		/* (D, H) */
+	float	   *dense_b;		/* (H) */
+	float	   *out_w;			/* (H, n_outputs), NULL when tied */
+	float	   *out_b;			/* (n_outputs) */
+} us_params;
+
+typedef struct us_model
+{
+	us_model_config cfg;
+	us_vocab	vocab;
+	size_t		n_params;		/* floats in params_block */
+	float	   *params_block;
+	us_params	p;
+	us_allocator alloc;
+} us_model;
+
+/* Width of z, the pooled + recent feature vector ("embedding" of a sequence). */
+int32_t		us_model_feature_dim(const us_model_config *cfg);
+
+/*
+ * Creates a model with seeded random weights (PyTorch-like uniform init from an explicit
+ * RNG). cfg is validated; vocab is deep-copied and must agree with cfg (n_items etc.).
+ */
+us_status	us_model_create(const us_model_config *cfg, const us_vocab *vocab, uint64_t seed,
+							const us_allocator *alloc, us_model **out);
+void		us_model_free(us_model *model);
+/* Deep copy (for keeping the best epoch during early stopping). */
+us_status	us_model_clone(const us_model *src, const us_allocator *alloc, us_model **out);
+/* Copies weights of a model with the same shape (restoring the best epoch). */
+us_status	us_model_copy_weights(us_model *dst, const us_model *src);
+/* US_ENONFINITE if any weight is NaN or infinite. */
+us_status	us_model_check_finite(const us_model *model);
+
+/* One sequence as row indices, oldest first. behaviors / gaps may be NULL (treated as row 0). */
+typedef struct us_events
+{
+	const int32_t *items;
+	const int32_t *behaviors;
+	const int32_t *gaps;
+	int32_t		n;
+} us_events;
+
+/*
+ * A training or evaluation set in compact form. Sequence s covers events
+ * offsets[s] .. offsets[s+1]-1 (oldest first; the core keeps the most recent max_len).
+ *   binary:      targets[s] in {0, 1}
+ *   regression:  targets[s]
+ *   multiclass:  classes[s] in 0..n_outputs-1
+ *   next_item / next_behavior, training: targets/classes unused, every prefix predicts its
+ *     next event; evaluation (us_model_predict): classes[s] is the row of the event that
+ *     follows the sequence, or classes == NULL for no loss.
+ * weights[s] (optional) multiplies the example's loss.
+ */
+typedef struct us_dataset
+{
+	int32_t		n_seqs;
+	const int64_t *offsets;		/* (n_seqs + 1) */
+	const int32_t *items;		/* (n_events) rows */
+	const int32_t *behaviors;	/* (n_events) rows, or NULL */
+	const int32_t *gaps;		/* (n_events) buckets, or NULL */
+	const float *targets;		/* (n_seqs) or NULL */
+	const int32_t *classes;		/* (n_seqs) or NULL */
+	const float *weights;		/* (n_seqs) or NULL */
+} us_dataset;
+
+/*
+ * Batched evaluation-mode forward over the sequences seq_ids[0..n-1] of a dataset.
+ * out (n, n_outputs): binary probability, regression value, multiclass / next_behavior
+ * probabilities, next_item logits per item row (rows 0 and 1 included). features (n, D) may be
+ * NULL. loss (may be NULL) gets the mean weighted loss when targets/classes are present.
+ */
+us_status	us_model_predict(const us_model *model, const us_dataset *data,
+							 const int32_t *seq_ids, int32_t n, float *out, float *features,
+							 double *loss, const us_progress *progress);
+
+/* ------------------------------------------------------------------ training */
+
+typedef enum us_optimizer
+{
+	US_OPT_ADAM = 1,
+	US_OPT_ADAMW = 2,
+	US_OPT_SGD = 3				/* with momentum */
+} us_optimizer;
+
+typedef enum us_lr_schedule
+{
+	US_LR_CONSTANT = 1,
+	US_LR_STEP = 2,				/* lr * gamma^(epoch / step_epochs) */
+	US_LR_COSINE = 3			/* lr * (1 + cos(pi * epoch / epochs)) / 2 */
+} us_lr_schedule;
+
+typedef struct us_train_config
+{
+	int32_t		optimizer;		/* us_optimizer */
+	float		learning_rate;
+	float		beta1, beta2, epsilon;	/* Adam(W) */
+	float		momentum;		/* SGD */
+	float		weight_decay;	/* L2 for Adam/SGD, decoupled for AdamW */
+	float		clip_norm;		/* global gradient-norm clip, 0 = off */
+	int32_t		lr_schedule;	/* us_lr_schedule */
+	int32_t		lr_step_epochs;
+	float		lr_gamma;
+	int32_t		epochs;			/* for the cosine schedule */
+	int32_t		batch_size;		/* sequences per step */
+	int32_t		n_negatives;	/* next_item: sampled softmax negatives per step, 0 = full */
+	int32_t		max_examples_per_seq;	/* next_*: last C prefixes per sequence, 0 = all */
+	uint64_t	seed;			/* shuffling, dropout, negatives */
+} us_train_config;
+
+void		us_train_config_default(us_train_config *tc);
+us_status	us_train_config_validate(const us_train_config *tc, char *msg, size_t msglen);
+/* Learning rate in effect during epoch (0-based). */
+float		us_train_learning_rate(const us_train_config *tc, int32_t epoch);
+
+typedef struct us_trainer us_trainer;
+
+typedef struct us_epoch_stats
+{
+	double		loss;			/* mean weighted training loss over examples */
+	int64_t		examples;		/* sequences, or prefixes for next_* tasks */
+	int64_t		steps;
+	double		learning_rate;
+} us_epoch_stats;
+
+/* Optimizer state, gradients and scratch for training model in place. */
+us_status	us_trainer_create(us_model *model, const us_train_config *tc,
+							  const us_allocator *alloc, us_trainer **out);
+/*
+ * One epoch over seq_ids[0..n-1] (shuffled deterministically from seed and epoch; the array
+ * is not modified). Calls progress once per step. US_ENONFINITE if the loss or weights go
+ * non-finite (the model is then unusable).
+ */
+us_status	us_trainer_epoch(us_trainer *trainer, const us_dataset *data,
+							 const int32_t *seq_ids, int32_t n, int32_t epoch,
+							 const us_progress *progress, us_epoch_stats *stats);
+void		us_trainer_free(us_trainer *trainer);
+
+/* ------------------------------------------------------------------ scoring */
+
+/*
+ * Per-model scoring state for one sequence at a time: scratch buffers and, when it fits in
+ * fold_budget bytes, the folded tables (item_emb @ conv_w per width and tap: V x k x F
+ * floats per width) that turn each convolution position into gathers and adds.
+ * Not thread-safe; one per backend.
+ */
+typedef struct us_scorer us_scorer;
+
+us_status	us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *alloc,
+							 us_scorer **out);
+/* Bytes the folded tables of this model need (0 if not applicable). */
+size_t		us_scorer_fold_bytes(const us_model_config *cfg);
+int			us_scorer_is_folded(const us_scorer *scorer);
+/* out (n_outputs) as in us_model_predict; features (D) may be NULL. An empty sequence is valid
+ * (all-padding input). */
+us_status	us_scorer_forward(us_scorer *scorer, const us_events *events, float *out,
+							  float *features);
+/*
+ * next_item: the k best item rows (>= 2) by logit, best first, ties by lower row; exclude_seen
+ * drops rows present in events. rows / scores have room for k; *n_found may be < k.
+ * Uses partial selection, not a full sort.
+ */
+us_status	us_scorer_topk(us_scorer *scorer, const us_events *events, int32_t k, int exclude_seen,
+						   int32_t *rows, float *scores, int32_t *n_found);
+void		us_scorer_free(us_scorer *scorer);
+
+#endif

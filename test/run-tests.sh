@@ -1,0 +1,47 @@
+#!/bin/bash
+# Runs every test tier of userseq and ends with "N passed, N failed" over the tiers:
+#   core unit tests (plain, ASan+UBSan, valgrind), decoder fuzzing (clang), build + install,
+#   pg_regress + pgTAP suites in a throwaway cluster (pg_virtualenv), the pg_cron retrain test.
+# Installs missing Debian packages first. Works as root and as a user with sudo.
+set -u
+cd "$(dirname "$0")/.."
+source test/setup-deps.sh
+
+passed=0
+failed=0
+summary=""
+run_tier() {
+	local name=$1
+	shift
+	echo
+	echo "================ $name"
+	local t0=$SECONDS
+	if "$@"; then
+		passed=$((passed + 1))
+		summary="$summary\nPASS  $name ($((SECONDS - t0)) s)"
+	else
+		failed=$((failed + 1))
+		summary="$summary\nFAIL  $name ($((SECONDS - t0)) s)"
+		[ -f regression.diffs ] && head -n 200 regression.diffs
+	fi
+}
+
+run_tier "core unit tests" make -s unit
+run_tier "core unit tests under ASan+UBSan" make -s unit-asan
+run_tier "core unit tests under valgrind" make -s unit-valgrind
+run_tier "model decoder fuzzing (${FUZZ_SECONDS:-60} s)" make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+run_tier "extension build" make -s PG_CONFIG="$PG_CONFIG"
+run_tier "extension install" $SUDO make -s install PG_CONFIG="$PG_CONFIG"
+run_tier "pg_regress + pgTAP suites (throwaway cluster)" \
+	pg_virtualenv -v 15 bash test/cluster-tests.sh
+if [ -f test/t/cron-test.sh ]; then
+	run_tier "pg_cron unattended retraining (throwaway cluster)" \
+		pg_virtualenv -v 15 -o shared_preload_libraries=pg_cron -o cron.database_name=postgres \
+		bash test/t/cron-test.sh
+fi
+
+echo
+echo "================ summary"
+printf "%b\n" "$summary"
+echo "test tiers: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
