@@ -5,6 +5,7 @@
 #include "userseq_pg.h"
 
 #include <cblas.h>
+#include <limits.h>
 
 #include "fmgr.h"
 #include "utils/guc.h"
