@@ -34,10 +34,7 @@ typedef struct UsAggState
 static UsAggState *
 UsAggStateCreate(MemoryContext cxt)
 {
-	UsAggState *st = MemoryContextAllocZero(cxt, sizeof(UsAggState));
-
-	st->labels.last = -1;
-	return st;
+	return MemoryContextAllocZero(cxt, sizeof(UsAggState));
 }
 
 /* Ensures room for need events; raises PROGRAM_LIMIT_EXCEEDED as soon as need is too many. */

@@ -25,15 +25,18 @@ typedef struct UsLabel
 } UsLabel;
 
 /*
- * A set of distinct labels, grown on demand; small per-state lookup (last hit, then a linear
- * scan: sequences carry a handful of labels, at most USERSEQ_MAX_LABELS).
+ * A set of distinct labels, grown on demand. Lookup is a 16-slot direct-mapped cache keyed
+ * by length and end bytes (a handful of labels per sequence is the common case), then a
+ * linear scan (at most USERSEQ_MAX_LABELS).
  */
+#define US_LABEL_SLOTS	16
+
 typedef struct UsLabelSet
 {
 	int			n;
 	int			cap;
-	int			last;			/* index of the last hit, -1 if none */
 	UsLabel    *labels;
+	uint8		slots[US_LABEL_SLOTS];	/* code (1 + index) last seen for the hash, 0 = none */
 } UsLabelSet;
 
 /*

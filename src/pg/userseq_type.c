@@ -84,19 +84,31 @@ UsCheckTime(TimestampTz t)
 				 errmsg("userseq event timestamps must be finite")));
 }
 
+static inline bool
+UsLabelEq(const UsLabel *l, const char *data, int len)
+{
+	/* labels are short: an inline loop beats a memcmp call */
+	if (l->len != len)
+		return false;
+	for (int i = 0; i < len; i++)
+		if (l->data[i] != data[i])
+			return false;
+	return true;
+}
+
 int
 UsLabelIntern(UsLabelSet *set, const char *data, int len, MemoryContext cxt, bool copy)
 {
-	/* the common case: same label as the previous event */
-	if (set->last >= 0 && set->labels[set->last].len == len &&
-		memcmp(set->labels[set->last].data, data, len) == 0)
-		return set->last + 1;
+	int			h = len > 0 ? (len * 7 + (uint8) data[0] + (uint8) data[len - 1] * 3) % US_LABEL_SLOTS : 0;
+	int			c = set->slots[h];
 
+	if (c != 0 && UsLabelEq(&set->labels[c - 1], data, len))
+		return c;
 	for (int i = 0; i < set->n; i++)
 	{
-		if (set->labels[i].len == len && memcmp(set->labels[i].data, data, len) == 0)
+		if (UsLabelEq(&set->labels[i], data, len))
 		{
-			set->last = i;
+			set->slots[h] = i + 1;
 			return i + 1;
 		}
 	}
@@ -125,7 +137,7 @@ UsLabelIntern(UsLabelSet *set, const char *data, int len, MemoryContext cxt, boo
 	}
 	set->labels[set->n].data = data;
 	set->labels[set->n].len = len;
-	set->last = set->n;
+	set->slots[h] = set->n + 1;
 	return ++set->n;
 }
 
@@ -282,7 +294,7 @@ UserSeq *
 UserSeqBuild(int32 n, const int64 *items, const TimestampTz *times,
 			 const char *const *behaviors)
 {
-	UsLabelSet	set = {0, 0, -1, NULL};
+	UsLabelSet	set = {0};
 	UsEvent    *events;
 
 	if (n < 0)
@@ -1179,7 +1191,7 @@ userseq_concat(PG_FUNCTION_ARGS)
 	UserSeq    *a = PG_GETARG_USERSEQ_P(0);
 	UserSeq    *b = PG_GETARG_USERSEQ_P(1);
 	int64		n = (int64) a->n_events + b->n_events;
-	UsLabelSet	set = {0, 0, -1, NULL};
+	UsLabelSet	set = {0};
 	UsEvent    *events;
 	int32		k = 0;
 
