@@ -1,0 +1,69 @@
+/*
+ * userseq.c: module magic and _PG_init: the userseq.* GUCs and the BLAS thread setting.
+ * Each subsystem's SQL functions live in their own file; this one holds no SQL functions.
+ */
+#include "userseq_pg.h"
+
+#include <cblas.h>
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+int			userseq_threads = 1;
+int			userseq_fold_memory_kb = 256 * 1024;
+int			userseq_train_memory_kb = 2 * 1024 * 1024;
+int			userseq_model_cache_size = 8;
+
+static int	applied_threads = -1;
+
+/* OpenBLAS reads its thread count once; keep it in step with the GUC. */
+void
+UsApplyThreads(void)
+{
+	if (applied_threads != userseq_threads)
+	{
+		openblas_set_num_threads(userseq_threads);
+		applied_threads = userseq_threads;
+	}
+}
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	/* 1 by default: a backend should not take every core of a shared server */
+	DefineCustomIntVariable("userseq.threads",
+							"Number of BLAS threads userseq uses for training and scoring.",
+							"Valid range is 1..64. Training is deterministic for a given seed and thread count.",
+							&userseq_threads,
+							1, 1, 64,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	/* folded tables are V x sum(widths) x F floats per model; 256 MB fits V=100k, F=128, 3 widths at most */
+	DefineCustomIntVariable("userseq.fold_memory",
+							"Largest folded-inference table set built per cached model.",
+							"Models whose folded tables would be larger are scored by the direct (slower) path. 0 disables folding.",
+							&userseq_fold_memory_kb,
+							256 * 1024, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("userseq.train_memory",
+							"Memory budget of one training run (dataset, model, optimizer state, scratch).",
+							"userseq_train refuses, before reading all data, a run whose estimate exceeds it.",
+							&userseq_train_memory_kb,
+							2 * 1024 * 1024, 1024, INT_MAX,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("userseq.model_cache_size",
+							"Number of decoded models each backend keeps cached for scoring.",
+							"Valid range is 1..64.",
+							&userseq_model_cache_size,
+							8, 1, 64,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("userseq");
+	UsApplyThreads();
+}

@@ -1,0 +1,44 @@
+/*
+ * userseq_pg.h: declarations shared by the PostgreSQL glue (src/pg): GUCs, the core-status
+ * to SQLSTATE mapping, the memory-context allocator adapter and the interrupt callback.
+ * Only glue code includes this; the core (src/core) never sees PostgreSQL headers.
+ */
+#ifndef USERSEQ_PG_H
+#define USERSEQ_PG_H
+
+#include "postgres.h"
+
+#include "utils/memutils.h"
+
+#include "userseq/us_alloc.h"
+#include "userseq/us_status.h"
+
+#if PG_VERSION_NUM < 160000
+#define FUNCTION_PREFIX PGDLLEXPORT
+#else
+#define FUNCTION_PREFIX
+#endif
+
+/* GUCs (userseq.*), defined in userseq.c */
+extern int	userseq_threads;		/* BLAS threads for training and scoring */
+extern int	userseq_fold_memory_kb;	/* per-model budget for folded inference tables */
+extern int	userseq_train_memory_kb;	/* budget for a training run's dataset + model */
+extern int	userseq_model_cache_size;	/* decoded models kept per backend */
+
+/*
+ * Raises ERROR for a failed core call with the SQLSTATE that fits the status. what names the
+ * operation ("decode model \"churn\""); detail may be NULL. Returns only for US_OK.
+ */
+extern void UsCheckStatus(us_status status, const char *what, const char *detail);
+/* The SQLSTATE a core status maps to (for callers that build their own ereport). */
+extern int	UsStatusSqlState(us_status status);
+
+/* An allocator that pallocs (huge allocations allowed, NULL on failure) in cxt. */
+extern us_allocator UsContextAllocator(MemoryContext cxt);
+/* A progress callback that runs CHECK_FOR_INTERRUPTS(); ctx unused. */
+extern us_progress UsInterruptProgress(void);
+
+/* Applies userseq.threads to OpenBLAS (cheap when unchanged). Call before BLAS-heavy work. */
+extern void UsApplyThreads(void);
+
+#endif
