@@ -7,7 +7,7 @@
  * bytes that remain, with overflow-safe arithmetic, before it allocates anything; it never reads
  * outside [buf, buf + len). It does not interpret the weights beyond requiring them finite
  * (padding rows need not be zero), and it does not know the parameter layout: that belongs to
- * us_model_create, whose flat block is copied in order.
+ * model.c (us_model_param_count, us_params_bind), whose flat block is copied in order.
  *
  * Byte layout, format version 1 (offsets in bytes; u32/i32/u64/i64/f32 little-endian):
  *
@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "userseq/us_format.h"
+#include "us_internal.h"
 
 #define CONFIG_BYTES	(22 * 4)
 #define VOCAB_HEAD_BYTES	(3 * 4)
@@ -145,31 +146,6 @@ rd_u64(reader *r, uint64_t *v)
 
 /* ------------------------------------------------------------------ shared checks */
 
-/*
- * Parameter count the config implies (same tensors as us_params). The config has been
- * validated, so every factor is bounded by the limits and the sum fits in 64 bits.
- */
-static uint64_t
-implied_n_params(const us_model_config *cfg)
-{
-	uint64_t	E = (uint64_t) cfg->embed_dim;
-	uint64_t	F = (uint64_t) cfg->n_filters;
-	uint64_t	H = (uint64_t) cfg->hidden_dim;
-	uint64_t	O = (uint64_t) cfg->n_outputs;
-	uint64_t	D = (uint64_t) cfg->n_widths * F + (uint64_t) cfg->recent_window * E;
-	uint64_t	n = 0;
-
-	n += ((uint64_t) cfg->n_items + (uint64_t) cfg->n_behaviors +
-		  (uint64_t) cfg->n_gap_buckets) * E;
-	for (int w = 0; w < cfg->n_widths; w++)
-		n += (uint64_t) cfg->widths[w] * E * F + F;
-	n += D * H + H;
-	if (!(cfg->task == US_TASK_NEXT_ITEM && cfg->tie_output))
-		n += H * O;
-	n += O;
-	return n;
-}
-
 /* The vocabulary sizes the config requires. */
 static us_status
 check_vocab_counts(const us_model_config *cfg, uint64_t n_vocab_items,
@@ -186,11 +162,32 @@ check_vocab_counts(const us_model_config *cfg, uint64_t n_vocab_items,
 	return US_OK;
 }
 
+/*
+ * Sizes past a documented limit are US_ELIMIT (config validation calls every bad field
+ * US_EINVAL, which for stored bytes means US_EFORMAT).
+ */
+static us_status
+check_config_limits(const us_model_config *c)
+{
+	if (c->n_items > US_MAX_ITEMS || c->n_behaviors > US_MAX_BEHAVIORS ||
+		c->n_gap_buckets > US_MAX_GAP_BUCKETS || c->max_len > US_MAX_LEN ||
+		c->embed_dim > US_MAX_EMBED_DIM || c->n_widths > US_MAX_WIDTHS ||
+		c->n_filters > US_MAX_FILTERS || c->hidden_dim > US_MAX_HIDDEN ||
+		c->recent_window > US_MAX_RECENT)
+		return US_ELIMIT;
+	if (c->task == US_TASK_MULTICLASS ? c->n_outputs > US_MAX_CLASSES
+		: c->n_outputs > US_MAX_ITEMS)
+		return US_ELIMIT;
+	for (int i = 0; i < US_MAX_WIDTHS; i++)
+		if (c->widths[i] > US_MAX_FILTER_WIDTH)
+			return US_ELIMIT;
+	return US_OK;
+}
+
 static us_status
 map_config_status(us_status st)
 {
-	/* A bad field in stored bytes is a format error; a size past a limit stays a limit error. */
-	if (st == US_OK || st == US_ELIMIT)
+	if (st == US_OK || st == US_ENONFINITE)
 		return st;
 	return US_EFORMAT;
 }
@@ -528,11 +525,9 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	cfg.tie_output = (int32_t) words[19];
 	cfg.dropout = bits_f32(words[20]);
 	cfg.pos_weight = bits_f32(words[21]);
+	TRY(check_config_limits(&cfg));
+	/* This also requires unused width slots to be zero: one config, one encoding. */
 	TRY(map_config_status(us_model_config_validate(&cfg, msg, sizeof(msg))));
-	/* Unused width slots must be zero, so one config has exactly one encoding. */
-	for (int i = cfg.n_widths; i < US_MAX_WIDTHS; i++)
-		if (cfg.widths[i] != 0)
-			return US_EFORMAT;
 
 	/* Vocabulary: limits, then consistency with the config, then bytes. */
 	TRY(rd_u32(&r, &n_vitems));
@@ -561,9 +556,10 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 
 	/* Parameters. */
 	TRY(rd_u64(&r, &n_params));
-	if (n_params > (US_FORMAT_MAX_SIZE / 4))
+	if (n_params > US_MAX_PARAMS)
 		return US_ELIMIT;
-	if (n_params != implied_n_params(&cfg))
+	/* Also 0 when the config's block would overflow; n_params is never 0 (n_items >= 2). */
+	if (n_params != (uint64_t) us_model_param_count(&cfg))
 		return US_EFORMAT;
 	if (remaining(&r) != n_params * 4)
 		return US_EFORMAT;
@@ -600,23 +596,28 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	if (st != US_OK)
 		goto done;
 
-	/* us_model_create owns the parameter layout; its random init is overwritten below. */
-	st = us_model_create(&cfg, &voc, 0, alloc, &model);
-	if (st != US_OK)
-	{
-		model = NULL;
-		if (st != US_ENOMEM && st != US_ELIMIT)
-			st = US_EFORMAT;
+	/*
+	 * The model, built as us_model_create builds it (struct, one parameter block bound by
+	 * us_params_bind) but without its random initialisation, which would only be overwritten;
+	 * the vocabulary loaded above moves in, so us_model_free releases all of it.
+	 */
+	st = US_ENOMEM;
+	model = xalloc(alloc, sizeof(us_model));
+	if (model == NULL)
 		goto done;
-	}
-	if ((uint64_t) model->n_params != n_params)
-	{
-		st = US_EINTERNAL;
+	memset(model, 0, sizeof(*model));
+	model->alloc = *alloc;
+	model->params_block = xalloc(alloc, (size_t) n_params * sizeof(float));
+	if (model->params_block == NULL)
 		goto done;
-	}
+	model->cfg = cfg;
+	model->n_params = (size_t) n_params;
+	us_params_bind(&cfg, model->params_block, &model->p);
+	model->vocab = voc;
+	memset(&voc, 0, sizeof(voc));
+	n_blabels = n_clabels = 0;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	if (n_params > 0)
-		memcpy(model->params_block, buf + w_pos, (size_t) n_params * 4);
+	memcpy(model->params_block, buf + w_pos, (size_t) n_params * 4);
 #else
 	for (uint64_t i = 0; i < n_params; i++)
 		model->params_block[i] = bits_f32(get_u32(buf + w_pos + 4 * i));
