@@ -56,25 +56,33 @@ struct us_scorer
 /* ------------------------------------------------------------------ small kernels */
 
 /*
- * Written as 8-wide blocks so GCC's SLP vectoriser (on at -O2) and clang both turn each
- * block into one AVX operation without needing -O3 or -ffast-math.
+ * 8-float blocks through the GCC/clang vector extension: AVX with -march=native, SSE pairs
+ * otherwise; the compiler does not vectorise these loops by itself at -O2. memcpy does the
+ * unaligned loads and stores.
  */
+#if defined(__GNUC__) || defined(__clang__)
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+#define US_HAVE_V8F 1
+#endif
+
 static inline void
 vadd(float *restrict a, const float *restrict b, int32_t n)
 {
 	int32_t		i = 0;
 
+#ifdef US_HAVE_V8F
 	for (; i + 8 <= n; i += 8)
 	{
-		a[i] += b[i];
-		a[i + 1] += b[i + 1];
-		a[i + 2] += b[i + 2];
-		a[i + 3] += b[i + 3];
-		a[i + 4] += b[i + 4];
-		a[i + 5] += b[i + 5];
-		a[i + 6] += b[i + 6];
-		a[i + 7] += b[i + 7];
+		v8f			x,
+					y;
+
+		memcpy(&x, a + i, sizeof(x));
+		memcpy(&y, b + i, sizeof(y));
+		x += y;
+		memcpy(a + i, &x, sizeof(x));
 	}
+#endif
 	for (; i < n; i++)
 		a[i] += b[i];
 }
@@ -84,17 +92,22 @@ vmax(float *restrict a, const float *restrict b, int32_t n)
 {
 	int32_t		i = 0;
 
+#ifdef US_HAVE_V8F
 	for (; i + 8 <= n; i += 8)
 	{
-		a[i] = b[i] > a[i] ? b[i] : a[i];
-		a[i + 1] = b[i + 1] > a[i + 1] ? b[i + 1] : a[i + 1];
-		a[i + 2] = b[i + 2] > a[i + 2] ? b[i + 2] : a[i + 2];
-		a[i + 3] = b[i + 3] > a[i + 3] ? b[i + 3] : a[i + 3];
-		a[i + 4] = b[i + 4] > a[i + 4] ? b[i + 4] : a[i + 4];
-		a[i + 5] = b[i + 5] > a[i + 5] ? b[i + 5] : a[i + 5];
-		a[i + 6] = b[i + 6] > a[i + 6] ? b[i + 6] : a[i + 6];
-		a[i + 7] = b[i + 7] > a[i + 7] ? b[i + 7] : a[i + 7];
+		v8f			x,
+					y;
+
+		memcpy(&x, a + i, sizeof(x));
+		memcpy(&y, b + i, sizeof(y));
+		{
+			v8i			gt = y > x;		/* all ones where y is larger */
+
+			x = (v8f) ((gt & (v8i) y) | (~gt & (v8i) x));
+		}
+		memcpy(a + i, &x, sizeof(x));
 	}
+#endif
 	for (; i < n; i++)
 		a[i] = b[i] > a[i] ? b[i] : a[i];
 }
