@@ -4,6 +4,8 @@
  */
 #include "userseq_pg.h"
 
+#include <limits.h>
+
 #include <cblas.h>
 
 #include "fmgr.h"
