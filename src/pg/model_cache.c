@@ -5,7 +5,8 @@
  * Keys: a model read by name is identified by its catalog row (model_id, version) and the
  * CRC32C of its bytes; a model passed by value by (CRC32C, total size) from its 32-byte
  * header, read with a slice detoast, so scoring a million rows neither detoasts nor decodes a
- * million times. Each entry has its own memory context, a child of TopMemoryContext; at most
+ * million times. A value that matches a cached model by header has its CRC32C checked once
+ * per query (not per row), so a corrupt copy with an intact header is still rejected. Each entry has its own memory context, a child of TopMemoryContext; at most
  * userseq.model_cache_size entries stay findable, least recently used first out.
  *
  * Consistency: a query resolves a name once (per FmgrInfo, in fn_extra) and pins the entry
@@ -211,6 +212,25 @@ UsReadHeader(Datum weights, us_format_header *h, const char *what)
 }
 
 /*
+ * Checks the CRC32C of a value whose header matched a cached model: done once per query and
+ * model (not per row), so a corrupt copy with an intact header is not mistaken for the model.
+ */
+static void
+UsVerifyBody(Datum weights, const us_format_header *h, const char *what)
+{
+	bytea	   *full = DatumGetByteaPP(weights);
+	const uint8 *bytes = (const uint8 *) VARDATA_ANY(full);
+	size_t		len = VARSIZE_ANY_EXHDR(full);
+
+	if (len < US_FORMAT_HEADER_SIZE || len != h->total_size)
+		UsCheckStatus(US_ETRUNCATED, what, NULL);
+	if (us_crc32c(0, bytes + US_FORMAT_HEADER_SIZE, len - US_FORMAT_HEADER_SIZE) != h->crc32c)
+		UsCheckStatus(US_ECHECKSUM, what, NULL);
+	if ((Pointer) full != DatumGetPointer(weights))
+		pfree(full);
+}
+
+/*
  * Decodes the full bytes into a new entry and adds it to the cache. The entry's context starts
  * as a child of the current (query-lived) context, so an error while decoding or folding frees
  * it with the query; only a complete entry is moved under TopMemoryContext.
@@ -402,6 +422,8 @@ UsModelByValue(FunctionCallInfo fcinfo, Datum weights)
 		entry = UsCacheFind(false, 0, 0, h.crc32c, h.total_size);
 		if (entry == NULL)
 			entry = UsCacheLoad(weights, &h, false, 0, 0, "load model from bytea");
+		else
+			UsVerifyBody(weights, &h, "load model from bytea");
 		UsEntryPin(entry);
 		if (ref->value_entry)
 			UsEntryUnpin(ref->value_entry);
