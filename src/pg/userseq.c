@@ -7,6 +7,7 @@
 #include <limits.h>
 
 #include <cblas.h>
+#include <limits.h>
 
 #include "fmgr.h"
 #include "utils/guc.h"
