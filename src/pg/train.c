@@ -1098,6 +1098,7 @@ UsTrainEpoch(UsTrainRun *run, UsEpochRow *row)
 				  "train an epoch", NULL);
 	run->step_done = run->step_total = 0;
 	UsEvaluate(run, &vloss, &vmetric, &json);
+	run->step_done = run->step_total = 0;
 
 	row->epoch = run->epoch + 1;
 	row->train_loss = stats.loss;
