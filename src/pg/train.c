@@ -364,7 +364,7 @@ UsDefaultOptions(UsTrainOptions *o, us_task task)
 	o->threads = userseq_threads;
 	o->behavior = -1;
 	o->time_gaps = 0;
-	o->recent_window = task == US_TASK_NEXT_ITEM ? 3 : 0;
+	o->recent_window = next_task ? 3 : 0;
 	o->tie_output = false;
 	o->negatives = -1;
 	o->max_examples_per_seq = 0;
@@ -1179,10 +1179,14 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 	initStringInfo(&metrics);
 	appendStringInfo(&metrics, "{\"protocol\": \"%s\"%s, \"metric\": \"%s\", \"best_epoch\": %d, "
 					 "\"epochs_run\": %d, \"train_sequences\": %d, \"valid_sequences\": %d, "
-					 "\"train_seconds\": %.3f}",
+					 "\"train_seconds\": %.3f, \"rows_read\": %lld, \"skipped_null_seq\": %lld, "
+					 "\"skipped_null_label\": %lld, \"skipped_short\": %lld}",
 					 UsProtocol(run), run->best_metrics ? run->best_metrics : "",
 					 run->metric_name, run->best_epoch, run->epoch, run->data.n_train,
-					 run->data.n_valid, run->seconds_total);
+					 run->data.n_valid, run->seconds_total, (long long) run->data.rows_read,
+					 (long long) run->data.skipped_null_seq,
+					 (long long) run->data.skipped_null_label,
+					 (long long) run->data.skipped_short);
 
 	memset(&req, 0, sizeof(req));
 	req.name = run->name;
