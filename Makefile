@@ -7,6 +7,8 @@
 #   make unit-asan              the same under AddressSanitizer + UBSan
 #   make unit-valgrind          the same under valgrind
 #   make fuzz                   libFuzzer harness of the model decoder (clang), bounded run
+#   make fuzz-corpus            regenerate the fuzz seed models in test/fuzz/corpus
+#   make bench-core             single-sequence scoring benchmark of src/core (-O2 -march=native)
 #
 # OPTFLAGS="" gives a portable build (no -march=native).
 
@@ -34,7 +36,7 @@ PG_CPPFLAGS = -Iinclude
 SHLIB_LINK = -lopenblas -lm
 EXTRA_CLEAN = test/unit/build results regression.diffs regression.out
 
-STANDALONE_GOALS = unit unit-asan unit-valgrind fuzz core-lib
+STANDALONE_GOALS = unit unit-asan unit-valgrind fuzz fuzz-corpus bench-core core-lib
 ifeq ($(filter $(STANDALONE_GOALS),$(MAKECMDGOALS)),)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -76,8 +78,21 @@ unit-valgrind: $(UNIT_SRCS:test/unit/%.c=$(UNIT_BUILD)/%)
 
 FUZZ_SECONDS ?= 60
 fuzz:
-	@mkdir -p test/fuzz/build
+	@mkdir -p test/fuzz/build/corpus
 	clang -std=c11 -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
 		-o test/fuzz/build/fuzz_decode test/fuzz/fuzz_decode.c $(CORE_SRCS) -lopenblas -lm
 	test/fuzz/build/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 		test/fuzz/build/corpus test/fuzz/corpus
+
+fuzz-corpus:
+	@mkdir -p test/fuzz/build
+	$(CC) $(CORE_CFLAGS) -o test/fuzz/build/make_corpus test/fuzz/make_corpus.c $(CORE_SRCS) -lopenblas -lm
+	test/fuzz/build/make_corpus test/fuzz/corpus
+
+# Scoring throughput; pass BENCH_ARGS (see test/bench/bench_scorer.c). One BLAS thread.
+BENCH_ARGS ?=
+bench-core:
+	@mkdir -p test/bench/build
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -march=native -Iinclude -Wall -Wextra -Werror \
+		-o test/bench/build/bench_scorer test/bench/bench_scorer.c $(CORE_SRCS) -lopenblas -lm
+	OPENBLAS_NUM_THREADS=1 test/bench/build/bench_scorer $(BENCH_ARGS)
