@@ -14,7 +14,8 @@
  *                   model's vocabulary (history not removed).
  *   sampled:N       next_item: rank among the target + N distinct items drawn uniformly (seed)
  *                   from the vocabulary items that do not occur anywhere in that sequence.
- * Ranks count ties against the target; a target outside the vocabulary ranks last.
+ * Ranks count ties against the target; a target outside the vocabulary is a miss (rank
+ * +infinity: no hit at any cutoff, reciprocal rank 0).
  * Baselines: 'popularity' = the model's training item counts; 'markov' = first-order
  * transitions counted over every evaluated sequence's events before its target (pairs of
  * known items), ties broken by popularity; 'prior' (binary / regression) = the constant
@@ -762,8 +763,9 @@ UsRankBoth(const float *scores, int32 n_rows, const UsNextItemData *d, int64 s, 
 
 	if (target < 2)
 	{
-		us_ranking_add(full, (int64) (n_rows - 2) + 1);
-		us_ranking_add(sampled, (int64) nn + 1);
+		/* an item the model cannot name is a miss at every cutoff, reciprocal rank ~0 */
+		us_ranking_add(full, PG_INT64_MAX);
+		us_ranking_add(sampled, PG_INT64_MAX);
 		return;
 	}
 	us_ranking_add(full, us_rank_of_target(scores + 2, (size_t) (n_rows - 2),
@@ -805,7 +807,7 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 				(errmsg("skipped %lld NULL or empty sequences", (long long) d.skipped)));
 	if (d.unknown_targets > 0)
 		ereport(NOTICE,
-				(errmsg("%lld of %lld targets are not in the model's vocabulary and rank last",
+				(errmsg("%lld of %lld targets are not in the model's vocabulary and count as misses",
 						(long long) d.unknown_targets, (long long) d.n)));
 
 	/* popularity: training counts; markov base: popularity scaled below 1 (tie-break only) */

@@ -28,6 +28,7 @@
 #include "utils/memutils.h"
 
 #include "model_cache.h"
+#include "train.h"
 #include "userseq_pg.h"
 #include "userseq/us_format.h"
 
@@ -458,25 +459,6 @@ UsEntryFeatures(UsModelEntry *entry)
 	return entry->features;
 }
 
-const char *
-UsTaskName(int32 task)
-{
-	switch (task)
-	{
-		case US_TASK_BINARY:
-			return "binary";
-		case US_TASK_MULTICLASS:
-			return "multiclass";
-		case US_TASK_REGRESSION:
-			return "regression";
-		case US_TASK_NEXT_ITEM:
-			return "next_item";
-		case US_TASK_NEXT_BEHAVIOR:
-			return "next_behavior";
-	}
-	return "unknown";
-}
-
 void
 UsRequireTask(UsModelEntry *entry, uint32 task_mask, const char *function, const char *name)
 {
@@ -488,16 +470,16 @@ UsRequireTask(UsModelEntry *entry, uint32 task_mask, const char *function, const
 	initStringInfo(&allowed);
 	for (int t = US_TASK_BINARY; t <= US_TASK_NEXT_BEHAVIOR; t++)
 		if (task_mask & US_TASK_BIT(t))
-			appendStringInfo(&allowed, "%s%s", allowed.len ? ", " : "", UsTaskName(t));
+			appendStringInfo(&allowed, "%s%s", allowed.len ? ", " : "", UsTaskName((us_task) t));
 	if (name)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s does not apply to model \"%s\" of task %s", function, name,
-						UsTaskName(task)),
+						UsTaskName((us_task) task)),
 				 errdetail("%s needs a model of task %s.", function, allowed.data)));
 	ereport(ERROR,
 			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-			 errmsg("%s does not apply to a model of task %s", function, UsTaskName(task)),
+			 errmsg("%s does not apply to a model of task %s", function, UsTaskName((us_task) task)),
 			 errdetail("%s needs a model of task %s.", function, allowed.data)));
 }
 

@@ -47,9 +47,6 @@ extern UsEventBuffer *UsQueryEventBuffer(FunctionCallInfo fcinfo);
 extern float *UsEntryOutput(UsModelEntry *entry);
 extern float *UsEntryFeatures(UsModelEntry *entry);
 
-/* Name of a task for messages ("binary", "next_item", ...). */
-extern const char *UsTaskName(int32 task);
-
 /*
  * ERRCODE_WRONG_OBJECT_TYPE unless the model's task is one of the mask bits (1 << task).
  * function names the caller, name the model (NULL for a model passed by value).
