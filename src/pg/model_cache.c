@@ -324,8 +324,9 @@ UsResolveName(FunctionCallInfo fcinfo, const char *name)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("model \"%s\" has no deployed version", name),
-					 errdetail("It has %lld stored versions, none of them deployed.",
-							   (long long) versions),
+					 errdetail_plural("It has %lld stored version, not deployed.",
+									  "It has %lld stored versions, none of them deployed.",
+									  (unsigned long) versions, (long long) versions),
 					 errhint("Deploy a version by setting deployed = true on its row in %s.models.",
 							 schema)));
 		ereport(ERROR,
