@@ -55,3 +55,5 @@ SELECT userseq_auc(x, b) FROM (VALUES (1.0::float8, NULL::boolean), (NULL, true)
 
 DROP TABLE sr_d;
 SELECT userseq_drop_model('sr_bin') + userseq_drop_model('sr_reg') + userseq_drop_model('sr_ni') AS dropped;
+-- leave the database as pg_regress created it (later suites create the extension themselves)
+DROP EXTENSION userseq;
