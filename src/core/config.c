@@ -34,6 +34,11 @@ us_model_config_default(us_model_config *cfg, us_task task)
 	cfg->pos_weight = 1.0f;
 }
 
+#if defined(__GNUC__)
+static us_status fail(us_status st, char *msg, size_t msglen, const char *fmt,...)
+			__attribute__((format(printf, 4, 5)));
+#endif
+
 static us_status
 fail(us_status st, char *msg, size_t msglen, const char *fmt,...)
 {
