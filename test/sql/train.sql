@@ -112,6 +112,15 @@ SELECT version, deployed FROM models WHERE name = 't_bin' ORDER BY version;
 SELECT (userseq_train('t_limit', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"epochs": 3}')).epoch LIMIT 1;
 SELECT count(*) AS stored FROM models WHERE name = 't_limit';
 
+-- statement_timeout cancels a long run within about a second and stores nothing
+SELECT clock_timestamp() AS t0 \gset
+SET statement_timeout = '1s';
+SELECT * FROM userseq_train('t_cancel', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"epochs": 10000, "patience": 0}');
+RESET statement_timeout;
+SELECT clock_timestamp() - :'t0' < interval '3 seconds' AS stopped_quickly,
+       (SELECT count(*) FROM models WHERE name = 't_cancel') AS models,
+       (SELECT count(*) FROM training_log WHERE model = 't_cancel') AS log_rows;
+
 -- errors
 \set VERBOSITY default
 SELECT * FROM userseq_train('e', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"epochz": 3}');
