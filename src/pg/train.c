@@ -363,7 +363,7 @@ UsDefaultOptions(UsTrainOptions *o, us_task task)
 	o->seed = 42;
 	o->threads = userseq_threads;
 	o->behavior = -1;
-	o->time_gaps = 0;
+	o->time_gaps = -1;			/* auto: on for label tasks on userseq input */
 	o->recent_window = next_task ? 3 : 0;
 	o->tie_output = false;
 	o->negatives = -1;
@@ -503,7 +503,7 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 		else if (strcmp(key, "time_gaps") == 0)
 		{
 			if (v.type == jbvBool)
-				opts->time_gaps = v.val.boolean ? 28 : 0;
+				opts->time_gaps = v.val.boolean ? US_DEFAULT_GAP_BUCKETS : 0;
 			else if (v.type == jbvNumeric)
 				opts->time_gaps = (int32) UsOptInt(key, &v, 3, US_MAX_GAP_BUCKETS);
 			else
