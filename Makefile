@@ -6,6 +6,7 @@
 #   make unit                   C unit tests of src/core, no PostgreSQL needed
 #   make unit-asan              the same under AddressSanitizer + UBSan
 #   make unit-valgrind          the same under valgrind
+#   make bench-train            training sequences/s of the core (BENCH_THREADS=1)
 #   make fuzz                   libFuzzer harness of the model decoder (clang), bounded run
 #   make fuzz-corpus            regenerate the fuzz seed models in test/fuzz/corpus
 #   make bench-core             single-sequence scoring benchmark of src/core (-O2 -march=native)
@@ -36,7 +37,7 @@ PG_CPPFLAGS = -Iinclude
 SHLIB_LINK = -lopenblas -lm
 EXTRA_CLEAN = test/unit/build results regression.diffs regression.out
 
-STANDALONE_GOALS = unit unit-asan unit-valgrind fuzz fuzz-corpus bench-core core-lib
+STANDALONE_GOALS = unit unit-asan unit-valgrind fuzz fuzz-corpus bench-core core-lib bench-train
 ifeq ($(filter $(STANDALONE_GOALS),$(MAKECMDGOALS)),)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -75,6 +76,14 @@ unit-asan:
 unit-valgrind: $(UNIT_SRCS:test/unit/%.c=$(UNIT_BUILD)/%)
 	@UNIT_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 		US_UNIT_QUICK=1 sh test/unit/run.sh $^
+
+# training throughput of the core (not a test): spec and lean configs, 1 BLAS thread by default
+BENCH_THREADS ?= 1
+.PHONY: bench-train
+bench-train:
+	@mkdir -p test/bench/build
+	$(CC) $(CORE_CFLAGS) -O3 -o test/bench/build/bench_train test/bench/bench_train.c $(CORE_SRCS) -lopenblas -lm
+	OPENBLAS_NUM_THREADS=$(BENCH_THREADS) test/bench/build/bench_train $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:

@@ -252,7 +252,7 @@ run_case(const gc_case *k, us_rng *rng)
 			double		worst = 0;
 			int			is_emb = strstr(tn, "_emb") != NULL;
 
-			for (int trial = 0; trial < 40; trial++)
+			for (int trial = 0; trial < (unit_quick() ? 8 : 40); trial++)
 			{
 				size_t		i = start + (size_t) us_rng_below(rng, len);
 				double		num,
