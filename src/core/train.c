@@ -1032,21 +1032,25 @@ conv_backward_sparse(const us_model *model, us_ws *ws, us_params *g, const int *
 			int			k = c->widths[i];
 
 			for (int f = 0; f < F; f++)
+				if (z[i * F + f] > 0.0f)
+					g->conv_b[i][f] += dz[i * F + f];
+			/* tap-major: the rows of dWT / WT touched for one tap are consecutive */
+			for (int j = 0; j < k; j++)
 			{
-				float		gv = dz[i * F + f];
-				int32_t		p = am[i * F + f];
-				int			taps = len - p < k ? len - p : k;
+				size_t		q0 = (size_t) col0[i] + (size_t) j * F;
+				const int32_t *tu = tok_u + base + j;
 
-				if (z[i * F + f] <= 0.0f || gv == 0.0f)
-					continue;
-				g->conv_b[i][f] += gv;
-				for (int j = 0; j < taps; j++)
+				for (int f = 0; f < F; f++)
 				{
-					size_t		q = (size_t) col0[i] + (size_t) j * F + f;
-					size_t		row = (size_t) tok_u[base + p + j];
+					float		gv = dz[i * F + f];
+					int32_t		p = am[i * F + f];
+					size_t		row;
 
-					axpy(E, gv, X + row * E, dWT + q * E);
-					axpy(E, gv, WT + q * E, dX + row * E);
+					if (z[i * F + f] <= 0.0f || gv == 0.0f || j >= len - p)
+						continue;
+					row = (size_t) tu[p];
+					axpy(E, gv, X + row * E, dWT + (q0 + f) * E);
+					axpy(E, gv, WT + (q0 + f) * E, dX + row * E);
 				}
 			}
 		}
