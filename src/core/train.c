@@ -40,7 +40,7 @@
 #define CONV_CHUNK_FLOATS	((size_t) 2 << 20)
 #define LOGIT_CHUNK_FLOATS	((size_t) 16 << 20)	/* 64 MB */
 #define PREDICT_MAX_SEQS	256
-#define PREDICT_MAX_TOKENS	32768
+#define PREDICT_TAP_FLOATS	((size_t) 16 << 20)	/* predict: distinct inputs x conv taps */
 
 typedef struct buf
 {
@@ -1759,12 +1759,21 @@ us_model_predict(const us_model *model, const us_dataset *data, const int32_t *s
 	us_status	st = US_OK;
 	int			V,
 				D;
+	int64_t		max_tok;
 
 	if (model == NULL || data == NULL || (seq_ids == NULL && n > 0) || n < 0 ||
 		(out == NULL && n > 0) || data->offsets == NULL)
 		return US_EINVAL;
 	V = model->cfg.n_outputs;
 	D = us_model_feature_dim(&model->cfg);
+	{
+		int			col0[US_MAX_WIDTHS];
+
+		/* chunk tokens so the per-input conv taps stay within PREDICT_TAP_FLOATS */
+		max_tok = (int64_t) (PREDICT_TAP_FLOATS / (size_t) conv_cols(&model->cfg, col0));
+		if (max_tok < model->cfg.max_len)
+			max_tok = model->cfg.max_len;
+	}
 	memset(&ws, 0, sizeof ws);
 	ws.alloc = model->alloc;
 	for (int32_t i0 = 0; i0 < n;)
@@ -1788,7 +1797,7 @@ us_model_predict(const us_model *model, const us_dataset *data, const int32_t *s
 			len = data->offsets[s + 1] - data->offsets[s];
 			if (len > model->cfg.max_len)
 				len = model->cfg.max_len;
-			if (i1 > i0 && tok + len > PREDICT_MAX_TOKENS)
+			if (i1 > i0 && tok + len > max_tok)
 				break;
 			tok += len > 0 ? len : 0;
 			i1++;
