@@ -7,7 +7,8 @@ rc=0
 make -s installcheck PG_CONFIG="${PG_CONFIG:-pg_config}" || rc=1
 psql -X -q -c 'CREATE EXTENSION IF NOT EXISTS pgtap' || rc=1
 pg_prove --ext .sql test/pgtap/ || rc=1
-# shell tests of the cluster (cancellation, dump/restore); cron-test.sh needs its own cluster
+# shell tests of the cluster (cancellation, dump/restore, score versions); cron-test.sh needs
+# its own cluster (run-tests.sh starts it with pg_cron)
 for t in test/t/*.sh; do
 	[ "$(basename "$t")" = cron-test.sh ] && continue
 	bash "$t" || rc=1
