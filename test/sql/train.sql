@@ -1,8 +1,8 @@
 -- userseq_train: every task, option validation, skipped rows, the stored catalog rows.
 -- Figures are asserted as inequalities (BLAS kernels differ between CPUs); NOTICEs carry
 -- timings, so they are hidden.
-CREATE EXTENSION IF NOT EXISTS userseq;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS userseq;
 SELECT setseed(0.25);
 
 -- 1200 users; item i is usually followed by i + 7 (mod 200); behaviours cycle view, cart, buy
