@@ -51,6 +51,12 @@ SELECT config->>'n_outputs' AS classes, (metrics->>'accuracy')::float8 > 0.4 AS 
        metrics->>'protocol' AS protocol
 FROM models WHERE name = 't_multi';
 
+-- multiclass with integer labels: classes sorted numerically, not as text
+SELECT count(*) AS epochs
+FROM userseq_train('t_multi_int', 'SELECT seq, (ARRAY[100, 2, 10])[1 + user_id % 3] AS label FROM tr_seqs ORDER BY user_id',
+                   'multiclass', '{"epochs": 1}');
+SELECT userseq_class_labels('t_multi_int') AS classes;
+
 -- regression: rmse, lower is better
 SELECT count(*) AS epochs, min(metric_name) AS metric
 FROM userseq_train('t_reg', 'SELECT seq, n_low AS label FROM tr_seqs ORDER BY user_id', 'regression',
