@@ -175,7 +175,7 @@ UsCheckBudget(double bytes, const char *what)
 				 errmsg("training needs at least %.0f MB, more than userseq.train_memory (%.0f MB)",
 						ceil(bytes / (1024.0 * 1024.0)), budget / (1024.0 * 1024.0)),
 				 errdetail("The estimate counts %s.", what),
-				 errhint("Raise userseq.train_memory, or train on fewer or shorter sequences (max_len).")));
+				 errhint("Raise userseq.train_memory, or train on fewer or shorter sequences (label tasks keep the last max_len events of each).")));
 }
 
 /* Global id of a label string, adding it when new. */

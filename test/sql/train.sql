@@ -155,5 +155,6 @@ SELECT * FROM userseq_train('e', 'SELECT userseq_items(seq) AS seq FROM tr_seqs'
 SELECT * FROM userseq_train(NULL, 'SELECT 1', 'binary');
 SET userseq.train_memory = '1MB';
 SELECT * FROM userseq_train('e', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"embedding_dim": 512}');
+SELECT * FROM userseq_train('e', 'SELECT array_agg(g::bigint) AS seq FROM generate_series(1, 100000) g', 'next_item');
 RESET userseq.train_memory;
 SELECT count(*) AS nothing_stored FROM models WHERE name = 'e';
