@@ -43,6 +43,14 @@ SELECT (m.metrics->>'roc_auc')::float8 = (SELECT max(valid_metric) FROM training
        (m.metrics->>'best_epoch')::int = (m.metrics->>'epochs_run')::int - 1 AS stopped_one_after_best
 FROM models m WHERE name = 't_es';
 
+-- optimizers and schedules: cosine decays the rate, step halves it every lr_step_epochs
+SELECT epoch, round(learning_rate::numeric, 6) AS learning_rate
+FROM userseq_train('t_sched', 'SELECT seq, label_bool AS label FROM tr_seqs ORDER BY user_id', 'binary',
+                   '{"epochs": 3, "patience": 0, "optimizer": "sgd", "momentum": 0.8, "learning_rate": 0.01, "lr_schedule": "cosine", "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8}');
+SELECT epoch, round(learning_rate::numeric, 6) AS learning_rate
+FROM userseq_train('t_sched', 'SELECT seq, label_bool AS label FROM tr_seqs ORDER BY user_id', 'binary',
+                   '{"epochs": 3, "patience": 0, "optimizer": "adamw", "weight_decay": 0.01, "learning_rate": 0.004, "lr_schedule": "step", "lr_step_epochs": 1, "lr_gamma": 0.5, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8}');
+
 -- multiclass with text labels: classes sorted, accuracy
 SELECT count(*) AS epochs, min(metric_name) AS metric
 FROM userseq_train('t_multi', 'SELECT seq, segment AS label FROM tr_seqs ORDER BY user_id', 'multiclass',
