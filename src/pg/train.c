@@ -15,6 +15,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "libpq/libpq.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "tcop/tcopprot.h"
@@ -1322,6 +1323,14 @@ userseq_train(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 		funcctx->user_fctx = UsTrainBegin(name, query, task, options,
 										  funcctx->multi_call_memory_ctx);
+	}
+	else if (whereToSendOutput == DestRemote)
+	{
+		/*
+		 * The previous epoch's row sits in the output buffer; push it to the client now so a
+		 * watcher sees each epoch as it ends, not when the whole run is over.
+		 */
+		pq_flush();
 	}
 	funcctx = SRF_PERCALL_SETUP();
 	run = (UsTrainRun *) funcctx->user_fctx;
