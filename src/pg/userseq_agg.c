@@ -488,9 +488,9 @@ userseq_agg_transfn(PG_FUNCTION_ARGS)
 		struct varlena *b = (struct varlena *) PG_GETARG_POINTER(3);
 		UsAggCache *cache = (UsAggCache *) fcinfo->flinfo->fn_extra;
 
-		/* short inline text (the usual label) is read in place; anything else is detoasted */
-		if (unlikely(!VARATT_IS_SHORT(b)))
-			b = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(3));
+		/* plain inline text (the usual label) is read in place; toasted text is detoasted */
+		if (unlikely(VARATT_IS_EXTERNAL(b) || VARATT_IS_COMPRESSED(b)))
+			b = pg_detoast_datum_packed(b);
 		if (unlikely(cache == NULL))
 			cache = UsAggGetCache(fcinfo->flinfo);
 		code = UsAggLabelCode(st, cache, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));

@@ -119,4 +119,15 @@ SELECT g, userseq_length(userseq_agg(i, '2024-01-01'::timestamptz, 'l' || i))
 FROM (SELECT i, CASE WHEN i < 4500 THEN i / 250 ELSE 1000 END AS g FROM generate_series(0, 4755) i) s
 GROUP BY g ORDER BY g;
 
+-- toasted labels (compressed inline, and stored out of line) are detoasted and checked
+CREATE TEMP TABLE toasted (b text);
+INSERT INTO toasted VALUES (repeat('x', 10000));
+SELECT userseq_agg(1, '2024-01-01'::timestamptz, b) FROM toasted;
+ALTER TABLE toasted ALTER COLUMN b SET STORAGE EXTERNAL;
+INSERT INTO toasted VALUES (repeat('y', 10000));
+SELECT userseq_agg(1, '2024-01-01'::timestamptz, b) FROM toasted WHERE b LIKE 'y%';
+TRUNCATE toasted;
+INSERT INTO toasted VALUES (rpad('ok', 60, '!'));
+SELECT userseq_behaviors(userseq_agg(1, '2024-01-01'::timestamptz, b)) FROM toasted;
+
 DROP TABLE ev_paths;
