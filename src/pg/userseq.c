@@ -4,7 +4,10 @@
  */
 #include "userseq_pg.h"
 
+#include <limits.h>
+
 #include <cblas.h>
+#include <limits.h>
 
 #include "fmgr.h"
 #include "utils/guc.h"
