@@ -20,6 +20,33 @@
 us_status	us_roc_auc(const double *scores, const uint8_t *labels, const double *weights, size_t n,
 					   const us_allocator *alloc, double *auc);
 
+/*
+ * ROC curve points of scores against 0/1 labels (weights optional): one point per distinct
+ * score, from the highest threshold down, plus the (0, 0) start at threshold +infinity.
+ * Point i: predicting positive when score >= thresholds[i] gives tpr[i], fpr[i]. The three
+ * arrays (room for n + 1 points) are allocated through alloc; *n_points gets their length.
+ * tpr (fpr) is NaN when there are no positives (negatives).
+ */
+us_status	us_roc_curve(const double *scores, const uint8_t *labels, const double *weights,
+						 size_t n, const us_allocator *alloc, double **thresholds, double **tpr,
+						 double **fpr, size_t *n_points);
+
+/*
+ * Multiclass metrics from probabilities probs (n, n_classes) and labels in 0..n_classes-1
+ * (a label < 0 or >= n_classes is an unknown class: always wrong, probability 0 for the log
+ * loss). Prediction = argmax (ties by lower class). precision / recall / f1 are macro
+ * averages over the classes that occur in labels or predictions; log loss clips p to
+ * [1e-15, 1].
+ */
+typedef struct us_multiclass_metrics
+{
+	double		accuracy, precision, recall, f1, log_loss;
+} us_multiclass_metrics;
+
+us_status	us_multiclass_metrics_compute(const double *probs, const int32_t *labels,
+										  const double *weights, size_t n, int32_t n_classes,
+										  const us_allocator *alloc, us_multiclass_metrics *m);
+
 /* Binary metrics at a threshold on probabilities; log loss clips p to [1e-15, 1 - 1e-15]. */
 typedef struct us_binary_metrics
 {

@@ -227,3 +227,177 @@ us_ranking_result(const us_ranking_metrics *m, double *hr, double *ndcg, double 
 	}
 	*mrr = m->count > 0 ? m->rr / m->count : NAN;
 }
+
+us_status
+us_roc_curve(const double *scores, const uint8_t *labels, const double *weights, size_t n,
+			 const us_allocator *alloc, double **thresholds, double **tpr, double **fpr,
+			 size_t *n_points)
+{
+	ScoreRef   *refs;
+	double		pos = 0.0,
+				neg = 0.0,
+				tp = 0.0,
+				fp = 0.0;
+	size_t		np = 0;
+	double	   *th,
+			   *tr,
+			   *fr;
+
+	*thresholds = *tpr = *fpr = NULL;
+	*n_points = 0;
+	if (n >= SIZE_MAX / sizeof(ScoreRef) - 1)
+		return US_ELIMIT;
+	for (size_t i = 0; i < n; i++)
+	{
+		double		w = weights ? weights[i] : 1.0;
+
+		if (isnan(scores[i]))
+			return US_ENONFINITE;
+		if (labels[i])
+			pos += w;
+		else
+			neg += w;
+	}
+	refs = alloc->alloc(alloc->ctx, (n ? n : 1) * sizeof(ScoreRef));
+	th = alloc->alloc(alloc->ctx, (n + 1) * sizeof(double));
+	tr = alloc->alloc(alloc->ctx, (n + 1) * sizeof(double));
+	fr = alloc->alloc(alloc->ctx, (n + 1) * sizeof(double));
+	if (!refs || !th || !tr || !fr)
+	{
+		if (refs)
+			alloc->free(alloc->ctx, refs);
+		if (th)
+			alloc->free(alloc->ctx, th);
+		if (tr)
+			alloc->free(alloc->ctx, tr);
+		if (fr)
+			alloc->free(alloc->ctx, fr);
+		return US_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+	{
+		refs[i].score = scores[i];
+		refs[i].index = i;
+	}
+	qsort(refs, n, sizeof(ScoreRef), score_ref_cmp);
+
+	th[0] = INFINITY;
+	tr[0] = pos > 0 ? 0.0 : NAN;
+	fr[0] = neg > 0 ? 0.0 : NAN;
+	np = 1;
+	/* walk from the highest score down; a tie group moves the point in one step */
+	for (size_t j = n; j > 0;)
+	{
+		size_t		i = j;
+		double		s = refs[j - 1].score;
+
+		while (i > 0 && refs[i - 1].score == s)
+		{
+			size_t		k = refs[i - 1].index;
+			double		w = weights ? weights[k] : 1.0;
+
+			if (labels[k])
+				tp += w;
+			else
+				fp += w;
+			i--;
+		}
+		th[np] = s;
+		tr[np] = pos > 0 ? tp / pos : NAN;
+		fr[np] = neg > 0 ? fp / neg : NAN;
+		np++;
+		j = i;
+	}
+	alloc->free(alloc->ctx, refs);
+	*thresholds = th;
+	*tpr = tr;
+	*fpr = fr;
+	*n_points = np;
+	return US_OK;
+}
+
+us_status
+us_multiclass_metrics_compute(const double *probs, const int32_t *labels, const double *weights,
+							  size_t n, int32_t n_classes, const us_allocator *alloc,
+							  us_multiclass_metrics *m)
+{
+	double	   *tp,
+			   *pred_w,
+			   *true_w;
+	double		total = 0.0,
+				correct = 0.0,
+				loss = 0.0,
+				sp = 0.0,
+				sr = 0.0,
+				sf = 0.0;
+	int32_t		present = 0;
+
+	m->accuracy = m->precision = m->recall = m->f1 = m->log_loss = NAN;
+	if (n_classes <= 0)
+		return US_EINVAL;
+	if ((size_t) n_classes > SIZE_MAX / (3 * sizeof(double)))
+		return US_ELIMIT;
+	tp = alloc->alloc(alloc->ctx, 3 * (size_t) n_classes * sizeof(double));
+	if (!tp)
+		return US_ENOMEM;
+	pred_w = tp + n_classes;
+	true_w = pred_w + n_classes;
+	for (int32_t c = 0; c < 3 * n_classes; c++)
+		tp[c] = 0.0;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		const double *p = probs + i * (size_t) n_classes;
+		double		w = weights ? weights[i] : 1.0;
+		int32_t		best = 0;
+		int32_t		y = labels[i];
+		double		py;
+
+		for (int32_t c = 1; c < n_classes; c++)
+			if (p[c] > p[best])
+				best = c;
+		pred_w[best] += w;
+		total += w;
+		if (y >= 0 && y < n_classes)
+		{
+			true_w[y] += w;
+			if (best == y)
+			{
+				tp[y] += w;
+				correct += w;
+			}
+			py = p[y];
+		}
+		else
+			py = 0.0;
+		py = fmin(fmax(py, 1e-15), 1.0);
+		loss -= w * log(py);
+	}
+	for (int32_t c = 0; c < n_classes; c++)
+	{
+		double		prec,
+					rec;
+
+		if (pred_w[c] == 0.0 && true_w[c] == 0.0)
+			continue;
+		prec = pred_w[c] > 0 ? tp[c] / pred_w[c] : 0.0;
+		rec = true_w[c] > 0 ? tp[c] / true_w[c] : 0.0;
+		sp += prec;
+		sr += rec;
+		sf += (prec + rec) > 0 ? 2 * prec * rec / (prec + rec) : 0.0;
+		present++;
+	}
+	alloc->free(alloc->ctx, tp);
+	if (total > 0)
+	{
+		m->accuracy = correct / total;
+		m->log_loss = loss / total;
+	}
+	if (present > 0)
+	{
+		m->precision = sp / present;
+		m->recall = sr / present;
+		m->f1 = sf / present;
+	}
+	return US_OK;
+}

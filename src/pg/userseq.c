@@ -25,10 +25,16 @@ static int	applied_threads = -1;
 void
 UsApplyThreads(void)
 {
-	if (applied_threads != userseq_threads)
+	UsApplyThreadCount(userseq_threads);
+}
+
+void
+UsApplyThreadCount(int n)
+{
+	if (applied_threads != n)
 	{
-		openblas_set_num_threads(userseq_threads);
-		applied_threads = userseq_threads;
+		openblas_set_num_threads(n);
+		applied_threads = n;
 	}
 }
 

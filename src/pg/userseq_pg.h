@@ -40,5 +40,7 @@ extern us_progress UsInterruptProgress(void);
 
 /* Applies userseq.threads to OpenBLAS (cheap when unchanged). Call before BLAS-heavy work. */
 extern void UsApplyThreads(void);
+/* Sets n BLAS threads for one run (training's "threads" option); UsApplyThreads restores. */
+extern void UsApplyThreadCount(int n);
 
 #endif

@@ -1,0 +1,60 @@
+-- The model catalog: one row per trained (or imported) model version, one row per training
+-- epoch. Owned by the extension owner; users read them, and write only through the userseq_*
+-- functions, which check model ownership (see catalog.c). Both tables and the run-id sequence
+-- are registered with pg_extension_config_dump so pg_dump keeps their contents.
+
+CREATE SEQUENCE @extschema@.run_id_seq AS bigint;
+COMMENT ON SEQUENCE @extschema@.run_id_seq IS 'run ids of userseq_train / userseq_retrain runs';
+
+CREATE TABLE @extschema@.models (
+	model_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	name text NOT NULL,
+	version integer NOT NULL,
+	task text NOT NULL,
+	config jsonb NOT NULL,
+	query text,
+	options jsonb NOT NULL,
+	metrics jsonb NOT NULL,
+	weights bytea NOT NULL,
+	owner name NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by name NOT NULL,
+	deployed boolean NOT NULL DEFAULT false,
+	run_id bigint,
+	UNIQUE (name, version),
+	CHECK (version > 0),
+	CHECK (task IN ('binary', 'multiclass', 'regression', 'next_item', 'next_behavior'))
+);
+-- model weights are already dense floats: do not spend CPU compressing them
+ALTER TABLE @extschema@.models ALTER COLUMN weights SET STORAGE EXTERNAL;
+CREATE UNIQUE INDEX models_one_deployed ON @extschema@.models (name) WHERE deployed;
+COMMENT ON TABLE @extschema@.models IS 'userseq model versions: weights (self-contained model bytes), config, training query and options, validation metrics, owner, deployment';
+COMMENT ON COLUMN @extschema@.models.weights IS 'self-contained model bytes (format version, config, vocabulary, float32 weights, CRC32C)';
+COMMENT ON COLUMN @extschema@.models.config IS 'resolved hyperparameters: every option with its effective value, plus vocabulary and output sizes';
+COMMENT ON COLUMN @extschema@.models.options IS 'options as given to userseq_train (userseq_retrain re-runs query with them)';
+COMMENT ON COLUMN @extschema@.models.metrics IS 'validation figures of the restored best epoch: protocol, valid_loss, the task metrics';
+COMMENT ON COLUMN @extschema@.models.owner IS 'role whose members may add versions to, deploy, roll back or drop this model';
+COMMENT ON COLUMN @extschema@.models.deployed IS 'the version scoring by name uses; at most one per name';
+
+CREATE TABLE @extschema@.training_log (
+	run_id bigint NOT NULL,
+	model text NOT NULL,
+	version integer,
+	epoch integer NOT NULL,
+	train_loss double precision,
+	valid_loss double precision,
+	valid_metric double precision,
+	metric_name text,
+	learning_rate double precision,
+	seconds double precision,
+	logged_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX training_log_model ON @extschema@.training_log (model, version, epoch);
+COMMENT ON TABLE @extschema@.training_log IS 'one row per epoch of every stored userseq training run (failed or cancelled runs leave no rows)';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.models', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.training_log', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.run_id_seq', '');
+
+REVOKE ALL ON @extschema@.models, @extschema@.training_log, @extschema@.run_id_seq FROM PUBLIC;
+GRANT SELECT ON @extschema@.models, @extschema@.training_log TO PUBLIC;

@@ -1,0 +1,1384 @@
+/*
+ * train.c: userseq_train (value-per-call SRF: one row per finished epoch) and userseq_retrain,
+ * option parsing, the epoch loop with validation, early stopping, progress reporting
+ * (NOTICE per epoch, pg_stat_activity during the run) and the final encode + store.
+ *
+ * Reading the query and building datasets is train_data.c; catalog writes are catalog.c.
+ * Nothing is written before the last call: an error, a cancel or a client that stops fetching
+ * leaves the catalog untouched.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "tcop/tcopprot.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#include "userseq/us_format.h"
+#include "userseq/us_metrics.h"
+#include "train.h"
+#include "userseq_pg.h"
+
+/* ------------------------------------------------------------------ tasks */
+
+us_task
+UsParseTask(const char *task)
+{
+	if (strcmp(task, "binary") == 0)
+		return US_TASK_BINARY;
+	if (strcmp(task, "multiclass") == 0)
+		return US_TASK_MULTICLASS;
+	if (strcmp(task, "regression") == 0)
+		return US_TASK_REGRESSION;
+	if (strcmp(task, "next_item") == 0)
+		return US_TASK_NEXT_ITEM;
+	if (strcmp(task, "next_behavior") == 0)
+		return US_TASK_NEXT_BEHAVIOR;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unrecognized task \"%s\"", task),
+			 errdetail("Valid tasks are binary, multiclass, regression, next_item and next_behavior.")));
+	return 0;					/* keep compiler quiet */
+}
+
+const char *
+UsTaskName(us_task task)
+{
+	switch (task)
+	{
+		case US_TASK_BINARY:
+			return "binary";
+		case US_TASK_MULTICLASS:
+			return "multiclass";
+		case US_TASK_REGRESSION:
+			return "regression";
+		case US_TASK_NEXT_ITEM:
+			return "next_item";
+		case US_TASK_NEXT_BEHAVIOR:
+			return "next_behavior";
+	}
+	return "unknown";
+}
+
+static const char *
+UsMetricName(us_task task)
+{
+	switch (task)
+	{
+		case US_TASK_BINARY:
+			return "roc_auc";
+		case US_TASK_REGRESSION:
+			return "rmse";
+		case US_TASK_NEXT_ITEM:
+			return "ndcg@10";
+		default:
+			return "accuracy";
+	}
+}
+
+static bool
+UsHigherIsBetter(us_task task)
+{
+	return task != US_TASK_REGRESSION;
+}
+
+/* ------------------------------------------------------------------ options */
+
+static const char *const us_option_names[] = {
+	"batch_size", "behavior", "clip_norm", "deploy", "dropout", "embedding_dim", "epochs",
+	"filter_widths", "hidden_dim", "learning_rate", "lr_gamma", "lr_schedule", "lr_step_epochs",
+	"max_examples_per_seq", "max_items", "max_len", "min_count", "momentum", "negatives",
+	"num_filters", "optimizer", "patience", "pos_weight", "recent_window", "seed", "threads",
+	"tie_output", "time_gaps", "validation", "weight_decay", NULL
+};
+
+static char *
+UsJoinNames(const char *const *names)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; names[i]; i++)
+		appendStringInfo(&buf, "%s%s", i ? ", " : "", names[i]);
+	return buf.data;
+}
+
+static const char *us_current_option = NULL;
+
+static void
+UsOptionErrorContext(void *arg)
+{
+	if (us_current_option)
+		errcontext("option \"%s\"", us_current_option);
+}
+
+static double
+UsOptNumber(const char *key, JsonbValue *v)
+{
+	double		d;
+
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a number", key)));
+	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	if (isnan(d) || isinf(d))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a finite number", key)));
+	return d;
+}
+
+static int64
+UsOptInt(const char *key, JsonbValue *v, int64 min, int64 max)
+{
+	double		d = UsOptNumber(key, v);
+
+	if (d != floor(d) || d < (double) min || d > (double) max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an integer between " INT64_FORMAT " and " INT64_FORMAT,
+						key, min, max)));
+	return (int64) d;
+}
+
+/* min_open / max_open: the bound itself is excluded */
+static double
+UsOptFloat(const char *key, JsonbValue *v, double min, bool min_open, double max, bool max_open)
+{
+	double		d = UsOptNumber(key, v);
+
+	if ((min_open ? d <= min : d < min) || (max_open ? d >= max : d > max))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be in the range %s%g, %g%s", key,
+						min_open ? "(" : "[", min, max, max_open ? ")" : "]")));
+	return d;
+}
+
+static bool
+UsOptBool(const char *key, JsonbValue *v)
+{
+	if (v->type != jbvBool)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be true or false", key)));
+	return v->val.boolean;
+}
+
+static char *
+UsOptString(const char *key, JsonbValue *v, const char *allowed)
+{
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a string: one of %s", key, allowed)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static void
+UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				val;
+	JsonbIteratorToken r;
+	char	   *method = NULL;
+	bool		has_fraction = false,
+				has_cutoff = false;
+	static const char *const valid_keys[] = {"cutoff", "fraction", "method", NULL};
+
+	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"validation\" must be an object"),
+				 errhint("For example {\"method\": \"random\", \"fraction\": 0.1}, {\"method\": \"time\", \"cutoff\": \"2011-10-01\"} or {\"method\": \"leave_one_out\"}.")));
+	it = JsonbIteratorInit(v->val.binary.data);
+	r = JsonbIteratorNext(&it, &k, false);	/* WJB_BEGIN_OBJECT */
+	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (r != WJB_KEY)
+			continue;
+		key = pnstrdup(k.val.string.val, k.val.string.len);
+		r = JsonbIteratorNext(&it, &val, true);
+		if (strcmp(key, "method") == 0)
+		{
+			method = UsOptString("validation.method", &val, "random, time, leave_one_out");
+			if (strcmp(method, "random") == 0)
+				opts->valid_method = US_VALID_RANDOM;
+			else if (strcmp(method, "time") == 0)
+				opts->valid_method = US_VALID_TIME;
+			else if (strcmp(method, "leave_one_out") == 0)
+				opts->valid_method = US_VALID_LEAVE_ONE_OUT;
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unrecognized validation method \"%s\"", method),
+						 errdetail("Valid methods are random, time and leave_one_out.")));
+		}
+		else if (strcmp(key, "fraction") == 0)
+		{
+			opts->valid_fraction = UsOptFloat("validation.fraction", &val, 0, true, 0.9, false);
+			has_fraction = true;
+		}
+		else if (strcmp(key, "cutoff") == 0)
+		{
+			char	   *s = UsOptString("validation.cutoff", &val, "a timestamp such as \"2011-10-01 00:00:00+00\"");
+
+			us_current_option = "validation.cutoff";
+			opts->valid_cutoff = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+																		 CStringGetDatum(s),
+																		 ObjectIdGetDatum(InvalidOid),
+																		 Int32GetDatum(-1)));
+			if (TIMESTAMP_NOT_FINITE(opts->valid_cutoff))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"validation.cutoff\" must be a finite timestamp")));
+			us_current_option = "validation";
+			has_cutoff = true;
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized key \"%s\" in option \"validation\"", key),
+					 errdetail("Valid keys are %s.", UsJoinNames(valid_keys))));
+	}
+	if (method == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"validation\" needs a \"method\""),
+				 errdetail("Valid methods are random, time and leave_one_out.")));
+	if (has_fraction && opts->valid_method != US_VALID_RANDOM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"fraction\" applies only to validation method \"random\"")));
+	if (opts->valid_method == US_VALID_TIME && !has_cutoff)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("validation method \"time\" needs a \"cutoff\" timestamp")));
+	if (has_cutoff && opts->valid_method != US_VALID_TIME)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"cutoff\" applies only to validation method \"time\"")));
+	if (opts->valid_method == US_VALID_LEAVE_ONE_OUT &&
+		opts->task != US_TASK_NEXT_ITEM && opts->task != US_TASK_NEXT_BEHAVIOR)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("validation method \"leave_one_out\" applies only to tasks next_item and next_behavior")));
+}
+
+static void
+UsParseWidths(JsonbValue *v, UsTrainOptions *opts)
+{
+	JsonbIterator *it;
+	JsonbValue	e;
+	JsonbIteratorToken r;
+	int32		n = 0;
+
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"filter_widths\" must be an array of integers between 1 and %d",
+						US_MAX_FILTER_WIDTH)));
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((r = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+	{
+		int32		w;
+
+		if (r != WJB_ELEM)
+			continue;
+		if (n >= US_MAX_WIDTHS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"filter_widths\" has more than %d widths", US_MAX_WIDTHS)));
+		w = (int32) UsOptInt("filter_widths", &e, 1, US_MAX_FILTER_WIDTH);
+		for (int32 i = 0; i < n; i++)
+			if (opts->widths[i] == w)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"filter_widths\" lists width %d twice", w)));
+		opts->widths[n++] = w;
+	}
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"filter_widths\" must not be empty")));
+	/* ascending, as the core expects */
+	for (int32 i = 1; i < n; i++)
+		for (int32 j = i; j > 0 && opts->widths[j - 1] > opts->widths[j]; j--)
+		{
+			int32		t = opts->widths[j];
+
+			opts->widths[j] = opts->widths[j - 1];
+			opts->widths[j - 1] = t;
+		}
+	opts->n_widths = n;
+}
+
+static void
+UsDefaultOptions(UsTrainOptions *o, us_task task)
+{
+	bool		next_task = (task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR);
+
+	memset(o, 0, sizeof(*o));
+	o->task = task;
+	o->epochs = 10;
+	o->batch_size = 64;
+	o->learning_rate = 0.002;
+	o->optimizer = US_OPT_ADAM;
+	o->weight_decay = 0;
+	o->momentum = 0.9;
+	o->clip_norm = 5.0;
+	o->lr_schedule = US_LR_CONSTANT;
+	o->lr_step_epochs = 5;
+	o->lr_gamma = 0.5;
+	o->embedding_dim = 64;
+	o->n_widths = 3;
+	o->widths[0] = 2;
+	o->widths[1] = 3;
+	o->widths[2] = 4;
+	o->num_filters = 64;
+	o->hidden_dim = 64;
+	o->dropout = 0.2;
+	o->max_len = next_task ? 50 : 100;
+	o->min_count = 1;
+	o->max_items = 0;
+	o->valid_method = next_task ? US_VALID_LEAVE_ONE_OUT : US_VALID_RANDOM;
+	o->valid_fraction = 0.1;
+	o->patience = 3;
+	o->seed = 42;
+	o->threads = userseq_threads;
+	o->behavior = -1;
+	o->time_gaps = 0;
+	o->recent_window = next_task ? 3 : 0;
+	o->tie_output = false;
+	o->negatives = -1;
+	o->max_examples_per_seq = 0;
+	o->pos_weight = 1.0;
+	o->deploy = true;
+}
+
+static void
+UsOnlyFor(const char *key, us_task task, bool ok, const char *tasks)
+{
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" applies only to task%s %s, not to \"%s\"", key,
+						strchr(tasks, ' ') ? "s" : "", tasks, UsTaskName(task))));
+}
+
+void
+UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken r;
+	ErrorContextCallback errcb;
+	bool		next_task = (task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR);
+	bool		set_hidden = false,
+				set_embed = false;
+
+	UsDefaultOptions(opts, task);
+	if (options == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("training options must be a JSON object"),
+				 errdetail("Valid keys are %s.", UsJoinNames(us_option_names))));
+
+	errcb.callback = UsOptionErrorContext;
+	errcb.arg = NULL;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	it = JsonbIteratorInit(&options->root);
+	r = JsonbIteratorNext(&it, &k, false);
+	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (r != WJB_KEY)
+			continue;
+		key = pnstrdup(k.val.string.val, k.val.string.len);
+		us_current_option = key;
+		r = JsonbIteratorNext(&it, &v, true);
+
+		if (strcmp(key, "epochs") == 0)
+			opts->epochs = (int32) UsOptInt(key, &v, 1, 10000);
+		else if (strcmp(key, "batch_size") == 0)
+			opts->batch_size = (int32) UsOptInt(key, &v, 1, 65536);
+		else if (strcmp(key, "learning_rate") == 0)
+			opts->learning_rate = UsOptFloat(key, &v, 0, true, 10, false);
+		else if (strcmp(key, "optimizer") == 0)
+		{
+			char	   *s = UsOptString(key, &v, "adam, adamw, sgd");
+
+			if (strcmp(s, "adam") == 0)
+				opts->optimizer = US_OPT_ADAM;
+			else if (strcmp(s, "adamw") == 0)
+				opts->optimizer = US_OPT_ADAMW;
+			else if (strcmp(s, "sgd") == 0)
+				opts->optimizer = US_OPT_SGD;
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unrecognized optimizer \"%s\"", s),
+						 errdetail("Valid optimizers are adam, adamw and sgd.")));
+		}
+		else if (strcmp(key, "weight_decay") == 0)
+			opts->weight_decay = UsOptFloat(key, &v, 0, false, 1, false);
+		else if (strcmp(key, "momentum") == 0)
+			opts->momentum = UsOptFloat(key, &v, 0, false, 1, true);
+		else if (strcmp(key, "clip_norm") == 0)
+			opts->clip_norm = UsOptFloat(key, &v, 0, false, 1e6, false);
+		else if (strcmp(key, "lr_schedule") == 0)
+		{
+			char	   *s = UsOptString(key, &v, "constant, step, cosine");
+
+			if (strcmp(s, "constant") == 0)
+				opts->lr_schedule = US_LR_CONSTANT;
+			else if (strcmp(s, "step") == 0)
+				opts->lr_schedule = US_LR_STEP;
+			else if (strcmp(s, "cosine") == 0)
+				opts->lr_schedule = US_LR_COSINE;
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unrecognized learning-rate schedule \"%s\"", s),
+						 errdetail("Valid schedules are constant, step and cosine.")));
+		}
+		else if (strcmp(key, "lr_step_epochs") == 0)
+			opts->lr_step_epochs = (int32) UsOptInt(key, &v, 1, 10000);
+		else if (strcmp(key, "lr_gamma") == 0)
+			opts->lr_gamma = UsOptFloat(key, &v, 0, true, 1, false);
+		else if (strcmp(key, "embedding_dim") == 0)
+		{
+			opts->embedding_dim = (int32) UsOptInt(key, &v, 1, US_MAX_EMBED_DIM);
+			set_embed = true;
+		}
+		else if (strcmp(key, "filter_widths") == 0)
+			UsParseWidths(&v, opts);
+		else if (strcmp(key, "num_filters") == 0)
+			opts->num_filters = (int32) UsOptInt(key, &v, 1, US_MAX_FILTERS);
+		else if (strcmp(key, "hidden_dim") == 0)
+		{
+			opts->hidden_dim = (int32) UsOptInt(key, &v, 1, US_MAX_HIDDEN);
+			set_hidden = true;
+		}
+		else if (strcmp(key, "dropout") == 0)
+			opts->dropout = UsOptFloat(key, &v, 0, false, 1, true);
+		else if (strcmp(key, "max_len") == 0)
+			opts->max_len = (int32) UsOptInt(key, &v, 1, US_MAX_LEN);
+		else if (strcmp(key, "min_count") == 0)
+			opts->min_count = (int32) UsOptInt(key, &v, 1, INT32_MAX);
+		else if (strcmp(key, "max_items") == 0)
+			opts->max_items = (int32) UsOptInt(key, &v, 0, US_MAX_ITEMS - 2);
+		else if (strcmp(key, "validation") == 0)
+			UsParseValidation(&v, opts);
+		else if (strcmp(key, "patience") == 0)
+			opts->patience = (int32) UsOptInt(key, &v, 0, 10000);
+		else if (strcmp(key, "seed") == 0)
+			opts->seed = UsOptInt(key, &v, 0, (INT64CONST(1) << 53) - 1);
+		else if (strcmp(key, "threads") == 0)
+			opts->threads = (int32) UsOptInt(key, &v, 1, 64);
+		else if (strcmp(key, "behavior") == 0)
+			opts->behavior = UsOptBool(key, &v) ? 1 : 0;
+		else if (strcmp(key, "time_gaps") == 0)
+		{
+			if (v.type == jbvBool)
+				opts->time_gaps = v.val.boolean ? 28 : 0;
+			else if (v.type == jbvNumeric)
+				opts->time_gaps = (int32) UsOptInt(key, &v, 3, US_MAX_GAP_BUCKETS);
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"time_gaps\" must be true, false or a bucket count between 3 and %d",
+								US_MAX_GAP_BUCKETS)));
+		}
+		else if (strcmp(key, "recent_window") == 0)
+			opts->recent_window = (int32) UsOptInt(key, &v, 0, US_MAX_RECENT);
+		else if (strcmp(key, "tie_output") == 0)
+		{
+			UsOnlyFor(key, task, task == US_TASK_NEXT_ITEM, "next_item");
+			opts->tie_output = UsOptBool(key, &v);
+		}
+		else if (strcmp(key, "negatives") == 0)
+		{
+			UsOnlyFor(key, task, task == US_TASK_NEXT_ITEM, "next_item");
+			if (v.type == jbvString && v.val.string.len == 4 &&
+				memcmp(v.val.string.val, "auto", 4) == 0)
+				opts->negatives = -1;
+			else if (v.type == jbvNumeric)
+				opts->negatives = (int32) UsOptInt(key, &v, 0, US_MAX_ITEMS);
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"negatives\" must be \"auto\" or an integer between 0 (full softmax) and %d",
+								US_MAX_ITEMS)));
+		}
+		else if (strcmp(key, "max_examples_per_seq") == 0)
+		{
+			UsOnlyFor(key, task, next_task, "next_item next_behavior");
+			opts->max_examples_per_seq = (int32) UsOptInt(key, &v, 0, US_MAX_LEN);
+		}
+		else if (strcmp(key, "pos_weight") == 0)
+		{
+			UsOnlyFor(key, task, task == US_TASK_BINARY, "binary");
+			opts->pos_weight = UsOptFloat(key, &v, 0, true, 1e6, false);
+		}
+		else if (strcmp(key, "deploy") == 0)
+			opts->deploy = UsOptBool(key, &v);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized option \"%s\"", key),
+					 errdetail("Valid options are %s.", UsJoinNames(us_option_names))));
+	}
+	us_current_option = NULL;
+	error_context_stack = errcb.previous;
+
+	if (opts->tie_output)
+	{
+		/* a tied output layer needs hidden_dim == embedding_dim: follow whichever was given */
+		if (set_hidden && set_embed && opts->hidden_dim != opts->embedding_dim)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"tie_output\" needs hidden_dim equal to embedding_dim (%d and %d given)",
+							opts->hidden_dim, opts->embedding_dim)));
+		if (set_hidden)
+			opts->embedding_dim = opts->hidden_dim;
+		else
+			opts->hidden_dim = opts->embedding_dim;
+	}
+	if (task == US_TASK_NEXT_BEHAVIOR && opts->behavior == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("task \"next_behavior\" needs \"behavior\": true")));
+}
+
+void
+UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
+{
+	static const char *const optim[] = {"", "adam", "adamw", "sgd"};
+	static const char *const sched[] = {"", "constant", "step", "cosine"};
+	static const char *const vmeth[] = {"", "random", "time", "leave_one_out"};
+
+	appendStringInfo(buf, "\"task\": \"%s\", \"epochs\": %d, \"batch_size\": %d, "
+					 "\"learning_rate\": %.17g, \"optimizer\": \"%s\", \"weight_decay\": %.17g, "
+					 "\"momentum\": %.17g, \"clip_norm\": %.17g, \"lr_schedule\": \"%s\", "
+					 "\"lr_step_epochs\": %d, \"lr_gamma\": %.17g, \"embedding_dim\": %d, "
+					 "\"filter_widths\": [",
+					 UsTaskName(o->task), o->epochs, o->batch_size, o->learning_rate,
+					 optim[o->optimizer], o->weight_decay, o->momentum, o->clip_norm,
+					 sched[o->lr_schedule], o->lr_step_epochs, o->lr_gamma, o->embedding_dim);
+	for (int i = 0; i < o->n_widths; i++)
+		appendStringInfo(buf, "%s%d", i ? ", " : "", o->widths[i]);
+	appendStringInfo(buf, "], \"num_filters\": %d, \"hidden_dim\": %d, \"dropout\": %.17g, "
+					 "\"max_len\": %d, \"min_count\": %d, \"max_items\": %d, "
+					 "\"validation\": {\"method\": \"%s\"",
+					 o->num_filters, o->hidden_dim, o->dropout, o->max_len, o->min_count,
+					 o->max_items, vmeth[o->valid_method]);
+	if (o->valid_method == US_VALID_RANDOM)
+		appendStringInfo(buf, ", \"fraction\": %.17g", o->valid_fraction);
+	if (o->valid_method == US_VALID_TIME)
+		appendStringInfo(buf, ", \"cutoff\": \"%s\"", timestamptz_to_str(o->valid_cutoff));
+	appendStringInfo(buf, "}, \"patience\": %d, \"seed\": " INT64_FORMAT ", \"threads\": %d, "
+					 "\"behavior\": %s, \"time_gaps\": %d, \"recent_window\": %d, "
+					 "\"tie_output\": %s, \"negatives\": %d, \"max_examples_per_seq\": %d, "
+					 "\"pos_weight\": %.17g, \"deploy\": %s",
+					 o->patience, o->seed, o->threads, o->behavior > 0 ? "true" : "false",
+					 o->time_gaps, o->recent_window, o->tie_output ? "true" : "false",
+					 o->negatives, o->max_examples_per_seq, o->pos_weight,
+					 o->deploy ? "true" : "false");
+}
+
+static void
+UsAppendDouble(StringInfo buf, const char *key, double v)
+{
+	if (isnan(v) || isinf(v))
+		appendStringInfo(buf, ", \"%s\": null", key);
+	else
+		appendStringInfo(buf, ", \"%s\": %.17g", key, v);
+}
+
+/* ------------------------------------------------------------------ the run */
+
+typedef struct UsTrainRun
+{
+	MemoryContext cxt;
+	char	   *name;
+	char	   *query;
+	Jsonb	   *options;		/* as given, stored with the model */
+	UsTrainOptions opts;
+	UsTrainData data;
+	us_model_config cfg;
+	us_train_config tc;
+	us_allocator alloc;
+	us_model   *model;
+	us_model   *best;
+	us_trainer *trainer;
+	int64		run_id;
+	const char *metric_name;
+	bool		higher_better;
+	int32		epoch;			/* epochs done */
+	bool		stop;
+	int32		best_epoch;		/* 1-based, 0 = none */
+	double		best_metric;
+	int32		since_best;
+	UsEpochRow *rows;
+	char	   *best_metrics;	/* JSON fragment: ", \"k\": v, ..." of the best epoch */
+	TimestampTz start;
+	double		seconds_total;
+	/* progress */
+	const char *phase;
+	int64		step_done;
+	int64		step_total;
+	TimestampTz epoch_start;
+	TimestampTz last_report;
+	char	   *saved_activity;
+	/* validation scratch */
+	int32		eval_chunk;
+	float	   *eval_out;		/* (eval_chunk, n_outputs) */
+} UsTrainRun;
+
+void
+UsReportActivity(const char *fmt,...)
+{
+	char		msg[512];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pgstat_report_activity(STATE_RUNNING, msg);
+}
+
+static double
+UsSecondsSince(TimestampTz t)
+{
+	return (double) (GetCurrentTimestamp() - t) / USECS_PER_SEC;
+}
+
+/* Share of the whole run done, 0..1, for the ETA. */
+static double
+UsRunFraction(UsTrainRun *run)
+{
+	double		f = (double) run->epoch;
+
+	if (run->step_total > 0)
+		f += (double) run->step_done / run->step_total;
+	return Min(1.0, f / run->opts.epochs);
+}
+
+static double
+UsEta(UsTrainRun *run)
+{
+	double		f = UsRunFraction(run);
+	double		el = UsSecondsSince(run->start);
+
+	return f > 0 ? el / f * (1 - f) : 0;
+}
+
+static void
+UsPublishProgress(UsTrainRun *run)
+{
+	char		last[64] = "";
+
+	if (run->epoch > 0)
+		snprintf(last, sizeof(last), " loss %.4f", run->rows[run->epoch - 1].train_loss);
+	UsReportActivity("userseq_train %s: epoch %d/%d %s step " INT64_FORMAT "/" INT64_FORMAT "%s eta %.0fs | %s",
+					 run->name, run->epoch + 1, run->opts.epochs, run->phase,
+					 run->step_done, run->step_total, last, UsEta(run),
+					 run->saved_activity ? run->saved_activity : "");
+}
+
+/* Core progress callback: cancel check every step, pg_stat_activity a few times a second. */
+static int
+UsTrainProgress(void *ctx, int64_t done, int64_t total)
+{
+	UsTrainRun *run = (UsTrainRun *) ctx;
+	TimestampTz now;
+
+	CHECK_FOR_INTERRUPTS();
+	run->step_done = done;
+	run->step_total = total;
+	now = GetCurrentTimestamp();
+	if (now - run->last_report >= 250 * 1000)
+	{
+		run->last_report = now;
+		UsPublishProgress(run);
+	}
+	return 0;
+}
+
+static double
+UsParamCount(const us_model_config *c)
+{
+	double		e = c->embed_dim;
+	double		n = ((double) c->n_items + c->n_behaviors + c->n_gap_buckets) * e;
+	double		d = (double) c->n_widths * c->n_filters + (double) c->recent_window * e;
+
+	for (int i = 0; i < c->n_widths; i++)
+		n += (double) c->widths[i] * e * c->n_filters + c->n_filters;
+	n += d * c->hidden_dim + c->hidden_dim;
+	if (!c->tie_output)
+		n += (double) c->hidden_dim * c->n_outputs;
+	n += c->n_outputs;
+	return n;
+}
+
+/* Budget check with the vocabulary known, before the model and optimizer are allocated. */
+static void
+UsCheckRunMemory(UsTrainRun *run)
+{
+	const us_model_config *c = &run->cfg;
+	double		params = UsParamCount(c) * sizeof(float);
+	double		sumw = 0;
+	double		b = run->opts.batch_size;
+	double		l = Min(run->opts.max_len, US_MAX_LEN);
+	double		scratch,
+				total,
+				budget = (double) userseq_train_memory_kb * 1024.0;
+	double		eval;
+
+	for (int i = 0; i < c->n_widths; i++)
+		sumw += c->widths[i];
+	/* activations + gradients of one step: embeddings, im2col windows, conv outputs */
+	scratch = 2.0 * sizeof(float) * b * l * (c->embed_dim * (2 + sumw) + 2.0 * c->n_widths * c->n_filters);
+	/* output logits of a step (next_item: one row per prefix with full softmax) */
+	scratch += 2.0 * sizeof(float) * b * (c->task == US_TASK_NEXT_ITEM && run->tc.n_negatives == 0 ? l : 1) *
+		(run->tc.n_negatives > 0 ? run->tc.n_negatives + 1 : c->n_outputs);
+	eval = (double) run->eval_chunk * c->n_outputs * sizeof(float);
+	/* weights, gradients, two Adam moments, the best-epoch copy */
+	total = run->data.data_bytes + 5.0 * params + scratch + eval;
+	if (total > budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training needs an estimated %.0f MB, more than userseq.train_memory (%.0f MB)",
+						ceil(total / (1024.0 * 1024.0)), budget / (1024.0 * 1024.0)),
+				 errdetail("Dataset %.0f MB, model with optimizer state and best-epoch copy %.0f MB, step scratch %.0f MB, validation buffer %.0f MB.",
+						   run->data.data_bytes / 1048576.0, 5.0 * params / 1048576.0,
+						   scratch / 1048576.0, eval / 1048576.0),
+				 errhint("Raise userseq.train_memory, or lower max_items, embedding_dim, batch_size or max_len.")));
+}
+
+static char *
+UsProtocol(UsTrainRun *run)
+{
+	const UsTrainOptions *o = &run->opts;
+
+	switch (o->valid_method)
+	{
+		case US_VALID_RANDOM:
+			return psprintf("random %g%% of sequences (seed " INT64_FORMAT ")",
+							o->valid_fraction * 100, o->seed);
+		case US_VALID_TIME:
+			return psprintf("time cutoff %s", timestamptz_to_str(o->valid_cutoff));
+		default:
+			return pstrdup("leave-one-out per user: last event test, previous one validation");
+	}
+}
+
+/* Parses options, reads data, creates the model. All state lives in a child of parent. */
+static UsTrainRun *
+UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *options,
+			 MemoryContext parent)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "userseq training run",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	UsTrainRun *run = palloc0(sizeof(UsTrainRun));
+	us_task		t = UsParseTask(task);
+	char		msg[256];
+	us_status	st;
+	int			nb;
+
+	run->cxt = cxt;
+	run->name = pstrdup(name);
+	run->query = pstrdup(query);
+	run->options = options ? (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(options)) : NULL;
+	run->alloc = UsContextAllocator(cxt);
+	UsParseTrainOptions(run->options, t, &run->opts);
+	if (strlen(name) == 0 || strlen(name) > NAMEDATALEN * 4)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name must have 1 to %d bytes", NAMEDATALEN * 4)));
+	run->metric_name = UsMetricName(t);
+	run->higher_better = UsHigherIsBetter(t);
+	run->best_metric = NAN;
+	/* fail before reading data if the name belongs to a role we are not a member of */
+	(void) UsCatalogCheckWrite(name, false);
+	run->run_id = UsCatalogNextRunId();
+	run->start = GetCurrentTimestamp();
+	if (MyBEEntry && MyBEEntry->st_activity_raw)
+		run->saved_activity = pstrdup(MyBEEntry->st_activity_raw);
+	run->phase = "reading data";
+
+	UsReadTrainData(name, query, &run->opts, cxt, &run->data);
+
+	/* model configuration */
+	memset(&run->cfg, 0, sizeof(run->cfg));
+	us_model_config_default(&run->cfg, t);
+	run->cfg.task = t;
+	run->cfg.n_items = run->data.vocab.n_items + 2;
+	nb = run->data.vocab.n_behaviors;
+	run->cfg.n_behaviors = run->opts.behavior > 0 ? nb + 2 : 0;
+	run->cfg.n_gap_buckets = run->opts.time_gaps;
+	switch (t)
+	{
+		case US_TASK_MULTICLASS:
+			run->cfg.n_outputs = run->data.vocab.n_classes;
+			break;
+		case US_TASK_NEXT_ITEM:
+			run->cfg.n_outputs = run->cfg.n_items;
+			break;
+		case US_TASK_NEXT_BEHAVIOR:
+			run->cfg.n_outputs = run->cfg.n_behaviors;
+			break;
+		default:
+			run->cfg.n_outputs = 1;
+	}
+	run->cfg.max_len = run->opts.max_len;
+	run->cfg.embed_dim = run->opts.embedding_dim;
+	run->cfg.n_widths = run->opts.n_widths;
+	for (int i = 0; i < US_MAX_WIDTHS; i++)
+		run->cfg.widths[i] = i < run->opts.n_widths ? run->opts.widths[i] : 0;
+	run->cfg.n_filters = run->opts.num_filters;
+	run->cfg.hidden_dim = run->opts.hidden_dim;
+	run->cfg.recent_window = run->opts.recent_window;
+	run->cfg.tie_output = run->opts.tie_output ? 1 : 0;
+	run->cfg.dropout = (float) run->opts.dropout;
+	run->cfg.pos_weight = (float) run->opts.pos_weight;
+	st = us_model_config_validate(&run->cfg, msg, sizeof(msg));
+	if (st != US_OK)
+		UsCheckStatus(st, "configure the model", msg);
+
+	/* training configuration */
+	us_train_config_default(&run->tc);
+	run->tc.optimizer = run->opts.optimizer;
+	run->tc.learning_rate = (float) run->opts.learning_rate;
+	run->tc.momentum = (float) run->opts.momentum;
+	run->tc.weight_decay = (float) run->opts.weight_decay;
+	run->tc.clip_norm = (float) run->opts.clip_norm;
+	run->tc.lr_schedule = run->opts.lr_schedule;
+	run->tc.lr_step_epochs = run->opts.lr_step_epochs;
+	run->tc.lr_gamma = (float) run->opts.lr_gamma;
+	run->tc.epochs = run->opts.epochs;
+	run->tc.batch_size = run->opts.batch_size;
+	if (t == US_TASK_NEXT_ITEM)
+	{
+		if (run->opts.negatives < 0)
+			run->tc.n_negatives = run->cfg.n_items > US_NEGATIVES_AUTO_CROSSOVER ? US_NEGATIVES_AUTO_COUNT : 0;
+		else
+			run->tc.n_negatives = Min(run->opts.negatives, run->cfg.n_items - 2);
+	}
+	else
+		run->tc.n_negatives = 0;
+	run->tc.max_examples_per_seq = run->opts.max_examples_per_seq;
+	run->tc.seed = (uint64_t) run->opts.seed;
+	st = us_train_config_validate(&run->tc, msg, sizeof(msg));
+	if (st != US_OK)
+		UsCheckStatus(st, "configure training", msg);
+
+	/* validation buffer: at most 16M floats of outputs at a time */
+	run->eval_chunk = (int32) Max(1, Min((int64) 1024, (int64) (16 * 1024 * 1024) / run->cfg.n_outputs));
+	UsCheckRunMemory(run);
+
+	ereport(NOTICE,
+			(errmsg("userseq_train \"%s\" run " INT64_FORMAT ": %d training and %d validation sequences, %d items, %d behaviours%s",
+					name, run->run_id, run->data.n_train, run->data.n_valid,
+					run->data.vocab.n_items, run->cfg.n_behaviors > 0 ? nb : 0,
+					t == US_TASK_NEXT_ITEM ? (run->tc.n_negatives > 0 ? ", sampled softmax" : ", full softmax") : ""),
+			 (run->data.skipped_null_seq + run->data.skipped_null_label + run->data.skipped_short) > 0 ?
+			 errdetail("Skipped %lld rows with a NULL or empty sequence, %lld with a NULL label, %lld sequences too short for validation.",
+					   (long long) run->data.skipped_null_seq, (long long) run->data.skipped_null_label,
+					   (long long) run->data.skipped_short) : 0));
+
+	UsApplyThreadCount(run->opts.threads);
+	UsCheckStatus(us_model_create(&run->cfg, &run->data.vocab, (uint64_t) run->opts.seed,
+								  &run->alloc, &run->model), "create the model", NULL);
+	UsCheckStatus(us_trainer_create(run->model, &run->tc, &run->alloc, &run->trainer),
+				  "create the trainer", NULL);
+	run->eval_out = MemoryContextAllocHuge(cxt, sizeof(float) * (Size) run->eval_chunk * run->cfg.n_outputs);
+	run->rows = palloc0(sizeof(UsEpochRow) * run->opts.epochs);
+	MemoryContextSwitchTo(old);
+	return run;
+}
+
+/* Validation loss, main metric and the metrics JSON fragment for the current weights. */
+static void
+UsEvaluate(UsTrainRun *run, double *loss_out, double *metric_out, char **json_out)
+{
+	const us_dataset *vs = &run->data.valid;
+	int32		n = run->data.n_valid;
+	int32		k = run->cfg.n_outputs;
+	us_progress progress = {UsTrainProgress, run};
+	double		loss_sum = 0;
+	double	   *pred = NULL;
+	uint8	   *lab = NULL;
+	double	   *w = palloc(sizeof(double) * n);
+	double	   *truth = NULL;
+	double		correct = 0,
+				wsum = 0;
+	us_ranking_metrics rm;
+	int			cutoffs[] = {1, 5, 10, 20};
+	uint8	   *skip = NULL;
+	StringInfoData js;
+
+	initStringInfo(&js);
+	if (run->cfg.task == US_TASK_BINARY || run->cfg.task == US_TASK_REGRESSION)
+		pred = palloc(sizeof(double) * n);
+	if (run->cfg.task == US_TASK_BINARY)
+		lab = palloc(sizeof(uint8) * n);
+	if (run->cfg.task == US_TASK_REGRESSION)
+		truth = palloc(sizeof(double) * n);
+	if (run->cfg.task == US_TASK_NEXT_ITEM)
+	{
+		us_ranking_init(&rm, cutoffs, 4);
+		/* padding and out-of-vocabulary rows are never recommended */
+		skip = palloc0(k);
+		skip[0] = skip[1] = 1;
+	}
+
+	run->phase = "validating";
+	for (int32 off = 0; off < n; off += run->eval_chunk)
+	{
+		int32		m = Min(run->eval_chunk, n - off);
+		double		l = 0;
+
+		UsCheckStatus(us_model_predict(run->model, vs, run->data.valid_ids + off, m,
+									   run->eval_out, NULL, &l, &progress),
+					  "evaluate the model", NULL);
+		loss_sum += l * m;
+		for (int32 i = 0; i < m; i++)
+		{
+			int32		s = off + i;
+			const float *o = run->eval_out + (Size) i * k;
+
+			w[s] = vs->weights ? vs->weights[s] : 1.0;
+			switch (run->cfg.task)
+			{
+				case US_TASK_BINARY:
+					pred[s] = o[0];
+					lab[s] = vs->targets[s] > 0.5f;
+					break;
+				case US_TASK_REGRESSION:
+					pred[s] = o[0];
+					truth[s] = vs->targets[s];
+					break;
+				case US_TASK_NEXT_ITEM:
+					{
+						int32		target = vs->classes[s];
+
+						/* an out-of-vocabulary target counts as a miss */
+						us_ranking_add(&rm, target >= 2 ? us_rank_of_target(o, k, target, skip) : k);
+						break;
+					}
+				default:
+					{
+						int32		best = 0;
+
+						for (int32 c = 1; c < k; c++)
+							if (o[c] > o[best])
+								best = c;
+						correct += (best == vs->classes[s]) ? w[s] : 0;
+						wsum += w[s];
+						break;
+					}
+			}
+		}
+	}
+	*loss_out = loss_sum / n;
+
+	switch (run->cfg.task)
+	{
+		case US_TASK_BINARY:
+			{
+				double		auc;
+				us_binary_metrics bm;
+
+				UsCheckStatus(us_roc_auc(pred, lab, w, n, &run->alloc, &auc), "compute roc_auc", NULL);
+				us_binary_metrics_compute(pred, lab, w, n, 0.5, &bm);
+				*metric_out = auc;
+				UsAppendDouble(&js, "roc_auc", auc);
+				UsAppendDouble(&js, "accuracy", bm.accuracy);
+				UsAppendDouble(&js, "precision", bm.precision);
+				UsAppendDouble(&js, "recall", bm.recall);
+				UsAppendDouble(&js, "f1", bm.f1);
+				UsAppendDouble(&js, "log_loss", bm.log_loss);
+				break;
+			}
+		case US_TASK_REGRESSION:
+			{
+				us_regression_metrics r;
+
+				us_regression_metrics_compute(pred, truth, w, n, &r);
+				*metric_out = r.rmse;
+				UsAppendDouble(&js, "rmse", r.rmse);
+				UsAppendDouble(&js, "mse", r.mse);
+				UsAppendDouble(&js, "mae", r.mae);
+				UsAppendDouble(&js, "r2", r.r2);
+				break;
+			}
+		case US_TASK_NEXT_ITEM:
+			{
+				double		hr[4],
+							ndcg[4],
+							mrr;
+
+				us_ranking_result(&rm, hr, ndcg, &mrr);
+				*metric_out = ndcg[2];
+				UsAppendDouble(&js, "ndcg@10", ndcg[2]);
+				UsAppendDouble(&js, "hr@1", hr[0]);
+				UsAppendDouble(&js, "hr@5", hr[1]);
+				UsAppendDouble(&js, "hr@10", hr[2]);
+				UsAppendDouble(&js, "hr@20", hr[3]);
+				UsAppendDouble(&js, "ndcg@5", ndcg[1]);
+				UsAppendDouble(&js, "ndcg@20", ndcg[3]);
+				UsAppendDouble(&js, "mrr", mrr);
+				break;
+			}
+		default:
+			*metric_out = wsum > 0 ? correct / wsum : NAN;
+			UsAppendDouble(&js, "accuracy", *metric_out);
+			break;
+	}
+	*json_out = js.data;
+}
+
+static bool
+UsBetter(UsTrainRun *run, double m)
+{
+	if (isnan(m))
+		return false;
+	if (isnan(run->best_metric))
+		return true;
+	return run->higher_better ? m > run->best_metric : m < run->best_metric;
+}
+
+/* Runs one epoch and its validation. Returns false when the run is over. */
+static bool
+UsTrainEpoch(UsTrainRun *run, UsEpochRow *row)
+{
+	us_progress progress = {UsTrainProgress, run};
+	us_epoch_stats stats;
+	MemoryContext old;
+	char	   *json;
+	double		vloss,
+				vmetric;
+
+	if (run->stop || run->epoch >= run->opts.epochs)
+		return false;
+	old = MemoryContextSwitchTo(run->cxt);
+	UsApplyThreadCount(run->opts.threads);
+	run->epoch_start = GetCurrentTimestamp();
+	run->phase = "training";
+	run->step_done = 0;
+	run->step_total = 0;
+	memset(&stats, 0, sizeof(stats));
+	UsCheckStatus(us_trainer_epoch(run->trainer, &run->data.train, run->data.train_ids,
+								   run->data.n_train, run->epoch, &progress, &stats),
+				  "train an epoch", NULL);
+	run->step_done = run->step_total = 0;
+	UsEvaluate(run, &vloss, &vmetric, &json);
+	run->step_done = run->step_total = 0;
+
+	row->epoch = run->epoch + 1;
+	row->train_loss = stats.loss;
+	row->valid_loss = vloss;
+	row->valid_metric = vmetric;
+	row->learning_rate = stats.learning_rate;
+	row->seconds = UsSecondsSince(run->epoch_start);
+	row->ended_at = GetCurrentTimestamp();
+	run->rows[run->epoch] = *row;
+	run->seconds_total += row->seconds;
+
+	if (UsBetter(run, vmetric) || run->best_epoch == 0)
+	{
+		run->best_metric = vmetric;
+		run->best_epoch = row->epoch;
+		run->since_best = 0;
+		run->best_metrics = psprintf(", \"valid_loss\": %.17g%s", vloss, json);
+		if (run->best == NULL)
+			UsCheckStatus(us_model_clone(run->model, &run->alloc, &run->best),
+						  "keep the best epoch", NULL);
+		else
+			UsCheckStatus(us_model_copy_weights(run->best, run->model),
+						  "keep the best epoch", NULL);
+	}
+	else
+		run->since_best++;
+	run->epoch++;
+	if (run->opts.patience > 0 && run->since_best >= run->opts.patience)
+		run->stop = true;
+
+	ereport(NOTICE,
+			(errmsg("userseq_train \"%s\" epoch %d/%d: train loss %.4f, valid loss %.4f, %s %.4f, lr %.3g, %.1f s, eta %.0f s%s",
+					run->name, row->epoch, run->opts.epochs, row->train_loss, row->valid_loss,
+					run->metric_name, row->valid_metric, row->learning_rate, row->seconds,
+					run->stop ? 0.0 : UsEta(run),
+					run->stop ? psprintf(" (early stop: no better %s for %d epochs, best epoch %d)",
+										 run->metric_name, run->opts.patience, run->best_epoch) : "")));
+	UsPublishProgress(run);
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* Restores the best epoch, encodes and stores the model; res gets version and deploy outcome. */
+static void
+UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_options,
+			 UsStoreResult *res)
+{
+	MemoryContext old = MemoryContextSwitchTo(run->cxt);
+	size_t		size;
+	bytea	   *weights;
+	StringInfoData config,
+				metrics;
+	UsStoreRequest req;
+
+	if (run->best)
+		UsCheckStatus(us_model_copy_weights(run->model, run->best), "restore the best epoch", NULL);
+	UsCheckStatus(us_model_check_finite(run->model), "store the model", NULL);
+	size = us_model_encoded_size(run->model);
+	if (size == 0 || size > US_FORMAT_MAX_SIZE || size > MaxAllocHugeSize - VARHDRSZ ||
+		size + VARHDRSZ > (Size) 0x3FFFFFFF)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model of %zu bytes exceeds the 1 GB limit of a bytea value", size),
+				 errhint("Lower max_items, embedding_dim or num_filters.")));
+	weights = MemoryContextAllocHuge(run->cxt, size + VARHDRSZ);
+	SET_VARSIZE(weights, size + VARHDRSZ);
+	UsCheckStatus(us_model_encode(run->model, (uint8_t *) VARDATA(weights), size),
+				  "encode the model", NULL);
+
+	initStringInfo(&config);
+	appendStringInfoChar(&config, '{');
+	UsAppendOptionsJson(&config, &run->opts);
+	appendStringInfo(&config, ", \"n_items\": %d, \"n_behaviors\": %d, \"n_gap_buckets\": %d, "
+					 "\"n_outputs\": %d, \"n_negatives\": %d}",
+					 run->cfg.n_items, run->cfg.n_behaviors, run->cfg.n_gap_buckets,
+					 run->cfg.n_outputs, run->tc.n_negatives);
+
+	initStringInfo(&metrics);
+	appendStringInfo(&metrics, "{\"protocol\": \"%s\"%s, \"metric\": \"%s\", \"best_epoch\": %d, "
+					 "\"epochs_run\": %d, \"train_sequences\": %d, \"valid_sequences\": %d, "
+					 "\"train_seconds\": %.3f, \"rows_read\": %lld, \"skipped_null_seq\": %lld, "
+					 "\"skipped_null_label\": %lld, \"skipped_short\": %lld}",
+					 UsProtocol(run), run->best_metrics ? run->best_metrics : "",
+					 run->metric_name, run->best_epoch, run->epoch, run->data.n_train,
+					 run->data.n_valid, run->seconds_total, (long long) run->data.rows_read,
+					 (long long) run->data.skipped_null_seq,
+					 (long long) run->data.skipped_null_label,
+					 (long long) run->data.skipped_short);
+
+	memset(&req, 0, sizeof(req));
+	req.name = run->name;
+	req.task = UsTaskName(run->cfg.task);
+	req.config_json = config.data;
+	req.query = run->query;
+	req.options = stored_options ? stored_options : run->options;
+	req.metrics_json = metrics.data;
+	req.weights = weights;
+	req.run_id = run->run_id;
+	req.epochs = run->rows;
+	req.n_epochs = run->epoch;
+	req.metric_name = run->metric_name;
+	req.deploy = deploy;
+	req.deploy_if_not_worse = if_not_worse;
+	req.higher_is_better = run->higher_better;
+	req.new_metric = run->best_metric;
+	run->phase = "storing";
+	UsCatalogStore(&req, res);
+
+	if (run->saved_activity)
+		pgstat_report_activity(STATE_RUNNING, run->saved_activity);
+	UsApplyThreads();
+	MemoryContextSwitchTo(old);
+}
+
+static void
+UsTrainEnd(UsTrainRun *run)
+{
+	MemoryContextDelete(run->cxt);
+}
+
+static char *
+UsTextArg(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", what)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/*
+ * Trains a model on the rows of a query, one result row per finished epoch, and stores it
+ * as the next version of the name in the final call.
+ */
+PG_FUNCTION_INFO_V1(userseq_train);
+Datum
+userseq_train(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *funcctx;
+	UsTrainRun *run;
+	UsEpochRow	row;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext old;
+		TupleDesc	tupdesc;
+		char	   *name = UsTextArg(fcinfo, 0, "model name");
+		char	   *query = UsTextArg(fcinfo, 1, "training query");
+		char	   *task = UsTextArg(fcinfo, 2, "task");
+		Jsonb	   *options = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		funcctx->tuple_desc = BlessTupleDesc(tupdesc);
+		MemoryContextSwitchTo(old);
+		funcctx->user_fctx = UsTrainBegin(name, query, task, options,
+										  funcctx->multi_call_memory_ctx);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	run = (UsTrainRun *) funcctx->user_fctx;
+
+	if (UsTrainEpoch(run, &row))
+	{
+		Datum		values[8];
+		bool		nulls[8] = {false};
+
+		values[0] = Int64GetDatum(run->run_id);
+		values[1] = Int32GetDatum(row.epoch);
+		values[2] = Float8GetDatum(row.train_loss);
+		values[3] = Float8GetDatum(row.valid_loss);
+		values[4] = Float8GetDatum(row.valid_metric);
+		values[5] = CStringGetTextDatum(run->metric_name);
+		values[6] = Float8GetDatum(row.learning_rate);
+		values[7] = Float8GetDatum(row.seconds);
+		SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(heap_form_tuple(funcctx->tuple_desc, values, nulls)));
+	}
+	else
+	{
+		UsStoreResult res;
+
+		/* the last call: only reached when the caller fetched every epoch row */
+		UsTrainStore(run, run->opts.deploy, false, NULL, &res);
+		ereport(NOTICE,
+				(errmsg("userseq_train stored model \"%s\" version %d (best epoch %d, %s %.4f)%s",
+						run->name, res.version, run->best_epoch, run->metric_name,
+						run->best_metric, res.deployed ? ", deployed" : "")));
+		UsTrainEnd(run);
+		SRF_RETURN_DONE(funcctx);
+	}
+}
+
+/*
+ * Retrains a model from its stored query and options (with overrides) and deploys the new
+ * version if its validation metric is not worse than the deployed one's, or if forced.
+ */
+PG_FUNCTION_INFO_V1(userseq_retrain);
+Datum
+userseq_retrain(PG_FUNCTION_ARGS)
+{
+	char	   *name = UsTextArg(fcinfo, 0, "model name");
+	Jsonb	   *override = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	bool		force = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	char	   *query;
+	char	   *task;
+	Jsonb	   *options;
+	UsTrainRun *run;
+	UsEpochRow	row;
+	UsStoreResult res;
+	TupleDesc	tupdesc;
+	Datum		values[7];
+	bool		nulls[7] = {false};
+	Datum		d;
+	bool		isnull;
+
+	(void) UsCatalogCheckWrite(name, true);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	/* the deployed version's recipe, or the newest version's when none is deployed */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		args[1] = {CStringGetTextDatum(name)};
+		char	   *sql = psprintf("SELECT query, task, options FROM %s.models WHERE name = $1 "
+								   "ORDER BY deployed DESC, version DESC LIMIT 1",
+								   quote_identifier(get_namespace_name(UsCatalogNamespace())));
+
+		if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read model \"%s\"", name);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" does not exist", name)));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("model \"%s\" has no stored training query", name),
+					 errdetail("Imported models cannot be retrained.")));
+		query = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, TextDatumGetCString(d));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		task = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, TextDatumGetCString(d));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		options = (Jsonb *) MemoryContextAllocHuge(fcinfo->flinfo->fn_mcxt, VARSIZE_ANY(DatumGetPointer(d)));
+		memcpy(options, DatumGetJsonbP(d), VARSIZE_ANY(DatumGetJsonbP(d)));
+	}
+	SPI_finish();
+
+	if (override)
+		options = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(options),
+													 JsonbPGetDatum(override)));
+	/* the deploy decision belongs to retrain */
+	options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
+												 CStringGetTextDatum("deploy")));
+
+	run = UsTrainBegin(name, query, task, options, CurrentMemoryContext);
+	while (UsTrainEpoch(run, &row))
+		;
+	UsTrainStore(run, force, !force, NULL, &res);
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(res.old_version);
+	nulls[1] = res.old_version == 0;
+	values[2] = Int32GetDatum(res.version);
+	values[3] = Float8GetDatum(res.old_metric);
+	nulls[3] = isnan(res.old_metric);
+	values[4] = Float8GetDatum(run->best_metric);
+	nulls[4] = isnan(run->best_metric);
+	values[5] = CStringGetTextDatum(run->metric_name);
+	values[6] = BoolGetDatum(res.deployed);
+	ereport(NOTICE,
+			(errmsg("userseq_retrain \"%s\": version %d %s (%s %.4f, deployed version %s had %s)",
+					name, res.version, res.deployed ? "deployed" : "stored but not deployed",
+					run->metric_name, run->best_metric,
+					res.old_version ? psprintf("%d", res.old_version) : "none",
+					isnan(res.old_metric) ? "none" : psprintf("%.4f", res.old_metric))));
+	UsTrainEnd(run);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

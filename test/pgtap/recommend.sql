@@ -1,0 +1,49 @@
+-- userseq_recommend: ranks and order, exclude_seen (also for items older than max_len), k
+-- larger than the catalogue, k = 0 and negative k, empty / single-event / unknown-item
+-- sequences, by value, next_behavior classification, and parallel safety.
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS userseq;
+SELECT plan(17);
+SET LOCAL client_min_messages = warning;
+
+CREATE TEMP TABLE rc_d AS
+SELECT u, userseq(ARRAY(SELECT ((u + e) % 30 + 1)::int8 FROM generate_series(1, 4 + u % 8) e)) AS seq
+FROM generate_series(1, 300) u;
+SELECT count(*) FROM userseq_train('rc_ni', 'SELECT seq FROM rc_d', 'next_item',
+	'{"epochs": 2, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8, "max_len": 5, "seed": 1}');
+-- catalogue: items 1..30
+SELECT is((SELECT count(*) FROM userseq_recommend('rc_ni', userseq('{1,2,3}'::int8[]), 5))::int, 5, 'k rows');
+SELECT is((SELECT array_agg(rank ORDER BY rank) FROM userseq_recommend('rc_ni', userseq('{1,2,3}'::int8[]), 5)), '{1,2,3,4,5}'::int[], 'ranks 1..k');
+SELECT ok((SELECT bool_and(score >= next) FROM (SELECT score, lead(score) OVER (ORDER BY rank) AS next
+		   FROM userseq_recommend('rc_ni', userseq('{1,2,3}'::int8[]), 30, false)) x WHERE next IS NOT NULL), 'scores never increase with rank');
+SELECT is((SELECT count(*) FROM userseq_recommend('rc_ni', userseq('{1,2,3}'::int8[]), 1000, false))::int, 30, 'k larger than the catalogue: the whole catalogue');
+SELECT is((SELECT count(*) FROM userseq_recommend('rc_ni', userseq('{1,2,3}'::int8[]), 1000))::int, 27, 'exclude_seen removes the 3 seen items');
+SELECT is((SELECT count(*) FROM userseq_recommend('rc_ni', userseq('{1,2,3}'::int8[]), 1000) WHERE item IN (1, 2, 3))::int, 0, '... and none of them is returned');
+-- max_len is 5: items 1 and 2 are older than the model's window but still excluded
+SELECT is((SELECT count(*) FROM userseq_recommend('rc_ni', userseq('{1,2,10,11,12,13,14}'::int8[]), 1000) WHERE item IN (1, 2, 10, 11, 12, 13, 14))::int, 0,
+		  'exclude_seen also removes items older than the model''s window');
+SELECT is((SELECT count(*) FROM userseq_recommend('rc_ni', userseq('{1,2,10,11,12,13,14}'::int8[]), 1000))::int, 23, '... and returns every other item');
+SELECT is((SELECT count(*) FROM userseq_recommend('rc_ni', userseq('{1,2,3}'::int8[]), 0))::int, 0, 'k = 0: no rows');
+SELECT throws_ok($$SELECT * FROM userseq_recommend('rc_ni', userseq('{1}'::int8[]), -1)$$, '22023', NULL, 'negative k');
+SELECT is((SELECT count(*) FROM userseq_recommend('rc_ni', userseq('{}'::int8[]), 10))::int, 10, 'empty sequence: recommendations for no history');
+SELECT is((SELECT count(*) FROM userseq_recommend('rc_ni', userseq('{7}'::int8[]), 10) WHERE item = 7)::int, 0, 'single-event sequence: the item is excluded');
+SELECT is((SELECT count(*) FROM userseq_recommend('rc_ni', userseq('{123456,654321}'::int8[]), 10))::int, 10, 'unknown items: recommendations from the out-of-vocabulary row');
+SELECT is((SELECT array_agg(item ORDER BY rank) FROM models m, LATERAL userseq_recommend(m.weights, userseq('{4,5,6}'::int8[]), 10) WHERE m.name = 'rc_ni' AND m.deployed),
+		  (SELECT array_agg(item ORDER BY rank) FROM userseq_recommend('rc_ni', userseq('{4,5,6}'::int8[]), 10)), 'by value gives the same items');
+SELECT is((SELECT count(*) FROM rc_d, LATERAL userseq_recommend('rc_ni', seq, 3))::int, 900, 'LATERAL over a table');
+
+-- next_behavior: classification functions
+CREATE TEMP TABLE rc_b AS
+SELECT u, userseq(ARRAY(SELECT ((u + e) % 30 + 1)::int8 FROM generate_series(1, 6) e),
+				  ARRAY(SELECT timestamptz '2024-01-01' + e * interval '1 hour' FROM generate_series(1, 6) e),
+				  ARRAY(SELECT (ARRAY['view', 'cart', 'buy'])[1 + e % 3] FROM generate_series(1, 6) e)) AS seq
+FROM generate_series(1, 200) u;
+SELECT count(*) FROM userseq_train('rc_nb', 'SELECT seq FROM rc_b', 'next_behavior',
+	'{"epochs": 1, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8, "seed": 1}');
+SELECT is(userseq_class_labels('rc_nb'), '{buy,cart,view}'::text[], 'next_behavior labels');
+SELECT ok(userseq_predict_class('rc_nb', seq) = ANY (userseq_class_labels('rc_nb'))
+		  AND array_length(userseq_predict_proba('rc_nb', seq), 1) = 3, 'next_behavior predict_class / predict_proba')
+FROM rc_b WHERE u = 1;
+
+SELECT * FROM finish();
+ROLLBACK;
