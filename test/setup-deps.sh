@@ -23,5 +23,8 @@ if [ -n "$us_missing" ]; then
 	# shellcheck disable=SC2086
 	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $us_missing >/dev/null
 fi
+# pg_virtualenv's cluster takes its encoding from the locale: without this a login without LANG
+# (a fresh CI container, su -) gets SQL_ASCII and the UTF-8 test outputs differ
+export LC_ALL=C.UTF-8
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 export PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
