@@ -37,6 +37,7 @@ run_tier "pg_regress + pgTAP suites (throwaway cluster)" \
 if [ -f test/t/cron-test.sh ]; then
 	run_tier "pg_cron unattended retraining (throwaway cluster)" \
 		pg_virtualenv -v 15 -o shared_preload_libraries=pg_cron -o cron.database_name=postgres \
+		-o cron.use_background_workers=on \
 		bash test/t/cron-test.sh
 fi
 

@@ -55,6 +55,9 @@ COMMENT ON TABLE @extschema@.training_log IS 'one row per epoch of every stored 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.models', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.training_log', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.run_id_seq', '');
+-- the identity sequence too, or a restored catalog would hand out model_id 1 again
+SELECT pg_catalog.pg_extension_config_dump(
+	pg_catalog.pg_get_serial_sequence('@extschema@.models', 'model_id')::pg_catalog.regclass, '');
 
 REVOKE ALL ON @extschema@.models, @extschema@.training_log, @extschema@.run_id_seq FROM PUBLIC;
 GRANT SELECT ON @extschema@.models, @extschema@.training_log TO PUBLIC;

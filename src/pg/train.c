@@ -363,7 +363,7 @@ UsDefaultOptions(UsTrainOptions *o, us_task task)
 	o->seed = 42;
 	o->threads = userseq_threads;
 	o->behavior = -1;
-	o->time_gaps = 0;
+	o->time_gaps = -1;			/* auto: on for label tasks on userseq input */
 	o->recent_window = next_task ? 3 : 0;
 	o->tie_output = false;
 	o->negatives = -1;
@@ -503,7 +503,7 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 		else if (strcmp(key, "time_gaps") == 0)
 		{
 			if (v.type == jbvBool)
-				opts->time_gaps = v.val.boolean ? 28 : 0;
+				opts->time_gaps = v.val.boolean ? US_DEFAULT_GAP_BUCKETS : 0;
 			else if (v.type == jbvNumeric)
 				opts->time_gaps = (int32) UsOptInt(key, &v, 3, US_MAX_GAP_BUCKETS);
 			else
@@ -646,6 +646,7 @@ typedef struct UsTrainRun
 	char	   *best_metrics;	/* JSON fragment: ", \"k\": v, ..." of the best epoch */
 	TimestampTz start;
 	double		seconds_total;
+	double		mem_estimate;	/* bytes, checked against userseq.train_memory */
 	/* progress */
 	const char *phase;
 	int64		step_done;
@@ -768,6 +769,7 @@ UsCheckRunMemory(UsTrainRun *run)
 	eval = (double) run->eval_chunk * c->n_outputs * sizeof(float);
 	/* weights, gradients, two Adam moments, the best-epoch copy */
 	total = run->data.data_bytes + 5.0 * params + scratch + eval;
+	run->mem_estimate = total;
 	if (total > budget)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -1141,6 +1143,65 @@ UsTrainEpoch(UsTrainRun *run, UsEpochRow *row)
 	return true;
 }
 
+static int
+UsCmpU32(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * next_item: the popularity baseline (items ranked by training count) on the same validation
+ * targets, as a JSON fragment, so the model's figures can be read against it.
+ */
+static char *
+UsPopularityBaseline(UsTrainRun *run)
+{
+	const us_vocab *v = &run->data.vocab;
+	int32		nv = v->n_items;
+	uint32	   *sorted = palloc(sizeof(uint32) * Max(nv, 1));
+	us_ranking_metrics rm;
+	int			cutoffs[] = {10};
+	double		hr,
+				ndcg,
+				mrr;
+
+	memcpy(sorted, v->item_counts, sizeof(uint32) * nv);
+	qsort(sorted, nv, sizeof(uint32), UsCmpU32);
+	us_ranking_init(&rm, cutoffs, 1);
+	for (int32 s = 0; s < run->data.n_valid; s++)
+	{
+		int32		t = run->data.valid.classes[s];
+		int64		rank;
+
+		if (t >= 2 && t < nv + 2)
+		{
+			uint32		c = v->item_counts[t - 2];
+			int32		lo = 0,
+						hi = nv;
+
+			/* first index with count >= c; ties count against the target */
+			while (lo < hi)
+			{
+				int32		mid = lo + (hi - lo) / 2;
+
+				if (sorted[mid] < c)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			rank = nv - lo;
+		}
+		else
+			rank = (int64) nv + 2;
+		us_ranking_add(&rm, rank);
+	}
+	us_ranking_result(&rm, &hr, &ndcg, &mrr);
+	return psprintf(", \"popularity_ndcg@10\": %.17g, \"popularity_hr@10\": %.17g", ndcg, hr);
+}
+
 /* Restores the best epoch, encodes and stores the model; res gets version and deploy outcome. */
 static void
 UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_options,
@@ -1177,16 +1238,19 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 					 run->cfg.n_outputs, run->tc.n_negatives);
 
 	initStringInfo(&metrics);
-	appendStringInfo(&metrics, "{\"protocol\": \"%s\"%s, \"metric\": \"%s\", \"best_epoch\": %d, "
+	appendStringInfo(&metrics, "{\"protocol\": \"%s\"%s%s, \"metric\": \"%s\", \"best_epoch\": %d, "
 					 "\"epochs_run\": %d, \"train_sequences\": %d, \"valid_sequences\": %d, "
 					 "\"train_seconds\": %.3f, \"rows_read\": %lld, \"skipped_null_seq\": %lld, "
-					 "\"skipped_null_label\": %lld, \"skipped_short\": %lld}",
+					 "\"skipped_null_label\": %lld, \"skipped_short\": %lld, "
+					 "\"memory_estimate_mb\": %.1f, \"memory_used_mb\": %.1f}",
 					 UsProtocol(run), run->best_metrics ? run->best_metrics : "",
+					 run->cfg.task == US_TASK_NEXT_ITEM ? UsPopularityBaseline(run) : "",
 					 run->metric_name, run->best_epoch, run->epoch, run->data.n_train,
 					 run->data.n_valid, run->seconds_total, (long long) run->data.rows_read,
 					 (long long) run->data.skipped_null_seq,
 					 (long long) run->data.skipped_null_label,
-					 (long long) run->data.skipped_short);
+					 (long long) run->data.skipped_short, run->mem_estimate / 1048576.0,
+					 MemoryContextMemAllocated(run->cxt, true) / 1048576.0);
 
 	memset(&req, 0, sizeof(req));
 	req.name = run->name;

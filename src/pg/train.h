@@ -24,6 +24,9 @@
 #define US_NEGATIVES_AUTO_CROSSOVER	20000
 #define US_NEGATIVES_AUTO_COUNT		256
 
+/* gap buckets of "time_gaps": true (2 + log2(1 + seconds) reaches 27 at about a year) */
+#define US_DEFAULT_GAP_BUCKETS		28
+
 /* Every option of userseq_train, resolved (defaults filled in). */
 typedef struct UsTrainOptions
 {
@@ -54,7 +57,7 @@ typedef struct UsTrainOptions
 	int64		seed;
 	int32		threads;
 	int32		behavior;		/* -1 = auto (on when the data has labels) */
-	int32		time_gaps;		/* gap buckets, 0 = off */
+	int32		time_gaps;		/* gap buckets, 0 = off, -1 = auto (resolved on reading) */
 	int32		recent_window;
 	bool		tie_output;
 	int32		negatives;		/* -1 = auto */

@@ -175,7 +175,7 @@ UsCheckBudget(double bytes, const char *what)
 				 errmsg("training needs at least %.0f MB, more than userseq.train_memory (%.0f MB)",
 						ceil(bytes / (1024.0 * 1024.0)), budget / (1024.0 * 1024.0)),
 				 errdetail("The estimate counts %s.", what),
-				 errhint("Raise userseq.train_memory, or train on fewer or shorter sequences (max_len).")));
+				 errhint("Raise userseq.train_memory, or train on fewer or shorter sequences (label tasks keep the last max_len events of each).")));
 }
 
 /* Global id of a label string, adding it when new. */
@@ -329,7 +329,7 @@ UsRawAddArray(UsRaw *raw, ArrayType *arr, const UsTrainOptions *opts, bool keep_
 
 /* Reads every row of the query into raw. */
 static void
-UsReadQuery(const char *name, const char *query, const UsTrainOptions *opts, UsRaw *raw,
+UsReadQuery(const char *name, const char *query, UsTrainOptions *opts, UsRaw *raw,
 			UsTrainData *data)
 {
 	SPIPlanPtr	plan;
@@ -374,6 +374,9 @@ UsReadQuery(const char *name, const char *query, const UsTrainOptions *opts, UsR
 				 errmsg("column \"seq\" of the training query must be of type userseq or bigint[], not %s",
 						format_type_be(seq_type))));
 	data->has_times = (seq_type != INT8ARRAYOID);
+	/* default: gaps help label tasks on real data but not next-item ranking (README) */
+	if (opts->time_gaps < 0)
+		opts->time_gaps = (data->has_times && !next_task) ? US_DEFAULT_GAP_BUCKETS : 0;
 	if (!data->has_times)
 	{
 		if (opts->time_gaps > 0)

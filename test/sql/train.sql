@@ -1,8 +1,8 @@
 -- userseq_train: every task, option validation, skipped rows, the stored catalog rows.
 -- Figures are asserted as inequalities (BLAS kernels differ between CPUs); NOTICEs carry
 -- timings, so they are hidden.
-CREATE EXTENSION IF NOT EXISTS userseq;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS userseq;
 SELECT setseed(0.25);
 
 -- 1200 users; item i is usually followed by i + 7 (mod 200); behaviours cycle view, cart, buy
@@ -43,6 +43,14 @@ SELECT (m.metrics->>'roc_auc')::float8 = (SELECT max(valid_metric) FROM training
        (m.metrics->>'best_epoch')::int = (m.metrics->>'epochs_run')::int - 1 AS stopped_one_after_best
 FROM models m WHERE name = 't_es';
 
+-- optimizers and schedules: cosine decays the rate, step halves it every lr_step_epochs
+SELECT epoch, round(learning_rate::numeric, 6) AS learning_rate
+FROM userseq_train('t_sched', 'SELECT seq, label_bool AS label FROM tr_seqs ORDER BY user_id', 'binary',
+                   '{"epochs": 3, "patience": 0, "optimizer": "sgd", "momentum": 0.8, "learning_rate": 0.01, "lr_schedule": "cosine", "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8}');
+SELECT epoch, round(learning_rate::numeric, 6) AS learning_rate
+FROM userseq_train('t_sched', 'SELECT seq, label_bool AS label FROM tr_seqs ORDER BY user_id', 'binary',
+                   '{"epochs": 3, "patience": 0, "optimizer": "adamw", "weight_decay": 0.01, "learning_rate": 0.004, "lr_schedule": "step", "lr_step_epochs": 1, "lr_gamma": 0.5, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8}');
+
 -- multiclass with text labels: classes sorted, accuracy
 SELECT count(*) AS epochs, min(metric_name) AS metric
 FROM userseq_train('t_multi', 'SELECT seq, segment AS label FROM tr_seqs ORDER BY user_id', 'multiclass',
@@ -50,6 +58,12 @@ FROM userseq_train('t_multi', 'SELECT seq, segment AS label FROM tr_seqs ORDER B
 SELECT config->>'n_outputs' AS classes, (metrics->>'accuracy')::float8 > 0.4 AS learned,
        metrics->>'protocol' AS protocol
 FROM models WHERE name = 't_multi';
+
+-- multiclass with integer labels: classes sorted numerically, not as text
+SELECT count(*) AS epochs
+FROM userseq_train('t_multi_int', 'SELECT seq, (ARRAY[100, 2, 10])[1 + user_id % 3] AS label FROM tr_seqs ORDER BY user_id',
+                   'multiclass', '{"epochs": 1}');
+SELECT userseq_class_labels('t_multi_int') AS classes;
 
 -- regression: rmse, lower is better
 SELECT count(*) AS epochs, min(metric_name) AS metric
@@ -112,6 +126,15 @@ SELECT version, deployed FROM models WHERE name = 't_bin' ORDER BY version;
 SELECT (userseq_train('t_limit', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"epochs": 3}')).epoch LIMIT 1;
 SELECT count(*) AS stored FROM models WHERE name = 't_limit';
 
+-- statement_timeout cancels a long run within about a second and stores nothing
+SELECT clock_timestamp() AS t0 \gset
+SET statement_timeout = '1s';
+SELECT * FROM userseq_train('t_cancel', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"epochs": 10000, "patience": 0}');
+RESET statement_timeout;
+SELECT clock_timestamp() - :'t0' < interval '3 seconds' AS stopped_quickly,
+       (SELECT count(*) FROM models WHERE name = 't_cancel') AS models,
+       (SELECT count(*) FROM training_log WHERE model = 't_cancel') AS log_rows;
+
 -- errors
 \set VERBOSITY default
 SELECT * FROM userseq_train('e', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"epochz": 3}');
@@ -140,5 +163,6 @@ SELECT * FROM userseq_train('e', 'SELECT userseq_items(seq) AS seq FROM tr_seqs'
 SELECT * FROM userseq_train(NULL, 'SELECT 1', 'binary');
 SET userseq.train_memory = '1MB';
 SELECT * FROM userseq_train('e', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"embedding_dim": 512}');
+SELECT * FROM userseq_train('e', 'SELECT array_agg(g::bigint) AS seq FROM generate_series(1, 100000) g', 'next_item');
 RESET userseq.train_memory;
 SELECT count(*) AS nothing_stored FROM models WHERE name = 'e';

@@ -1,0 +1,586 @@
+/*
+ * generate.c: userseq_generate_events, a fast seeded generator of synthetic e-commerce event
+ * logs (view, search, cart, buy, return) for tests and benchmarks at scale.
+ *
+ * It does not try to mimic any real shop's statistics closely and reads no tables; the output
+ * is a pure function of the arguments (bit-identical for the same arguments on the same
+ * platform: it uses libm's exp/log/pow). Each user is generated from its own random stream
+ * seeded by (seed, user), so user u's events do not depend on how many users are generated.
+ *
+ * Model
+ *   Catalogue: items have Zipf popularity (weight 1/rank^zipf); the rank -> item_id map is a
+ *   seeded permutation, so popular items are not the small ids. Each item belongs to one
+ *   category (every category gets one of the top items, the rest are spread with a skew, so
+ *   categories differ in size); category numbers are permuted too.
+ *   Users: arrive in the first 30% of the time range; have an activity level (mean gap between
+ *   sessions 6 hours .. 30 days, log-normal around 4 days), 1-3 favourite categories (80% of
+ *   sessions; the rest follow overall category popularity), a cart rate and a buy rate.
+ *   Sessions: 1 + geometric(0.7) browsing steps (mean 3.3); a step views an item of the
+ *   session's category, sometimes reached by a search (a 'search' row carries the item the user
+ *   clicked in the results, and the view of it follows); a viewed item is carted with the
+ *   user's cart rate; at the end of a session carted items are bought with the user's buy rate
+ *   (abandoned carts go to a small wish list); 5% of bought items are returned 2-30 days later.
+ *   Gaps: seconds to minutes inside a session (log-normal, median 35 s), hours to days between
+ *   sessions (exponential around the user's mean gap, at least 30 minutes).
+ *   Churn: with probability churn_rate a user stops for good at a time between 30% and 90% of
+ *   its remaining range; everyone else stays active to the end.
+ *
+ * Planted patterns (what a sequence model can learn; the tests of the ML work rely on them)
+ *   (a) next item: every item a of a category with at least two items has one accessory
+ *       acc(a) in the same category. Right after buying a, the user views acc(a) with
+ *       probability 0.4 (cart/buy as usual); the first step of the next session is acc(a) of
+ *       the last bought item with probability 0.3; and after viewing a, the next step views
+ *       acc(a) with probability 0.3. So "a is followed by acc(a)" is far above chance.
+ *   (b) churn: in the 10-30 days before a churner stops, its sessions are shorter (1-2 steps),
+ *       carts become more likely (x2.5) but are almost never bought (3%), no wish-list item is
+ *       revisited, and each gap between sessions is 1.7 times the previous one. So many
+ *       cart-without-buy sessions with growing gaps announce churn.
+ *   (c) buy: active users come back to an abandoned cart (wish list) at 25% of steps and then
+ *       cart it with probability 0.6 and buy it with 0.75, so an earlier cart of an item
+ *       announces a later buy of it.
+ */
+#include "userseq_pg.h"
+
+#include <math.h>
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/supportnodes.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "userseq/us_rng.h"
+
+#define GEN_MAX_USERS			10000000	/* documented in the SQL comment and README */
+#define GEN_MIN_ITEMS			10
+#define GEN_MAX_ITEMS			10000000
+#define GEN_MAX_CATEGORIES		100000
+#define GEN_MAX_DAYS			3650
+#define GEN_MAX_ZIPF			3.0
+#define GEN_MAX_USER_EVENTS		100000	/* a user stops once it has this many events */
+#define GEN_WISH_SIZE			4
+#define GEN_EVENTS_PER_USER_DAY	0.55	/* measured mean at the defaults; row estimate only */
+
+#define SECS_PER_DAY			86400
+
+typedef enum GenBehavior
+{
+	GEN_VIEW,
+	GEN_SEARCH,
+	GEN_CART,
+	GEN_BUY,
+	GEN_RETURN,
+	GEN_N_BEHAVIORS
+} GenBehavior;
+
+static const char *const gen_behavior_names[GEN_N_BEHAVIORS] = {
+	"view", "search", "cart", "buy", "return"
+};
+
+/* The catalogue; items are addressed by popularity rank 0..n_items-1 internally. */
+typedef struct GenCatalog
+{
+	int32		n_items;
+	int32		n_cats;
+	int32	   *item_id;		/* rank -> item_id - 1 (seeded permutation) */
+	int32	   *cat_of;			/* rank -> category index (0 = largest) */
+	int32	   *acc;			/* rank -> accessory rank, or -1 */
+	int32	   *cat_start;		/* n_cats + 1 offsets into members */
+	int32	   *members;		/* ranks grouped by category, ascending rank */
+	double	   *member_cdf;		/* cumulative weight inside each category's group */
+	double	   *cat_cdf;		/* cumulative category weight (sum of item weights) */
+	int32	   *cat_label;		/* category index -> category number - 1 (permutation) */
+} GenCatalog;
+
+typedef struct GenEvent
+{
+	int64		t;				/* seconds since start */
+	int32		seq;			/* generation order: tie-break of the sort */
+	int32		rank;
+	uint8		behavior;
+} GenEvent;
+
+typedef struct GenUserBuf
+{
+	GenEvent   *ev;
+	int32		n;
+	int32		cap;
+	int32		seq;
+	int64		end;			/* events at or after end are dropped */
+	bool		unsorted;
+} GenUserBuf;
+
+/* Ensure a generator argument lies in [lo, hi]. */
+static void
+CheckGenArg(const char *name, double value, double lo, double hi)
+{
+	if (isnan(value) || value < lo || value > hi)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between %g and %g", name, lo, hi),
+				 errdetail("The value given was %g.", value)));
+}
+
+/* Index of the first cdf entry > u (cdf ascending, last entry > u). */
+static inline int32
+CdfSearch(const double *cdf, int32 n, double u)
+{
+	int32		lo = 0,
+				hi = n - 1;
+
+	while (lo < hi)
+	{
+		int32		mid = lo + (hi - lo) / 2;
+
+		if (cdf[mid] > u)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/* Fisher-Yates permutation of 0..n-1. */
+static int32 *
+GenPermutation(us_rng *rng, int32 n)
+{
+	int32	   *p = palloc_extended(sizeof(int32) * (Size) n, MCXT_ALLOC_HUGE);
+
+	for (int32 i = 0; i < n; i++)
+		p[i] = i;
+	for (int32 i = n - 1; i > 0; i--)
+	{
+		int32		j = (int32) us_rng_below(rng, (uint64) i + 1);
+		int32		tmp = p[i];
+
+		p[i] = p[j];
+		p[j] = tmp;
+	}
+	return p;
+}
+
+/* Builds the catalogue (popularity, categories, accessories) from the seed alone. */
+static void
+GenBuildCatalog(GenCatalog *cat, uint64 seed, int32 n_items, int32 n_cats, double zipf)
+{
+	us_rng		rng;
+	double	   *size_cdf;
+	double	   *weight;
+	int32	   *fill;
+	double		acc_w = 0.0;
+
+	us_rng_seed(&rng, seed ^ UINT64CONST(0x5DEECE66DA3B1F27));
+	cat->n_items = n_items;
+	cat->n_cats = n_cats;
+	cat->item_id = GenPermutation(&rng, n_items);
+	cat->cat_label = GenPermutation(&rng, n_cats);
+	cat->cat_of = palloc_extended(sizeof(int32) * (Size) n_items, MCXT_ALLOC_HUGE);
+	cat->acc = palloc_extended(sizeof(int32) * (Size) n_items, MCXT_ALLOC_HUGE);
+	cat->members = palloc_extended(sizeof(int32) * (Size) n_items, MCXT_ALLOC_HUGE);
+	cat->member_cdf = palloc_extended(sizeof(double) * (Size) n_items, MCXT_ALLOC_HUGE);
+	cat->cat_start = palloc0(sizeof(int32) * ((Size) n_cats + 1));
+	cat->cat_cdf = palloc(sizeof(double) * (Size) n_cats);
+	weight = palloc_extended(sizeof(double) * (Size) n_items, MCXT_ALLOC_HUGE);
+
+	/* category sizes are skewed (weight 1/(c+1)^0.7); each category gets one top item */
+	size_cdf = palloc(sizeof(double) * (Size) n_cats);
+	for (int32 c = 0; c < n_cats; c++)
+	{
+		acc_w += pow((double) c + 1.0, -0.7);
+		size_cdf[c] = acc_w;
+	}
+	for (int32 r = 0; r < n_items; r++)
+	{
+		if (r < n_cats)
+			cat->cat_of[r] = r;
+		else
+			cat->cat_of[r] = CdfSearch(size_cdf, n_cats, us_rng_uniform(&rng) * acc_w);
+		weight[r] = pow((double) r + 1.0, -zipf);
+		cat->cat_start[cat->cat_of[r] + 1]++;
+	}
+	for (int32 c = 0; c < n_cats; c++)
+		cat->cat_start[c + 1] += cat->cat_start[c];
+
+	/* group members by category in rank order, with cumulative weights per group */
+	fill = palloc(sizeof(int32) * (Size) n_cats);
+	memcpy(fill, cat->cat_start, sizeof(int32) * (Size) n_cats);
+	for (int32 r = 0; r < n_items; r++)
+		cat->members[fill[cat->cat_of[r]]++] = r;
+	acc_w = 0.0;
+	for (int32 c = 0; c < n_cats; c++)
+	{
+		double		w = 0.0;
+
+		for (int32 k = cat->cat_start[c]; k < cat->cat_start[c + 1]; k++)
+		{
+			w += weight[cat->members[k]];
+			cat->member_cdf[k] = w;
+		}
+		acc_w += w;
+		cat->cat_cdf[c] = acc_w;
+	}
+
+	/* planted pattern (a): one accessory per item, another item of its category */
+	for (int32 r = 0; r < n_items; r++)
+	{
+		int32		c = cat->cat_of[r];
+		int32		size = cat->cat_start[c + 1] - cat->cat_start[c];
+		int32		j;
+
+		if (size < 2)
+		{
+			cat->acc[r] = -1;
+			continue;
+		}
+		j = cat->cat_start[c] + (int32) us_rng_below(&rng, (uint64) size - 1);
+		if (cat->members[j] == r)
+			j = cat->cat_start[c + 1] - 1;
+		cat->acc[r] = cat->members[j];
+	}
+	pfree(size_cdf);
+	pfree(fill);
+	pfree(weight);
+}
+
+/* An item of category c drawn by popularity. */
+static inline int32
+GenItemInCategory(const GenCatalog *cat, us_rng *rng, int32 c)
+{
+	int32		lo = cat->cat_start[c];
+	int32		n = cat->cat_start[c + 1] - lo;
+	double		total = cat->member_cdf[lo + n - 1];
+
+	return cat->members[lo + CdfSearch(cat->member_cdf + lo, n, us_rng_uniform(rng) * total)];
+}
+
+static inline int32
+GenCategory(const GenCatalog *cat, us_rng *rng)
+{
+	return CdfSearch(cat->cat_cdf, cat->n_cats,
+					 us_rng_uniform(rng) * cat->cat_cdf[cat->n_cats - 1]);
+}
+
+static void
+GenEmit(GenUserBuf *buf, int64 t, GenBehavior behavior, int32 rank)
+{
+	if (t >= buf->end || buf->n >= GEN_MAX_USER_EVENTS)
+		return;
+	if (buf->n == buf->cap)
+	{
+		buf->cap *= 2;
+		buf->ev = repalloc(buf->ev, sizeof(GenEvent) * (Size) buf->cap);
+	}
+	buf->ev[buf->n].t = t;
+	buf->ev[buf->n].seq = buf->seq++;
+	buf->ev[buf->n].rank = rank;
+	buf->ev[buf->n].behavior = (uint8) behavior;
+	buf->n++;
+}
+
+static int
+GenEventCmp(const void *a, const void *b)
+{
+	const GenEvent *x = a;
+	const GenEvent *y = b;
+
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return x->seq < y->seq ? -1 : (x->seq > y->seq ? 1 : 0);
+}
+
+/* Seconds inside a session: log-normal, median 35 s, 1 s .. 30 min. */
+static inline int64
+GenIntraGap(us_rng *rng)
+{
+	double		g = exp(log(35.0) + 0.9 * us_rng_normal(rng));
+
+	return (int64) Max(1.0, Min(g, 1800.0));
+}
+
+static inline double
+Clamp(double x, double lo, double hi)
+{
+	return Max(lo, Min(x, hi));
+}
+
+/* Generates one user's events into buf (reset first), sorted by time. */
+static void
+GenUser(const GenCatalog *cat, GenUserBuf *buf, uint64 seed, int64 user,
+		int64 end, double churn_rate)
+{
+	us_rng		rng;
+	int32		fav[3];
+	int32		n_fav;
+	double		mean_gap,
+				p_cart,
+				p_buy,
+				gap_mult = 1.0;
+	int64		t,
+				stop,
+				decline_start;
+	bool		churner;
+	int32		wish[GEN_WISH_SIZE];
+	int32		n_wish = 0;
+	int32		last_buy = -1;
+	int32		cart[64];
+	bool		cart_wish[64];
+
+	buf->n = 0;
+	buf->seq = 0;
+	buf->end = end;
+	buf->unsorted = false;
+	us_rng_seed(&rng, seed * UINT64CONST(0xD1B54A32D192ED03) + (uint64) user);
+
+	t = (int64) (us_rng_uniform(&rng) * 0.3 * (double) end);
+	mean_gap = Clamp(4.0 * SECS_PER_DAY * exp(0.7 * us_rng_normal(&rng)),
+					 0.25 * SECS_PER_DAY, 30.0 * SECS_PER_DAY);
+	p_cart = Clamp(0.10 * exp(0.4 * us_rng_normal(&rng)), 0.02, 0.4);
+	p_buy = Clamp(0.45 * exp(0.3 * us_rng_normal(&rng)), 0.1, 0.9);
+	n_fav = 1 + (int32) us_rng_below(&rng, 3);
+	for (int32 i = 0; i < n_fav; i++)
+		fav[i] = GenCategory(cat, &rng);
+
+	churner = us_rng_uniform(&rng) < churn_rate;
+	stop = end;
+	decline_start = end;
+	if (churner)
+	{
+		stop = t + (int64) ((0.3 + 0.6 * us_rng_uniform(&rng)) * (double) (end - t));
+		decline_start = stop - (int64) ((10.0 + 20.0 * us_rng_uniform(&rng)) * SECS_PER_DAY);
+	}
+
+	while (t < stop && buf->n < GEN_MAX_USER_EVENTS)
+	{
+		bool		declining = t >= decline_start;
+		int32		c = us_rng_uniform(&rng) < 0.8 ? fav[us_rng_below(&rng, n_fav)]
+			: GenCategory(cat, &rng);
+		int32		steps = 1;
+		int32		n_cart = 0;
+		int32		prev = -1;
+		int64		s = t;
+		double		gap;
+
+		while (steps < 30 && us_rng_uniform(&rng) < 0.7)
+			steps++;
+		if (declining)
+			steps = 1 + (int32) us_rng_below(&rng, 2);
+
+		for (int32 i = 0; i < steps; i++)
+		{
+			int32		x;
+			bool		from_wish = false;
+			double		pc;
+
+			if (i == 0 && last_buy >= 0 && cat->acc[last_buy] >= 0 &&
+				us_rng_uniform(&rng) < 0.3)
+				x = cat->acc[last_buy];
+			else if (prev >= 0 && cat->acc[prev] >= 0 && us_rng_uniform(&rng) < 0.3)
+				x = cat->acc[prev];
+			else if (!declining && n_wish > 0 && us_rng_uniform(&rng) < 0.25)
+			{
+				int32		k = (int32) us_rng_below(&rng, n_wish);
+
+				x = wish[k];
+				wish[k] = wish[--n_wish];
+				from_wish = true;
+			}
+			else
+			{
+				x = GenItemInCategory(cat, &rng, c);
+				if (us_rng_uniform(&rng) < 0.25)
+				{
+					GenEmit(buf, s, GEN_SEARCH, x);
+					s += GenIntraGap(&rng);
+				}
+			}
+			GenEmit(buf, s, GEN_VIEW, x);
+			s += GenIntraGap(&rng);
+			pc = from_wish ? 0.6 : (declining ? Min(0.6, 2.5 * p_cart) : p_cart);
+			if (n_cart < lengthof(cart) && us_rng_uniform(&rng) < pc)
+			{
+				GenEmit(buf, s, GEN_CART, x);
+				s += GenIntraGap(&rng);
+				cart_wish[n_cart] = from_wish;
+				cart[n_cart++] = x;
+			}
+			prev = x;
+		}
+
+		/* checkout: buy some carted items, remember the rest */
+		last_buy = -1;
+		if (n_cart > 0)
+			s += 30 + (int64) us_rng_below(&rng, 120);
+		for (int32 k = 0; k < n_cart; k++)
+		{
+			double		pb = declining ? 0.03 : (cart_wish[k] ? 0.75 : p_buy);
+
+			if (us_rng_uniform(&rng) < pb)
+			{
+				int32		a = cart[k];
+
+				GenEmit(buf, s, GEN_BUY, a);
+				s += 1 + (int64) us_rng_below(&rng, 10);
+				last_buy = a;
+				if (us_rng_uniform(&rng) < 0.05)
+				{
+					int64		rt = s + (2 + (int64) us_rng_below(&rng, 29)) * SECS_PER_DAY +
+						(int64) us_rng_below(&rng, SECS_PER_DAY);
+
+					if (rt < stop)
+					{
+						GenEmit(buf, rt, GEN_RETURN, a);
+						buf->unsorted = true;
+					}
+				}
+				/* planted pattern (a): the accessory right after the main product */
+				if (cat->acc[a] >= 0 && us_rng_uniform(&rng) < 0.4)
+				{
+					int32		b = cat->acc[a];
+
+					s += GenIntraGap(&rng);
+					GenEmit(buf, s, GEN_VIEW, b);
+					if (us_rng_uniform(&rng) < p_cart)
+					{
+						s += GenIntraGap(&rng);
+						GenEmit(buf, s, GEN_CART, b);
+						if (us_rng_uniform(&rng) < p_buy)
+						{
+							s += GenIntraGap(&rng);
+							GenEmit(buf, s, GEN_BUY, b);
+						}
+					}
+				}
+			}
+			else if (!declining)
+			{
+				if (n_wish < GEN_WISH_SIZE)
+					wish[n_wish++] = cart[k];
+				else
+					wish[us_rng_below(&rng, GEN_WISH_SIZE)] = cart[k];
+			}
+		}
+
+		/* planted pattern (b): growing gaps before churn */
+		gap = -log(1.0 - us_rng_uniform(&rng)) * mean_gap;
+		if (declining)
+		{
+			gap *= gap_mult;
+			gap_mult *= 1.7;
+		}
+		t = s + (int64) Clamp(gap, 1800.0, (double) end);
+	}
+
+	if (buf->unsorted)
+		qsort(buf->ev, buf->n, sizeof(GenEvent), GenEventCmp);
+}
+
+/* Generate a synthetic e-commerce event log */
+FUNCTION_PREFIX PG_FUNCTION_INFO_V1(userseq_generate_events);
+Datum
+userseq_generate_events(PG_FUNCTION_ARGS)
+{
+	int32		users = PG_GETARG_INT32(0);
+	int64		seed = PG_GETARG_INT64(1);
+	int32		n_items = PG_GETARG_INT32(2);
+	int32		n_cats = PG_GETARG_INT32(3);
+	int32		days = PG_GETARG_INT32(4);
+	TimestampTz start = PG_GETARG_TIMESTAMPTZ(5);
+	double		churn_rate = PG_GETARG_FLOAT8(6);
+	double		zipf = PG_GETARG_FLOAT8(7);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext gen_cxt;
+	MemoryContext old_cxt;
+	GenCatalog	cat;
+	GenUserBuf	buf;
+	Datum		behavior[GEN_N_BEHAVIORS];
+	int64		end;
+
+	CheckGenArg("users", users, 1, GEN_MAX_USERS);
+	CheckGenArg("items", n_items, GEN_MIN_ITEMS, GEN_MAX_ITEMS);
+	CheckGenArg("categories", n_cats, 1, Min(GEN_MAX_CATEGORIES, n_items));
+	CheckGenArg("days", days, 1, GEN_MAX_DAYS);
+	CheckGenArg("churn_rate", churn_rate, 0.0, 1.0);
+	CheckGenArg("zipf", zipf, 0.0, GEN_MAX_ZIPF);
+	if (TIMESTAMP_NOT_FINITE(start) ||
+		!IS_VALID_TIMESTAMP(start + (int64) days * USECS_PER_DAY))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("start_at must be a finite timestamp that leaves room for the days requested")));
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	/* catalogue and per-user scratch live only for this call */
+	gen_cxt = AllocSetContextCreate(CurrentMemoryContext, "userseq_generate_events",
+									ALLOCSET_DEFAULT_SIZES);
+	old_cxt = MemoryContextSwitchTo(gen_cxt);
+	GenBuildCatalog(&cat, (uint64) seed, n_items, n_cats, zipf);
+	for (int i = 0; i < GEN_N_BEHAVIORS; i++)
+		behavior[i] = PointerGetDatum(cstring_to_text(gen_behavior_names[i]));
+	buf.cap = 256;
+	buf.ev = palloc(sizeof(GenEvent) * (Size) buf.cap);
+	end = (int64) days * SECS_PER_DAY;
+	MemoryContextSwitchTo(old_cxt);
+
+	for (int64 u = 1; u <= users; u++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		/* can take a while, so ensure we can interrupt */
+		CHECK_FOR_INTERRUPTS();
+
+		old_cxt = MemoryContextSwitchTo(gen_cxt);
+		GenUser(&cat, &buf, (uint64) seed, u, end, churn_rate);
+		MemoryContextSwitchTo(old_cxt);
+
+		values[0] = Int64GetDatum(u);
+		for (int32 k = 0; k < buf.n; k++)
+		{
+			const GenEvent *e = &buf.ev[k];
+
+			values[1] = TimestampTzGetDatum(start + e->t * USECS_PER_SEC);
+			values[2] = behavior[e->behavior];
+			values[3] = Int64GetDatum((int64) cat.item_id[e->rank] + 1);
+			values[4] = Int32GetDatum(cat.cat_label[cat.cat_of[e->rank]] + 1);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+
+	MemoryContextDelete(gen_cxt);
+	return (Datum) 0;
+}
+
+/* Planner support: row estimate of userseq_generate_events from its users and days */
+FUNCTION_PREFIX PG_FUNCTION_INFO_V1(userseq_generate_events_support);
+Datum
+userseq_generate_events_support(PG_FUNCTION_ARGS)
+{
+	Node	   *rawreq = (Node *) PG_GETARG_POINTER(0);
+	SupportRequestRows *req;
+	FuncExpr   *fexpr;
+	Node	   *users_arg;
+	Node	   *days_arg;
+
+	if (!IsA(rawreq, SupportRequestRows))
+		PG_RETURN_POINTER(NULL);
+	req = (SupportRequestRows *) rawreq;
+	if (!is_funcclause(req->node))
+		PG_RETURN_POINTER(NULL);
+	fexpr = (FuncExpr *) req->node;
+	if (list_length(fexpr->args) != 8)
+		PG_RETURN_POINTER(NULL);
+	users_arg = estimate_expression_value(req->root, linitial(fexpr->args));
+	days_arg = estimate_expression_value(req->root, list_nth(fexpr->args, 4));
+	if (!IsA(users_arg, Const) || ((Const *) users_arg)->constisnull ||
+		!IsA(days_arg, Const) || ((Const *) days_arg)->constisnull)
+		PG_RETURN_POINTER(NULL);
+
+	req->rows = Max(1.0, (double) DatumGetInt32(((Const *) users_arg)->constvalue)) *
+		Clamp((double) DatumGetInt32(((Const *) days_arg)->constvalue), 1, GEN_MAX_DAYS) *
+		GEN_EVENTS_PER_USER_DAY;
+	PG_RETURN_POINTER(req);
+}
