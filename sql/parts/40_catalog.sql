@@ -4,10 +4,14 @@
 -- are registered with pg_extension_config_dump so pg_dump keeps their contents.
 
 CREATE SEQUENCE @extschema@.run_id_seq AS bigint;
+-- a plain sequence, not an identity column: pg_dump restores the position of an extension's
+-- config sequence (setval), which it does not do for an identity sequence of a config table
+CREATE SEQUENCE @extschema@.model_id_seq AS bigint;
+COMMENT ON SEQUENCE @extschema@.model_id_seq IS 'ids of userseq.models rows';
 COMMENT ON SEQUENCE @extschema@.run_id_seq IS 'run ids of userseq_train / userseq_retrain runs';
 
 CREATE TABLE @extschema@.models (
-	model_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	model_id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('@extschema@.model_id_seq'),
 	name text NOT NULL,
 	version integer NOT NULL,
 	task text NOT NULL,
@@ -55,9 +59,8 @@ COMMENT ON TABLE @extschema@.training_log IS 'one row per epoch of every stored 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.models', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.training_log', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.run_id_seq', '');
--- the identity sequence too, or a restored catalog would hand out model_id 1 again
-SELECT pg_catalog.pg_extension_config_dump(
-	pg_catalog.pg_get_serial_sequence('@extschema@.models', 'model_id')::pg_catalog.regclass, '');
+-- the model id sequence too, or a restored catalog would hand out model_id 1 again
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.model_id_seq', '');
 
 REVOKE ALL ON @extschema@.models, @extschema@.training_log, @extschema@.run_id_seq FROM PUBLIC;
 GRANT SELECT ON @extschema@.models, @extschema@.training_log TO PUBLIC;

@@ -23,10 +23,11 @@
  * The row loops here (adds, maxima and axpys over F or E floats) must vectorise: PostgreSQL
  * builds with -O2, where gcc 12 only vectorises loops whose trip count it knows, and gcc 12
  * maps -march=native on recent AMD cores to znver1 tuning, which uses 128-bit vectors. Both
- * cost about 2x in training speed, so this file asks for O3 and 256-bit vectors.
+ * cost about 2x in training speed, so this file asks for O3 and 256-bit vectors; no FP traps
+ * are used, and without -fno-trapping-math gcc will not if-convert float compares.
  */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("O3")
+#pragma GCC optimize("O3", "no-trapping-math")
 #ifdef __AVX2__
 #pragma GCC target("prefer-vector-width=256")
 #endif
@@ -713,6 +714,99 @@ softplus(double x)
 }
 
 /*
+ * exp for softmax rows, vectorisable (Cephes expf: range reduction by ln 2 and a degree-6
+ * polynomial, relative error ~2e-7); 0 below -87.3, where expf underflows anyway.
+ */
+static inline float
+vexpf(float x)
+{
+	float		xc = x > 88.7f ? 88.7f : (x < -87.3f ? -87.3f : x);
+	/* round to nearest by the 1.5 * 2^23 trick: no libm call, vectorises */
+	float		n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+	float		r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+	float		p = 1.9875691500e-4f;
+	union
+	{
+		int32_t		i;
+		float		f;
+	}			two_n;
+
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	two_n.i = ((int32_t) n + 127) << 23;
+	return x < -87.3f ? 0.0f : (p * r * r + r + 1.0f) * two_n.f;
+}
+
+/*
+ * Softmax cross-entropy of one row x (n logits, target tg): returns -log p[tg]. grad (may
+ * alias x) gets scale * (p - onehot); prob gets p. Sums in 8 fixed lanes: vectorised and
+ * deterministic.
+ */
+static double
+softmax_row(float *x, int n, int tg, float scale, float *grad, float *prob)
+{
+	float		mx = -FLT_MAX;
+	float		lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	float	   *dst = grad ? grad : prob;
+	double		sum = 0.0;
+	float		xt = tg >= 0 ? x[tg] : 0.0f;
+	int			j;
+
+	for (j = 0; j < n; j++)
+		mx = x[j] > mx ? x[j] : mx;
+	if (dst)
+	{
+		for (j = 0; j + 8 <= n; j += 8)
+			for (int l = 0; l < 8; l++)
+			{
+				float		e = vexpf(x[j + l] - mx);
+
+				dst[j + l] = e;
+				lane[l] += e;
+			}
+		for (; j < n; j++)
+		{
+			dst[j] = vexpf(x[j] - mx);
+			lane[0] += dst[j];
+		}
+	}
+	else
+	{
+		for (j = 0; j + 8 <= n; j += 8)
+			for (int l = 0; l < 8; l++)
+				lane[l] += vexpf(x[j + l] - mx);
+		for (; j < n; j++)
+			lane[0] += vexpf(x[j] - mx);
+	}
+	for (int l = 0; l < 8; l++)
+		sum += lane[l];
+	if (dst)
+	{
+		float		inv = (float) (1.0 / sum);
+
+		if (grad && prob)
+			for (j = 0; j < n; j++)
+				prob[j] = grad[j] * inv;
+		if (grad)
+		{
+			float		gs = inv * scale;
+
+			for (j = 0; j < n; j++)
+				grad[j] *= gs;
+			if (tg >= 0)
+				grad[tg] -= scale;
+		}
+		else
+			for (j = 0; j < n; j++)
+				prob[j] *= inv;
+	}
+	return log(sum) - ((double) xt - mx);
+}
+
+/*
  * Loss rows r0..r1-1 of logits L (row stride ld): adds w * loss to *loss_sum; when dL is
  * given, writes d(mean loss)/dlogit there (may alias L); pred (stride n_out) gets the
  * prediction (probability / value; next_item logits are already in place).
@@ -762,32 +856,11 @@ head_rows(const us_model *model, us_ws *ws, int32_t r0, int32_t r1, float *L, in
 		}
 		else
 		{
-			float		mx = -FLT_MAX;
-			double		sum = 0.0;
-			int32_t		tg = et[r];
+			float	   *pr = (pred && task != US_TASK_NEXT_ITEM) ? pred + (size_t) r * V : NULL;
+			double		l = softmax_row(x, V, et[r], (float) (w * inv_n), g, pr);
 
-			for (int j = 0; j < V; j++)
-				if (x[j] > mx)
-					mx = x[j];
-			for (int j = 0; j < V; j++)
-				sum += exp((double) x[j] - mx);
 			if (has_t)
-				*loss_sum += w * (log(sum) - ((double) x[tg] - mx));
-			if (g || (pred && task != US_TASK_NEXT_ITEM))
-			{
-				double		is = 1.0 / sum;
-				float	   *pr = pred ? pred + (size_t) r * V : NULL;
-
-				for (int j = 0; j < V; j++)
-				{
-					double		p = exp((double) x[j] - mx) * is;
-
-					if (pr && task != US_TASK_NEXT_ITEM)
-						pr[j] = (float) p;
-					if (g)
-						g[j] = (float) (w * (p - (j == tg ? 1.0 : 0.0)) * inv_n);
-				}
-			}
+				*loss_sum += w * l;
 		}
 	}
 }
@@ -914,8 +987,6 @@ head_sampled(const us_model *model, us_ws *ws, us_params *g, double *loss_sum,
 			const float *h = Hc + (size_t) r * H;
 			double		dot = 0.0,
 						q,
-						mx,
-						sum = 0.0,
 						w = ew[e];
 
 			if (tied)
@@ -929,30 +1000,18 @@ head_sampled(const us_model *model, us_ws *ws, us_params *g, double *loss_sum,
 			if (q <= 0.0)
 				q = 1e-12;
 			x[0] = (float) (dot + model->p.out_b[pos] - log((double) m * q));
-			mx = x[0];
 			for (int j = 0; j < m; j++)
 			{
 				if (neg[j] == pos)
 					x[1 + j] = -INFINITY;
 				else
 					x[1 + j] += model->p.out_b[neg[j]] - nlq[j];
-				if (x[1 + j] > mx)
-					mx = x[1 + j];
 			}
-			for (int j = 0; j < ld; j++)
-				sum += exp((double) x[j] - mx);
-			*loss_sum += w * (log(sum) - ((double) x[0] - mx));
+			*loss_sum += w * softmax_row(x, ld, 0, (float) (w * inv_n), g ? x : NULL, NULL);
 			if (g)
 			{
-				double		is = 1.0 / sum;
 				float		gpos;
 
-				for (int j = 0; j < ld; j++)
-				{
-					double		p = exp((double) x[j] - mx) * is;
-
-					x[j] = (float) (w * (p - (j == 0 ? 1.0 : 0.0)) * inv_n);
-				}
 				gpos = x[0];
 				/* positive: bias, output vector, hidden */
 				g->out_b[pos] += gpos;

@@ -15,6 +15,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "libpq/libpq.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "tcop/tcopprot.h"
@@ -1202,6 +1203,34 @@ UsPopularityBaseline(UsTrainRun *run)
 	return psprintf(", \"popularity_ndcg@10\": %.17g, \"popularity_hr@10\": %.17g", ndcg, hr);
 }
 
+/*
+ * Mean training label (binary: positive rate, regression: label mean) as a JSON fragment:
+ * the constant "prior" baseline userseq_evaluate reports beside the model.
+ */
+static char *
+UsLabelPrior(UsTrainRun *run)
+{
+	const us_dataset *d = &run->data.train;
+	double		sum = 0.0,
+				total = 0.0;
+
+	if ((run->cfg.task != US_TASK_BINARY && run->cfg.task != US_TASK_REGRESSION) ||
+		d->targets == NULL || run->data.n_train == 0)
+		return "";
+	for (int32 i = 0; i < run->data.n_train; i++)
+	{
+		double		w = d->weights ? d->weights[i] : 1.0;
+
+		sum += w * d->targets[i];
+		total += w;
+	}
+	if (total <= 0)
+		return "";
+	return psprintf(", \"%s\": %.17g",
+					run->cfg.task == US_TASK_BINARY ? "train_positive_rate" : "train_label_mean",
+					sum / total);
+}
+
 /* Restores the best epoch, encodes and stores the model; res gets version and deploy outcome. */
 static void
 UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_options,
@@ -1238,14 +1267,14 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 					 run->cfg.n_outputs, run->tc.n_negatives);
 
 	initStringInfo(&metrics);
-	appendStringInfo(&metrics, "{\"protocol\": \"%s\"%s%s, \"metric\": \"%s\", \"best_epoch\": %d, "
+	appendStringInfo(&metrics, "{\"protocol\": \"%s\"%s%s%s, \"metric\": \"%s\", \"best_epoch\": %d, "
 					 "\"epochs_run\": %d, \"train_sequences\": %d, \"valid_sequences\": %d, "
 					 "\"train_seconds\": %.3f, \"rows_read\": %lld, \"skipped_null_seq\": %lld, "
 					 "\"skipped_null_label\": %lld, \"skipped_short\": %lld, "
 					 "\"memory_estimate_mb\": %.1f, \"memory_used_mb\": %.1f}",
 					 UsProtocol(run), run->best_metrics ? run->best_metrics : "",
 					 run->cfg.task == US_TASK_NEXT_ITEM ? UsPopularityBaseline(run) : "",
-					 run->metric_name, run->best_epoch, run->epoch, run->data.n_train,
+					 UsLabelPrior(run), run->metric_name, run->best_epoch, run->epoch, run->data.n_train,
 					 run->data.n_valid, run->seconds_total, (long long) run->data.rows_read,
 					 (long long) run->data.skipped_null_seq,
 					 (long long) run->data.skipped_null_label,
@@ -1322,6 +1351,14 @@ userseq_train(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 		funcctx->user_fctx = UsTrainBegin(name, query, task, options,
 										  funcctx->multi_call_memory_ctx);
+	}
+	else if (whereToSendOutput == DestRemote)
+	{
+		/*
+		 * The previous epoch's row sits in the output buffer; push it to the client now so a
+		 * watcher sees each epoch as it ends, not when the whole run is over.
+		 */
+		pq_flush();
 	}
 	funcctx = SRF_PERCALL_SETUP();
 	run = (UsTrainRun *) funcctx->user_fctx;

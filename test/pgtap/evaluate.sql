@@ -4,7 +4,7 @@
 -- and markov, classification metrics against userseq_auc, and the aggregate in a parallel plan.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS userseq;
-SELECT plan(29);
+SELECT plan(31);
 SET LOCAL client_min_messages = warning;
 
 -- ---------------------------------------------------------------- hand-built next_item case
@@ -87,19 +87,24 @@ FROM generate_series(1, 600) u;
 SELECT count(*) FROM userseq_train('ev_bin', 'SELECT seq, label FROM ev_b WHERE u <= 500', 'binary',
 	'{"epochs": 3, "embedding_dim": 16, "num_filters": 16, "hidden_dim": 16, "seed": 4}');
 CREATE TEMP TABLE ev_br AS SELECT * FROM userseq_evaluate('ev_bin', 'SELECT seq, label FROM ev_b WHERE u > 500');
-SELECT ok(abs((SELECT value FROM ev_br WHERE metric = 'roc_auc') -
+SELECT ok(abs((SELECT value FROM ev_br WHERE scorer = 'model' AND metric = 'roc_auc') -
 			  (SELECT userseq_auc(userseq_predict('ev_bin', seq), label) FROM ev_b WHERE u > 500)) < 1e-12,
 		  'evaluate roc_auc equals userseq_auc over userseq_predict');
+SELECT is((SELECT value FROM ev_br WHERE scorer = 'prior' AND metric = 'roc_auc'), 0.5::float8,
+		  'prior baseline (training positive rate, a constant) has ROC AUC 0.5');
+SELECT ok((SELECT value FROM ev_br WHERE scorer = 'model' AND metric = 'log_loss') <
+		  (SELECT value FROM ev_br WHERE scorer = 'prior' AND metric = 'log_loss'),
+		  'model log loss beats the prior baseline');
 SELECT is((SELECT sum(n) FROM userseq_confusion_matrix('ev_bin', 'SELECT seq, label FROM ev_b WHERE u > 500'))::int, 100,
 		  'confusion matrix counts every row');
-SELECT ok(abs((SELECT value FROM ev_br WHERE metric = 'accuracy') -
+SELECT ok(abs((SELECT value FROM ev_br WHERE scorer = 'model' AND metric = 'accuracy') -
 			  (SELECT sum(n) FILTER (WHERE actual = predicted)::float8 / sum(n) FROM userseq_confusion_matrix('ev_bin', 'SELECT seq, label FROM ev_b WHERE u > 500'))) < 1e-12,
 		  'accuracy agrees with the confusion matrix diagonal');
 SELECT ok(abs((SELECT sum((fpr - lf) * (tpr + lt) / 2) FROM (
 				SELECT fpr, tpr, lag(fpr) OVER w AS lf, lag(tpr) OVER w AS lt
 				FROM userseq_roc_curve('ev_bin', 'SELECT seq, label FROM ev_b WHERE u > 500')
 				WINDOW w AS (ORDER BY threshold DESC)) x WHERE lf IS NOT NULL) -
-			  (SELECT value FROM ev_br WHERE metric = 'roc_auc')) < 1e-9,
+			  (SELECT value FROM ev_br WHERE scorer = 'model' AND metric = 'roc_auc')) < 1e-9,
 		  'trapezoid area under userseq_roc_curve equals roc_auc');
 
 -- ---------------------------------------------------------------- userseq_auc aggregate
