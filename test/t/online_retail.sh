@@ -15,7 +15,7 @@ start=$SECONDS
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 psql -c "CREATE EXTENSION IF NOT EXISTS userseq"
 ext=$(psql -At -c "SELECT extnamespace::regnamespace FROM pg_extension WHERE extname = 'userseq'")
-psql -c "DROP SCHEMA IF EXISTS us_online_retail CASCADE" -c "CREATE SCHEMA us_online_retail"
+psql -c "SET client_min_messages = warning" -c "DROP SCHEMA IF EXISTS us_online_retail CASCADE" -c "CREATE SCHEMA us_online_retail"
 psql -At -c "SELECT userseq_drop_model(n) FROM unnest(ARRAY['t_or_churn', 't_or_repeat30', 't_or_next']) n
 	WHERE EXISTS (SELECT 1 FROM models WHERE name = n)" >/dev/null
 export PGOPTIONS="-c search_path=us_online_retail,$ext -c client_min_messages=warning"
