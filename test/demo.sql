@@ -71,7 +71,7 @@ SELECT cutoff, end_ts FROM or_params;
 SELECT epoch, round(train_loss::numeric, 4) AS train_loss, round(valid_loss::numeric, 4) AS valid_loss,
 	round(valid_metric::numeric, 4) AS valid_roc_auc, round(seconds::numeric, 1) AS seconds
 FROM userseq_train('churn',
-	$$SELECT seq, churned AS label FROM or_customers WHERE split = 'train'$$, 'binary',
+	$$SELECT seq, churned AS label FROM or_customers WHERE split = 'train' ORDER BY user_id$$, 'binary',
 	'{"seed": 1, "threads": 1, "max_len": 300, "min_count": 10, "recent_window": 3,
 	  "embedding_dim": 32, "num_filters": 32, "hidden_dim": 32}');
 
@@ -102,7 +102,7 @@ LIMIT 5;
 \echo
 \echo 'repeat30 (a purchase in the 30 days after the cutoff), same options: test ROC AUC of the model and the baselines'
 SELECT count(*) AS epochs FROM userseq_train('repeat30',
-	$$SELECT seq, repeat30 AS label FROM or_customers WHERE split = 'train'$$, 'binary',
+	$$SELECT seq, repeat30 AS label FROM or_customers WHERE split = 'train' ORDER BY user_id$$, 'binary',
 	'{"seed": 1, "threads": 1, "max_len": 300, "min_count": 10, "recent_window": 3,
 	  "embedding_dim": 32, "num_filters": 32, "hidden_dim": 32}');
 SELECT round(userseq_auc(userseq_predict('repeat30', seq), repeat30)::numeric, 4) AS model,
@@ -116,7 +116,7 @@ FROM or_customers WHERE split = 'test';
 SELECT epoch, round(train_loss::numeric, 4) AS train_loss, round(valid_loss::numeric, 4) AS valid_loss,
 	round(valid_metric::numeric, 4) AS valid_ndcg10, round(seconds::numeric, 1) AS seconds
 FROM userseq_train('next_item',
-	$$SELECT train_seq AS seq FROM or_next_item WHERE split = 'train'$$, 'next_item',
+	$$SELECT train_seq AS seq FROM or_next_item WHERE split = 'train' ORDER BY user_id$$, 'next_item',
 	'{"seed": 1, "threads": 1, "max_len": 30, "max_examples_per_seq": 20, "epochs": 10}');
 
 \echo 'held-out test customers: earlier baskets in, one item of the last basket to find'

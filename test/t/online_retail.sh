@@ -26,12 +26,12 @@ psql -f test/data/online_retail_tasks.sql >/dev/null
 opts='{"seed": 1, "threads": 1, "max_len": 300, "min_count": 10, "recent_window": 3,
 	"embedding_dim": 32, "num_filters": 32, "hidden_dim": 32}'
 psql -c "SELECT count(*) FROM userseq_train('t_or_churn',
-	\$\$SELECT seq, churned AS label FROM or_customers WHERE split = 'train'\$\$, 'binary', '$opts')" >/dev/null
+	\$\$SELECT seq, churned AS label FROM or_customers WHERE split = 'train' ORDER BY user_id\$\$, 'binary', '$opts')" >/dev/null
 psql -c "SELECT count(*) FROM userseq_train('t_or_repeat30',
-	\$\$SELECT seq, repeat30 AS label FROM or_customers WHERE split = 'train'\$\$, 'binary', '$opts')" >/dev/null
+	\$\$SELECT seq, repeat30 AS label FROM or_customers WHERE split = 'train' ORDER BY user_id\$\$, 'binary', '$opts')" >/dev/null
 nopts='{"seed": 1, "threads": 1, "max_len": 30, "max_examples_per_seq": 20, "epochs": 10}'
 psql -c "SELECT count(*) FROM userseq_train('t_or_next',
-	\$\$SELECT train_seq AS seq FROM or_next_item WHERE split = 'train'\$\$, 'next_item', '$nopts')" >/dev/null
+	\$\$SELECT train_seq AS seq FROM or_next_item WHERE split = 'train' ORDER BY user_id\$\$, 'next_item', '$nopts')" >/dev/null
 
 fail=0
 read -r c_model c_rec c_freq c_rank r_model r_freq <<<"$(psql -At -F ' ' <<'SQL'
