@@ -6,6 +6,8 @@
 set -u
 cd "$(dirname "$0")/.."
 source test/setup-deps.sh
+# a diffs file from an earlier run would be shown under whichever tier fails first
+rm -f regression.diffs
 
 passed=0
 failed=0
@@ -22,7 +24,7 @@ run_tier() {
 	else
 		failed=$((failed + 1))
 		summary="$summary\nFAIL  $name ($((SECONDS - t0)) s)"
-		[ -f regression.diffs ] && head -n 200 regression.diffs
+		if [ -s regression.diffs ]; then head -n 200 regression.diffs; fi
 	fi
 }
 

@@ -60,9 +60,12 @@ extern void UsCheckTime(TimestampTz t);
 
 /*
  * Builds a canonical userseq from n events whose codes refer to labels[0..n_labels-1]
- * (distinct, any order, each used by at least one event). Sorts events (in place, after
- * renumbering codes into label order) by time, item, label. Result in CurrentMemoryContext.
+ * (distinct, any order; labels no event uses are dropped). Sorts events (in place, after
+ * renumbering codes into label order) by time, item, label; sorted = true promises the times
+ * are strictly increasing (already canonical), so the sort is skipped. Result in
+ * CurrentMemoryContext.
  */
-extern UserSeq *UsSeqAssemble(UsEvent *events, int32 n, const UsLabel *labels, int n_labels);
+extern UserSeq *UsSeqAssemble(UsEvent *events, int32 n, const UsLabel *labels, int n_labels,
+							  bool sorted);
 
 #endif

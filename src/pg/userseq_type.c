@@ -204,9 +204,11 @@ static UserSeq *
 UsSeqAlloc(int32 n, const UsLabel *const *labels, int n_labels)
 {
 	Size		size = UsSeqSize(n, labels, n_labels);
-	UserSeq    *seq = palloc0(size);
+	UserSeq    *seq = palloc(size);
 	uint8	   *p;
 
+	/* every byte after the header is written by the caller, so only the header is zeroed */
+	memset(seq, 0, USERSEQ_HEADER_SIZE);
 	SET_VARSIZE(seq, size);
 	seq->n_events = n;
 	seq->n_labels = n_labels;
@@ -221,7 +223,7 @@ UsSeqAlloc(int32 n, const UsLabel *const *labels, int n_labels)
 }
 
 UserSeq *
-UsSeqAssemble(UsEvent *events, int32 n, const UsLabel *labels, int n_labels)
+UsSeqAssemble(UsEvent *events, int32 n, const UsLabel *labels, int n_labels, bool sorted)
 {
 	const UsLabel *order[USERSEQ_MAX_LABELS];
 	int			rank[USERSEQ_MAX_LABELS + 1];
@@ -236,20 +238,37 @@ UsSeqAssemble(UsEvent *events, int32 n, const UsLabel *labels, int n_labels)
 	Assert(n_labels <= USERSEQ_MAX_LABELS);
 
 	/* keep only labels some event uses, in bytewise order: the canonical label table */
-	memset(used, 0, sizeof(used));
-	for (int32 i = 0; i < n; i++)
-		used[events[i].code] = true;
-	for (int l = 0; l < n_labels; l++)
-		if (used[l + 1])
-			order[n_used++] = &labels[l];
-	qsort(order, n_used, sizeof(UsLabel *), UsLabelPtrCmp);
-	rank[0] = 0;
-	for (int r = 0; r < n_used; r++)
-		rank[(order[r] - labels) + 1] = r + 1;
+	if (n_labels > 0)
+	{
+		memset(used, 0, sizeof(bool) * (n_labels + 1));
+		for (int32 i = 0; i < n; i++)
+			used[events[i].code] = true;
+		for (int l = 0; l < n_labels; l++)
+			if (used[l + 1])
+				order[n_used++] = &labels[l];
+		/* a handful of labels is the common case: insertion sort, no qsort call */
+		if (n_used <= 16)
+		{
+			for (int i = 1; i < n_used; i++)
+			{
+				const UsLabel *x = order[i];
+				int			j = i;
 
-	for (int32 i = 0; i < n; i++)
-		events[i].code = rank[events[i].code];
-	us_event_sort(events, n);
+				for (; j > 0 && UsLabelCmp(order[j - 1], x) > 0; j--)
+					order[j] = order[j - 1];
+				order[j] = x;
+			}
+		}
+		else
+			qsort(order, n_used, sizeof(UsLabel *), UsLabelPtrCmp);
+		rank[0] = 0;
+		for (int r = 0; r < n_used; r++)
+			rank[(order[r] - labels) + 1] = r + 1;
+		for (int32 i = 0; i < n; i++)
+			events[i].code = rank[events[i].code];
+	}
+	if (!sorted)
+		us_event_sort(events, n);
 
 	seq = UsSeqAlloc(n, order, n_used);
 	items = (int64 *) UserSeqItems(seq);
@@ -313,7 +332,7 @@ UserSeqBuild(int32 n, const int64 *items, const TimestampTz *times,
 		else
 			events[i].code = 0;
 	}
-	return UsSeqAssemble(events, n, set.labels, set.n);
+	return UsSeqAssemble(events, n, set.labels, set.n, false);
 }
 
 /*
@@ -1220,7 +1239,7 @@ userseq_concat(PG_FUNCTION_ARGS)
 			k++;
 		}
 	}
-	PG_RETURN_USERSEQ_P(UsSeqAssemble(events, k, set.labels, set.n));
+	PG_RETURN_USERSEQ_P(UsSeqAssemble(events, k, set.labels, set.n, false));
 }
 
 /* ------------------------------------------------------------------ equality and hashing */

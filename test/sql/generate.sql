@@ -123,3 +123,7 @@ SELECT count(*) FROM userseq_generate_events(10, start_at => '294276-12-30 00:00
 SELECT provolatile, proparallel, proisstrict, prosupport <> 0 AS has_support
 FROM pg_proc WHERE proname = 'userseq_generate_events';
 EXPLAIN (COSTS ON) SELECT * FROM userseq_generate_events(1000, 1, days => 30);
+
+-- leave nothing behind for the next suite
+DROP FUNCTION gen_md5(int, bigint);
+DROP EXTENSION userseq;
