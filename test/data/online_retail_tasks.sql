@@ -2,7 +2,7 @@
 -- load_online_retail.sql, in the same schema, with userseq installed). Builds three tables:
 --
 --   or_params(cutoff, end_ts)           the prediction time and the end of the data
---   or_customers(user_id, split, seq, churned, repeat30, recency_days, invoices, ...)
+--   or_customers(user_id, split, seq, inv_seq, churned, repeat30, recency_days, invoices, ...)
 --       one row per customer with at least one purchase before the cutoff
 --   or_next_item(user_id, split, train_seq, eval_seq)
 --       one row per customer with purchases on at least two distinct invoice times
@@ -22,6 +22,13 @@
 -- events, so without the marker it could not see how long ago the last purchase was; with it,
 -- the marker's gap bucket is the recency. The marker uses only the cutoff time, which is known
 -- at prediction time, so it leaks nothing.
+--
+-- inv_seq: the same pre-cutoff history as ONE event per invoice (item 0) whose behaviour label
+-- carries what a convolution with max pooling cannot count: 'buy:<k>:<s>' with k = which purchase
+-- of the customer this is, bucketed 1, 2-3, 4-7, 8-15, 16+ (so the pooled features can see
+-- "reached k invoices"), s = invoice lines, bucketed s1, s2-5, s6-20, s21+; returns 'return:<s>';
+-- then the same cutoff marker. Chosen on the validation split for repeat30 (README, "Online
+-- Retail: results"); churn uses seq, since no such feature helped it on validation.
 --
 -- Split: by customer, from the first 8 hex digits of md5(user_id) mod 100: 0-69 train,
 -- 70-84 valid (hyperparameter choice), 85-99 test (held out; evaluation only). The same
@@ -72,6 +79,27 @@ before AS (
 	WHERE e.ts < p.cutoff
 	GROUP BY e.user_id
 ),
+-- one event per invoice (buy or return) for inv_seq; k = the invoice's number among the
+-- customer's buys, lines = its invoice lines
+invoice AS (
+	SELECT e.user_id, e.ts, e.behavior, count(*) AS lines,
+		row_number() OVER (PARTITION BY e.user_id, e.behavior ORDER BY e.ts) AS k
+	FROM events e, p
+	WHERE e.ts < p.cutoff
+	GROUP BY e.user_id, e.ts, e.behavior
+),
+invoice_seq AS (
+	SELECT user_id,
+		userseq_agg(0::bigint, ts,
+			CASE WHEN behavior = 'return' THEN 'return'
+			ELSE 'buy:' || CASE WHEN k = 1 THEN '1' WHEN k <= 3 THEN '2-3' WHEN k <= 7 THEN '4-7'
+					WHEN k <= 15 THEN '8-15' ELSE '16+' END
+			END
+			|| CASE WHEN lines = 1 THEN ':s1' WHEN lines <= 5 THEN ':s2-5'
+				WHEN lines <= 20 THEN ':s6-20' ELSE ':s21+' END) AS inv_seq
+	FROM invoice
+	GROUP BY user_id
+),
 after AS (
 	SELECT e.user_id,
 		bool_or(e.ts < p.cutoff + interval '30 days') AS bought_30d
@@ -81,17 +109,19 @@ after AS (
 )
 SELECT b.user_id, s.split,
 	b.events_seq || userseq(ARRAY[0::bigint], ARRAY[p.cutoff], ARRAY['cutoff']) AS seq,
+	i.inv_seq || userseq(ARRAY[0::bigint], ARRAY[p.cutoff], ARRAY['cutoff']) AS inv_seq,
 	a.user_id IS NULL AS churned,
 	coalesce(a.bought_30d, false) AS repeat30,
 	extract(epoch FROM p.cutoff - b.last_buy) / 86400.0 AS recency_days,
 	b.invoices, b.active_days, b.spend
 FROM before b
 JOIN split s USING (user_id)
+JOIN invoice_seq i USING (user_id)
 CROSS JOIN p
 LEFT JOIN after a USING (user_id)
 WHERE b.last_buy IS NOT NULL;
 ALTER TABLE or_customers ADD PRIMARY KEY (user_id);
-COMMENT ON TABLE or_customers IS 'Online Retail churn / 30-day repeat purchase: customers with a purchase before the cutoff, pre-cutoff sequence + cutoff marker, labels from after the cutoff, recency/frequency baseline features, split';
+COMMENT ON TABLE or_customers IS 'Online Retail churn / 30-day repeat purchase: customers with a purchase before the cutoff, pre-cutoff sequence + cutoff marker (seq: every event; inv_seq: one event per invoice labelled with its purchase-count and size buckets), labels from after the cutoff, recency/frequency baseline features, split';
 
 CREATE TABLE or_next_item AS
 WITH buys AS (
