@@ -6,7 +6,10 @@
 #   make unit                   C unit tests of src/core, no PostgreSQL needed
 #   make unit-asan              the same under AddressSanitizer + UBSan
 #   make unit-valgrind          the same under valgrind
+#   make bench-train            training sequences/s of the core (BENCH_THREADS=1)
 #   make fuzz                   libFuzzer harness of the model decoder (clang), bounded run
+#   make fuzz-corpus            regenerate the fuzz seed models in test/fuzz/corpus
+#   make bench-core             single-sequence scoring benchmark of src/core (-O2 -march=native)
 #
 # OPTFLAGS="" gives a portable build (no -march=native).
 
@@ -34,7 +37,7 @@ PG_CPPFLAGS = -Iinclude
 SHLIB_LINK = -lopenblas -lm
 EXTRA_CLEAN = test/unit/build results regression.diffs regression.out
 
-STANDALONE_GOALS = unit unit-asan unit-valgrind fuzz core-lib
+STANDALONE_GOALS = unit unit-asan unit-valgrind fuzz fuzz-corpus bench-core bench-train core-lib
 ifeq ($(filter $(STANDALONE_GOALS),$(MAKECMDGOALS)),)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -74,10 +77,31 @@ unit-valgrind: $(UNIT_SRCS:test/unit/%.c=$(UNIT_BUILD)/%)
 	@UNIT_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 		US_UNIT_QUICK=1 sh test/unit/run.sh $^
 
+# training throughput of the core (not a test): spec and lean configs, 1 BLAS thread by default
+BENCH_THREADS ?= 1
+.PHONY: bench-train
+bench-train:
+	@mkdir -p test/bench/build
+	$(CC) $(CORE_CFLAGS) -O3 -o test/bench/build/bench_train test/bench/bench_train.c $(CORE_SRCS) -lopenblas -lm
+	OPENBLAS_NUM_THREADS=$(BENCH_THREADS) test/bench/build/bench_train $(BENCH_ARGS)
+
 FUZZ_SECONDS ?= 60
 fuzz:
-	@mkdir -p test/fuzz/build
+	@mkdir -p test/fuzz/build/corpus
 	clang -std=c11 -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
 		-o test/fuzz/build/fuzz_decode test/fuzz/fuzz_decode.c $(CORE_SRCS) -lopenblas -lm
 	test/fuzz/build/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 		test/fuzz/build/corpus test/fuzz/corpus
+
+fuzz-corpus:
+	@mkdir -p test/fuzz/build
+	$(CC) $(CORE_CFLAGS) -o test/fuzz/build/make_corpus test/fuzz/make_corpus.c $(CORE_SRCS) -lopenblas -lm
+	test/fuzz/build/make_corpus test/fuzz/corpus
+
+# Scoring throughput; pass BENCH_ARGS (see test/bench/bench_scorer.c). One BLAS thread.
+BENCH_ARGS ?=
+bench-core:
+	@mkdir -p test/bench/build
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -march=native -Iinclude -Wall -Wextra -Werror \
+		-o test/bench/build/bench_scorer test/bench/bench_scorer.c $(CORE_SRCS) -lopenblas -lm
+	OPENBLAS_NUM_THREADS=1 test/bench/build/bench_scorer $(BENCH_ARGS)

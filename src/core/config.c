@@ -1,0 +1,257 @@
+/*
+ * config.c: defaults and validation of the model and training hyperparameters, and the
+ * learning-rate schedules. It does not know about vocabularies or data; us_model_create checks
+ * that a config agrees with its vocabulary.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "userseq/us_model.h"
+#include "us_internal.h"
+
+void
+us_model_config_default(us_model_config *cfg, us_task task)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->task = task;
+	cfg->n_items = 2;
+	cfg->n_behaviors = 0;
+	cfg->n_gap_buckets = 0;
+	cfg->n_outputs = (task == US_TASK_NEXT_ITEM) ? cfg->n_items : 1;
+	cfg->max_len = 100;
+	cfg->embed_dim = 128;
+	cfg->n_widths = 3;
+	cfg->widths[0] = 3;
+	cfg->widths[1] = 4;
+	cfg->widths[2] = 5;
+	cfg->n_filters = 128;
+	cfg->hidden_dim = 128;
+	cfg->recent_window = 0;
+	cfg->tie_output = 0;
+	cfg->dropout = 0.5f;
+	cfg->pos_weight = 1.0f;
+}
+
+static us_status
+fail(us_status st, char *msg, size_t msglen, const char *fmt,...)
+{
+	if (msg && msglen > 0)
+	{
+		va_list		ap;
+
+		va_start(ap, fmt);
+		vsnprintf(msg, msglen, fmt, ap);
+		va_end(ap);
+	}
+	return st;
+}
+
+#define RANGE(field, name, lo, hi) \
+	do { \
+		if ((field) < (lo) || (field) > (hi)) \
+			return fail(US_EINVAL, msg, msglen, \
+						"%s must be between %ld and %ld, got %ld.", name, \
+						(long) (lo), (long) (hi), (long) (field)); \
+	} while (0)
+
+int32_t
+us_model_feature_dim(const us_model_config *cfg)
+{
+	return cfg->n_widths * cfg->n_filters + cfg->recent_window * cfg->embed_dim;
+}
+
+us_status
+us_model_config_validate(const us_model_config *cfg, char *msg, size_t msglen)
+{
+	if (msg && msglen > 0)
+		msg[0] = '\0';
+	if (cfg->task < US_TASK_BINARY || cfg->task > US_TASK_NEXT_BEHAVIOR)
+		return fail(US_EINVAL, msg, msglen,
+					"task must be one of binary (1), multiclass (2), regression (3), next_item (4) or next_behavior (5), got %d.",
+					(int) cfg->task);
+	RANGE(cfg->n_items, "n_items (item rows)", 2, US_MAX_ITEMS);
+	if (cfg->n_behaviors != 0)
+		RANGE(cfg->n_behaviors, "n_behaviors (behaviour rows, or 0 for no behaviour input)",
+			  2, US_MAX_BEHAVIORS);
+	if (cfg->n_gap_buckets != 0)
+		RANGE(cfg->n_gap_buckets, "n_gap_buckets (or 0 for no time-gap input)",
+			  3, US_MAX_GAP_BUCKETS);
+	switch (cfg->task)
+	{
+		case US_TASK_BINARY:
+		case US_TASK_REGRESSION:
+			RANGE(cfg->n_outputs, "n_outputs of a binary or regression model", 1, 1);
+			break;
+		case US_TASK_MULTICLASS:
+			RANGE(cfg->n_outputs, "n_outputs (number of classes)", 2, US_MAX_CLASSES);
+			break;
+		case US_TASK_NEXT_ITEM:
+			if (cfg->n_outputs != cfg->n_items)
+				return fail(US_EINVAL, msg, msglen,
+							"n_outputs of a next_item model must equal n_items (%d), got %d.",
+							(int) cfg->n_items, (int) cfg->n_outputs);
+			break;
+		case US_TASK_NEXT_BEHAVIOR:
+			if (cfg->n_behaviors == 0)
+				return fail(US_EINVAL, msg, msglen,
+							"A next_behavior model needs behaviour input: n_behaviors must be between 2 and %d, got 0.",
+							US_MAX_BEHAVIORS);
+			if (cfg->n_outputs != cfg->n_behaviors)
+				return fail(US_EINVAL, msg, msglen,
+							"n_outputs of a next_behavior model must equal n_behaviors (%d), got %d.",
+							(int) cfg->n_behaviors, (int) cfg->n_outputs);
+			break;
+	}
+	RANGE(cfg->max_len, "max_len", 1, US_MAX_LEN);
+	RANGE(cfg->embed_dim, "embed_dim", 1, US_MAX_EMBED_DIM);
+	RANGE(cfg->n_widths, "the number of convolution widths", 1, US_MAX_WIDTHS);
+	for (int i = 0; i < cfg->n_widths; i++)
+	{
+		RANGE(cfg->widths[i], "every convolution width", 1, US_MAX_FILTER_WIDTH);
+		if (i > 0 && cfg->widths[i] <= cfg->widths[i - 1])
+			return fail(US_EINVAL, msg, msglen,
+						"Convolution widths must be strictly ascending, got %d after %d.",
+						(int) cfg->widths[i], (int) cfg->widths[i - 1]);
+	}
+	for (int i = cfg->n_widths; i < US_MAX_WIDTHS; i++)
+		if (cfg->widths[i] != 0)
+			return fail(US_EINVAL, msg, msglen,
+						"Unused convolution width slots must be 0, slot %d holds %d.",
+						i, (int) cfg->widths[i]);
+	RANGE(cfg->n_filters, "n_filters", 1, US_MAX_FILTERS);
+	RANGE(cfg->hidden_dim, "hidden_dim", 1, US_MAX_HIDDEN);
+	RANGE(cfg->recent_window, "recent_window", 0, US_MAX_RECENT);
+	RANGE(cfg->tie_output, "tie_output", 0, 1);
+	if (cfg->tie_output)
+	{
+		if (cfg->task != US_TASK_NEXT_ITEM)
+			return fail(US_EINVAL, msg, msglen,
+						"tie_output is only allowed for next_item models.");
+		if (cfg->hidden_dim != cfg->embed_dim)
+			return fail(US_EINVAL, msg, msglen,
+						"tie_output needs hidden_dim equal to embed_dim, got %d and %d.",
+						(int) cfg->hidden_dim, (int) cfg->embed_dim);
+	}
+	if (!isfinite(cfg->dropout))
+		return fail(US_ENONFINITE, msg, msglen, "dropout must be a finite number in [0, 1).");
+	if (cfg->dropout < 0.0f || cfg->dropout >= 1.0f)
+		return fail(US_EINVAL, msg, msglen, "dropout must be in [0, 1), got %g.",
+					(double) cfg->dropout);
+	if (!isfinite(cfg->pos_weight))
+		return fail(US_ENONFINITE, msg, msglen, "pos_weight must be a finite number > 0.");
+	if (cfg->pos_weight <= 0.0f)
+		return fail(US_EINVAL, msg, msglen, "pos_weight must be > 0, got %g.",
+					(double) cfg->pos_weight);
+	if (us_model_param_count(cfg) == 0 || us_model_param_count(cfg) > US_MAX_PARAMS)
+		return fail(US_ELIMIT, msg, msglen,
+					"The model would have more than %zu parameters; reduce the vocabulary, embed_dim, n_filters or hidden_dim.",
+					US_MAX_PARAMS);
+	return US_OK;
+}
+
+void
+us_train_config_default(us_train_config *tc)
+{
+	memset(tc, 0, sizeof(*tc));
+	tc->optimizer = US_OPT_ADAM;
+	tc->learning_rate = 1e-3f;
+	tc->beta1 = 0.9f;
+	tc->beta2 = 0.999f;
+	tc->epsilon = 1e-8f;
+	tc->momentum = 0.9f;
+	tc->weight_decay = 0.0f;
+	tc->clip_norm = 0.0f;
+	tc->lr_schedule = US_LR_CONSTANT;
+	tc->lr_step_epochs = 10;
+	tc->lr_gamma = 0.1f;
+	tc->epochs = 10;
+	tc->batch_size = 256;
+	tc->n_negatives = 0;
+	tc->max_examples_per_seq = 0;
+	tc->seed = 12345;
+}
+
+#define FINITE(field, name) \
+	do { \
+		if (!isfinite(field)) \
+			return fail(US_ENONFINITE, msg, msglen, "%s must be a finite number.", name); \
+	} while (0)
+
+us_status
+us_train_config_validate(const us_train_config *tc, char *msg, size_t msglen)
+{
+	if (msg && msglen > 0)
+		msg[0] = '\0';
+	if (tc->optimizer < US_OPT_ADAM || tc->optimizer > US_OPT_SGD)
+		return fail(US_EINVAL, msg, msglen,
+					"optimizer must be adam (1), adamw (2) or sgd (3), got %d.", (int) tc->optimizer);
+	FINITE(tc->learning_rate, "learning_rate");
+	if (tc->learning_rate <= 0.0f)
+		return fail(US_EINVAL, msg, msglen, "learning_rate must be > 0, got %g.",
+					(double) tc->learning_rate);
+	FINITE(tc->beta1, "beta1");
+	FINITE(tc->beta2, "beta2");
+	if (tc->beta1 < 0.0f || tc->beta1 >= 1.0f)
+		return fail(US_EINVAL, msg, msglen, "beta1 must be in [0, 1), got %g.", (double) tc->beta1);
+	if (tc->beta2 < 0.0f || tc->beta2 >= 1.0f)
+		return fail(US_EINVAL, msg, msglen, "beta2 must be in [0, 1), got %g.", (double) tc->beta2);
+	FINITE(tc->epsilon, "epsilon");
+	if (tc->epsilon <= 0.0f)
+		return fail(US_EINVAL, msg, msglen, "epsilon must be > 0, got %g.", (double) tc->epsilon);
+	FINITE(tc->momentum, "momentum");
+	if (tc->momentum < 0.0f || tc->momentum >= 1.0f)
+		return fail(US_EINVAL, msg, msglen, "momentum must be in [0, 1), got %g.",
+					(double) tc->momentum);
+	FINITE(tc->weight_decay, "weight_decay");
+	if (tc->weight_decay < 0.0f)
+		return fail(US_EINVAL, msg, msglen, "weight_decay must be >= 0, got %g.",
+					(double) tc->weight_decay);
+	FINITE(tc->clip_norm, "clip_norm");
+	if (tc->clip_norm < 0.0f)
+		return fail(US_EINVAL, msg, msglen, "clip_norm must be >= 0 (0 turns clipping off), got %g.",
+					(double) tc->clip_norm);
+	if (tc->lr_schedule < US_LR_CONSTANT || tc->lr_schedule > US_LR_COSINE)
+		return fail(US_EINVAL, msg, msglen,
+					"lr_schedule must be constant (1), step (2) or cosine (3), got %d.",
+					(int) tc->lr_schedule);
+	RANGE(tc->lr_step_epochs, "lr_step_epochs", 1, 1000000);
+	FINITE(tc->lr_gamma, "lr_gamma");
+	if (tc->lr_gamma <= 0.0f || tc->lr_gamma > 1.0f)
+		return fail(US_EINVAL, msg, msglen, "lr_gamma must be in (0, 1], got %g.",
+					(double) tc->lr_gamma);
+	RANGE(tc->epochs, "epochs", 1, 1000000);
+	RANGE(tc->batch_size, "batch_size", 1, 65536);
+	if (tc->n_negatives != 0)
+		RANGE(tc->n_negatives, "n_negatives (or 0 for the full softmax)", 2, 1 << 20);
+	RANGE(tc->max_examples_per_seq, "max_examples_per_seq (or 0 for all prefixes)", 0, US_MAX_LEN);
+	return US_OK;
+}
+
+float
+us_train_learning_rate(const us_train_config *tc, int32_t epoch)
+{
+	double		lr = tc->learning_rate;
+
+	if (epoch < 0)
+		epoch = 0;
+	switch (tc->lr_schedule)
+	{
+		case US_LR_STEP:
+			if (tc->lr_step_epochs > 0)
+				lr *= pow((double) tc->lr_gamma, (double) (epoch / tc->lr_step_epochs));
+			break;
+		case US_LR_COSINE:
+			if (tc->epochs > 0)
+			{
+				double		e = epoch < tc->epochs ? epoch : tc->epochs;
+
+				lr *= (1.0 + cos(3.14159265358979323846 * e / tc->epochs)) / 2.0;
+			}
+			break;
+		default:
+			break;
+	}
+	return (float) lr;
+}

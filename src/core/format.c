@@ -1,0 +1,637 @@
+/*
+ * format.c: the self-contained model bytes (encode, decode, header peek).
+ *
+ * Every integer and float is written byte by byte in little-endian order (no struct dumps),
+ * so the bytes are identical on every host. The decoder treats its input as hostile: it checks
+ * the header, the CRC32C, and then every count against the documented limits and against the
+ * bytes that remain, with overflow-safe arithmetic, before it allocates anything; it never reads
+ * outside [buf, buf + len). It does not interpret the weights beyond requiring them finite
+ * (padding rows need not be zero), and it does not know the parameter layout: that belongs to
+ * model.c (us_model_param_count, us_params_bind), whose flat block is copied in order.
+ *
+ * Byte layout, format version 1 (offsets in bytes; u32/i32/u64/i64/f32 little-endian):
+ *
+ *   header, 32 bytes
+ *     0   u32  magic 0x4D515355 ("USQM" as bytes)
+ *     4   u32  format version (1)
+ *     8   u32  header size (32)
+ *     12  u32  flags, must be 0
+ *     16  u64  total size in bytes, header included (<= 1 GiB)
+ *     24  u32  CRC32C (Castagnoli) of bytes [header size, total size)
+ *     28  u32  reserved, must be 0
+ *
+ *   body
+ *     config, 88 bytes, the fields of us_model_config in declaration order:
+ *       i32 task, n_items, n_behaviors, n_gap_buckets, n_outputs, max_len, embed_dim,
+ *       n_widths, widths[8] (entries past n_widths must be 0), n_filters, hidden_dim,
+ *       recent_window, tie_output; f32 dropout, pos_weight
+ *     vocabulary counts: u32 n_vocab_items, u32 n_behavior_labels, u32 n_class_labels
+ *       (n_items = n_vocab_items + 2; n_behaviors = n_behavior_labels + 2, or 0 and 0 labels;
+ *        multiclass: n_class_labels = n_outputs, other tasks 0)
+ *     i64 item_ids[n_vocab_items], strictly ascending
+ *     u32 item_counts[n_vocab_items]
+ *     n_behavior_labels times: u32 length (<= 255), then that many bytes (no NUL; labels distinct)
+ *     n_class_labels times: the same
+ *     u64 n_params (must equal the count the config implies)
+ *     f32 params[n_params], finite, in the order of us_model.params_block
+ *   The body ends exactly at the total size; trailing bytes are an error.
+ *
+ * Statuses: US_ETRUNCATED when len is shorter than the header or the total size it states;
+ * US_EFORMAT for bad magic, header size, flags, reserved bits, trailing bytes or any field that
+ * is inconsistent with the rest; US_EVERSION for another format version; US_ECHECKSUM for a
+ * CRC mismatch; US_ELIMIT for a count or size beyond a documented limit; US_ENONFINITE for a
+ * NaN or infinite weight; US_ENOMEM when the allocator fails.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "userseq/us_format.h"
+#include "us_internal.h"
+
+#define CONFIG_BYTES	(22 * 4)
+#define VOCAB_HEAD_BYTES	(3 * 4)
+/* The smallest possible model: header, config, vocabulary counts, n_params. */
+#define MIN_TOTAL_SIZE	(US_FORMAT_HEADER_SIZE + CONFIG_BYTES + VOCAB_HEAD_BYTES + 8)
+
+/* ------------------------------------------------------------------ byte helpers */
+
+static inline void
+put_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t) v;
+	p[1] = (uint8_t) (v >> 8);
+	p[2] = (uint8_t) (v >> 16);
+	p[3] = (uint8_t) (v >> 24);
+}
+
+static inline void
+put_u64(uint8_t *p, uint64_t v)
+{
+	put_u32(p, (uint32_t) v);
+	put_u32(p + 4, (uint32_t) (v >> 32));
+}
+
+static inline uint32_t
+get_u32(const uint8_t *p)
+{
+	return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) |
+		((uint32_t) p[3] << 24);
+}
+
+static inline uint64_t
+get_u64(const uint8_t *p)
+{
+	return (uint64_t) get_u32(p) | ((uint64_t) get_u32(p + 4) << 32);
+}
+
+static inline uint32_t
+f32_bits(float f)
+{
+	uint32_t	u;
+
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+static inline float
+bits_f32(uint32_t u)
+{
+	float		f;
+
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* A bounds-checked cursor over the body. */
+typedef struct reader
+{
+	const uint8_t *p;
+	size_t		pos;
+	size_t		end;
+} reader;
+
+static inline size_t
+remaining(const reader *r)
+{
+	return r->end - r->pos;
+}
+
+/* Out of bytes inside a body whose total size was already checked: a layout error. */
+static us_status
+rd_u32(reader *r, uint32_t *v)
+{
+	if (remaining(r) < 4)
+		return US_EFORMAT;
+	*v = get_u32(r->p + r->pos);
+	r->pos += 4;
+	return US_OK;
+}
+
+static us_status
+rd_u64(reader *r, uint64_t *v)
+{
+	if (remaining(r) < 8)
+		return US_EFORMAT;
+	*v = get_u64(r->p + r->pos);
+	r->pos += 8;
+	return US_OK;
+}
+
+#define TRY(expr) \
+	do { \
+		us_status st__ = (expr); \
+		if (st__ != US_OK) \
+			return st__; \
+	} while (0)
+
+/* ------------------------------------------------------------------ shared checks */
+
+/* The vocabulary sizes the config requires. */
+static us_status
+check_vocab_counts(const us_model_config *cfg, uint64_t n_vocab_items,
+				   uint64_t n_beh_labels, uint64_t n_class_labels)
+{
+	if (n_vocab_items + 2 != (uint64_t) cfg->n_items)
+		return US_EFORMAT;
+	if (cfg->n_behaviors == 0 ? n_beh_labels != 0
+		: n_beh_labels + 2 != (uint64_t) cfg->n_behaviors)
+		return US_EFORMAT;
+	if (cfg->task == US_TASK_MULTICLASS ? n_class_labels != (uint64_t) cfg->n_outputs
+		: n_class_labels != 0)
+		return US_EFORMAT;
+	return US_OK;
+}
+
+/*
+ * Sizes past a documented limit are US_ELIMIT (config validation calls every bad field
+ * US_EINVAL, which for stored bytes means US_EFORMAT).
+ */
+static us_status
+check_config_limits(const us_model_config *c)
+{
+	if (c->n_items > US_MAX_ITEMS || c->n_behaviors > US_MAX_BEHAVIORS ||
+		c->n_gap_buckets > US_MAX_GAP_BUCKETS || c->max_len > US_MAX_LEN ||
+		c->embed_dim > US_MAX_EMBED_DIM || c->n_widths > US_MAX_WIDTHS ||
+		c->n_filters > US_MAX_FILTERS || c->hidden_dim > US_MAX_HIDDEN ||
+		c->recent_window > US_MAX_RECENT)
+		return US_ELIMIT;
+	if (c->task == US_TASK_MULTICLASS ? c->n_outputs > US_MAX_CLASSES
+		: c->n_outputs > US_MAX_ITEMS)
+		return US_ELIMIT;
+	for (int i = 0; i < US_MAX_WIDTHS; i++)
+		if (c->widths[i] > US_MAX_FILTER_WIDTH)
+			return US_ELIMIT;
+	return US_OK;
+}
+
+static us_status
+map_config_status(us_status st)
+{
+	if (st == US_OK || st == US_ENONFINITE)
+		return st;
+	return US_EFORMAT;
+}
+
+/* ------------------------------------------------------------------ header */
+
+us_status
+us_format_peek(const uint8_t *buf, size_t len, us_format_header *header)
+{
+	uint32_t	version;
+	uint64_t	total;
+
+	if (buf == NULL || header == NULL)
+		return US_EINVAL;
+	/* With at least the magic present, a wrong magic says "not a model" before "too short". */
+	if (len >= 4 && get_u32(buf) != US_FORMAT_MAGIC)
+		return US_EFORMAT;
+	if (len < 8)
+		return US_ETRUNCATED;
+	version = get_u32(buf + 4);
+	if (version != US_FORMAT_VERSION)
+		return US_EVERSION;
+	if (len < US_FORMAT_HEADER_SIZE)
+		return US_ETRUNCATED;
+	if (get_u32(buf + 8) != US_FORMAT_HEADER_SIZE)
+		return US_EFORMAT;
+	if (get_u32(buf + 12) != 0 || get_u32(buf + 28) != 0)
+		return US_EFORMAT;
+	total = get_u64(buf + 16);
+	if (total > US_FORMAT_MAX_SIZE)
+		return US_ELIMIT;
+	if (total < MIN_TOTAL_SIZE)
+		return US_EFORMAT;
+	header->version = version;
+	header->total_size = total;
+	header->crc32c = get_u32(buf + 24);
+	return US_OK;
+}
+
+/* ------------------------------------------------------------------ encode */
+
+static size_t
+label_bytes(char *const *labels, int32_t n)
+{
+	size_t		s = 0;
+
+	for (int32_t i = 0; i < n; i++)
+		s += 4 + (labels && labels[i] ? strlen(labels[i]) : 0);
+	return s;
+}
+
+size_t
+us_model_encoded_size(const us_model *model)
+{
+	const us_vocab *v;
+	size_t		s;
+
+	if (model == NULL)
+		return 0;
+	v = &model->vocab;
+	s = US_FORMAT_HEADER_SIZE + CONFIG_BYTES + VOCAB_HEAD_BYTES;
+	s += (size_t) (v->n_items > 0 ? v->n_items : 0) * 12;
+	s += label_bytes(v->behaviors, v->n_behaviors);
+	s += label_bytes(v->classes, v->n_classes);
+	s += 8 + model->n_params * 4;
+	return s;
+}
+
+static uint8_t *
+put_labels(uint8_t *p, char *const *labels, int32_t n)
+{
+	for (int32_t i = 0; i < n; i++)
+	{
+		size_t		l = strlen(labels[i]);
+
+		put_u32(p, (uint32_t) l);
+		memcpy(p + 4, labels[i], l);
+		p += 4 + l;
+	}
+	return p;
+}
+
+static us_status
+check_labels_encodable(char *const *labels, int32_t n)
+{
+	if (n > 0 && labels == NULL)
+		return US_EINVAL;
+	for (int32_t i = 0; i < n; i++)
+	{
+		if (labels[i] == NULL)
+			return US_EINVAL;
+		if (strlen(labels[i]) > US_MAX_LABEL_BYTES)
+			return US_ELIMIT;
+	}
+	return US_OK;
+}
+
+us_status
+us_model_encode(const us_model *model, uint8_t *buf, size_t len)
+{
+	const us_model_config *c;
+	const us_vocab *v;
+	size_t		total;
+	uint8_t    *p;
+	int32_t		cfg_words[20];
+
+	if (model == NULL || buf == NULL)
+		return US_EINVAL;
+	c = &model->cfg;
+	v = &model->vocab;
+	/* Refuse to write bytes the decoder would reject for their shape. */
+	if (v->n_items < 0 || v->n_behaviors < 0 || v->n_classes < 0)
+		return US_EINVAL;
+	if (check_vocab_counts(c, (uint64_t) v->n_items, (uint64_t) v->n_behaviors,
+						   (uint64_t) v->n_classes) != US_OK)
+		return US_EINVAL;
+	if (v->n_items > 0 && (v->item_ids == NULL || v->item_counts == NULL))
+		return US_EINVAL;
+	TRY(check_labels_encodable(v->behaviors, v->n_behaviors));
+	TRY(check_labels_encodable(v->classes, v->n_classes));
+	if (model->n_params > 0 && model->params_block == NULL)
+		return US_EINVAL;
+
+	total = us_model_encoded_size(model);
+	if (total > US_FORMAT_MAX_SIZE)
+		return US_ELIMIT;
+	if (len < total)
+		return US_EINVAL;
+
+	p = buf + US_FORMAT_HEADER_SIZE;
+	cfg_words[0] = c->task;
+	cfg_words[1] = c->n_items;
+	cfg_words[2] = c->n_behaviors;
+	cfg_words[3] = c->n_gap_buckets;
+	cfg_words[4] = c->n_outputs;
+	cfg_words[5] = c->max_len;
+	cfg_words[6] = c->embed_dim;
+	cfg_words[7] = c->n_widths;
+	for (int i = 0; i < US_MAX_WIDTHS; i++)
+		cfg_words[8 + i] = i < c->n_widths ? c->widths[i] : 0;
+	cfg_words[16] = c->n_filters;
+	cfg_words[17] = c->hidden_dim;
+	cfg_words[18] = c->recent_window;
+	cfg_words[19] = c->tie_output;
+	for (int i = 0; i < 20; i++, p += 4)
+		put_u32(p, (uint32_t) cfg_words[i]);
+	put_u32(p, f32_bits(c->dropout));
+	put_u32(p + 4, f32_bits(c->pos_weight));
+	p += 8;
+
+	put_u32(p, (uint32_t) v->n_items);
+	put_u32(p + 4, (uint32_t) v->n_behaviors);
+	put_u32(p + 8, (uint32_t) v->n_classes);
+	p += 12;
+	for (int32_t i = 0; i < v->n_items; i++, p += 8)
+		put_u64(p, (uint64_t) v->item_ids[i]);
+	for (int32_t i = 0; i < v->n_items; i++, p += 4)
+		put_u32(p, v->item_counts[i]);
+	p = put_labels(p, v->behaviors, v->n_behaviors);
+	p = put_labels(p, v->classes, v->n_classes);
+
+	put_u64(p, (uint64_t) model->n_params);
+	p += 8;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (model->n_params > 0)
+		memcpy(p, model->params_block, model->n_params * 4);
+	p += model->n_params * 4;
+#else
+	for (size_t i = 0; i < model->n_params; i++, p += 4)
+		put_u32(p, f32_bits(model->params_block[i]));
+#endif
+	if ((size_t) (p - buf) != total)
+		return US_EINTERNAL;
+
+	put_u32(buf, US_FORMAT_MAGIC);
+	put_u32(buf + 4, US_FORMAT_VERSION);
+	put_u32(buf + 8, US_FORMAT_HEADER_SIZE);
+	put_u32(buf + 12, 0);
+	put_u64(buf + 16, (uint64_t) total);
+	put_u32(buf + 24, us_crc32c(0, buf + US_FORMAT_HEADER_SIZE, total - US_FORMAT_HEADER_SIZE));
+	put_u32(buf + 28, 0);
+	return US_OK;
+}
+
+/* ------------------------------------------------------------------ decode */
+
+/*
+ * Checks n labels starting at the cursor (lengths, no NUL) and advances past them; their
+ * distinctness is checked later, once the count is known to be backed by real bytes.
+ */
+static us_status
+scan_labels(reader *r, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+	{
+		uint32_t	l;
+
+		TRY(rd_u32(r, &l));
+		if (l > US_MAX_LABEL_BYTES)
+			return US_ELIMIT;
+		if (remaining(r) < l)
+			return US_EFORMAT;
+		if (l > 0 && memchr(r->p + r->pos, '\0', l) != NULL)
+			return US_EFORMAT;
+		r->pos += l;
+	}
+	return US_OK;
+}
+
+static void *
+xalloc(const us_allocator *a, size_t n)
+{
+	return a->alloc(a->ctx, n ? n : 1);
+}
+
+static void
+xfree(const us_allocator *a, void *p)
+{
+	if (p)
+		a->free(a->ctx, p);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Copies n labels (already scanned) into NUL-terminated strings; checks they are distinct. */
+static us_status
+load_labels(reader *r, uint32_t n, const us_allocator *a, char ***out)
+{
+	char	  **labels;
+	char	  **sorted;
+	us_status	st = US_OK;
+
+	*out = NULL;
+	if (n == 0)
+		return US_OK;
+	labels = xalloc(a, (size_t) n * sizeof(char *));
+	if (labels == NULL)
+		return US_ENOMEM;
+	memset(labels, 0, (size_t) n * sizeof(char *));
+	*out = labels;
+	for (uint32_t i = 0; i < n; i++)
+	{
+		uint32_t	l = get_u32(r->p + r->pos);
+
+		labels[i] = xalloc(a, (size_t) l + 1);
+		if (labels[i] == NULL)
+			return US_ENOMEM;
+		memcpy(labels[i], r->p + r->pos + 4, l);
+		labels[i][l] = '\0';
+		r->pos += 4 + (size_t) l;
+	}
+	if (n < 2)
+		return US_OK;
+	sorted = xalloc(a, (size_t) n * sizeof(char *));
+	if (sorted == NULL)
+		return US_ENOMEM;
+	memcpy(sorted, labels, (size_t) n * sizeof(char *));
+	qsort(sorted, n, sizeof(char *), cmp_str);
+	for (uint32_t i = 1; i < n; i++)
+		if (strcmp(sorted[i - 1], sorted[i]) == 0)
+		{
+			st = US_EFORMAT;
+			break;
+		}
+	xfree(a, sorted);
+	return st;
+}
+
+static void
+free_labels(const us_allocator *a, char **labels, uint32_t n)
+{
+	if (labels == NULL)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		xfree(a, labels[i]);
+	xfree(a, labels);
+}
+
+us_status
+us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_model **out)
+{
+	us_format_header hdr;
+	us_model_config cfg;
+	reader		r;
+	uint32_t	words[22];
+	uint32_t	n_vitems, n_blabels, n_clabels;
+	size_t		ids_pos, beh_pos, cls_pos, w_pos;
+	uint64_t	n_params;
+	us_vocab	voc;
+	us_model   *model = NULL;
+	char		msg[256];
+	us_status	st;
+
+	if (out == NULL)
+		return US_EINVAL;
+	*out = NULL;
+	if (buf == NULL || alloc == NULL || alloc->alloc == NULL || alloc->free == NULL)
+		return US_EINVAL;
+
+	/* Header, length, checksum. */
+	TRY(us_format_peek(buf, len, &hdr));
+	if (len < hdr.total_size)
+		return US_ETRUNCATED;
+	if (len > hdr.total_size)
+		return US_EFORMAT;
+	if (us_crc32c(0, buf + US_FORMAT_HEADER_SIZE, (size_t) hdr.total_size - US_FORMAT_HEADER_SIZE)
+		!= hdr.crc32c)
+		return US_ECHECKSUM;
+
+	r.p = buf;
+	r.pos = US_FORMAT_HEADER_SIZE;
+	r.end = (size_t) hdr.total_size;
+
+	/* Config. */
+	for (int i = 0; i < 22; i++)
+		TRY(rd_u32(&r, &words[i]));
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.task = (int32_t) words[0];
+	cfg.n_items = (int32_t) words[1];
+	cfg.n_behaviors = (int32_t) words[2];
+	cfg.n_gap_buckets = (int32_t) words[3];
+	cfg.n_outputs = (int32_t) words[4];
+	cfg.max_len = (int32_t) words[5];
+	cfg.embed_dim = (int32_t) words[6];
+	cfg.n_widths = (int32_t) words[7];
+	for (int i = 0; i < US_MAX_WIDTHS; i++)
+		cfg.widths[i] = (int32_t) words[8 + i];
+	cfg.n_filters = (int32_t) words[16];
+	cfg.hidden_dim = (int32_t) words[17];
+	cfg.recent_window = (int32_t) words[18];
+	cfg.tie_output = (int32_t) words[19];
+	cfg.dropout = bits_f32(words[20]);
+	cfg.pos_weight = bits_f32(words[21]);
+	TRY(check_config_limits(&cfg));
+	/* This also requires unused width slots to be zero: one config, one encoding. */
+	TRY(map_config_status(us_model_config_validate(&cfg, msg, sizeof(msg))));
+
+	/* Vocabulary: limits, then consistency with the config, then bytes. */
+	TRY(rd_u32(&r, &n_vitems));
+	TRY(rd_u32(&r, &n_blabels));
+	TRY(rd_u32(&r, &n_clabels));
+	if (n_vitems > US_MAX_ITEMS || n_blabels > US_MAX_BEHAVIORS || n_clabels > US_MAX_CLASSES)
+		return US_ELIMIT;
+	TRY(check_vocab_counts(&cfg, n_vitems, n_blabels, n_clabels));
+	/* n_vitems <= 2^24, so 12 * n_vitems cannot overflow. */
+	if (remaining(&r) < (size_t) n_vitems * 12)
+		return US_EFORMAT;
+	ids_pos = r.pos;
+	for (uint32_t i = 1; i < n_vitems; i++)
+	{
+		int64_t		prev = (int64_t) get_u64(buf + ids_pos + 8 * (size_t) (i - 1));
+		int64_t		cur = (int64_t) get_u64(buf + ids_pos + 8 * (size_t) i);
+
+		if (cur <= prev)
+			return US_EFORMAT;
+	}
+	r.pos += (size_t) n_vitems * 12;
+	beh_pos = r.pos;
+	TRY(scan_labels(&r, n_blabels));
+	cls_pos = r.pos;
+	TRY(scan_labels(&r, n_clabels));
+
+	/* Parameters. */
+	TRY(rd_u64(&r, &n_params));
+	if (n_params > US_MAX_PARAMS)
+		return US_ELIMIT;
+	/* Also 0 when the config's block would overflow; n_params is never 0 (n_items >= 2). */
+	if (n_params != (uint64_t) us_model_param_count(&cfg))
+		return US_EFORMAT;
+	if (remaining(&r) != n_params * 4)
+		return US_EFORMAT;
+	w_pos = r.pos;
+	for (uint64_t i = 0; i < n_params; i++)
+	{
+		uint32_t	u = get_u32(buf + w_pos + 4 * i);
+
+		if ((u & 0x7F800000u) == 0x7F800000u)
+			return US_ENONFINITE;
+	}
+
+	/* Everything checked: now allocate. */
+	memset(&voc, 0, sizeof(voc));
+	voc.n_items = (int32_t) n_vitems;
+	voc.n_behaviors = (int32_t) n_blabels;
+	voc.n_classes = (int32_t) n_clabels;
+	st = US_ENOMEM;
+	voc.item_ids = xalloc(alloc, (size_t) n_vitems * sizeof(int64_t));
+	voc.item_counts = xalloc(alloc, (size_t) n_vitems * sizeof(uint32_t));
+	if (voc.item_ids == NULL || voc.item_counts == NULL)
+		goto done;
+	for (uint32_t i = 0; i < n_vitems; i++)
+	{
+		voc.item_ids[i] = (int64_t) get_u64(buf + ids_pos + 8 * (size_t) i);
+		voc.item_counts[i] = get_u32(buf + ids_pos + 8 * (size_t) n_vitems + 4 * (size_t) i);
+	}
+	r.pos = beh_pos;
+	st = load_labels(&r, n_blabels, alloc, &voc.behaviors);
+	if (st != US_OK)
+		goto done;
+	r.pos = cls_pos;
+	st = load_labels(&r, n_clabels, alloc, &voc.classes);
+	if (st != US_OK)
+		goto done;
+
+	/*
+	 * The model, built as us_model_create builds it (struct, one parameter block bound by
+	 * us_params_bind) but without its random initialisation, which would only be overwritten;
+	 * the vocabulary loaded above moves in, so us_model_free releases all of it.
+	 */
+	st = US_ENOMEM;
+	model = xalloc(alloc, sizeof(us_model));
+	if (model == NULL)
+		goto done;
+	memset(model, 0, sizeof(*model));
+	model->alloc = *alloc;
+	model->params_block = xalloc(alloc, (size_t) n_params * sizeof(float));
+	if (model->params_block == NULL)
+		goto done;
+	model->cfg = cfg;
+	model->n_params = (size_t) n_params;
+	us_params_bind(&cfg, model->params_block, &model->p);
+	model->vocab = voc;
+	memset(&voc, 0, sizeof(voc));
+	n_blabels = n_clabels = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(model->params_block, buf + w_pos, (size_t) n_params * 4);
+#else
+	for (uint64_t i = 0; i < n_params; i++)
+		model->params_block[i] = bits_f32(get_u32(buf + w_pos + 4 * i));
+#endif
+	*out = model;
+	model = NULL;
+	st = US_OK;
+
+done:
+	if (model)
+		us_model_free(model);
+	xfree(alloc, voc.item_ids);
+	xfree(alloc, voc.item_counts);
+	free_labels(alloc, voc.behaviors, n_blabels);
+	free_labels(alloc, voc.classes, n_clabels);
+	return st;
+}

@@ -1,0 +1,693 @@
+/*
+ * scorer.c: evaluation-mode forward pass for one sequence at a time (the hot path of
+ * userseq_predict / _recommend / _embed), with all scratch allocated at creation.
+ *
+ * Folded path: for a frozen model, conv output of width k at window t is
+ *     b_k + sum_j x_{t+j} @ W_kj,   x_p = item_emb[i_p] + behavior_emb[b_p] + gap_emb[g_p],
+ * and since the product is linear, x_p @ W_kj = item_emb[i_p] @ W_kj + ... . So we precompute
+ * T_item = item_emb @ [W_k0 | W_k1 | ... for every width] (one row of S = sum_k k*F floats
+ * per item row), and the same small tables for behaviours and gaps. A window is then k row
+ * gathers and adds, vectorisable over F. Direct path (tables over budget): gather x, then one
+ * GEMM per tap and width over the sequence.
+ *
+ * Positions past the end of a short sequence are zero vectors: they contribute nothing, even
+ * if a decoded model's padding rows are not zero. The scorer does not train, does no dropout,
+ * is not thread-safe, and reads the model it was created from (which must outlive it).
+ */
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "userseq/us_model.h"
+#include "us_internal.h"
+
+struct us_scorer
+{
+	const us_model *model;
+	us_allocator alloc;
+
+	int32_t		V,				/* item rows */
+				NB,				/* behaviour rows, 0 = none */
+				NG,				/* gap buckets, 0 = none */
+				L, E, F, H, W, R, D, O;
+	int32_t		widths[US_MAX_WIDTHS];
+	size_t		S;				/* folded row width: sum_k k * F */
+	size_t		woff[US_MAX_WIDTHS];	/* column of (width w, tap 0) in a folded row */
+
+	int			folded;
+	float	   *t_item;			/* (V, S) */
+	float	   *t_beh;			/* (NB, S) or NULL */
+	float	   *t_gap;			/* (NG, S) or NULL */
+	int			beh0_zero;		/* folded row 0 of t_beh / t_gap is all zero: skip it */
+	int			gap0_zero;
+
+	/* scratch */
+	float	   *x;				/* direct: (L, E) inputs; folded: (R, E) recent rows */
+	float	   *c;				/* direct: (L, F) conv outputs */
+	float	   *acc;			/* (F) */
+	float	   *z;				/* (D) features */
+	float	   *h;				/* (H) */
+	float	   *logits;			/* next_item: (O) */
+	uint8_t    *seen;			/* next_item: (V + 7) / 8 bits */
+	const float **rp;			/* folded: (3, L) row pointers per position */
+};
+
+/* ------------------------------------------------------------------ small kernels */
+
+/*
+ * Written as 8-wide blocks so GCC's SLP vectoriser (on at -O2) and clang both turn each
+ * block into one AVX operation without needing -O3 or -ffast-math.
+ */
+static inline void
+vadd(float *restrict a, const float *restrict b, int32_t n)
+{
+	int32_t		i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		a[i] += b[i];
+		a[i + 1] += b[i + 1];
+		a[i + 2] += b[i + 2];
+		a[i + 3] += b[i + 3];
+		a[i + 4] += b[i + 4];
+		a[i + 5] += b[i + 5];
+		a[i + 6] += b[i + 6];
+		a[i + 7] += b[i + 7];
+	}
+	for (; i < n; i++)
+		a[i] += b[i];
+}
+
+static inline void
+vmax(float *restrict a, const float *restrict b, int32_t n)
+{
+	int32_t		i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		a[i] = b[i] > a[i] ? b[i] : a[i];
+		a[i + 1] = b[i + 1] > a[i + 1] ? b[i + 1] : a[i + 1];
+		a[i + 2] = b[i + 2] > a[i + 2] ? b[i + 2] : a[i + 2];
+		a[i + 3] = b[i + 3] > a[i + 3] ? b[i + 3] : a[i + 3];
+		a[i + 4] = b[i + 4] > a[i + 4] ? b[i + 4] : a[i + 4];
+		a[i + 5] = b[i + 5] > a[i + 5] ? b[i + 5] : a[i + 5];
+		a[i + 6] = b[i + 6] > a[i + 6] ? b[i + 6] : a[i + 6];
+		a[i + 7] = b[i + 7] > a[i + 7] ? b[i + 7] : a[i + 7];
+	}
+	for (; i < n; i++)
+		a[i] = b[i] > a[i] ? b[i] : a[i];
+}
+
+static inline void
+vrelu(float *a, int32_t n)
+{
+	for (int32_t i = 0; i < n; i++)
+		a[i] = a[i] > 0.0f ? a[i] : 0.0f;
+}
+
+/* ------------------------------------------------------------------ create / free */
+
+static void *
+salloc(us_scorer *s, size_t count, size_t elem, int *fail)
+{
+	size_t		bytes;
+	void	   *p;
+
+	if (count == 0 || *fail)
+		return NULL;
+	if (!us_mul_size(count, elem, &bytes))
+	{
+		*fail = 1;
+		return NULL;
+	}
+	p = s->alloc.alloc(s->alloc.ctx, bytes);
+	if (p == NULL)
+		*fail = 1;
+	return p;
+}
+
+static void
+sfree(us_scorer *s, void *p)
+{
+	if (p)
+		s->alloc.free(s->alloc.ctx, p);
+}
+
+size_t
+us_scorer_fold_bytes(const us_model_config *cfg)
+{
+	uint64_t	S = 0,
+				rows,
+				bytes;
+
+	if (cfg == NULL || us_model_config_validate(cfg, NULL, 0) != US_OK)
+		return 0;
+	for (int w = 0; w < cfg->n_widths; w++)
+		S += (uint64_t) cfg->widths[w] * (uint64_t) cfg->n_filters;
+	rows = (uint64_t) cfg->n_items + (uint64_t) cfg->n_behaviors + (uint64_t) cfg->n_gap_buckets;
+	/* rows < 2^25, S <= 2^17: the product fits in 64 bits */
+	bytes = rows * S * sizeof(float);
+	return bytes > (uint64_t) SIZE_MAX ? SIZE_MAX : (size_t) bytes;
+}
+
+/* table (rows, S) = emb (rows, E) @ conv_w of every width and tap, one GEMM per tap */
+static void
+fold_table(const us_scorer *s, const float *emb, int32_t rows, float *table)
+{
+	const us_params *p = &s->model->p;
+
+	for (int w = 0; w < s->W; w++)
+		for (int j = 0; j < s->widths[w]; j++)
+			us_gemm(0, 0, rows, s->F, s->E, 1.0f, emb, s->E,
+					p->conv_w[w] + (size_t) j * s->E * s->F, s->F, 0.0f,
+					table + s->woff[w] + (size_t) j * s->F, (int) s->S);
+}
+
+static int
+row_is_zero(const float *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i] != 0.0f)
+			return 0;
+	return 1;
+}
+
+us_status
+us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *alloc,
+				 us_scorer **out)
+{
+	us_scorer  *s;
+	const us_model_config *cfg;
+	size_t		fb;
+	int			fail = 0;
+
+	if (out == NULL)
+		return US_EINVAL;
+	*out = NULL;
+	if (model == NULL || alloc == NULL || alloc->alloc == NULL || alloc->free == NULL)
+		return US_EINVAL;
+	cfg = &model->cfg;
+	if (us_model_config_validate(cfg, NULL, 0) != US_OK || model->params_block == NULL)
+		return US_EINVAL;
+
+	s = alloc->alloc(alloc->ctx, sizeof(us_scorer));
+	if (s == NULL)
+		return US_ENOMEM;
+	memset(s, 0, sizeof(*s));
+	s->model = model;
+	s->alloc = *alloc;
+	s->V = cfg->n_items;
+	s->NB = cfg->n_behaviors;
+	s->NG = cfg->n_gap_buckets;
+	s->L = cfg->max_len;
+	s->E = cfg->embed_dim;
+	s->F = cfg->n_filters;
+	s->H = cfg->hidden_dim;
+	s->W = cfg->n_widths;
+	s->R = cfg->recent_window;
+	s->D = us_model_feature_dim(cfg);
+	s->O = cfg->n_outputs;
+	for (int w = 0; w < s->W; w++)
+	{
+		s->widths[w] = cfg->widths[w];
+		s->woff[w] = s->S;
+		s->S += (size_t) cfg->widths[w] * (size_t) s->F;
+	}
+
+	fb = us_scorer_fold_bytes(cfg);
+	if (fb > 0 && fb <= fold_budget)
+	{
+		int			ffail = 0;
+
+		s->t_item = salloc(s, (size_t) s->V * s->S, sizeof(float), &ffail);
+		s->t_beh = salloc(s, (size_t) s->NB * s->S, sizeof(float), &ffail);
+		s->t_gap = salloc(s, (size_t) s->NG * s->S, sizeof(float), &ffail);
+		s->rp = salloc(s, (size_t) 3 * s->L, sizeof(float *), &ffail);
+		if (ffail)
+		{
+			/* Within budget but the allocator said no: the direct path still works. */
+			sfree(s, s->t_item);
+			sfree(s, s->t_beh);
+			sfree(s, s->t_gap);
+			sfree(s, (void *) s->rp);
+			s->t_item = s->t_beh = s->t_gap = NULL;
+			s->rp = NULL;
+		}
+		else
+			s->folded = 1;
+	}
+
+	if (s->folded)
+		s->x = salloc(s, (size_t) s->R * s->E, sizeof(float), &fail);
+	else
+	{
+		s->x = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
+		s->c = salloc(s, (size_t) s->L * s->F, sizeof(float), &fail);
+	}
+	s->acc = salloc(s, (size_t) s->F, sizeof(float), &fail);
+	s->z = salloc(s, (size_t) s->D, sizeof(float), &fail);
+	s->h = salloc(s, (size_t) s->H, sizeof(float), &fail);
+	if (cfg->task == US_TASK_NEXT_ITEM)
+	{
+		s->logits = salloc(s, (size_t) s->O, sizeof(float), &fail);
+		s->seen = salloc(s, ((size_t) s->V + 7) / 8, 1, &fail);
+		if (s->seen)
+			memset(s->seen, 0, ((size_t) s->V + 7) / 8);
+	}
+	if (fail)
+	{
+		us_scorer_free(s);
+		return US_ENOMEM;
+	}
+
+	if (s->folded)
+	{
+		fold_table(s, model->p.item_emb, s->V, s->t_item);
+		if (s->NB > 0)
+		{
+			fold_table(s, model->p.behavior_emb, s->NB, s->t_beh);
+			s->beh0_zero = row_is_zero(s->t_beh, s->S);
+		}
+		if (s->NG > 0)
+		{
+			fold_table(s, model->p.gap_emb, s->NG, s->t_gap);
+			s->gap0_zero = row_is_zero(s->t_gap, s->S);
+		}
+	}
+	*out = s;
+	return US_OK;
+}
+
+int
+us_scorer_is_folded(const us_scorer *scorer)
+{
+	return scorer != NULL && scorer->folded;
+}
+
+void
+us_scorer_free(us_scorer *s)
+{
+	if (s == NULL)
+		return;
+	sfree(s, s->t_item);
+	sfree(s, s->t_beh);
+	sfree(s, s->t_gap);
+	sfree(s, s->x);
+	sfree(s, s->c);
+	sfree(s, s->acc);
+	sfree(s, s->z);
+	sfree(s, s->h);
+	sfree(s, s->logits);
+	sfree(s, s->seen);
+	sfree(s, (void *) s->rp);
+	s->alloc.free(s->alloc.ctx, s);
+}
+
+/* ------------------------------------------------------------------ forward */
+
+/* Every row index of every event (not only the kept ones) must be in range. */
+static us_status
+check_events(const us_scorer *s, const us_events *ev)
+{
+	if (ev == NULL || ev->n < 0)
+		return US_EINVAL;
+	if (ev->n == 0)
+		return US_OK;
+	if (ev->items == NULL)
+		return US_EINVAL;
+	for (int32_t i = 0; i < ev->n; i++)
+		if ((uint32_t) ev->items[i] >= (uint32_t) s->V)
+			return US_EINVAL;
+	if (s->NB > 0 && ev->behaviors)
+		for (int32_t i = 0; i < ev->n; i++)
+			if ((uint32_t) ev->behaviors[i] >= (uint32_t) s->NB)
+				return US_EINVAL;
+	if (s->NG > 0 && ev->gaps)
+		for (int32_t i = 0; i < ev->n; i++)
+			if ((uint32_t) ev->gaps[i] >= (uint32_t) s->NG)
+				return US_EINVAL;
+	return US_OK;
+}
+
+/* x = embedding sum of event i (behaviour / gap row 0 when their arrays are absent) */
+static void
+embed_event(const us_scorer *s, const us_events *ev, int32_t i, float *x)
+{
+	const us_params *p = &s->model->p;
+	size_t		E = (size_t) s->E;
+
+	memcpy(x, p->item_emb + (size_t) ev->items[i] * E, E * sizeof(float));
+	if (s->NB > 0)
+		vadd(x, p->behavior_emb + (ev->behaviors ? (size_t) ev->behaviors[i] * E : 0), s->E);
+	if (s->NG > 0)
+		vadd(x, p->gap_emb + (ev->gaps ? (size_t) ev->gaps[i] * E : 0), s->E);
+}
+
+/* pooled conv features into z[0 .. W*F) from the m events starting at start */
+static void
+pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
+{
+	const us_params *p = &s->model->p;
+	const float **ri = s->rp,
+			  **rb = s->rp + s->L,
+			  **rg = s->rp + 2 * s->L;
+	int			use_b = 0,
+				use_g = 0;
+	size_t		S = s->S;
+	int32_t		F = s->F;
+
+	/* Row pointers once per position; absent behaviour / gap arrays mean row 0. */
+	if (s->NB > 0 && (ev->behaviors || !s->beh0_zero))
+		use_b = 1;
+	if (s->NG > 0 && (ev->gaps || !s->gap0_zero))
+		use_g = 1;
+	for (int32_t t = 0; t < m; t++)
+	{
+		int32_t		i = start + t;
+
+		ri[t] = s->t_item + (size_t) ev->items[i] * S;
+		if (use_b)
+			rb[t] = s->t_beh + (ev->behaviors ? (size_t) ev->behaviors[i] * S : 0);
+		if (use_g)
+			rg[t] = s->t_gap + (ev->gaps ? (size_t) ev->gaps[i] * S : 0);
+	}
+
+	for (int w = 0; w < s->W; w++)
+	{
+		int32_t		k = s->widths[w];
+		int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
+		float	   *pool = s->z + (size_t) w * F;
+		float	   *acc = s->acc;
+
+		for (int32_t t = 0; t < nw; t++)
+		{
+			float	   *dst = t == 0 ? pool : acc;
+
+			memcpy(dst, p->conv_b[w], (size_t) F * sizeof(float));
+			for (int32_t j = 0; j < k && t + j < m; j++)
+			{
+				size_t		col = s->woff[w] + (size_t) j * F;
+
+				vadd(dst, ri[t + j] + col, F);
+				if (use_b)
+					vadd(dst, rb[t + j] + col, F);
+				if (use_g)
+					vadd(dst, rg[t + j] + col, F);
+			}
+			if (t > 0)
+				vmax(pool, acc, F);
+		}
+		vrelu(pool, F);
+	}
+}
+
+static void
+pool_direct(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
+{
+	const us_params *p = &s->model->p;
+	int32_t		E = s->E,
+				F = s->F;
+
+	for (int32_t t = 0; t < m; t++)
+		embed_event(s, ev, start + t, s->x + (size_t) t * E);
+	for (int w = 0; w < s->W; w++)
+	{
+		int32_t		k = s->widths[w];
+		int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
+		float	   *pool = s->z + (size_t) w * F;
+
+		for (int32_t t = 0; t < nw; t++)
+			memcpy(s->c + (size_t) t * F, p->conv_b[w], (size_t) F * sizeof(float));
+		/* tap j: windows t < min(nw, m - j) see event t + j; the rest see zero vectors */
+		for (int32_t j = 0; j < k; j++)
+		{
+			int32_t		cnt = m - j < nw ? m - j : nw;
+
+			if (cnt <= 0)
+				break;
+			us_gemm(0, 0, cnt, F, E, 1.0f, s->x + (size_t) j * E, E,
+					p->conv_w[w] + (size_t) j * E * F, F, 1.0f, s->c, F);
+		}
+		memcpy(pool, s->c, (size_t) F * sizeof(float));
+		for (int32_t t = 1; t < nw; t++)
+			vmax(pool, s->c + (size_t) t * F, F);
+		vrelu(pool, F);
+	}
+}
+
+/* z (features) and h (hidden) for a validated sequence */
+static void
+hidden(us_scorer *s, const us_events *ev)
+{
+	const us_params *p = &s->model->p;
+	int32_t		start = ev->n > s->L ? ev->n - s->L : 0;
+	int32_t		m = ev->n - start;
+	int32_t		E = s->E;
+	float	   *r = s->z + (size_t) s->W * s->F;
+
+	if (s->folded)
+		pool_folded(s, ev, start, m);
+	else
+		pool_direct(s, ev, start, m);
+
+	/* recent window: x_{m-R} .. x_{m-1} of the kept events, zeros before the start */
+	for (int32_t i = 0; i < s->R; i++)
+	{
+		int32_t		t = m - s->R + i;
+		float	   *dst = r + (size_t) i * E;
+
+		if (t < 0)
+			memset(dst, 0, (size_t) E * sizeof(float));
+		else if (s->folded)
+			embed_event(s, ev, start + t, dst);
+		else
+			memcpy(dst, s->x + (size_t) t * E, (size_t) E * sizeof(float));
+	}
+
+	memcpy(s->h, p->dense_b, (size_t) s->H * sizeof(float));
+	cblas_sgemv(CblasRowMajor, CblasTrans, s->D, s->H, 1.0f, p->dense_w, s->H, s->z, 1,
+				1.0f, s->h, 1);
+	vrelu(s->h, s->H);
+}
+
+/* next_item logits over all item rows; shared by forward and topk so both agree bitwise */
+static void
+item_logits(const us_scorer *s, float *y)
+{
+	const us_params *p = &s->model->p;
+
+	memcpy(y, p->out_b, (size_t) s->O * sizeof(float));
+	if (p->out_w)
+		cblas_sgemv(CblasRowMajor, CblasTrans, s->H, s->O, 1.0f, p->out_w, s->O, s->h, 1,
+					1.0f, y, 1);
+	else
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, s->V, s->E, 1.0f, p->item_emb, s->E, s->h, 1,
+					1.0f, y, 1);
+}
+
+static void
+softmax(float *y, int32_t n)
+{
+	float		mx = y[0];
+	double		sum = 0.0;
+
+	for (int32_t i = 1; i < n; i++)
+		if (y[i] > mx)
+			mx = y[i];
+	for (int32_t i = 0; i < n; i++)
+	{
+		y[i] = expf(y[i] - mx);
+		sum += y[i];
+	}
+	for (int32_t i = 0; i < n; i++)
+		y[i] = (float) (y[i] / sum);
+}
+
+us_status
+us_scorer_forward(us_scorer *s, const us_events *events, float *out, float *features)
+{
+	const us_params *p;
+	us_status	st;
+
+	if (s == NULL)
+		return US_EINVAL;
+	st = check_events(s, events);
+	if (st != US_OK)
+		return st;
+	p = &s->model->p;
+	hidden(s, events);
+	if (features)
+		memcpy(features, s->z, (size_t) s->D * sizeof(float));
+	/* out may be NULL when only the features are wanted (userseq_embed) */
+	if (out == NULL)
+		return US_OK;
+
+	switch (s->model->cfg.task)
+	{
+		case US_TASK_NEXT_ITEM:
+			item_logits(s, out);
+			break;
+		case US_TASK_BINARY:
+		case US_TASK_REGRESSION:
+			{
+				double		y = p->out_b[0];
+
+				for (int32_t i = 0; i < s->H; i++)
+					y += (double) s->h[i] * p->out_w[i];
+				if (s->model->cfg.task == US_TASK_BINARY)
+					y = y >= 0 ? 1.0 / (1.0 + exp(-y)) : exp(y) / (1.0 + exp(y));
+				out[0] = (float) y;
+				break;
+			}
+		default:
+			memcpy(out, p->out_b, (size_t) s->O * sizeof(float));
+			cblas_sgemv(CblasRowMajor, CblasTrans, s->H, s->O, 1.0f, p->out_w, s->O, s->h, 1,
+						1.0f, out, 1);
+			softmax(out, s->O);
+			break;
+	}
+	return US_OK;
+}
+
+/* ------------------------------------------------------------------ top-k */
+
+/* NaN ranks below everything, so a broken logit never displaces a real one. */
+static inline float
+rank_key(float v)
+{
+	return isnan(v) ? -INFINITY : v;
+}
+
+/* a worse than b: lower key, or equal key and higher row */
+static inline int
+worse(float sa, int32_t ra, float sb, int32_t rb)
+{
+	return sa < sb || (sa == sb && ra > rb);
+}
+
+/* min-heap on "worse" (the worst kept entry at the root), stored in the caller's arrays */
+static void
+sift_down(int32_t *rows, float *sc, int32_t n, int32_t i)
+{
+	for (;;)
+	{
+		int32_t		l = 2 * i + 1,
+					r = l + 1,
+					m = i;
+
+		if (l < n && worse(sc[l], rows[l], sc[m], rows[m]))
+			m = l;
+		if (r < n && worse(sc[r], rows[r], sc[m], rows[m]))
+			m = r;
+		if (m == i)
+			return;
+		{
+			float		ts = sc[i];
+			int32_t		tr = rows[i];
+
+			sc[i] = sc[m];
+			rows[i] = rows[m];
+			sc[m] = ts;
+			rows[m] = tr;
+		}
+		i = m;
+	}
+}
+
+static void
+sift_up(int32_t *rows, float *sc, int32_t i)
+{
+	while (i > 0)
+	{
+		int32_t		parent = (i - 1) / 2;
+
+		if (!worse(sc[i], rows[i], sc[parent], rows[parent]))
+			return;
+		{
+			float		ts = sc[i];
+			int32_t		tr = rows[i];
+
+			sc[i] = sc[parent];
+			rows[i] = rows[parent];
+			sc[parent] = ts;
+			rows[parent] = tr;
+		}
+		i = parent;
+	}
+}
+
+us_status
+us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_seen,
+			   int32_t *rows, float *scores, int32_t *n_found)
+{
+	us_status	st;
+	const float *y;
+	int32_t		n = 0;
+
+	if (n_found)
+		*n_found = 0;
+	if (s == NULL || rows == NULL || scores == NULL || n_found == NULL || k <= 0)
+		return US_EINVAL;
+	if (s->model->cfg.task != US_TASK_NEXT_ITEM)
+		return US_EINVAL;
+	st = check_events(s, events);
+	if (st != US_OK)
+		return st;
+
+	hidden(s, events);
+	item_logits(s, s->logits);
+	y = s->logits;
+
+	if (exclude_seen)
+		for (int32_t i = 0; i < events->n; i++)
+			s->seen[events->items[i] >> 3] |= (uint8_t) (1u << (events->items[i] & 7));
+
+	/*
+	 * Rows are scanned in ascending order, so a candidate that only ties the worst kept entry
+	 * has the higher row and loses: once the heap is full, only strictly better keys enter.
+	 */
+	for (int32_t r = 2; r < s->V; r++)
+	{
+		float		v;
+
+		if (exclude_seen && (s->seen[r >> 3] >> (r & 7)) & 1)
+			continue;
+		v = rank_key(y[r]);
+		if (n < k)
+		{
+			rows[n] = r;
+			scores[n] = v;
+			sift_up(rows, scores, n);
+			n++;
+		}
+		else if (v > scores[0])
+		{
+			rows[0] = r;
+			scores[0] = v;
+			sift_down(rows, scores, n, 0);
+		}
+	}
+
+	if (exclude_seen)
+		for (int32_t i = 0; i < events->n; i++)
+			s->seen[events->items[i] >> 3] = 0;
+
+	/* Heap sort in place: repeatedly move the worst to the end, giving best first. */
+	for (int32_t m = n - 1; m > 0; m--)
+	{
+		float		ts = scores[0];
+		int32_t		tr = rows[0];
+
+		scores[0] = scores[m];
+		rows[0] = rows[m];
+		scores[m] = ts;
+		rows[m] = tr;
+		sift_down(rows, scores, m, 0);
+	}
+	/* Report the real logits (NaN stays NaN), not the ranking keys. */
+	for (int32_t i = 0; i < n; i++)
+		scores[i] = y[rows[i]];
+	*n_found = n;
+	return US_OK;
+}

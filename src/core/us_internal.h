@@ -1,0 +1,75 @@
+/*
+ * us_internal.h: private interface shared by the files of src/core (parameter layout, the
+ * single GEMM wrapper, allocation helpers, the full-gradient entry point used by the gradient
+ * checks). Not installed and not part of the public API; PostgreSQL glue must not include it.
+ */
+#ifndef USERSEQ_US_INTERNAL_H
+#define USERSEQ_US_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "userseq/us_model.h"
+
+/* Largest float count of a parameter block (the model bytes must fit a bytea). */
+#define US_MAX_PARAMS	((size_t) 250 * 1000 * 1000)
+
+/* a * b into *out; 0 on overflow. */
+static inline int
+us_mul_size(size_t a, size_t b, size_t *out)
+{
+	if (a != 0 && b > SIZE_MAX / a)
+		return 0;
+	*out = a * b;
+	return 1;
+}
+
+static inline int
+us_add_size(size_t a, size_t b, size_t *out)
+{
+	if (b > SIZE_MAX - a)
+		return 0;
+	*out = a + b;
+	return 1;
+}
+
+/* Floats of the parameter block of a (validated) config; 0 on overflow. */
+size_t		us_model_param_count(const us_model_config *cfg);
+/* Points the tensors of p into block (laid out in the documented order). */
+void		us_params_bind(const us_model_config *cfg, float *block, us_params *p);
+
+/* Frees the arrays of a vocabulary allocated by us_vocab_copy / us_vocab_build_items. */
+void		us_vocab_free(us_vocab *vocab, const us_allocator *alloc);
+/* Deep copy of src into dst (dst fields overwritten). */
+us_status	us_vocab_copy(us_vocab *dst, const us_vocab *src, const us_allocator *alloc);
+
+/*
+ * Row-major single-precision GEMM: C = alpha * op(A) @ op(B) + beta * C, op(A) (m, k),
+ * op(B) (k, n). The only call site of cblas_sgemm; -DUSERSEQ_NO_BLAS routes everything to the
+ * naive reference.
+ */
+void		us_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+					const float *a, int lda, const float *b, int ldb, float beta,
+					float *c, int ldc);
+/* Naive reference with the same contract (double accumulation), for tests. */
+void		us_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
+						  const float *a, int lda, const float *b, int ldb, float beta,
+						  float *c, int ldc);
+
+/* Conv backward path: chosen by cost, or forced (gradient checks exercise both). */
+#define US_CONV_BWD_AUTO	0
+#define US_CONV_BWD_SPARSE	1
+#define US_CONV_BWD_DENSE	2
+
+/*
+ * Mean loss over a fixed batch (dropout off, full softmax) and its full gradient: grads gets
+ * n_params floats in the parameter layout (padding rows 0 of the embeddings get zero, as
+ * they are not trained). Uses the trainer's forward/backward code. For next_item /
+ * next_behavior the examples are the prefixes (max_examples_per_seq as in training).
+ */
+us_status	us_model_loss_and_grad(const us_model *model, const us_dataset *data,
+								   const int32_t *seq_ids, int32_t n,
+								   int32_t max_examples_per_seq, int conv_bwd,
+								   float *grads, double *loss);
+
+#endif

@@ -1,0 +1,252 @@
+/*
+ * bench_scorer.c: single-sequence scoring throughput of the core scorer, one thread
+ * (`make bench-core`, which sets OPENBLAS_NUM_THREADS=1).
+ *
+ *   forward, binary head: "spec" (L=100, V=10000, E=F=H=128, widths 3,4,5) and "lean"
+ *     (L=50, V=50000, E=F=64, H=128), folded and direct; lengths uniform in [max(3, L/4), L]
+ *     as torch_textcnn.py gen draws them, items Zipf-like (p ~ 1/rank^1.07, ranks mapped to
+ *     ids by a seeded permutation);
+ *   top-k (k=10, exclude seen): next_item models with 5,000 and 50,000 item rows, E=F=H=64,
+ *     L=50, folded.
+ * Each measurement runs `runs` times (argv[1], default 5) over a fresh pass of pre-generated
+ * sequences and prints every run and the median, one JSON line per configuration.
+ * Weights are random (us_model_create); speed does not depend on their values.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "userseq/us_model.h"
+#include "userseq/us_rng.h"
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+typedef struct seqs
+{
+	int			n;
+	int64_t    *off;
+	int32_t    *items;
+} seqs;
+
+/* Zipf-like item rows 2..V-1 and lengths uniform in [max(3, L/4), L]. */
+static void
+make_seqs(seqs *s, int n, int V, int L, uint64_t seed)
+{
+	us_rng		rng;
+	int			nv = V - 2;
+	double	   *cdf = malloc(sizeof(double) * nv);
+	int32_t    *perm = malloc(sizeof(int32_t) * nv);
+	double		sum = 0;
+	int			lo = L / 4 > 3 ? L / 4 : 3;
+
+	us_rng_seed(&rng, seed);
+	for (int i = 0; i < nv; i++)
+	{
+		sum += 1.0 / pow(i + 1, 1.07);
+		cdf[i] = sum;
+		perm[i] = i + 2;
+	}
+	for (int i = nv - 1; i > 0; i--)
+	{
+		int			j = (int) us_rng_below(&rng, i + 1);
+		int32_t		t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	s->n = n;
+	s->off = malloc(sizeof(int64_t) * (n + 1));
+	s->items = malloc(sizeof(int32_t) * (size_t) n * L);
+	s->off[0] = 0;
+	for (int q = 0; q < n; q++)
+	{
+		int			len = lo + (int) us_rng_below(&rng, L - lo + 1);
+
+		for (int t = 0; t < len; t++)
+		{
+			double		u = us_rng_uniform(&rng) * sum;
+			int			a = 0,
+						b = nv - 1;
+
+			while (a < b)
+			{
+				int			m = (a + b) / 2;
+
+				if (cdf[m] < u)
+					a = m + 1;
+				else
+					b = m;
+			}
+			s->items[s->off[q] + t] = perm[a];
+		}
+		s->off[q + 1] = s->off[q] + len;
+	}
+	free(cdf);
+	free(perm);
+}
+
+static us_model *
+make_model(int task, int V, int L, int E, int F, int H)
+{
+	us_model_config cfg;
+	us_vocab	voc;
+	us_model   *m = NULL;
+	int			nv = V - 2;
+	us_status	st;
+
+	us_model_config_default(&cfg, (us_task) task);
+	memset(&voc, 0, sizeof(voc));
+	voc.n_items = nv;
+	voc.item_ids = malloc(sizeof(int64_t) * nv);
+	voc.item_counts = malloc(sizeof(uint32_t) * nv);
+	for (int i = 0; i < nv; i++)
+	{
+		voc.item_ids[i] = i + 1;
+		voc.item_counts[i] = 1;
+	}
+	cfg.n_items = V;
+	cfg.n_outputs = task == US_TASK_NEXT_ITEM ? V : 1;
+	cfg.max_len = L;
+	cfg.embed_dim = E;
+	cfg.n_filters = F;
+	cfg.hidden_dim = H;
+	st = us_model_create(&cfg, &voc, 1, us_malloc_allocator(), &m);
+	free(voc.item_ids);
+	free(voc.item_counts);
+	if (st != US_OK)
+	{
+		fprintf(stderr, "model: %s\n", us_status_str(st));
+		exit(1);
+	}
+	return m;
+}
+
+static void
+report(const char *name, const char *what, double *rates, int runs, const char *extra)
+{
+	printf("{\"bench\": \"%s\", \"measure\": \"%s\", \"median\": %.0f, \"runs\": [", name, what,
+		   rates[runs / 2]);
+	for (int i = 0; i < runs; i++)
+		printf("%s%.0f", i ? ", " : "", rates[i]);
+	printf("]%s}\n", extra);
+	fflush(stdout);
+}
+
+static void
+bench_forward(const char *name, int V, int L, int E, int F, int H, int n_seqs, int runs)
+{
+	us_model   *m = make_model(US_TASK_BINARY, V, L, E, F, H);
+	seqs		s;
+	double	   *rates = malloc(sizeof(double) * runs);
+	char		extra[128];
+	double		mean_len;
+
+	make_seqs(&s, n_seqs, V, L, 12345);
+	mean_len = (double) s.off[s.n] / s.n;
+	for (int folded = 1; folded >= 0; folded--)
+	{
+		us_scorer  *sc = NULL;
+		double		t0 = now(),
+					build;
+		volatile float sink = 0;
+		int			n = folded ? n_seqs : n_seqs / 8;
+
+		if (us_scorer_create(m, folded ? SIZE_MAX : 0, us_malloc_allocator(), &sc) != US_OK)
+			exit(1);
+		build = now() - t0;
+		for (int r = 0; r < runs; r++)
+		{
+			double		t1 = now();
+
+			for (int q = 0; q < n; q++)
+			{
+				us_events	ev = {s.items + s.off[q], NULL, NULL, (int32_t) (s.off[q + 1] - s.off[q])};
+				float		out;
+
+				if (us_scorer_forward(sc, &ev, &out, NULL) != US_OK)
+					exit(1);
+				sink += out;
+			}
+			rates[r] = n / (now() - t1);
+		}
+		qsort(rates, runs, sizeof(double), cmp_double);
+		snprintf(extra, sizeof(extra),
+				 ", \"sequences\": %d, \"mean_len\": %.1f, \"fold_mb\": %.1f, \"build_s\": %.3f", n,
+				 mean_len, folded ? us_scorer_fold_bytes(&m->cfg) / 1048576.0 : 0.0, build);
+		report(name, folded ? "folded_seq_per_s" : "direct_seq_per_s", rates, runs, extra);
+		us_scorer_free(sc);
+	}
+	free(rates);
+	free(s.off);
+	free(s.items);
+	us_model_free(m);
+}
+
+static void
+bench_topk(const char *name, int V, int n_req, int runs)
+{
+	int			L = 50;
+	us_model   *m = make_model(US_TASK_NEXT_ITEM, V, L, 64, 64, 64);
+	us_scorer  *sc = NULL;
+	seqs		s;
+	double	   *rates = malloc(sizeof(double) * runs);
+	int32_t		rows[10];
+	float		scores[10];
+	int32_t		nf;
+
+	make_seqs(&s, n_req, V, L, 777);
+	if (us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &sc) != US_OK)
+		exit(1);
+	for (int r = 0; r < runs; r++)
+	{
+		double		t1 = now();
+
+		for (int q = 0; q < n_req; q++)
+		{
+			us_events	ev = {s.items + s.off[q], NULL, NULL, (int32_t) (s.off[q + 1] - s.off[q])};
+
+			if (us_scorer_topk(sc, &ev, 10, 1, rows, scores, &nf) != US_OK || nf != 10)
+				exit(1);
+		}
+		rates[r] = n_req / (now() - t1);
+	}
+	qsort(rates, runs, sizeof(double), cmp_double);
+	report(name, "topk10_per_s", rates, runs, ", \"E\": 64, \"H\": 64, \"L\": 50");
+	us_scorer_free(sc);
+	free(rates);
+	free(s.off);
+	free(s.items);
+	us_model_free(m);
+}
+
+int
+main(int argc, char **argv)
+{
+	int			runs = argc > 1 ? atoi(argv[1]) : 5;
+
+	if (runs < 1 || runs > 100)
+		runs = 5;
+	bench_forward("spec", 10000, 100, 128, 128, 128, 20000, runs);
+	bench_forward("lean", 50000, 50, 64, 64, 128, 40000, runs);
+	bench_topk("next_item_5k", 5000, 20000, runs);
+	bench_topk("next_item_50k", 50000, 5000, runs);
+	return 0;
+}

@@ -1,0 +1,444 @@
+/*
+ * test_format.c: CRC32C vectors, model bytes round trips for every task and input option, and
+ * one test per class of corrupt input, each expecting its specific status. Corruptions that
+ * must get past the checksum to reach the check under test recompute a valid CRC.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "userseq/us_format.h"
+#include "userseq/us_rng.h"
+#include "unit.h"
+#include "model_fixture.h"
+
+uint32_t	us_crc32c_portable(uint32_t crc, const void *data, size_t len);
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t) v;
+	p[1] = (uint8_t) (v >> 8);
+	p[2] = (uint8_t) (v >> 16);
+	p[3] = (uint8_t) (v >> 24);
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t) v);
+	put32(p + 4, (uint32_t) (v >> 32));
+}
+
+/* Recompute the header's total size and CRC after editing the body. */
+static void
+refresh(uint8_t *buf, size_t len)
+{
+	put64(buf + 16, len);
+	put32(buf + 24, us_crc32c(0, buf + 32, len - 32));
+}
+
+static uint8_t *
+encode(const us_model *m, size_t *len)
+{
+	size_t		n = us_model_encoded_size(m);
+	uint8_t    *b = malloc(n);
+
+	*len = n;
+	if (us_model_encode(m, b, n) != US_OK)
+	{
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* Decodes a copy of buf (so tools see reads past len), frees any model, returns the status. */
+static us_status
+decode_status(const uint8_t *buf, size_t len)
+{
+	uint8_t    *copy = malloc(len ? len : 1);
+	us_model   *m = NULL;
+	us_status	st;
+
+	memcpy(copy, buf, len);
+	st = us_model_decode(copy, len, us_malloc_allocator(), &m);
+	if (st == US_OK)
+		us_model_free(m);
+	else
+		CHECK(m == NULL, "failed decode left a model");
+	free(copy);
+	return st;
+}
+
+static void
+test_crc(void)
+{
+	const char *v = "123456789";
+	uint8_t		buf[1000];
+	us_rng		rng;
+
+	CHECK(us_crc32c(0, v, 9) == 0xE3069283u, "crc32c(123456789) = %08x", us_crc32c(0, v, 9));
+	CHECK(us_crc32c_portable(0, v, 9) == 0xE3069283u, "portable crc32c(123456789)");
+	CHECK(us_crc32c(0, v, 0) == 0, "crc of nothing");
+	/* 32 zero bytes: RFC 3720 B.4 test vector */
+	memset(buf, 0, 32);
+	CHECK(us_crc32c(0, buf, 32) == 0x8A9136AAu, "crc32c(32 zeros)");
+	memset(buf, 0xFF, 32);
+	CHECK(us_crc32c(0, buf, 32) == 0x62A8AB43u, "crc32c(32 x 0xff)");
+	us_rng_seed(&rng, 5);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t) us_rng_next(&rng);
+	for (int t = 0; t < 200; t++)
+	{
+		size_t		off = us_rng_below(&rng, 64),
+					len = us_rng_below(&rng, sizeof(buf) - 64),
+					cut = len ? us_rng_below(&rng, len) : 0;
+		uint32_t	a = us_crc32c(0, buf + off, len),
+					b = us_crc32c_portable(0, buf + off, len),
+					c = us_crc32c(us_crc32c(0, buf + off, cut), buf + off + cut, len - cut);
+
+		CHECK(a == b && a == c, "crc paths agree (off %zu len %zu cut %zu)", off, len, cut);
+	}
+}
+
+static int
+vocab_equal(const us_vocab *a, const us_vocab *b)
+{
+	if (a->n_items != b->n_items || a->n_behaviors != b->n_behaviors ||
+		a->n_classes != b->n_classes)
+		return 0;
+	if (a->n_items && (memcmp(a->item_ids, b->item_ids, a->n_items * sizeof(int64_t)) ||
+					   memcmp(a->item_counts, b->item_counts, a->n_items * sizeof(uint32_t))))
+		return 0;
+	for (int i = 0; i < a->n_behaviors; i++)
+		if (strcmp(a->behaviors[i], b->behaviors[i]))
+			return 0;
+	for (int i = 0; i < a->n_classes; i++)
+		if (strcmp(a->classes[i], b->classes[i]))
+			return 0;
+	return 1;
+}
+
+static void
+test_round_trip(void)
+{
+	for (int v = 0; v < FIXTURE_N_VARIANTS; v++)
+	{
+		fixture_opts o;
+		us_model   *m = NULL,
+				   *d = NULL;
+		uint8_t    *b1,
+				   *b2;
+		size_t		n1,
+					n2;
+		us_format_header h;
+
+		fixture_variant(&o, v);
+		CHECK_OK(fixture_model(&o, 100 + v, &m));
+		if (!m)
+			continue;
+		/* a nonzero padding row must survive too (it is not required to be zero) */
+		m->p.item_emb[0] = 0.5f;
+		b1 = encode(m, &n1);
+		CHECK(b1 != NULL, "variant %d encodes", v);
+		if (!b1)
+		{
+			us_model_free(m);
+			continue;
+		}
+		CHECK_OK(us_format_peek(b1, 32, &h));
+		CHECK(h.version == US_FORMAT_VERSION && h.total_size == n1 &&
+			  h.crc32c == us_crc32c(0, b1 + 32, n1 - 32), "variant %d peek", v);
+		CHECK_OK(us_model_decode(b1, n1, us_malloc_allocator(), &d));
+		if (d)
+		{
+			CHECK(memcmp(&d->cfg, &m->cfg, sizeof(m->cfg)) == 0, "variant %d config", v);
+			CHECK(vocab_equal(&d->vocab, &m->vocab), "variant %d vocab", v);
+			CHECK(d->n_params == m->n_params &&
+				  memcmp(d->params_block, m->params_block, m->n_params * 4) == 0,
+				  "variant %d weights bit-identical", v);
+			CHECK(d->p.out_b - d->params_block == m->p.out_b - m->params_block &&
+				  (d->p.out_w == NULL) == (m->p.out_w == NULL), "variant %d layout", v);
+			b2 = encode(d, &n2);
+			CHECK(b2 && n2 == n1 && memcmp(b1, b2, n1) == 0, "variant %d re-encodes identically", v);
+			free(b2);
+			us_model_free(d);
+		}
+		free(b1);
+		us_model_free(m);
+	}
+}
+
+/* Offsets in the small binary fixture (9 items, 4 behaviour labels, no classes). */
+#define OFF_CFG		32
+#define OFF_VOCAB	(32 + 88)
+#define OFF_IDS		(OFF_VOCAB + 12)
+
+static void
+test_corrupt(void)
+{
+	fixture_opts o;
+	us_model   *m = NULL;
+	uint8_t    *good,
+			   *b;
+	size_t		n;
+	int			nv;
+	size_t		off_labels,
+				off_np;
+	us_format_header h;
+	int			all_ok;
+
+	fixture_default(&o, US_TASK_BINARY);
+	o.behaviors = 1;
+	nv = o.n_vocab;
+	CHECK_OK(fixture_model(&o, 7, &m));
+	if (!m)
+		return;
+	good = encode(m, &n);
+	b = malloc(n + 16);
+	off_labels = OFF_IDS + 12 * (size_t) nv;
+	off_np = n - 4 * m->n_params - 8;
+	CHECK(decode_status(good, n) == US_OK, "the fixture decodes");
+
+	/* every truncation */
+	all_ok = 1;
+	for (size_t len = 0; len < n; len++)
+	{
+		us_status	st = decode_status(good, len);
+
+		if (st != US_ETRUNCATED)
+		{
+			all_ok = 0;
+			CHECK(0, "truncation to %zu bytes gave %s", len, us_status_str(st));
+		}
+	}
+	CHECK(all_ok, "all %zu truncations give US_ETRUNCATED", n);
+	CHECK(us_format_peek(good, 31, &h) == US_ETRUNCATED, "peek of 31 bytes");
+
+	/* trailing byte */
+	memcpy(b, good, n);
+	b[n] = 0;
+	CHECK(decode_status(b, n + 1) == US_EFORMAT, "trailing byte");
+
+	/* every single-bit flip of the body: checksum */
+	all_ok = 1;
+	for (size_t i = 32; i < n; i += unit_quick() ? 7 : 1)
+	{
+		memcpy(b, good, n);
+		b[i] ^= (uint8_t) (1u << (i % 8));
+		if (decode_status(b, n) != US_ECHECKSUM)
+		{
+			all_ok = 0;
+			CHECK(0, "bit flip at %zu not caught by the checksum", i);
+		}
+	}
+	CHECK(all_ok, "body bit flips give US_ECHECKSUM");
+	/* every bit flip of the header: rejected with a header status */
+	all_ok = 1;
+	for (size_t i = 0; i < 32 * 8; i++)
+	{
+		us_status	st;
+
+		memcpy(b, good, n);
+		b[i / 8] ^= (uint8_t) (1u << (i % 8));
+		st = decode_status(b, n);
+		if (st == US_OK)
+		{
+			all_ok = 0;
+			CHECK(0, "header bit %zu flip accepted", i);
+		}
+		else if (i / 8 < 4)
+			CHECK(st == US_EFORMAT, "magic flip: %s", us_status_str(st));
+		else if (i / 8 < 8)
+			CHECK(st == US_EVERSION, "version flip: %s", us_status_str(st));
+		else if (i / 8 >= 24 && i / 8 < 28)
+			CHECK(st == US_ECHECKSUM, "crc flip: %s", us_status_str(st));
+		else if (i / 8 >= 16 && i / 8 < 24)
+			CHECK(st == US_ETRUNCATED || st == US_EFORMAT || st == US_ELIMIT,
+				  "total size flip: %s", us_status_str(st));
+		else
+			CHECK(st == US_EFORMAT, "header size / flags / reserved flip: %s",
+				  us_status_str(st));
+	}
+	CHECK(all_ok, "header bit flips rejected");
+
+	memcpy(b, good, n);
+	put32(b, 0x4D515356);
+	CHECK(decode_status(b, n) == US_EFORMAT, "wrong magic");
+	CHECK(us_format_peek(b, 32, &h) == US_EFORMAT, "peek: wrong magic");
+	memcpy(b, good, n);
+	put32(b + 4, 2);
+	CHECK(decode_status(b, n) == US_EVERSION, "unknown version");
+	memcpy(b, good, n);
+	put32(b + 4, 0);
+	CHECK(decode_status(b, n) == US_EVERSION, "version 0");
+	memcpy(b, good, n);
+	put32(b + 12, 1);
+	CHECK(decode_status(b, n) == US_EFORMAT, "nonzero flags");
+	memcpy(b, good, n);
+	put32(b + 28, 0x100);
+	CHECK(decode_status(b, n) == US_EFORMAT, "nonzero reserved");
+	memcpy(b, good, n);
+	put64(b + 16, (uint64_t) 1 << 40);
+	CHECK(decode_status(b, n) == US_ELIMIT, "total size over 1 GiB");
+	memcpy(b, good, n);
+	put32(b + 8, 64);
+	CHECK(decode_status(b, n) == US_EFORMAT, "header size");
+
+	/* From here on the CRC is recomputed, so the check under test is reached. */
+#define EDIT_EXPECT(edit, expect, what) \
+	do { \
+		memcpy(b, good, n); \
+		edit; \
+		refresh(b, n); \
+		{ \
+			us_status st_e = decode_status(b, n); \
+			CHECK(st_e == (expect), "%s: got %s", what, us_status_str(st_e)); \
+		} \
+	} while (0)
+
+	EDIT_EXPECT((void) 0, US_OK, "refresh alone keeps it valid");
+	EDIT_EXPECT(put32(b + OFF_VOCAB, 0xFFFFFFFFu), US_ELIMIT, "huge item count");
+	EDIT_EXPECT(put32(b + OFF_VOCAB, US_MAX_ITEMS + 1), US_ELIMIT, "item count over limit");
+	EDIT_EXPECT(put32(b + OFF_VOCAB + 4, 0x7FFFFFFFu), US_ELIMIT, "huge behaviour label count");
+	EDIT_EXPECT(put32(b + OFF_VOCAB + 8, 0x10000000u), US_ELIMIT, "huge class label count");
+	EDIT_EXPECT(put32(b + OFF_VOCAB, nv + 1), US_EFORMAT, "item count disagrees with config");
+	EDIT_EXPECT(put32(b + OFF_VOCAB + 8, 2), US_EFORMAT, "class labels on a binary model");
+	EDIT_EXPECT(put32(b + OFF_CFG + 4, US_MAX_ITEMS + 1), US_ELIMIT, "config n_items over limit");
+	EDIT_EXPECT(put32(b + OFF_CFG + 4, 0x80000000u), US_EFORMAT, "config n_items negative");
+	EDIT_EXPECT(put32(b + OFF_CFG + 24, 100000), US_ELIMIT, "config embed_dim over limit");
+	EDIT_EXPECT(put32(b + OFF_CFG + 0, 9), US_EFORMAT, "unknown task");
+	EDIT_EXPECT(put32(b + OFF_CFG + 4 * 8 + 4 * 7, 3), US_EFORMAT, "unused width slot nonzero");
+	EDIT_EXPECT(put32(b + OFF_CFG + 80, 0x7FC00000u), US_ENONFINITE, "NaN dropout");
+	/* ids: swap the first two, make two equal */
+	{
+		uint8_t		t[8];
+
+		EDIT_EXPECT((memcpy(t, b + OFF_IDS, 8), memcpy(b + OFF_IDS, b + OFF_IDS + 8, 8),
+					 memcpy(b + OFF_IDS + 8, t, 8)), US_EFORMAT, "unsorted ids");
+	}
+	EDIT_EXPECT(memcpy(b + OFF_IDS + 16, b + OFF_IDS + 8, 8), US_EFORMAT, "equal ids");
+	/* first behaviour label "view": length 4 at off_labels */
+	EDIT_EXPECT(put32(b + off_labels, 256), US_ELIMIT, "label longer than 255 bytes");
+	EDIT_EXPECT(put32(b + off_labels, 0xFFFFFFFFu), US_ELIMIT, "huge label length");
+	EDIT_EXPECT(put32(b + off_labels, 200), US_EFORMAT, "label length past the labels");
+	EDIT_EXPECT(b[off_labels + 5] = 0, US_EFORMAT, "NUL inside a label");
+	/* third label "cart" becomes a second "view" */
+	EDIT_EXPECT(memcpy(b + off_labels + 8 + 4 + 6 + 4, "view", 4), US_EFORMAT,
+				"duplicate labels");
+	EDIT_EXPECT(put64(b + off_np, m->n_params + 1), US_EFORMAT, "n_params too large by one");
+	EDIT_EXPECT(put64(b + off_np, m->n_params - 1), US_EFORMAT, "n_params too small by one");
+	EDIT_EXPECT(put64(b + off_np, (uint64_t) 1 << 60), US_ELIMIT, "huge n_params");
+	EDIT_EXPECT(put32(b + off_np + 8 + 4 * 5, 0x7FC00000u), US_ENONFINITE, "NaN weight");
+	EDIT_EXPECT(put32(b + n - 4, 0xFF800000u), US_ENONFINITE, "-Inf last weight");
+	EDIT_EXPECT(put32(b + off_np + 8, 0x7F800001u), US_ENONFINITE, "signalling NaN weight");
+	/* a larger embed_dim without the weights: n_params then disagrees */
+	EDIT_EXPECT(put32(b + OFF_CFG + 24, 9), US_EFORMAT, "config implies other n_params");
+
+	/* a consistent n_params with weights missing: body shorter than the count says */
+	memcpy(b, good, n);
+	refresh(b, n - 4);
+	CHECK(decode_status(b, n - 4) == US_EFORMAT, "weights shorter than n_params");
+
+	/* arguments */
+	{
+		us_model   *d = (us_model *) 1;
+
+		CHECK(us_model_decode(NULL, 0, us_malloc_allocator(), &d) == US_EINVAL && d == NULL,
+			  "NULL buffer");
+		CHECK(us_model_encode(m, b, n - 1) == US_EINVAL, "encode into a short buffer");
+	}
+	free(b);
+	free(good);
+	us_model_free(m);
+}
+
+/* An allocator that fails its fail_at-th call, counting live blocks. */
+typedef struct failing
+{
+	int			calls,
+				fail_at,
+				live;
+} failing;
+
+static void *
+failing_alloc(void *ctx, size_t size)
+{
+	failing    *f = ctx;
+
+	if (++f->calls == f->fail_at)
+		return NULL;
+	f->live++;
+	return malloc(size);
+}
+
+static void
+failing_free(void *ctx, void *p)
+{
+	failing    *f = ctx;
+
+	f->live--;
+	free(p);
+}
+
+static void
+test_alloc_failure(void)
+{
+	fixture_opts o;
+	us_model   *m = NULL;
+	uint8_t    *buf;
+	size_t		n;
+	int			needed = 0;
+
+	fixture_default(&o, US_TASK_MULTICLASS);
+	o.behaviors = 1;
+	CHECK_OK(fixture_model(&o, 9, &m));
+	if (!m)
+		return;
+	buf = encode(m, &n);
+	for (int at = 1; at < 100; at++)
+	{
+		failing		f = {0, at, 0};
+		us_allocator a = {failing_alloc, failing_free, &f};
+		us_model   *d = NULL;
+		us_status	st = us_model_decode(buf, n, &a, &d);
+
+		if (st == US_OK)
+		{
+			needed = at;
+			CHECK(f.calls < at, "decode succeeded though allocation %d failed", at);
+			us_model_free(d);
+			CHECK(f.live == 0, "no leak after free");
+			break;
+		}
+		CHECK(st == US_ENOMEM && d == NULL && f.live == 0,
+			  "allocation %d failing: %s, %d blocks live", at, us_status_str(st), f.live);
+	}
+	CHECK(needed > 5, "every allocation of decode was made to fail (%d)", needed);
+	/* a label longer than the format allows is refused at encode time */
+	{
+		char		longlab[300];
+		char	   *saved = m->vocab.behaviors[0];
+
+		memset(longlab, 'x', 299);
+		longlab[299] = 0;
+		uint8_t    *big = malloc(n + 400);
+
+		m->vocab.behaviors[0] = longlab;
+		CHECK(us_model_encode(m, big, n + 400) == US_ELIMIT, "encode refuses a 299-byte label");
+		free(big);
+		m->vocab.behaviors[0] = saved;
+	}
+	free(buf);
+	us_model_free(m);
+}
+
+int
+main(void)
+{
+	test_crc();
+	test_round_trip();
+	test_corrupt();
+	test_alloc_failure();
+	return unit_finish("test_format");
+}

@@ -1,0 +1,466 @@
+/*
+ * test_scorer.c: the one-sequence scorer. Folded and direct paths against each other and
+ * against a naive double-precision reference written from the architecture in us_model.h
+ * (and against us_model_predict when train.c is linked), for every head and input option and
+ * sequence lengths 0, 1, shorter than the widest filter, max_len and beyond; row validation;
+ * top-k against a brute-force full sort.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "userseq/us_model.h"
+#include "userseq/us_rng.h"
+#include "unit.h"
+#include "model_fixture.h"
+
+/* Naive reference: out (n_outputs) and features (D) in double. */
+static void
+reference_forward(const us_model *m, const us_events *ev, double *out, double *feat)
+{
+	const us_model_config *c = &m->cfg;
+	const us_params *p = &m->p;
+	int			E = c->embed_dim,
+				F = c->n_filters,
+				H = c->hidden_dim,
+				R = c->recent_window,
+				O = c->n_outputs;
+	int			D = us_model_feature_dim(c);
+	int			start = ev->n > c->max_len ? ev->n - c->max_len : 0;
+	int			n = ev->n - start;
+	double	   *x = calloc((size_t) (n + 1) * E, sizeof(double));
+	double	   *h = calloc(H, sizeof(double));
+
+	for (int t = 0; t < n; t++)
+	{
+		int			i = start + t;
+
+		for (int e = 0; e < E; e++)
+		{
+			double		v = p->item_emb[(size_t) ev->items[i] * E + e];
+
+			if (c->n_behaviors > 0)
+				v += p->behavior_emb[(size_t) (ev->behaviors ? ev->behaviors[i] : 0) * E + e];
+			if (c->n_gap_buckets > 0)
+				v += p->gap_emb[(size_t) (ev->gaps ? ev->gaps[i] : 0) * E + e];
+			x[(size_t) t * E + e] = v;
+		}
+	}
+	for (int w = 0; w < c->n_widths; w++)
+	{
+		int			k = c->widths[w];
+		int			nw = n - k + 1 > 1 ? n - k + 1 : 1;
+
+		for (int f = 0; f < F; f++)
+		{
+			double		best = -1e300;
+
+			for (int t = 0; t < nw; t++)
+			{
+				double		v = p->conv_b[w][f];
+
+				for (int j = 0; j < k && t + j < n; j++)
+					for (int e = 0; e < E; e++)
+						v += x[(size_t) (t + j) * E + e] *
+							p->conv_w[w][((size_t) j * E + e) * F + f];
+				if (v > best)
+					best = v;
+			}
+			feat[w * F + f] = best > 0 ? best : 0;
+		}
+	}
+	for (int i = 0; i < R; i++)
+	{
+		int			t = n - R + i;
+
+		for (int e = 0; e < E; e++)
+			feat[c->n_widths * F + i * E + e] = t < 0 ? 0.0 : x[(size_t) t * E + e];
+	}
+	for (int j = 0; j < H; j++)
+	{
+		double		v = p->dense_b[j];
+
+		for (int d = 0; d < D; d++)
+			v += feat[d] * p->dense_w[(size_t) d * H + j];
+		h[j] = v > 0 ? v : 0;
+	}
+	for (int o = 0; o < O; o++)
+	{
+		double		v = p->out_b[o];
+
+		for (int j = 0; j < H; j++)
+			v += h[j] * (p->out_w ? p->out_w[(size_t) j * O + o] : p->item_emb[(size_t) o * E + j]);
+		out[o] = v;
+	}
+	if (c->task == US_TASK_BINARY)
+		out[0] = 1.0 / (1.0 + exp(-out[0]));
+	else if (c->task == US_TASK_MULTICLASS || c->task == US_TASK_NEXT_BEHAVIOR)
+	{
+		double		mx = out[0],
+					s = 0;
+
+		for (int o = 1; o < O; o++)
+			mx = out[o] > mx ? out[o] : mx;
+		for (int o = 0; o < O; o++)
+			s += (out[o] = exp(out[o] - mx));
+		for (int o = 0; o < O; o++)
+			out[o] /= s;
+	}
+	free(x);
+	free(h);
+}
+
+/* max |a - b| / max(max |ref|, 1e-3) */
+static double
+rel_err_f(const float *a, const double *ref, int n)
+{
+	double		scale = 1e-3,
+				err = 0;
+
+	for (int i = 0; i < n; i++)
+		scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+	for (int i = 0; i < n; i++)
+		err = fabs(a[i] - ref[i]) > err ? fabs(a[i] - ref[i]) : err;
+	return err / scale;
+}
+
+static double
+rel_err_ff(const float *a, const float *b, int n)
+{
+	double		scale = 1e-3,
+				err = 0;
+
+	for (int i = 0; i < n; i++)
+		scale = fabs(b[i]) > scale ? fabs(b[i]) : scale;
+	for (int i = 0; i < n; i++)
+		err = fabs((double) a[i] - b[i]) > err ? fabs((double) a[i] - b[i]) : err;
+	return err / scale;
+}
+
+typedef struct seqbuf
+{
+	int32_t		items[64],
+				beh[64],
+				gap[64];
+	us_events	ev;
+} seqbuf;
+
+static void
+random_seq(seqbuf *s, const us_model_config *c, int n, us_rng *rng)
+{
+	s->ev.n = n;
+	s->ev.items = s->items;
+	s->ev.behaviors = us_rng_below(rng, 3) ? s->beh : NULL;
+	s->ev.gaps = us_rng_below(rng, 3) ? s->gap : NULL;
+	for (int i = 0; i < n; i++)
+	{
+		s->items[i] = (int32_t) us_rng_below(rng, c->n_items);
+		s->beh[i] = c->n_behaviors ? (int32_t) us_rng_below(rng, c->n_behaviors) : 0;
+		s->gap[i] = c->n_gap_buckets ? (int32_t) us_rng_below(rng, c->n_gap_buckets) : 0;
+	}
+}
+
+static void
+test_forward(const fixture_opts *o, uint64_t seed, int use_predict)
+{
+	us_model   *m = NULL;
+	us_scorer  *sf = NULL,
+			   *sd = NULL;
+	us_rng		rng;
+	int			O,
+				D,
+				maxw;
+	float	   *of,
+			   *od,
+			   *ff,
+			   *fd,
+			   *op;
+	double	   *oref,
+			   *fref;
+	int			lens[8];
+
+	CHECK_OK(fixture_model(o, seed, &m));
+	if (!m)
+		return;
+	O = m->cfg.n_outputs;
+	D = us_model_feature_dim(&m->cfg);
+	maxw = m->cfg.widths[m->cfg.n_widths - 1];
+	CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &sf));
+	CHECK_OK(us_scorer_create(m, 0, us_malloc_allocator(), &sd));
+	if (!sf || !sd)
+		goto out;
+	CHECK(us_scorer_is_folded(sf) && !us_scorer_is_folded(sd), "fold choice by budget");
+	CHECK(us_scorer_fold_bytes(&m->cfg) > 0, "fold bytes");
+	of = malloc(O * 4);
+	od = malloc(O * 4);
+	op = malloc(O * 4);
+	ff = malloc(D * 4);
+	fd = malloc(D * 4);
+	oref = malloc(O * 8);
+	fref = malloc(D * 8);
+	lens[0] = 0;
+	lens[1] = 1;
+	lens[2] = maxw - 1;
+	lens[3] = m->cfg.max_len;
+	lens[4] = m->cfg.max_len + 7;
+	lens[5] = maxw;
+	us_rng_seed(&rng, seed * 31 + 1);
+	lens[6] = 2 + (int) us_rng_below(&rng, m->cfg.max_len);
+	lens[7] = 1 + (int) us_rng_below(&rng, 60);
+	for (int li = 0; li < 8; li++)
+	{
+		seqbuf		s;
+		us_status	st1,
+					st2;
+
+		random_seq(&s, &m->cfg, lens[li], &rng);
+		st1 = us_scorer_forward(sf, &s.ev, of, ff);
+		st2 = us_scorer_forward(sd, &s.ev, od, fd);
+		CHECK(st1 == US_OK && st2 == US_OK, "forward ok (task %d, n %d)", o->task, s.ev.n);
+		reference_forward(m, &s.ev, oref, fref);
+		CHECK(rel_err_ff(of, od, O) <= 1e-5 && rel_err_ff(ff, fd, D) <= 1e-5,
+			  "folded = direct (task %d beh %d gap %d R %d tie %d n %d): out %.2g feat %.2g",
+			  o->task, o->behaviors, o->gaps, o->recent, o->tie, s.ev.n,
+			  rel_err_ff(of, od, O), rel_err_ff(ff, fd, D));
+		CHECK(rel_err_f(of, oref, O) <= 1e-5 && rel_err_f(ff, fref, D) <= 1e-5 &&
+			  rel_err_f(od, oref, O) <= 1e-5 && rel_err_f(fd, fref, D) <= 1e-5,
+			  "scorer = reference (task %d n %d): folded %.2g direct %.2g",
+			  o->task, s.ev.n, rel_err_f(of, oref, O), rel_err_f(od, oref, O));
+		/* out NULL: features only */
+		CHECK(us_scorer_forward(sf, &s.ev, NULL, ff) == US_OK, "features only");
+#ifdef HAVE_PREDICT
+		if (use_predict)
+		{
+			int64_t		offs[2] = {0, s.ev.n};
+			int32_t		sid = 0;
+			us_dataset	ds;
+			float	   *fp = malloc(D * 4);
+
+			memset(&ds, 0, sizeof(ds));
+			ds.n_seqs = 1;
+			ds.offsets = offs;
+			ds.items = s.items;
+			ds.behaviors = s.ev.behaviors;
+			ds.gaps = s.ev.gaps;
+			CHECK_OK(us_model_predict(m, &ds, &sid, 1, op, fp, NULL, NULL));
+			CHECK(rel_err_ff(of, op, O) <= 1e-5 && rel_err_ff(ff, fp, D) <= 1e-5,
+				  "scorer = us_model_predict (task %d n %d): out %.2g feat %.2g",
+				  o->task, s.ev.n, rel_err_ff(of, op, O), rel_err_ff(ff, fp, D));
+			free(fp);
+		}
+#else
+		(void) use_predict;
+#endif
+	}
+
+	/* row validation */
+	{
+		seqbuf		s;
+
+		random_seq(&s, &m->cfg, 5, &rng);
+		s.items[3] = m->cfg.n_items;
+		CHECK(us_scorer_forward(sf, &s.ev, of, NULL) == US_EINVAL, "item row past the end");
+		CHECK(us_scorer_forward(sd, &s.ev, of, NULL) == US_EINVAL, "item row past the end (direct)");
+		s.items[3] = -1;
+		CHECK(us_scorer_forward(sf, &s.ev, of, NULL) == US_EINVAL, "negative item row");
+		s.items[3] = 2;
+		if (m->cfg.n_behaviors)
+		{
+			s.ev.behaviors = s.beh;
+			s.beh[0] = m->cfg.n_behaviors;
+			CHECK(us_scorer_forward(sf, &s.ev, of, NULL) == US_EINVAL, "behaviour row");
+			s.beh[0] = 0;
+		}
+		if (m->cfg.n_gap_buckets)
+		{
+			s.ev.gaps = s.gap;
+			s.gap[4] = -3;
+			CHECK(us_scorer_forward(sf, &s.ev, of, NULL) == US_EINVAL, "gap row");
+			s.gap[4] = 0;
+		}
+		s.ev.n = -1;
+		CHECK(us_scorer_forward(sf, &s.ev, of, NULL) == US_EINVAL, "negative length");
+		s.ev.n = 3;
+		s.ev.items = NULL;
+		CHECK(us_scorer_forward(sf, &s.ev, of, NULL) == US_EINVAL, "NULL items");
+	}
+	free(of);
+	free(od);
+	free(op);
+	free(ff);
+	free(fd);
+	free(oref);
+	free(fref);
+out:
+	us_scorer_free(sf);
+	us_scorer_free(sd);
+	us_model_free(m);
+}
+
+/* brute force: all candidate rows sorted by (logit desc, row asc) */
+static int	cmp_logits_base;
+static const float *cmp_logits;
+
+static int
+cmp_rows(const void *a, const void *b)
+{
+	int32_t		ra = *(const int32_t *) a,
+				rb = *(const int32_t *) b;
+	float		sa = cmp_logits[ra],
+				sb = cmp_logits[rb];
+
+	(void) cmp_logits_base;
+	if (sa != sb)
+		return sa > sb ? -1 : 1;
+	return ra < rb ? -1 : ra > rb;
+}
+
+static void
+check_topk(us_scorer *sc, const us_model *m, const us_events *ev, int k, int excl)
+{
+	int			V = m->cfg.n_items;
+	float	   *logits = malloc(V * 4);
+	int32_t    *all = malloc(V * 4),
+			   *rows = malloc((size_t) k * 4);
+	float	   *scores = malloc((size_t) k * 4);
+	int			na = 0,
+				nf = -1,
+				ok = 1;
+
+	CHECK_OK(us_scorer_forward(sc, ev, logits, NULL));
+	for (int r = 2; r < V; r++)
+	{
+		int			seen = 0;
+
+		for (int i = 0; excl && i < ev->n; i++)
+			seen |= ev->items[i] == r;
+		if (!seen)
+			all[na++] = r;
+	}
+	cmp_logits = logits;
+	qsort(all, na, 4, cmp_rows);
+	CHECK_OK(us_scorer_topk(sc, ev, k, excl, rows, scores, &nf));
+	CHECK(nf == (k < na ? k : na), "topk found %d of k %d (candidates %d)", nf, k, na);
+	for (int i = 0; i < nf && i < na; i++)
+		if (rows[i] != all[i] || scores[i] != logits[all[i]])
+			ok = 0;
+	CHECK(ok, "topk (k %d, exclude %d, n %d) equals the full sort", k, excl, ev->n);
+	free(logits);
+	free(all);
+	free(rows);
+	free(scores);
+}
+
+static void
+test_topk(void)
+{
+	for (int tie = 0; tie < 2; tie++)
+		for (int folded = 0; folded < 2; folded++)
+		{
+			fixture_opts o;
+			us_model   *m = NULL;
+			us_scorer  *sc = NULL;
+			us_rng		rng;
+			int32_t		rows[4];
+			float		scores[4];
+			int32_t		nf = 7;
+
+			fixture_default(&o, US_TASK_NEXT_ITEM);
+			o.n_vocab = 300;
+			o.tie = tie;
+			o.recent = 2;
+			CHECK_OK(fixture_model(&o, 50 + tie, &m));
+			if (!m)
+				continue;
+			CHECK_OK(us_scorer_create(m, folded ? SIZE_MAX : 0, us_malloc_allocator(), &sc));
+			us_rng_seed(&rng, 99);
+			for (int t = 0; t < 12 && sc; t++)
+			{
+				seqbuf		s;
+				int			k = t % 4 == 0 ? 1 : t % 4 == 1 ? 10 : t % 4 == 2 ? 299 : 1000;
+
+				random_seq(&s, &m->cfg, (int) us_rng_below(&rng, 30), &rng);
+				check_topk(sc, m, &s.ev, k, t & 1);
+			}
+			if (sc)
+			{
+				seqbuf		s;
+
+				random_seq(&s, &m->cfg, 4, &rng);
+				CHECK(us_scorer_topk(sc, &s.ev, 0, 0, rows, scores, &nf) == US_EINVAL && nf == 0,
+					  "k = 0");
+				CHECK(us_scorer_topk(sc, &s.ev, -3, 0, rows, scores, &nf) == US_EINVAL, "k < 0");
+				s.items[1] = 100000;
+				CHECK(us_scorer_topk(sc, &s.ev, 3, 1, rows, scores, &nf) == US_EINVAL,
+					  "topk: bad row");
+				/* ties: equal logits everywhere, so the lowest rows win in order */
+				if (!tie)
+				{
+					memset(m->p.out_w, 0, sizeof(float) * m->cfg.hidden_dim * m->cfg.n_outputs);
+					for (int r = 0; r < m->cfg.n_outputs; r++)
+						m->p.out_b[r] = (float) (r % 3 == 0);
+					for (int i = 0; i < 4; i++)
+						s.items[i] = 3;
+					check_topk(sc, m, &s.ev, 4, 1);
+					CHECK_OK(us_scorer_topk(sc, &s.ev, 4, 1, rows, scores, &nf));
+					CHECK(nf == 4 && rows[0] == 6 && rows[1] == 9 && rows[2] == 12 && rows[3] == 15,
+						  "ties by lower row, seen row 3 excluded: %d %d %d %d",
+						  rows[0], rows[1], rows[2], rows[3]);
+				}
+			}
+			us_scorer_free(sc);
+			us_model_free(m);
+		}
+	/* not a next_item model */
+	{
+		fixture_opts o;
+		us_model   *m = NULL;
+		us_scorer  *sc = NULL;
+		int32_t		rows[2];
+		float		scores[2];
+		int32_t		nf;
+		int32_t		items[1] = {2};
+		us_events	ev = {items, NULL, NULL, 1};
+
+		fixture_default(&o, US_TASK_BINARY);
+		CHECK_OK(fixture_model(&o, 1, &m));
+		CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &sc));
+		CHECK(us_scorer_topk(sc, &ev, 2, 0, rows, scores, &nf) == US_EINVAL, "topk on binary");
+		us_scorer_free(sc);
+		us_model_free(m);
+	}
+}
+
+int
+main(void)
+{
+	int			use_predict = 1;
+
+	for (int v = 0; v < FIXTURE_N_VARIANTS; v++)
+	{
+		fixture_opts o;
+
+		fixture_variant(&o, v);
+		test_forward(&o, 1000 + v, use_predict);
+	}
+	/* filter counts that are not multiples of 8, wider filters, longer max_len */
+	for (int v = 0; v < (unit_quick() ? 3 : 10); v++)
+	{
+		fixture_opts o;
+
+		fixture_variant(&o, v * 4 + 1);
+		o.F = 13 + v;
+		o.E = 5 + 3 * v;
+		o.H = 11;
+		if (o.tie)
+			o.H = o.E;
+		o.n_widths = 3;
+		o.widths[0] = 1;
+		o.widths[1] = 3;
+		o.widths[2] = 7;
+		o.max_len = 20;
+		o.recent = v % 3;
+		test_forward(&o, 2000 + v, use_predict);
+	}
+	test_topk();
+	return unit_finish("test_scorer");
+}
