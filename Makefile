@@ -58,7 +58,7 @@ prove_installcheck:
 
 # ---------------------------------------------------------------- standalone core
 CC ?= cc
-CORE_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -Iinclude -Wall -Wextra -Werror $(OPTFLAGS)
+CORE_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -fno-math-errno -Iinclude -Wall -Wextra -Werror $(OPTFLAGS)
 UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_BUILD = test/unit/build
 

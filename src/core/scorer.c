@@ -45,7 +45,7 @@ struct us_scorer
 	/* scratch */
 	float	   *x;				/* direct: (L, E) inputs; folded: (R, E) recent rows */
 	float	   *c;				/* direct: (L, F) conv outputs */
-	float	   *acc;			/* (F) */
+	float	   *acc;			/* folded: (S) open windows of every width; direct: unused */
 	float	   *z;				/* (D) features */
 	float	   *h;				/* (H) */
 	float	   *logits;			/* next_item: (O) */
@@ -56,25 +56,33 @@ struct us_scorer
 /* ------------------------------------------------------------------ small kernels */
 
 /*
- * Written as 8-wide blocks so GCC's SLP vectoriser (on at -O2) and clang both turn each
- * block into one AVX operation without needing -O3 or -ffast-math.
+ * 8-float blocks through the GCC/clang vector extension: AVX with -march=native, SSE pairs
+ * otherwise; the compiler does not vectorise these loops by itself at -O2. memcpy does the
+ * unaligned loads and stores.
  */
+#if defined(__GNUC__) || defined(__clang__)
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+#define US_HAVE_V8F 1
+#endif
+
 static inline void
 vadd(float *restrict a, const float *restrict b, int32_t n)
 {
 	int32_t		i = 0;
 
+#ifdef US_HAVE_V8F
 	for (; i + 8 <= n; i += 8)
 	{
-		a[i] += b[i];
-		a[i + 1] += b[i + 1];
-		a[i + 2] += b[i + 2];
-		a[i + 3] += b[i + 3];
-		a[i + 4] += b[i + 4];
-		a[i + 5] += b[i + 5];
-		a[i + 6] += b[i + 6];
-		a[i + 7] += b[i + 7];
+		v8f			x,
+					y;
+
+		memcpy(&x, a + i, sizeof(x));
+		memcpy(&y, b + i, sizeof(y));
+		x += y;
+		memcpy(a + i, &x, sizeof(x));
 	}
+#endif
 	for (; i < n; i++)
 		a[i] += b[i];
 }
@@ -84,17 +92,22 @@ vmax(float *restrict a, const float *restrict b, int32_t n)
 {
 	int32_t		i = 0;
 
+#ifdef US_HAVE_V8F
 	for (; i + 8 <= n; i += 8)
 	{
-		a[i] = b[i] > a[i] ? b[i] : a[i];
-		a[i + 1] = b[i + 1] > a[i + 1] ? b[i + 1] : a[i + 1];
-		a[i + 2] = b[i + 2] > a[i + 2] ? b[i + 2] : a[i + 2];
-		a[i + 3] = b[i + 3] > a[i + 3] ? b[i + 3] : a[i + 3];
-		a[i + 4] = b[i + 4] > a[i + 4] ? b[i + 4] : a[i + 4];
-		a[i + 5] = b[i + 5] > a[i + 5] ? b[i + 5] : a[i + 5];
-		a[i + 6] = b[i + 6] > a[i + 6] ? b[i + 6] : a[i + 6];
-		a[i + 7] = b[i + 7] > a[i + 7] ? b[i + 7] : a[i + 7];
+		v8f			x,
+					y;
+
+		memcpy(&x, a + i, sizeof(x));
+		memcpy(&y, b + i, sizeof(y));
+		{
+			v8i			gt = y > x;		/* all ones where y is larger */
+
+			x = (v8f) ((gt & (v8i) y) | (~gt & (v8i) x));
+		}
+		memcpy(a + i, &x, sizeof(x));
 	}
+#endif
 	for (; i < n; i++)
 		a[i] = b[i] > a[i] ? b[i] : a[i];
 }
@@ -245,7 +258,8 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 		s->x = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
 		s->c = salloc(s, (size_t) s->L * s->F, sizeof(float), &fail);
 	}
-	s->acc = salloc(s, (size_t) s->F, sizeof(float), &fail);
+	if (s->folded)
+		s->acc = salloc(s, s->S, sizeof(float), &fail);
 	s->z = salloc(s, (size_t) s->D, sizeof(float), &fail);
 	s->h = salloc(s, (size_t) s->H, sizeof(float), &fail);
 	if (cfg->task == US_TASK_NEXT_ITEM)
@@ -344,7 +358,26 @@ embed_event(const us_scorer *s, const us_events *ev, int32_t i, float *x)
 		vadd(x, p->gap_emb + (ev->gaps ? (size_t) ev->gaps[i] * E : 0), s->E);
 }
 
-/* pooled conv features into z[0 .. W*F) from the m events starting at start */
+/* prefetch a folded row of S floats (one hint per 64-byte line) */
+static inline void
+prefetch_row(const float *r, size_t S)
+{
+#if defined(__GNUC__) || defined(__clang__)
+	for (size_t i = 0; i < S; i += 16)
+		__builtin_prefetch(r + i, 0, 1);
+#else
+	(void) r;
+	(void) S;
+#endif
+}
+
+/*
+ * Pooled conv features into z[0 .. W*F) from the m events starting at start.
+ * Position-major: each event's folded row (all widths and taps, S floats) is read once,
+ * contiguously, and added into the open windows it belongs to (window t of width k collects
+ * taps j = 0..k-1 from positions t..t+k-1, in that order); rows a few positions ahead are
+ * prefetched, since for large catalogues the gathers, not the adds, are the cost.
+ */
 static void
 pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 {
@@ -356,6 +389,10 @@ pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 				use_g = 0;
 	size_t		S = s->S;
 	int32_t		F = s->F;
+	enum
+	{
+		PREFETCH_AHEAD = 3
+	};
 
 	/* Row pointers once per position; absent behaviour / gap arrays mean row 0. */
 	if (s->NB > 0 && (ev->behaviors || !s->beh0_zero))
@@ -372,31 +409,64 @@ pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 		if (use_g)
 			rg[t] = s->t_gap + (ev->gaps ? (size_t) ev->gaps[i] * S : 0);
 	}
+	for (int32_t t = 0; t < PREFETCH_AHEAD && t < m; t++)
+		prefetch_row(ri[t], S);
 
+	/* ring of open windows per width: window t of width w lives at acc + woff[w] + (t % k) F */
+	for (int32_t q = 0; q < m; q++)
+	{
+		if (q + PREFETCH_AHEAD < m)
+			prefetch_row(ri[q + PREFETCH_AHEAD], S);
+		for (int w = 0; w < s->W; w++)
+		{
+			int32_t		k = s->widths[w];
+			int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
+			float	   *ring = s->acc + s->woff[w];
+
+			for (int32_t j = 0; j < k; j++)
+			{
+				int32_t		t = q - j;
+				size_t		col = s->woff[w] + (size_t) j * F;
+				float	   *dst;
+
+				if (t < 0)
+					break;
+				if (t >= nw)
+					continue;
+				dst = ring + (size_t) (t % k) * F;
+				if (j == 0)
+					memcpy(dst, p->conv_b[w], (size_t) F * sizeof(float));
+				vadd(dst, ri[q] + col, F);
+				if (use_b)
+					vadd(dst, rb[q] + col, F);
+				if (use_g)
+					vadd(dst, rg[q] + col, F);
+			}
+			/* window q - k + 1 is complete */
+			if (q - k + 1 >= 0)
+			{
+				int32_t		t = q - k + 1;
+				float	   *win = ring + (size_t) (t % k) * F;
+				float	   *pool = s->z + (size_t) w * F;
+
+				if (t == 0)
+					memcpy(pool, win, (size_t) F * sizeof(float));
+				else
+					vmax(pool, win, F);
+			}
+		}
+	}
 	for (int w = 0; w < s->W; w++)
 	{
-		int32_t		k = s->widths[w];
-		int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
 		float	   *pool = s->z + (size_t) w * F;
-		float	   *acc = s->acc;
 
-		for (int32_t t = 0; t < nw; t++)
+		/* a sequence shorter than the width: its one window (or the bias alone) */
+		if (m < s->widths[w])
 		{
-			float	   *dst = t == 0 ? pool : acc;
-
-			memcpy(dst, p->conv_b[w], (size_t) F * sizeof(float));
-			for (int32_t j = 0; j < k && t + j < m; j++)
-			{
-				size_t		col = s->woff[w] + (size_t) j * F;
-
-				vadd(dst, ri[t + j] + col, F);
-				if (use_b)
-					vadd(dst, rb[t + j] + col, F);
-				if (use_g)
-					vadd(dst, rg[t + j] + col, F);
-			}
-			if (t > 0)
-				vmax(pool, acc, F);
+			if (m == 0)
+				memcpy(pool, p->conv_b[w], (size_t) F * sizeof(float));
+			else
+				memcpy(pool, s->acc + s->woff[w], (size_t) F * sizeof(float));
 		}
 		vrelu(pool, F);
 	}

@@ -52,11 +52,19 @@ typedef struct us_ws
 	buf			ex_y,			/* float: binary / regression target */
 				ex_w;			/* float: weight */
 	int			has_target;
+	/* distinct (item, behaviour, gap) inputs of the batch: the conv is linear, so it runs on
+	 * these U rows (U << T under a skewed popularity) and windows gather rows by index */
+	int32_t		U;
+	buf			tok_u,			/* int32 (T): distinct input of each token */
+	 			hash,			/* int32 open-addressing table */
+				u_item,
+				u_beh,
+				u_gap;			/* int32 (U) */
 	/* forward */
-	buf			X,				/* (T, E) */
+	buf			X,				/* (U, E) input vectors */
 				Wcat,			/* (E, Ftot) */
 				WT,				/* (Ftot, E) */
-				Y,				/* conv chunk (Tc, Ftot), reused as dY */
+				Y,				/* (U, Ftot) per-input conv taps, reused as dY */
 				Z,				/* (n_ex, D) */
 				A,				/* (n_ex, H) pre-activation */
 				Hh,				/* (n_ex, H) after relu and dropout */
@@ -67,7 +75,7 @@ typedef struct us_ws
 	/* backward */
 	buf			dH,
 				dZ,
-				dX,
+				dX,				/* (U, E) */
 				dWT,			/* (Ftot, E) sparse path accumulator */
 				dWcat;			/* (E, Ftot) dense path accumulator */
 	/* sampled softmax */
@@ -136,7 +144,8 @@ ws_free(us_ws *ws)
 	buf		   *all[] = {&ws->seq_tok, &ws->tok_item, &ws->tok_beh, &ws->tok_gap, &ws->ex_seq,
 		&ws->ex_len, &ws->ex_tgt, &ws->ex_y, &ws->ex_w, &ws->X, &ws->Wcat, &ws->WT, &ws->Y, &ws->Z,
 		&ws->A, &ws->Hh, &ws->drop, &ws->amax, &ws->run, &ws->logits, &ws->dH, &ws->dZ, &ws->dX,
-	&ws->dWT, &ws->dWcat, &ws->neg, &ws->neg_logq, &ws->negW, &ws->dnegW, &ws->wpos};
+	&ws->dWT, &ws->dWcat, &ws->neg, &ws->neg_logq, &ws->negW, &ws->dnegW, &ws->wpos, &ws->tok_u,
+	&ws->hash, &ws->u_item, &ws->u_beh, &ws->u_gap};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i]->p)
@@ -351,27 +360,87 @@ build_batch(const us_model *model, const us_dataset *data, const int32_t *ids, i
 
 /* ------------------------------------------------------------------ forward */
 
-static void
+/* finds the distinct inputs of the batch (first-occurrence order) and their vectors */
+static us_status
 gather_inputs(const us_model *model, us_ws *ws)
 {
 	const us_model_config *c = &model->cfg;
 	int			E = c->embed_dim;
-	float	   *X = F32(ws->X);
 	const int32_t *ti = I32(ws->tok_item),
 			   *tb = I32(ws->tok_beh),
 			   *tg = I32(ws->tok_gap);
+	int64_t		nb = c->n_behaviors > 0 ? c->n_behaviors : 1,
+				ng = c->n_gap_buckets > 0 ? c->n_gap_buckets : 1;
+	size_t		T = (size_t) ws->T,
+				hsize = 64;
+	int			hbits = 6;
+	int32_t    *tu,
+			   *ht,
+			   *ui,
+			   *ub,
+			   *ug;
+	int32_t		U = 0;
+	float	   *X;
+	us_status	st;
 
-	for (int64_t t = 0; t < ws->T; t++)
+	while (hsize < 2 * T)
 	{
-		float	   *x = X + (size_t) t * E;
-		const float *ie = model->p.item_emb + (size_t) ti[t] * E;
-
-		memcpy(x, ie, (size_t) E * sizeof(float));
-		if (c->n_behaviors > 0 && tb[t] > 0)
-			axpy(E, 1.0f, model->p.behavior_emb + (size_t) tb[t] * E, x);
-		if (c->n_gap_buckets > 0 && tg[t] > 0)
-			axpy(E, 1.0f, model->p.gap_emb + (size_t) tg[t] * E, x);
+		hsize <<= 1;
+		hbits++;
 	}
+	if ((st = reserve(ws, &ws->tok_u, T ? T : 1, sizeof(int32_t))) ||
+		(st = reserve(ws, &ws->hash, hsize, sizeof(int32_t))) ||
+		(st = reserve(ws, &ws->u_item, T ? T : 1, sizeof(int32_t))) ||
+		(st = reserve(ws, &ws->u_beh, T ? T : 1, sizeof(int32_t))) ||
+		(st = reserve(ws, &ws->u_gap, T ? T : 1, sizeof(int32_t))))
+		return st;
+	tu = I32(ws->tok_u);
+	ht = I32(ws->hash);
+	ui = I32(ws->u_item);
+	ub = I32(ws->u_beh);
+	ug = I32(ws->u_gap);
+	memset(ht, 0, hsize * sizeof(int32_t));
+	for (size_t t = 0; t < T; t++)
+	{
+		uint64_t	key = ((uint64_t) ti[t] * (uint64_t) nb + (uint64_t) tb[t]) * (uint64_t) ng + (uint64_t) tg[t];
+		size_t		h = (size_t) ((key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - hbits));
+
+		for (;;)
+		{
+			int32_t		u = ht[h] - 1;
+
+			if (u < 0)
+			{
+				ht[h] = U + 1;
+				ui[U] = ti[t];
+				ub[U] = tb[t];
+				ug[U] = tg[t];
+				tu[t] = U++;
+				break;
+			}
+			if (ui[u] == ti[t] && ub[u] == tb[t] && ug[u] == tg[t])
+			{
+				tu[t] = u;
+				break;
+			}
+			h = (h + 1) & (hsize - 1);
+		}
+	}
+	ws->U = U;
+	if ((st = reserve(ws, &ws->X, (size_t) (U > 0 ? U : 1), (size_t) E * sizeof(float))))
+		return st;
+	X = F32(ws->X);
+	for (int32_t u = 0; u < U; u++)
+	{
+		float	   *x = X + (size_t) u * E;
+
+		memcpy(x, model->p.item_emb + (size_t) ui[u] * E, (size_t) E * sizeof(float));
+		if (c->n_behaviors > 0 && ub[u] > 0)
+			axpy(E, 1.0f, model->p.behavior_emb + (size_t) ub[u] * E, x);
+		if (c->n_gap_buckets > 0 && ug[u] > 0)
+			axpy(E, 1.0f, model->p.gap_emb + (size_t) ug[u] * E, x);
+	}
+	return US_OK;
 }
 
 /* Wcat (E, Ftot): column block (width i, tap j) holds conv_w[i][j] (E, F) */
@@ -387,19 +456,6 @@ pack_conv(const us_model *model, float *Wcat, int Ftot, const int *col0)
 			for (int e = 0; e < E; e++)
 				memcpy(Wcat + (size_t) e * Ftot + col0[i] + j * F,
 					   model->p.conv_w[i] + ((size_t) j * E + e) * F, (size_t) F * sizeof(float));
-}
-
-/* sequences [b0, b1) whose tokens fit the conv chunk (at least one sequence) */
-static int32_t
-chunk_end(const us_ws *ws, int32_t b0, int Ftot)
-{
-	const int64_t *seq_tok = I64(ws->seq_tok);
-	size_t		max_tok = CONV_CHUNK_FLOATS / (size_t) Ftot;
-	int32_t		b1 = b0 + 1;
-
-	while (b1 < ws->nseq && (size_t) (seq_tok[b1 + 1] - seq_tok[b0]) <= max_tok)
-		b1++;
-	return b1;
 }
 
 /*
@@ -418,32 +474,29 @@ conv_forward(const us_model *model, us_ws *ws, const int *col0, int Ftot)
 	const int64_t *seq_tok = I64(ws->seq_tok);
 	const int32_t *es = I32(ws->ex_seq),
 			   *el = I32(ws->ex_len);
-	const float *X = F32(ws->X);
+	const int32_t *tok_u = I32(ws->tok_u);
 	float	   *Z = F32(ws->Z);
 	int32_t    *amax = I32(ws->amax);
+	float	   *Y;
+	us_status	st;
 	float	   *best = F32(ws->run),
 			   *part = best + (size_t) W * F;
 	int32_t		e = 0;
 	int			WF = W * F;
 
-	for (int32_t b0 = 0; b0 < ws->nseq;)
+	if ((st = reserve(ws, &ws->Y, (size_t) (ws->U > 0 ? ws->U : 1), (size_t) Ftot * sizeof(float))))
+		return st;
+	Y = F32(ws->Y);
+	if (ws->U > 0)
+		us_gemm(0, 0, ws->U, Ftot, E, 1.0f, F32(ws->X), E, F32(ws->Wcat), Ftot, 0.0f, Y, Ftot);
 	{
-		int32_t		b1 = chunk_end(ws, b0, Ftot);
-		int64_t		tbase = seq_tok[b0];
-		int64_t		Tc = seq_tok[b1] - tbase;
-		us_status	st = reserve(ws, &ws->Y, (size_t) (Tc > 0 ? Tc : 1), (size_t) Ftot * sizeof(float));
-		float	   *Y;
+		int32_t		b0 = 0,
+					b1 = ws->nseq;
 
-		if (st != US_OK)
-			return st;
-		Y = F32(ws->Y);
-		if (Tc > 0)
-			us_gemm(0, 0, (int) Tc, Ftot, E, 1.0f, X + (size_t) tbase * E, E, F32(ws->Wcat), Ftot,
-					0.0f, Y, Ftot);
 		for (int32_t b = b0; b < b1; b++)
 		{
 			int64_t		n = seq_tok[b + 1] - seq_tok[b];
-			const float *Ys = Y + (size_t) (seq_tok[b] - tbase) * Ftot;
+			const int32_t *tu = tok_u + seq_tok[b];
 
 			if (e >= ws->n_ex || es[e] != b)
 				continue;		/* a prefix-task sequence with no examples */
@@ -469,7 +522,7 @@ conv_forward(const us_model *model, us_ws *ws, const int *col0, int Ftot)
 						memcpy(acc, bias, (size_t) F * sizeof(float));
 						for (int j = 0; j < taps; j++)
 						{
-							const float *y = Ys + (size_t) (p + j) * Ftot + col0[i] + j * F;
+							const float *y = Y + (size_t) tu[p + j] * Ftot + col0[i] + j * F;
 
 							for (int f = 0; f < F; f++)
 								acc[f] += y[f];
@@ -516,7 +569,7 @@ conv_forward(const us_model *model, us_ws *ws, const int *col0, int Ftot)
 						if (t <= k)
 						{
 							/* partial first window grows by tap t-1 (complete at t == k) */
-							const float *y = Ys + (size_t) (t - 1) * Ftot + col0[i] + (t - 1) * F;
+							const float *y = Y + (size_t) tu[t - 1] * Ftot + col0[i] + (t - 1) * F;
 
 							for (int f = 0; f < F; f++)
 								acc[f] += y[f];
@@ -532,7 +585,7 @@ conv_forward(const us_model *model, us_ws *ws, const int *col0, int Ftot)
 							memcpy(acc, bias, (size_t) F * sizeof(float));
 							for (int j = 0; j < k; j++)
 							{
-								const float *y = Ys + (size_t) (p + j) * Ftot + col0[i] + j * F;
+								const float *y = Y + (size_t) tu[p + j] * Ftot + col0[i] + j * F;
 
 								for (int f = 0; f < F; f++)
 									acc[f] += y[f];
@@ -560,7 +613,7 @@ conv_forward(const us_model *model, us_ws *ws, const int *col0, int Ftot)
 				}
 			}
 		}
-		b0 = b1;
+		(void) b0;
 	}
 	return US_OK;
 }
@@ -578,6 +631,7 @@ recent_forward(const us_model *model, us_ws *ws)
 	const int32_t *es = I32(ws->ex_seq),
 			   *el = I32(ws->ex_len);
 	const float *X = F32(ws->X);
+	const int32_t *tok_u = I32(ws->tok_u);
 	float	   *Z = F32(ws->Z);
 
 	if (R == 0)
@@ -592,7 +646,7 @@ recent_forward(const us_model *model, us_ws *ws)
 			int64_t		idx = (int64_t) el[e] - R + r;
 
 			if (idx >= 0)
-				memcpy(z + (size_t) r * E, X + (size_t) (base + idx) * E, (size_t) E * sizeof(float));
+				memcpy(z + (size_t) r * E, X + (size_t) tok_u[base + idx] * E, (size_t) E * sizeof(float));
 			else
 				memset(z + (size_t) r * E, 0, (size_t) E * sizeof(float));
 		}
@@ -951,6 +1005,7 @@ conv_backward_sparse(const us_model *model, us_ws *ws, us_params *g, const int *
 			   *dZ = F32(ws->dZ),
 			   *Wcat = F32(ws->Wcat);
 	float	   *dX = F32(ws->dX);
+	const int32_t *tok_u = I32(ws->tok_u);
 	float	   *WT,
 			   *dWT;
 	us_status	st;
@@ -977,21 +1032,25 @@ conv_backward_sparse(const us_model *model, us_ws *ws, us_params *g, const int *
 			int			k = c->widths[i];
 
 			for (int f = 0; f < F; f++)
+				if (z[i * F + f] > 0.0f)
+					g->conv_b[i][f] += dz[i * F + f];
+			/* tap-major: the rows of dWT / WT touched for one tap are consecutive */
+			for (int j = 0; j < k; j++)
 			{
-				float		gv = dz[i * F + f];
-				int32_t		p = am[i * F + f];
-				int			taps = len - p < k ? len - p : k;
+				size_t		q0 = (size_t) col0[i] + (size_t) j * F;
+				const int32_t *tu = tok_u + base + j;
 
-				if (z[i * F + f] <= 0.0f || gv == 0.0f)
-					continue;
-				g->conv_b[i][f] += gv;
-				for (int j = 0; j < taps; j++)
+				for (int f = 0; f < F; f++)
 				{
-					size_t		q = (size_t) col0[i] + (size_t) j * F + f;
-					size_t		row = (size_t) (base + p + j);
+					float		gv = dz[i * F + f];
+					int32_t		p = am[i * F + f];
+					size_t		row;
 
-					axpy(E, gv, X + row * E, dWT + q * E);
-					axpy(E, gv, WT + q * E, dX + row * E);
+					if (z[i * F + f] <= 0.0f || gv == 0.0f || j >= len - p)
+						continue;
+					row = (size_t) tu[p];
+					axpy(E, gv, X + row * E, dWT + (q0 + f) * E);
+					axpy(E, gv, WT + (q0 + f) * E, dX + row * E);
 				}
 			}
 		}
@@ -1021,66 +1080,57 @@ conv_backward_dense(const us_model *model, us_ws *ws, us_params *g, const int *c
 	const int64_t *seq_tok = I64(ws->seq_tok);
 	const int32_t *es = I32(ws->ex_seq),
 			   *el = I32(ws->ex_len),
-			   *amax = I32(ws->amax);
-	const float *X = F32(ws->X),
-			   *Z = F32(ws->Z),
+			   *amax = I32(ws->amax),
+			   *tok_u = I32(ws->tok_u);
+	const float *Z = F32(ws->Z),
 			   *dZ = F32(ws->dZ),
 			   *Wcat = F32(ws->Wcat);
 	float	   *dX = F32(ws->dX);
-	float	   *dWcat;
-	int32_t		x = 0;
+	float	   *dWcat,
+			   *dY;
+	int32_t		U = ws->U;
 	us_status	st;
 
-	if ((st = reserve(ws, &ws->dWcat, (size_t) E, (size_t) Ftot * sizeof(float))))
+	if ((st = reserve(ws, &ws->dWcat, (size_t) E, (size_t) Ftot * sizeof(float))) ||
+		(st = reserve(ws, &ws->Y, (size_t) (U > 0 ? U : 1), (size_t) Ftot * sizeof(float))))
 		return st;
 	dWcat = F32(ws->dWcat);
-	memset(dWcat, 0, (size_t) E * Ftot * sizeof(float));
-	for (int32_t b0 = 0; b0 < ws->nseq;)
+	dY = F32(ws->Y);
+	/* gradient of the per-input taps: summed over the tokens sharing an input */
+	memset(dY, 0, (size_t) U * Ftot * sizeof(float));
+	for (int32_t x = 0; x < ws->n_ex; x++)
 	{
-		int32_t		b1 = chunk_end(ws, b0, Ftot);
-		int64_t		tbase = seq_tok[b0];
-		int64_t		Tc = seq_tok[b1] - tbase;
-		float	   *dY;
+		const int32_t *tu = tok_u + seq_tok[es[x]];
+		int32_t		len = el[x];
+		const float *z = Z + (size_t) x * D;
+		const float *dz = dZ + (size_t) x * D;
+		const int32_t *am = amax + (size_t) x * WF;
 
-		if ((st = reserve(ws, &ws->Y, (size_t) (Tc > 0 ? Tc : 1), (size_t) Ftot * sizeof(float))))
-			return st;
-		dY = F32(ws->Y);
-		memset(dY, 0, (size_t) Tc * Ftot * sizeof(float));
-		for (; x < ws->n_ex && es[x] < b1; x++)
+		for (int i = 0; i < W; i++)
 		{
-			int64_t		rel = seq_tok[es[x]] - tbase;
-			int32_t		len = el[x];
-			const float *z = Z + (size_t) x * D;
-			const float *dz = dZ + (size_t) x * D;
-			const int32_t *am = amax + (size_t) x * WF;
+			int			k = c->widths[i];
 
-			for (int i = 0; i < W; i++)
+			for (int f = 0; f < F; f++)
 			{
-				int			k = c->widths[i];
+				float		gv = dz[i * F + f];
+				int32_t		p = am[i * F + f];
+				int			taps = len - p < k ? len - p : k;
 
-				for (int f = 0; f < F; f++)
-				{
-					float		gv = dz[i * F + f];
-					int32_t		p = am[i * F + f];
-					int			taps = len - p < k ? len - p : k;
-
-					if (z[i * F + f] <= 0.0f || gv == 0.0f)
-						continue;
-					g->conv_b[i][f] += gv;
-					for (int j = 0; j < taps; j++)
-						dY[(size_t) (rel + p + j) * Ftot + col0[i] + j * F + f] += gv;
-				}
+				if (z[i * F + f] <= 0.0f || gv == 0.0f)
+					continue;
+				g->conv_b[i][f] += gv;
+				for (int j = 0; j < taps; j++)
+					dY[(size_t) tu[p + j] * Ftot + col0[i] + j * F + f] += gv;
 			}
 		}
-		if (Tc > 0)
-		{
-			us_gemm(1, 0, E, Ftot, (int) Tc, 1.0f, X + (size_t) tbase * E, E, dY, Ftot, 1.0f,
-					dWcat, Ftot);
-			us_gemm(0, 1, (int) Tc, E, Ftot, 1.0f, dY, Ftot, Wcat, Ftot, 1.0f,
-					dX + (size_t) tbase * E, E);
-		}
-		b0 = b1;
 	}
+	if (U > 0)
+	{
+		us_gemm(1, 0, E, Ftot, U, 1.0f, F32(ws->X), E, dY, Ftot, 0.0f, dWcat, Ftot);
+		us_gemm(0, 1, U, E, Ftot, 1.0f, dY, Ftot, Wcat, Ftot, 1.0f, dX, E);
+	}
+	else
+		memset(dWcat, 0, (size_t) E * Ftot * sizeof(float));
 	for (int i = 0; i < W; i++)
 		for (int j = 0; j < c->widths[i]; j++)
 			for (int e = 0; e < E; e++)
@@ -1112,7 +1162,7 @@ backward(const us_model *model, us_ws *ws, us_params *g, int conv_mode, const in
 	us_status	st;
 
 	if ((st = reserve(ws, &ws->dZ, (size_t) n_ex, (size_t) D * sizeof(float))) ||
-		(st = reserve(ws, &ws->dX, (size_t) (ws->T > 0 ? ws->T : 1), (size_t) E * sizeof(float))))
+		(st = reserve(ws, &ws->dX, (size_t) (ws->U > 0 ? ws->U : 1), (size_t) E * sizeof(float))))
 		return st;
 	dZ = F32(ws->dZ);
 	dX = F32(ws->dX);
@@ -1122,7 +1172,7 @@ backward(const us_model *model, us_ws *ws, us_params *g, int conv_mode, const in
 		axpy(H, 1.0f, dH + (size_t) x * H, g->dense_b);
 	us_gemm(1, 0, D, H, n_ex, 1.0f, F32(ws->Z), D, dH, H, 1.0f, g->dense_w, H);
 	us_gemm(0, 1, n_ex, D, H, 1.0f, dH, H, model->p.dense_w, H, 0.0f, dZ, D);
-	memset(dX, 0, (size_t) ws->T * E * sizeof(float));
+	memset(dX, 0, (size_t) ws->U * E * sizeof(float));
 
 	if (conv_mode == US_CONV_BWD_AUTO)
 		conv_mode = (int64_t) n_ex * 4 <= ws->T ? US_CONV_BWD_SPARSE : US_CONV_BWD_DENSE;
@@ -1141,15 +1191,15 @@ backward(const us_model *model, us_ws *ws, us_params *g, int conv_mode, const in
 
 				if (idx >= 0)
 					axpy(E, 1.0f, dZ + (size_t) x * D + off + (size_t) r * E,
-						 dX + (size_t) (base + idx) * E);
+						 dX + (size_t) I32(ws->tok_u)[base + idx] * E);
 			}
 		}
 	{
-		const int32_t *ti = I32(ws->tok_item),
-				   *tb = I32(ws->tok_beh),
-				   *tg = I32(ws->tok_gap);
+		const int32_t *ti = I32(ws->u_item),
+				   *tb = I32(ws->u_beh),
+				   *tg = I32(ws->u_gap);
 
-		for (int64_t t = 0; t < ws->T; t++)
+		for (int32_t t = 0; t < ws->U; t++)
 		{
 			const float *dx = dX + (size_t) t * E;
 
@@ -1201,8 +1251,7 @@ run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 	size_t		n_ex = (size_t) (ws->n_ex > 0 ? ws->n_ex : 1);
 	us_status	st;
 
-	if ((st = reserve(ws, &ws->X, (size_t) (ws->T > 0 ? ws->T : 1), (size_t) E * sizeof(float))) ||
-		(st = reserve(ws, &ws->Wcat, (size_t) E, (size_t) Ftot * sizeof(float))) ||
+	if ((st = reserve(ws, &ws->Wcat, (size_t) E, (size_t) Ftot * sizeof(float))) ||
 		(st = reserve(ws, &ws->Z, n_ex, (size_t) D * sizeof(float))) ||
 		(st = reserve(ws, &ws->A, n_ex, (size_t) H * sizeof(float))) ||
 		(st = reserve(ws, &ws->Hh, n_ex, (size_t) H * sizeof(float))) ||
@@ -1213,7 +1262,8 @@ run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 		return st;
 	if (ws->n_ex == 0)
 		return US_OK;
-	gather_inputs(model, ws);
+	if ((st = gather_inputs(model, ws)) != US_OK)
+		return st;
 	pack_conv(model, F32(ws->Wcat), Ftot, col0);
 	if ((st = conv_forward(model, ws, col0, Ftot)) != US_OK)
 		return st;

@@ -8,6 +8,7 @@
  *     ids by a seeded permutation);
  *   top-k (k=10, exclude seen): next_item models with 5,000 and 50,000 item rows, E=F=H=64,
  *     L=50, folded.
+ * argv[2], if given, picks one configuration by name (spec, lean, next_item_5k, next_item_50k).
  * Each measurement runs `runs` times (argv[1], default 5) over a fresh pass of pre-generated
  * sequences and prints every run and the median, one JSON line per configuration.
  * Weights are random (us_model_create); speed does not depend on their values.
@@ -241,12 +242,17 @@ int
 main(int argc, char **argv)
 {
 	int			runs = argc > 1 ? atoi(argv[1]) : 5;
-
 	if (runs < 1 || runs > 100)
 		runs = 5;
-	bench_forward("spec", 10000, 100, 128, 128, 128, 20000, runs);
-	bench_forward("lean", 50000, 50, 64, 64, 128, 40000, runs);
-	bench_topk("next_item_5k", 5000, 20000, runs);
-	bench_topk("next_item_50k", 50000, 5000, runs);
+	const char *only = argc > 2 ? argv[2] : "";
+
+	if (strstr("spec", only))
+		bench_forward("spec", 10000, 100, 128, 128, 128, 20000, runs);
+	if (strstr("lean", only))
+		bench_forward("lean", 50000, 50, 64, 64, 128, 40000, runs);
+	if (strstr("next_item_5k", only))
+		bench_topk("next_item_5k", 5000, 20000, runs);
+	if (strstr("next_item_50k", only))
+		bench_topk("next_item_50k", 50000, 5000, runs);
 	return 0;
 }

@@ -20,6 +20,8 @@ typedef struct timing
 	int64_t		warm;
 	double		t_warm;
 	double		t_end;
+	double		c_warm;
+	double		c_end;
 	int64_t		steps;
 } timing;
 
@@ -32,6 +34,15 @@ now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static double
+cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static int
 on_step(void *ctx, int64_t done, int64_t total)
 {
@@ -39,8 +50,12 @@ on_step(void *ctx, int64_t done, int64_t total)
 
 	(void) total;
 	if (done == t->warm)
+	{
 		t->t_warm = now();
+		t->c_warm = cpu_now();
+	}
 	t->t_end = now();
+	t->c_end = cpu_now();
 	t->steps = done;
 	return 0;
 }
@@ -65,7 +80,7 @@ run(const char *name, int L, int V, int E, int F, int warm, int timed, int task)
 	us_model   *m = NULL;
 	us_trainer *tr = NULL;
 	us_dataset	ds;
-	timing		tm = {warm, 0, 0, 0};
+	timing		tm = {warm, 0, 0, 0, 0, 0};
 	us_progress pr = {on_step, &tm};
 	us_epoch_stats es;
 	us_status	st;
@@ -140,9 +155,9 @@ run(const char *name, int L, int V, int E, int F, int warm, int timed, int task)
 		double		seqs = (double) (tm.steps - warm) * B;
 
 		printf("{\"config\": \"%s\", \"task\": %d, \"L\": %d, \"V\": %d, \"E\": %d, \"F\": %d, "
-			   "\"mean_len\": %.1f, \"timed_steps\": %ld, \"train_seq_per_s\": %.0f, \"epoch_loss\": %.4f, "
+			   "\"mean_len\": %.1f, \"timed_steps\": %ld, \"train_seq_per_s\": %.0f, \"train_seq_per_cpu_s\": %.0f, \"epoch_loss\": %.4f, "
 			   "\"openblas_threads\": \"%s\"}\n",
-			   name, task, L, V, E, F, (double) t / n, (long) (tm.steps - warm), seqs / secs, es.loss,
+			   name, task, L, V, E, F, (double) t / n, (long) (tm.steps - warm), seqs / secs, seqs / (tm.c_end - tm.c_warm), es.loss,
 			   getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "default");
 	}
 	us_trainer_free(tr);
