@@ -10,6 +10,7 @@
 #   make fuzz                   libFuzzer harness of the model decoder (clang), bounded run
 #   make fuzz-corpus            regenerate the fuzz seed models in test/fuzz/corpus
 #   make bench-core             single-sequence scoring benchmark of src/core (-O2 -march=native)
+#   make bench-torch            core vs the PyTorch peer on identical TSV data (test/bench/README.md)
 #
 # OPTFLAGS="" gives a portable build (no -march=native).
 
@@ -37,7 +38,7 @@ PG_CPPFLAGS = -Iinclude
 SHLIB_LINK = -lopenblas -lm
 EXTRA_CLEAN = test/unit/build results regression.diffs regression.out
 
-STANDALONE_GOALS = unit unit-asan unit-valgrind unit-valgrind-run fuzz fuzz-corpus bench-core core-lib bench-train
+STANDALONE_GOALS = unit unit-asan unit-valgrind unit-valgrind-run fuzz fuzz-corpus bench-core bench-train bench-torch core-train core-lib
 ifeq ($(filter $(STANDALONE_GOALS),$(MAKECMDGOALS)),)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -110,3 +111,14 @@ bench-core:
 	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -march=native -Iinclude -Wall -Wextra -Werror \
 		-o test/bench/build/bench_scorer test/bench/bench_scorer.c $(CORE_SRCS) -lopenblas -lm
 	OPENBLAS_NUM_THREADS=1 test/bench/build/bench_scorer $(BENCH_ARGS)
+
+# The core against ../shared/bench/torch_textcnn.py: core_train reads the peer's TSV format;
+# core_vs_torch.sh generates the data, alternates the two systems and prints medians.
+CORE_TRAIN = test/bench/build/core_train
+.PHONY: core-train bench-torch
+core-train: $(CORE_TRAIN)
+$(CORE_TRAIN): test/bench/core_train.c test/bench/bench_common.h $(CORE_SRCS) $(wildcard include/userseq/*.h)
+	@mkdir -p test/bench/build
+	$(CC) $(CORE_CFLAGS) -o $@ $< $(CORE_SRCS) -lopenblas -lm
+bench-torch: $(CORE_TRAIN)
+	sh test/bench/core_vs_torch.sh
