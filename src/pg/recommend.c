@@ -110,7 +110,8 @@ UsRecommend(FunctionCallInfo fcinfo, bool by_value)
 	k_req = (int32) Min((int64) k_eff + n_old, (int64) n_catalogue);
 	rows = palloc(sizeof(int32) * k_req);
 	scores = palloc(sizeof(float) * k_req);
-	UsApplyThreads();
+	/* per-request work: BLAS threads would only add hand-offs (use parallel query instead) */
+	UsApplyThreadCount(1);
 	st = us_scorer_topk(entry->scorer, &input, k_req, exclude_seen ? 1 : 0, rows, scores, &found);
 	UsCheckStatus(st, "recommend items", NULL);
 

@@ -50,7 +50,8 @@ UsScoreSeq(FunctionCallInfo fcinfo, UsModelEntry *entry, Datum seqd, float **fea
 	us_status	st;
 
 	UsSeqToEvents(&model->cfg, &model->vocab, seq, model->cfg.max_len, buf, &events);
-	UsApplyThreads();
+	/* one sequence is far too little work to split: threaded BLAS only adds hand-offs */
+	UsApplyThreadCount(1);
 	st = us_scorer_forward(entry->scorer, &events, out, feat);
 	UsCheckStatus(st, "score sequence", NULL);
 	if (features)

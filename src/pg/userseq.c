@@ -45,8 +45,8 @@ _PG_init(void)
 {
 	/* 1 by default: a backend should not take every core of a shared server */
 	DefineCustomIntVariable("userseq.threads",
-							"Number of BLAS threads userseq uses for training and scoring.",
-							"Valid range is 1..64. Training is deterministic for a given seed and thread count.",
+							"Number of threads userseq uses for training, evaluation and building folded tables.",
+							"Valid range is 1..64. Training is deterministic for a given seed and thread count. Per-row scoring always runs on one thread (use parallel query to spread it).",
 							&userseq_threads,
 							1, 1, 64,
 							PGC_USERSET, 0, NULL, NULL, NULL);
