@@ -52,6 +52,8 @@ typedef struct buf
 typedef struct us_ws
 {
 	us_allocator alloc;
+	int			frozen;			/* set while a worker thread uses it: reserve must not allocate */
+	int64_t		n_norm;			/* examples the step's mean loss divides by; 0: n_ex */
 	/* batch: tokens of the sequences, concatenated, and the examples */
 	int32_t		nseq;
 	buf			seq_tok;		/* int64 (nseq + 1) */
@@ -99,6 +101,7 @@ typedef struct us_ws
 				dnegW,			/* (m, H) */
 				wpos;			/* (H) */
 	int32_t		n_neg;
+	buf			mask;			/* threaded steps: dropout scales of the whole batch */
 } us_ws;
 
 /* touched embedding rows of the step (lazy updates) */
@@ -139,6 +142,10 @@ reserve(us_ws *ws, buf *b, size_t n, size_t elem)
 		return US_ELIMIT;
 	if (bytes <= b->cap && b->p != NULL)
 		return US_OK;
+	/* a worker thread must never call the caller's allocator (PostgreSQL's is not
+	 * thread-safe); everything it needs was reserved on the calling thread */
+	if (ws->frozen)
+		return US_EINTERNAL;
 	if (b->p)
 		ws->alloc.free(ws->alloc.ctx, b->p);
 	b->cap = 0;
@@ -159,7 +166,7 @@ ws_free(us_ws *ws)
 		&ws->ex_len, &ws->ex_tgt, &ws->ex_y, &ws->ex_w, &ws->X, &ws->Wcat, &ws->WT, &ws->Y, &ws->Z,
 		&ws->A, &ws->Hh, &ws->drop, &ws->amax, &ws->run, &ws->logits, &ws->dH, &ws->dZ, &ws->dX,
 	&ws->dWT, &ws->dWcat, &ws->neg, &ws->neg_logq, &ws->negW, &ws->dnegW, &ws->wpos, &ws->tok_u,
-	&ws->hash, &ws->u_item, &ws->u_beh, &ws->u_gap};
+	&ws->hash, &ws->u_item, &ws->u_beh, &ws->u_gap, &ws->mask};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i]->p)
@@ -374,9 +381,9 @@ build_batch(const us_model *model, const us_dataset *data, const int32_t *ids, i
 
 /* ------------------------------------------------------------------ forward */
 
-/* finds the distinct inputs of the batch (first-occurrence order) and their vectors */
+/* finds the distinct inputs of the batch (first-occurrence order); reserves their vectors */
 static us_status
-gather_inputs(const us_model *model, us_ws *ws)
+gather_dedup(const us_model *model, us_ws *ws)
 {
 	const us_model_config *c = &model->cfg;
 	int			E = c->embed_dim;
@@ -394,7 +401,6 @@ gather_inputs(const us_model *model, us_ws *ws)
 			   *ub,
 			   *ug;
 	int32_t		U = 0;
-	float	   *X;
 	us_status	st;
 
 	while (hsize < 2 * T)
@@ -441,10 +447,21 @@ gather_inputs(const us_model *model, us_ws *ws)
 		}
 	}
 	ws->U = U;
-	if ((st = reserve(ws, &ws->X, (size_t) (U > 0 ? U : 1), (size_t) E * sizeof(float))))
-		return st;
-	X = F32(ws->X);
-	for (int32_t u = 0; u < U; u++)
+	return reserve(ws, &ws->X, (size_t) (U > 0 ? U : 1), (size_t) E * sizeof(float));
+}
+
+/* the input vectors of the distinct inputs: item + behaviour + gap embeddings */
+static void
+gather_fill(const us_model *model, us_ws *ws)
+{
+	const us_model_config *c = &model->cfg;
+	int			E = c->embed_dim;
+	const int32_t *ui = I32(ws->u_item),
+			   *ub = I32(ws->u_beh),
+			   *ug = I32(ws->u_gap);
+	float	   *X = F32(ws->X);
+
+	for (int32_t u = 0; u < ws->U; u++)
 	{
 		float	   *x = X + (size_t) u * E;
 
@@ -454,7 +471,6 @@ gather_inputs(const us_model *model, us_ws *ws)
 		if (c->n_gap_buckets > 0 && ug[u] > 0)
 			axpy(E, 1.0f, model->p.gap_emb + (size_t) ug[u] * E, x);
 	}
-	return US_OK;
 }
 
 /* Wcat (E, Ftot): column block (width i, tap j) holds conv_w[i][j] (E, F) */
@@ -667,9 +683,12 @@ recent_forward(const us_model *model, us_ws *ws)
 	}
 }
 
-/* dense layer + relu (+ inverted dropout when rng is given) */
+/*
+ * dense layer + relu (+ inverted dropout when rng is given, or with the precomputed scales
+ * mask: a threaded step draws the batch's mask once, in the order one thread would)
+ */
 static void
-dense_forward(const us_model *model, us_ws *ws, us_rng *rng)
+dense_forward(const us_model *model, us_ws *ws, us_rng *rng, const float *mask)
 {
 	const us_model_config *c = &model->cfg;
 	int			D = us_model_feature_dim(c),
@@ -695,6 +714,12 @@ dense_forward(const us_model *model, us_ws *ws, us_rng *rng)
 			dr[i] = r >= thr ? scale : 0.0f;
 			Hh[i] = A[i] > 0.0f ? A[i] * dr[i] : 0.0f;
 		}
+	}
+	else if (mask != NULL)
+	{
+		memcpy(dr, mask, nh * sizeof(float));
+		for (size_t i = 0; i < nh; i++)
+			Hh[i] = A[i] > 0.0f ? A[i] * dr[i] : 0.0f;
 	}
 	else
 	{
@@ -879,7 +904,7 @@ head_full(const us_model *model, us_ws *ws, us_params *g, double *loss_sum, floa
 	const float *Wo = tied ? model->p.item_emb : model->p.out_w;
 	int32_t		n_ex = ws->n_ex;
 	int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) V);
-	double		inv_n = n_ex > 0 ? 1.0 / n_ex : 0.0;
+	double		inv_n = ws->n_norm > 0 ? 1.0 / ws->n_norm : (n_ex > 0 ? 1.0 / n_ex : 0.0);
 	float	   *Hh = F32(ws->Hh),
 			   *dH = g ? F32(ws->dH) : NULL;
 	us_status	st;
@@ -943,7 +968,7 @@ head_sampled(const us_model *model, us_ws *ws, us_params *g, double *loss_sum,
 	int			ld = m + 1;
 	int32_t		n_ex = ws->n_ex;
 	int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) ld);
-	double		inv_n = n_ex > 0 ? 1.0 / n_ex : 0.0;
+	double		inv_n = ws->n_norm > 0 ? 1.0 / ws->n_norm : (n_ex > 0 ? 1.0 / n_ex : 0.0);
 	const int32_t *neg = I32(ws->neg),
 			   *et = I32(ws->ex_tgt);
 	const float *ew = F32(ws->ex_w),
@@ -1308,10 +1333,16 @@ typedef struct batch_opts
 	const double *cdf;
 	int32_t		n_cdf;
 	float	   *pred;
+	const float *drop_mask;		/* precomputed dropout scales (n_ex, H), or NULL */
 } batch_opts;
 
+/*
+ * Everything run_batch_compute will reserve, reserved here (on the calling thread) so that a
+ * worker thread can run the compute part with a frozen workspace; also finds the batch's
+ * distinct inputs, which fixes the sizes.
+ */
 static us_status
-run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum)
+run_batch_reserve(const us_model *model, us_ws *ws, const batch_opts *o)
 {
 	const us_model_config *c = &model->cfg;
 	int			E = c->embed_dim,
@@ -1321,6 +1352,7 @@ run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 	int			col0[US_MAX_WIDTHS];
 	int			Ftot = conv_cols(c, col0);
 	size_t		n_ex = (size_t) (ws->n_ex > 0 ? ws->n_ex : 1);
+	size_t		U;
 	us_status	st;
 
 	if ((st = reserve(ws, &ws->Wcat, (size_t) E, (size_t) Ftot * sizeof(float))) ||
@@ -1334,13 +1366,60 @@ run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 		return st;
 	if (ws->n_ex == 0)
 		return US_OK;
-	if ((st = gather_inputs(model, ws)) != US_OK)
+	if ((st = gather_dedup(model, ws)) != US_OK)
 		return st;
+	U = (size_t) (ws->U > 0 ? ws->U : 1);
+	if ((st = reserve(ws, &ws->Y, U, (size_t) Ftot * sizeof(float))))
+		return st;
+	if (o->sampled)
+	{
+		int			ld = ws->n_neg + 1;
+		int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) ld);
+
+		if (rows > ws->n_ex)
+			rows = ws->n_ex;
+		if ((st = reserve(ws, &ws->logits, (size_t) rows, (size_t) ld * sizeof(float))))
+			return st;
+	}
+	else if (!(o->pred && c->task == US_TASK_NEXT_ITEM))
+	{
+		int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) c->n_outputs);
+
+		if (rows < 1)
+			rows = 1;
+		if (rows > ws->n_ex)
+			rows = ws->n_ex;
+		if ((st = reserve(ws, &ws->logits, (size_t) rows, (size_t) c->n_outputs * sizeof(float))))
+			return st;
+	}
+	if (o->g == NULL)
+		return US_OK;
+	if ((st = reserve(ws, &ws->dZ, (size_t) ws->n_ex, (size_t) D * sizeof(float))) ||
+		(st = reserve(ws, &ws->dX, U, (size_t) E * sizeof(float))) ||
+		(st = reserve(ws, &ws->WT, (size_t) Ftot, (size_t) E * sizeof(float))) ||
+		(st = reserve(ws, &ws->dWT, (size_t) Ftot, (size_t) E * sizeof(float))) ||
+		(st = reserve(ws, &ws->dWcat, (size_t) E, (size_t) Ftot * sizeof(float))))
+		return st;
+	return US_OK;
+}
+
+/* forward (+ loss, + backward when o->g) of a batch prepared by run_batch_reserve */
+static us_status
+run_batch_compute(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum)
+{
+	const us_model_config *c = &model->cfg;
+	int			col0[US_MAX_WIDTHS];
+	int			Ftot = conv_cols(c, col0);
+	us_status	st;
+
+	if (ws->n_ex == 0)
+		return US_OK;
+	gather_fill(model, ws);
 	pack_conv(model, F32(ws->Wcat), Ftot, col0);
 	if ((st = conv_forward(model, ws, col0, Ftot)) != US_OK)
 		return st;
 	recent_forward(model, ws);
-	dense_forward(model, ws, o->drop_rng);
+	dense_forward(model, ws, o->drop_rng, o->drop_mask);
 	if (o->sampled)
 		st = head_sampled(model, ws, o->g, loss_sum, o->cdf, o->n_cdf);
 	else
@@ -1362,6 +1441,16 @@ run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 				touch_mark(&o->tch[0], r, o->stamp);
 	}
 	return backward(model, ws, o->g, o->conv_mode, col0, Ftot, o->tch, o->stamp);
+}
+
+static us_status
+run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum)
+{
+	us_status	st = run_batch_reserve(model, ws, o);
+
+	if (st != US_OK || ws->n_ex == 0)
+		return st;
+	return run_batch_compute(model, ws, o, loss_sum);
 }
 
 us_status
