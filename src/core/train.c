@@ -14,6 +14,16 @@
  * used ("lazy" Adam as TF LazyAdam / torch SparseAdam: moments of an unused row are not decayed
  * in that step, so it differs from dense Adam; weight decay likewise applies to used rows only).
  * Determinism: every reduction of ours runs in a fixed order on the calling thread.
+ *
+ * Threads (us_train_config.n_threads = T > 1): a step cuts the batch into T contiguous slices
+ * of sequences; slice 0 runs on the caller's thread, slices 1.. on workers created with the
+ * trainer, each into its own workspace, gradient block and touched-row lists (forward +
+ * backward, normalised by the whole batch's example count). Negatives and the dropout mask are
+ * drawn on the caller's thread in one thread's order, so T only changes the float summation
+ * order: slices are summed into slice 0 in slice order, then the optimizer runs on the caller's
+ * thread. Workers never allocate (workspaces are reserved beforehand and frozen), never call
+ * the progress callback and run with every signal blocked; BLAS must be at 1 thread (caller).
+ * Not done here: threaded reduction / optimizer and a threaded us_model_predict.
  */
 #include <float.h>
 #include <math.h>
