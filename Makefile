@@ -35,7 +35,7 @@ OPTFLAGS ?= -march=native
 WARNFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers -Werror
 PG_CFLAGS = -std=gnu11 $(OPTFLAGS) $(WARNFLAGS) -fno-math-errno
 PG_CPPFLAGS = -Iinclude
-SHLIB_LINK = -lopenblas -lm
+SHLIB_LINK = -lopenblas -lm -pthread
 EXTRA_CLEAN = test/unit/build results regression.diffs regression.out
 
 STANDALONE_GOALS = unit unit-asan unit-valgrind unit-valgrind-run fuzz fuzz-corpus bench-core bench-train bench-torch core-train core-lib
@@ -65,7 +65,7 @@ UNIT_BUILD = test/unit/build
 .PHONY: unit unit-asan unit-valgrind fuzz
 $(UNIT_BUILD)/%: test/unit/%.c test/unit/unit.h $(CORE_SRCS) $(wildcard include/userseq/*.h)
 	@mkdir -p $(UNIT_BUILD)
-	$(CC) $(CORE_CFLAGS) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) -lopenblas -lm
+	$(CC) $(CORE_CFLAGS) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) -lopenblas -lm -pthread
 
 unit: $(UNIT_SRCS:test/unit/%.c=$(UNIT_BUILD)/%)
 	@sh test/unit/run.sh $^
@@ -83,25 +83,26 @@ unit-valgrind-run: $(UNIT_SRCS:test/unit/%.c=$(UNIT_BUILD)/%)
 	@UNIT_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 		US_UNIT_QUICK=1 sh test/unit/run.sh $^
 
-# training throughput of the core (not a test): spec and lean configs, 1 BLAS thread by default
+# training throughput of the core (not a test): spec and lean configs, 1 BLAS thread by default;
+# BENCH_ARGS="spec 20 2" runs the trainer's own 2 threads (then keep BENCH_THREADS=1)
 BENCH_THREADS ?= 1
 .PHONY: bench-train
 bench-train:
 	@mkdir -p test/bench/build
-	$(CC) $(CORE_CFLAGS) -O3 -o test/bench/build/bench_train test/bench/bench_train.c $(CORE_SRCS) -lopenblas -lm
+	$(CC) $(CORE_CFLAGS) -O3 -pthread -o test/bench/build/bench_train test/bench/bench_train.c $(CORE_SRCS) -lopenblas -lm -pthread
 	OPENBLAS_NUM_THREADS=$(BENCH_THREADS) test/bench/build/bench_train $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:
 	@mkdir -p test/fuzz/build/corpus
 	clang -std=c11 -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
-		-o test/fuzz/build/fuzz_decode test/fuzz/fuzz_decode.c $(CORE_SRCS) -lopenblas -lm
+		-o test/fuzz/build/fuzz_decode test/fuzz/fuzz_decode.c $(CORE_SRCS) -lopenblas -lm -pthread
 	test/fuzz/build/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 		test/fuzz/build/corpus test/fuzz/corpus
 
 fuzz-corpus:
 	@mkdir -p test/fuzz/build
-	$(CC) $(CORE_CFLAGS) -o test/fuzz/build/make_corpus test/fuzz/make_corpus.c $(CORE_SRCS) -lopenblas -lm
+	$(CC) $(CORE_CFLAGS) -o test/fuzz/build/make_corpus test/fuzz/make_corpus.c $(CORE_SRCS) -lopenblas -lm -pthread
 	test/fuzz/build/make_corpus test/fuzz/corpus
 
 # Scoring throughput; pass BENCH_ARGS (see test/bench/bench_scorer.c). One BLAS thread.
@@ -109,7 +110,7 @@ BENCH_ARGS ?=
 bench-core:
 	@mkdir -p test/bench/build
 	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -march=native -Iinclude -Wall -Wextra -Werror \
-		-o test/bench/build/bench_scorer test/bench/bench_scorer.c $(CORE_SRCS) -lopenblas -lm
+		-o test/bench/build/bench_scorer test/bench/bench_scorer.c $(CORE_SRCS) -lopenblas -lm -pthread
 	OPENBLAS_NUM_THREADS=1 test/bench/build/bench_scorer $(BENCH_ARGS)
 
 # The core against ../shared/bench/torch_textcnn.py: core_train reads the peer's TSV format;

@@ -17,9 +17,13 @@
  * Rows: item row 0 is padding, row 1 is out-of-vocabulary, vocabulary item i is row i + 2;
  * the same holds for behaviour rows. Gap bucket 0 is padding (see us_gap_bucket).
  *
- * Memory: everything through the us_allocator given at creation. Threads: none of ours; BLAS
- * may use its own, set by the caller. Determinism: same seed, data and BLAS thread count give
- * bit-identical weights.
+ * Memory: everything through the us_allocator given at creation, always on the caller's thread.
+ * Threads: scoring and us_model_predict run none of ours (BLAS may use its own, set by the
+ * caller). A trainer with us_train_config.n_threads = T > 1 runs T - 1 worker threads of its
+ * own (created by us_trainer_create with all signals blocked, joined by us_trainer_free) that
+ * never allocate nor call the progress callback; the caller must then set BLAS to 1 thread, or
+ * T threads each start BLAS threads. Determinism: same seed, data, n_threads and BLAS thread
+ * count give bit-identical weights.
  */
 #ifndef USERSEQ_US_MODEL_H
 #define USERSEQ_US_MODEL_H
@@ -225,6 +229,10 @@ typedef struct us_train_config
 	int32_t		n_negatives;	/* next_item: sampled softmax negatives per step, 0 = full */
 	int32_t		max_examples_per_seq;	/* next_*: last C prefixes per sequence, 0 = all */
 	uint64_t	seed;			/* shuffling, dropout, negatives */
+	int32_t		n_threads;		/* 1..64: threads per step (the caller's + n_threads - 1 workers);
+								 * each runs forward + backward for a contiguous slice of the
+								 * batch, gradients are reduced in slice order. The result
+								 * depends on seed and n_threads (float summation order) only. */
 } us_train_config;
 
 void		us_train_config_default(us_train_config *tc);

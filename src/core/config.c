@@ -176,6 +176,7 @@ us_train_config_default(us_train_config *tc)
 	tc->n_negatives = 0;
 	tc->max_examples_per_seq = 0;
 	tc->seed = 12345;
+	tc->n_threads = 1;
 }
 
 #define FINITE(field, name) \
@@ -231,6 +232,7 @@ us_train_config_validate(const us_train_config *tc, char *msg, size_t msglen)
 	if (tc->n_negatives != 0)
 		RANGE(tc->n_negatives, "n_negatives (or 0 for the full softmax)", 2, 1 << 20);
 	RANGE(tc->max_examples_per_seq, "max_examples_per_seq (or 0 for all prefixes)", 0, US_MAX_LEN);
+	RANGE(tc->n_threads, "n_threads", 1, 64);
 	return US_OK;
 }
 

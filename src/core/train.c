@@ -14,9 +14,21 @@
  * used ("lazy" Adam as TF LazyAdam / torch SparseAdam: moments of an unused row are not decayed
  * in that step, so it differs from dense Adam; weight decay likewise applies to used rows only).
  * Determinism: every reduction of ours runs in a fixed order on the calling thread.
+ *
+ * Threads (us_train_config.n_threads = T > 1): a step cuts the batch into T contiguous slices
+ * of sequences; slice 0 runs on the caller's thread, slices 1.. on workers created with the
+ * trainer, each into its own workspace, gradient block and touched-row lists (forward +
+ * backward, normalised by the whole batch's example count). Negatives and the dropout mask are
+ * drawn on the caller's thread in one thread's order, so T only changes the float summation
+ * order: slices are summed into slice 0 in slice order, then the optimizer runs on the caller's
+ * thread. Workers never allocate (workspaces are reserved beforehand and frozen), never call
+ * the progress callback and run with every signal blocked; BLAS must be at 1 thread (caller).
+ * Not done here: threaded reduction / optimizer and a threaded us_model_predict.
  */
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 /*
@@ -52,6 +64,8 @@ typedef struct buf
 typedef struct us_ws
 {
 	us_allocator alloc;
+	int			frozen;			/* set while a worker thread uses it: reserve must not allocate */
+	int64_t		n_norm;			/* examples the step's mean loss divides by; 0: n_ex */
 	/* batch: tokens of the sequences, concatenated, and the examples */
 	int32_t		nseq;
 	buf			seq_tok;		/* int64 (nseq + 1) */
@@ -99,6 +113,7 @@ typedef struct us_ws
 				dnegW,			/* (m, H) */
 				wpos;			/* (H) */
 	int32_t		n_neg;
+	buf			mask;			/* threaded steps: dropout scales of the whole batch */
 } us_ws;
 
 /* touched embedding rows of the step (lazy updates) */
@@ -126,6 +141,18 @@ struct us_trainer
 	int32_t		perm_cap;
 	double	   *neg_cdf;		/* sampled softmax: cumulative distribution over rows 1.. */
 	int32_t		neg_rows;
+	/* threaded steps (tc.n_threads > 1): slice s of a batch runs on worker s, slice 0 on the
+	 * caller's thread; workers wait on go for a new generation and signal done */
+	int			nt;
+	struct us_worker *wk;		/* (nt) */
+	int			sync_ok;		/* mu, go, done initialised */
+	pthread_mutex_t mu;
+	pthread_cond_t go,
+				done;
+	int64_t		gen;
+	int			pending;		/* workers still running the current job */
+	int			quit;
+	int			job;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -139,6 +166,10 @@ reserve(us_ws *ws, buf *b, size_t n, size_t elem)
 		return US_ELIMIT;
 	if (bytes <= b->cap && b->p != NULL)
 		return US_OK;
+	/* a worker thread must never call the caller's allocator (PostgreSQL's is not
+	 * thread-safe); everything it needs was reserved on the calling thread */
+	if (ws->frozen)
+		return US_EINTERNAL;
 	if (b->p)
 		ws->alloc.free(ws->alloc.ctx, b->p);
 	b->cap = 0;
@@ -159,7 +190,7 @@ ws_free(us_ws *ws)
 		&ws->ex_len, &ws->ex_tgt, &ws->ex_y, &ws->ex_w, &ws->X, &ws->Wcat, &ws->WT, &ws->Y, &ws->Z,
 		&ws->A, &ws->Hh, &ws->drop, &ws->amax, &ws->run, &ws->logits, &ws->dH, &ws->dZ, &ws->dX,
 	&ws->dWT, &ws->dWcat, &ws->neg, &ws->neg_logq, &ws->negW, &ws->dnegW, &ws->wpos, &ws->tok_u,
-	&ws->hash, &ws->u_item, &ws->u_beh, &ws->u_gap};
+	&ws->hash, &ws->u_item, &ws->u_beh, &ws->u_gap, &ws->mask};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i]->p)
@@ -374,9 +405,9 @@ build_batch(const us_model *model, const us_dataset *data, const int32_t *ids, i
 
 /* ------------------------------------------------------------------ forward */
 
-/* finds the distinct inputs of the batch (first-occurrence order) and their vectors */
+/* finds the distinct inputs of the batch (first-occurrence order); reserves their vectors */
 static us_status
-gather_inputs(const us_model *model, us_ws *ws)
+gather_dedup(const us_model *model, us_ws *ws)
 {
 	const us_model_config *c = &model->cfg;
 	int			E = c->embed_dim;
@@ -394,7 +425,6 @@ gather_inputs(const us_model *model, us_ws *ws)
 			   *ub,
 			   *ug;
 	int32_t		U = 0;
-	float	   *X;
 	us_status	st;
 
 	while (hsize < 2 * T)
@@ -441,10 +471,21 @@ gather_inputs(const us_model *model, us_ws *ws)
 		}
 	}
 	ws->U = U;
-	if ((st = reserve(ws, &ws->X, (size_t) (U > 0 ? U : 1), (size_t) E * sizeof(float))))
-		return st;
-	X = F32(ws->X);
-	for (int32_t u = 0; u < U; u++)
+	return reserve(ws, &ws->X, (size_t) (U > 0 ? U : 1), (size_t) E * sizeof(float));
+}
+
+/* the input vectors of the distinct inputs: item + behaviour + gap embeddings */
+static void
+gather_fill(const us_model *model, us_ws *ws)
+{
+	const us_model_config *c = &model->cfg;
+	int			E = c->embed_dim;
+	const int32_t *ui = I32(ws->u_item),
+			   *ub = I32(ws->u_beh),
+			   *ug = I32(ws->u_gap);
+	float	   *X = F32(ws->X);
+
+	for (int32_t u = 0; u < ws->U; u++)
 	{
 		float	   *x = X + (size_t) u * E;
 
@@ -454,7 +495,6 @@ gather_inputs(const us_model *model, us_ws *ws)
 		if (c->n_gap_buckets > 0 && ug[u] > 0)
 			axpy(E, 1.0f, model->p.gap_emb + (size_t) ug[u] * E, x);
 	}
-	return US_OK;
 }
 
 /* Wcat (E, Ftot): column block (width i, tap j) holds conv_w[i][j] (E, F) */
@@ -667,9 +707,12 @@ recent_forward(const us_model *model, us_ws *ws)
 	}
 }
 
-/* dense layer + relu (+ inverted dropout when rng is given) */
+/*
+ * dense layer + relu (+ inverted dropout when rng is given, or with the precomputed scales
+ * mask: a threaded step draws the batch's mask once, in the order one thread would)
+ */
 static void
-dense_forward(const us_model *model, us_ws *ws, us_rng *rng)
+dense_forward(const us_model *model, us_ws *ws, us_rng *rng, const float *mask)
 {
 	const us_model_config *c = &model->cfg;
 	int			D = us_model_feature_dim(c),
@@ -695,6 +738,12 @@ dense_forward(const us_model *model, us_ws *ws, us_rng *rng)
 			dr[i] = r >= thr ? scale : 0.0f;
 			Hh[i] = A[i] > 0.0f ? A[i] * dr[i] : 0.0f;
 		}
+	}
+	else if (mask != NULL)
+	{
+		memcpy(dr, mask, nh * sizeof(float));
+		for (size_t i = 0; i < nh; i++)
+			Hh[i] = A[i] > 0.0f ? A[i] * dr[i] : 0.0f;
 	}
 	else
 	{
@@ -879,7 +928,7 @@ head_full(const us_model *model, us_ws *ws, us_params *g, double *loss_sum, floa
 	const float *Wo = tied ? model->p.item_emb : model->p.out_w;
 	int32_t		n_ex = ws->n_ex;
 	int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) V);
-	double		inv_n = n_ex > 0 ? 1.0 / n_ex : 0.0;
+	double		inv_n = ws->n_norm > 0 ? 1.0 / ws->n_norm : (n_ex > 0 ? 1.0 / n_ex : 0.0);
 	float	   *Hh = F32(ws->Hh),
 			   *dH = g ? F32(ws->dH) : NULL;
 	us_status	st;
@@ -943,7 +992,7 @@ head_sampled(const us_model *model, us_ws *ws, us_params *g, double *loss_sum,
 	int			ld = m + 1;
 	int32_t		n_ex = ws->n_ex;
 	int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) ld);
-	double		inv_n = n_ex > 0 ? 1.0 / n_ex : 0.0;
+	double		inv_n = ws->n_norm > 0 ? 1.0 / ws->n_norm : (n_ex > 0 ? 1.0 / n_ex : 0.0);
 	const int32_t *neg = I32(ws->neg),
 			   *et = I32(ws->ex_tgt);
 	const float *ew = F32(ws->ex_w),
@@ -1308,10 +1357,16 @@ typedef struct batch_opts
 	const double *cdf;
 	int32_t		n_cdf;
 	float	   *pred;
+	const float *drop_mask;		/* precomputed dropout scales (n_ex, H), or NULL */
 } batch_opts;
 
+/*
+ * Everything run_batch_compute will reserve, reserved here (on the calling thread) so that a
+ * worker thread can run the compute part with a frozen workspace; also finds the batch's
+ * distinct inputs, which fixes the sizes.
+ */
 static us_status
-run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum)
+run_batch_reserve(const us_model *model, us_ws *ws, const batch_opts *o)
 {
 	const us_model_config *c = &model->cfg;
 	int			E = c->embed_dim,
@@ -1321,6 +1376,7 @@ run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 	int			col0[US_MAX_WIDTHS];
 	int			Ftot = conv_cols(c, col0);
 	size_t		n_ex = (size_t) (ws->n_ex > 0 ? ws->n_ex : 1);
+	size_t		U;
 	us_status	st;
 
 	if ((st = reserve(ws, &ws->Wcat, (size_t) E, (size_t) Ftot * sizeof(float))) ||
@@ -1334,13 +1390,60 @@ run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 		return st;
 	if (ws->n_ex == 0)
 		return US_OK;
-	if ((st = gather_inputs(model, ws)) != US_OK)
+	if ((st = gather_dedup(model, ws)) != US_OK)
 		return st;
+	U = (size_t) (ws->U > 0 ? ws->U : 1);
+	if ((st = reserve(ws, &ws->Y, U, (size_t) Ftot * sizeof(float))))
+		return st;
+	if (o->sampled)
+	{
+		int			ld = ws->n_neg + 1;
+		int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) ld);
+
+		if (rows > ws->n_ex)
+			rows = ws->n_ex;
+		if ((st = reserve(ws, &ws->logits, (size_t) rows, (size_t) ld * sizeof(float))))
+			return st;
+	}
+	else if (!(o->pred && c->task == US_TASK_NEXT_ITEM))
+	{
+		int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) c->n_outputs);
+
+		if (rows < 1)
+			rows = 1;
+		if (rows > ws->n_ex)
+			rows = ws->n_ex;
+		if ((st = reserve(ws, &ws->logits, (size_t) rows, (size_t) c->n_outputs * sizeof(float))))
+			return st;
+	}
+	if (o->g == NULL)
+		return US_OK;
+	if ((st = reserve(ws, &ws->dZ, (size_t) ws->n_ex, (size_t) D * sizeof(float))) ||
+		(st = reserve(ws, &ws->dX, U, (size_t) E * sizeof(float))) ||
+		(st = reserve(ws, &ws->WT, (size_t) Ftot, (size_t) E * sizeof(float))) ||
+		(st = reserve(ws, &ws->dWT, (size_t) Ftot, (size_t) E * sizeof(float))) ||
+		(st = reserve(ws, &ws->dWcat, (size_t) E, (size_t) Ftot * sizeof(float))))
+		return st;
+	return US_OK;
+}
+
+/* forward (+ loss, + backward when o->g) of a batch prepared by run_batch_reserve */
+static us_status
+run_batch_compute(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum)
+{
+	const us_model_config *c = &model->cfg;
+	int			col0[US_MAX_WIDTHS];
+	int			Ftot = conv_cols(c, col0);
+	us_status	st;
+
+	if (ws->n_ex == 0)
+		return US_OK;
+	gather_fill(model, ws);
 	pack_conv(model, F32(ws->Wcat), Ftot, col0);
 	if ((st = conv_forward(model, ws, col0, Ftot)) != US_OK)
 		return st;
 	recent_forward(model, ws);
-	dense_forward(model, ws, o->drop_rng);
+	dense_forward(model, ws, o->drop_rng, o->drop_mask);
 	if (o->sampled)
 		st = head_sampled(model, ws, o->g, loss_sum, o->cdf, o->n_cdf);
 	else
@@ -1362,6 +1465,16 @@ run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 				touch_mark(&o->tch[0], r, o->stamp);
 	}
 	return backward(model, ws, o->g, o->conv_mode, col0, Ftot, o->tch, o->stamp);
+}
+
+static us_status
+run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum)
+{
+	us_status	st = run_batch_reserve(model, ws, o);
+
+	if (st != US_OK || ws->n_ex == 0)
+		return st;
+	return run_batch_compute(model, ws, o, loss_sum);
 }
 
 us_status
@@ -1558,6 +1671,9 @@ zalloc(const us_allocator *a, size_t n, size_t elem)
 	return p;
 }
 
+static us_status threads_start(us_trainer *tr);
+static void threads_stop(us_trainer *tr);
+
 us_status
 us_trainer_create(us_model *model, const us_train_config *tc, const us_allocator *alloc,
 				  us_trainer **out)
@@ -1624,6 +1740,8 @@ us_trainer_create(us_model *model, const us_train_config *tc, const us_allocator
 		for (int32_t r = 0; r < tr->neg_rows; r++)
 			tr->neg_cdf[r] /= acc;
 	}
+	if (tc->n_threads > 1 && (st = threads_start(tr)) != US_OK)
+		goto fail;
 	*out = tr;
 	return US_OK;
 
@@ -1640,6 +1758,7 @@ us_trainer_free(us_trainer *tr)
 	if (tr == NULL)
 		return;
 	a = tr->alloc;
+	threads_stop(tr);
 	ws_free(&tr->ws);
 	if (tr->grads)
 		a.free(a.ctx, tr->grads);
@@ -1705,25 +1824,451 @@ draw_negatives(us_trainer *tr, us_rng *rng)
 	return US_OK;
 }
 
+/* ------------------------------------------------------------------ threaded steps */
+
+/*
+ * One slice of a threaded step. Slice 0 uses the trainer's workspace, gradients and touched
+ * lists (so one thread runs exactly the unthreaded code); the others own theirs, allocated by
+ * us_trainer_create, and are summed into slice 0's in slice order.
+ */
+typedef struct us_worker
+{
+	us_trainer *tr;
+	int			id;
+	us_ws	   *ws;
+	float	   *grads;
+	touch	   *tch;
+	us_params	g;
+	batch_opts	o;
+	double		loss;
+	us_status	st;
+	us_ws		own_ws;
+	touch		own_tch[3];
+	pthread_t	th;
+	int			started;
+} us_worker;
+
+#define JOB_STEP	1
+
+static void
+worker_job(us_worker *w)
+{
+	us_trainer *tr = w->tr;
+
+	if (tr->job == JOB_STEP && w->ws->n_ex > 0)
+		w->st = run_batch_compute(tr->model, w->ws, &w->o, &w->loss);
+}
+
+static void *
+worker_main(void *arg)
+{
+	us_worker  *w = arg;
+	us_trainer *tr = w->tr;
+	int64_t		seen = 0;
+
+	pthread_mutex_lock(&tr->mu);
+	for (;;)
+	{
+		while (tr->gen == seen && !tr->quit)
+			pthread_cond_wait(&tr->go, &tr->mu);
+		if (tr->quit)
+			break;
+		seen = tr->gen;
+		pthread_mutex_unlock(&tr->mu);
+		worker_job(w);
+		pthread_mutex_lock(&tr->mu);
+		if (--tr->pending == 0)
+			pthread_cond_signal(&tr->done);
+	}
+	pthread_mutex_unlock(&tr->mu);
+	return NULL;
+}
+
+/* runs job on every slice: workers 1.. on their threads, slice 0 here; returns when all did */
+static void
+run_job(us_trainer *tr, int job)
+{
+	pthread_mutex_lock(&tr->mu);
+	tr->job = job;
+	tr->pending = tr->nt - 1;
+	tr->gen++;
+	pthread_cond_broadcast(&tr->go);
+	pthread_mutex_unlock(&tr->mu);
+	worker_job(&tr->wk[0]);
+	pthread_mutex_lock(&tr->mu);
+	while (tr->pending > 0)
+		pthread_cond_wait(&tr->done, &tr->mu);
+	pthread_mutex_unlock(&tr->mu);
+}
+
+/* zeroes the gradients and touched lists of every slice (after an error or a test's read) */
+static void
+clear_grads(us_trainer *tr)
+{
+	us_model   *model = tr->model;
+	size_t		E = (size_t) model->cfg.embed_dim;
+	size_t		off[3];
+	int32_t		rows[3];
+	size_t		dense0;
+	int			nt = tr->nt > 1 ? tr->nt : 1;
+
+	emb_tables(model, off, rows);
+	dense0 = off[2] + (size_t) rows[2] * E;
+	for (int s = 0; s < nt; s++)
+	{
+		float	   *gr = s == 0 ? tr->grads : tr->wk[s].grads;
+		touch	   *tc = s == 0 ? tr->tch : tr->wk[s].tch;
+
+		for (int t = 0; t < 3; t++)
+		{
+			for (int32_t i = 0; i < tc[t].n; i++)
+				memset(gr + off[t] + (size_t) tc[t].list[i] * E, 0, E * sizeof(float));
+			if (rows[t] > 0)
+				memset(gr + off[t], 0, E * sizeof(float));
+			tc[t].n = 0;
+		}
+		memset(gr + dense0, 0, (model->n_params - dense0) * sizeof(float));
+	}
+}
+
+/*
+ * Sums slices 1.. into slice 0 in slice order (deterministic for a thread count) and zeroes
+ * them: the embedding rows each slice touched, then the dense parameters.
+ */
+static void
+reduce_slices(us_trainer *tr, int64_t stamp)
+{
+	us_model   *model = tr->model;
+	size_t		E = (size_t) model->cfg.embed_dim;
+	size_t		off[3];
+	int32_t		rows[3];
+	size_t		dense0,
+				n_dense;
+
+	emb_tables(model, off, rows);
+	dense0 = off[2] + (size_t) rows[2] * E;
+	n_dense = model->n_params - dense0;
+	for (int s = 1; s < tr->nt; s++)
+	{
+		us_worker  *w = &tr->wk[s];
+
+		for (int t = 0; t < 3; t++)
+		{
+			for (int32_t i = 0; i < w->tch[t].n; i++)
+			{
+				int32_t		row = w->tch[t].list[i];
+				size_t		o = off[t] + (size_t) row * E;
+
+				axpy((int) E, 1.0f, w->grads + o, tr->grads + o);
+				memset(w->grads + o, 0, E * sizeof(float));
+				touch_mark(&tr->tch[t], row, stamp);
+			}
+			w->tch[t].n = 0;
+			/* padding rows are not trained (a tied output layer writes row 0) */
+			if (rows[t] > 0)
+				memset(w->grads + off[t], 0, E * sizeof(float));
+		}
+		{
+			float	   *dst = tr->grads + dense0;
+			float	   *src = w->grads + dense0;
+
+			for (size_t i = 0; i < n_dense; i++)
+				dst[i] += src[i];
+			memset(src, 0, n_dense * sizeof(float));
+		}
+	}
+}
+
+/*
+ * Loss and gradient of the minibatch ids[0..nb-1] into tr->grads and tr->tch. rng: the step's
+ * generator (negatives first, then dropout), or NULL for no dropout and the full softmax.
+ * *n_ex gets the examples (0: nothing to do). With n_threads = T > 1 the batch is cut into T
+ * contiguous slices of sequences, fixed by the batch order; everything the workers need is
+ * reserved here first, and the dropout mask is drawn here in the order one thread draws it.
+ */
+static us_status
+step_grads(us_trainer *tr, const us_dataset *data, const int32_t *ids, int32_t nb, us_rng *rng,
+		   double *loss_sum, int64_t *n_ex)
+{
+	us_model   *model = tr->model;
+	const us_model_config *c = &model->cfg;
+	int			prefix = is_prefix_task(c->task);
+	int			sampled = rng != NULL && c->task == US_TASK_NEXT_ITEM && tr->tc.n_negatives > 0;
+	int			H = c->hidden_dim;
+	int64_t		total = 0;
+	int64_t		stamp;
+	const float *mask = NULL;
+	us_status	st;
+
+	*loss_sum = 0.0;
+	*n_ex = 0;
+	if (tr->nt <= 1)
+	{
+		batch_opts	o;
+		us_params	g;
+
+		st = build_batch(model, data, ids, nb, prefix, tr->tc.max_examples_per_seq, 1, &tr->ws);
+		if (st != US_OK || tr->ws.n_ex == 0)
+			return st;
+		*n_ex = tr->ws.n_ex;
+		us_params_bind(c, tr->grads, &g);
+		memset(&o, 0, sizeof o);
+		o.g = &g;
+		o.conv_mode = US_CONV_BWD_AUTO;
+		o.tch = tr->tch;
+		o.stamp = ++tr->stamp;
+		o.drop_rng = rng;
+		if (sampled)
+		{
+			if ((st = draw_negatives(tr, rng)) != US_OK)
+				return st;
+			o.sampled = 1;
+			o.cdf = tr->neg_cdf;
+			o.n_cdf = tr->neg_rows;
+		}
+		st = run_batch(model, &tr->ws, &o, loss_sum);
+		if (st != US_OK)
+			clear_grads(tr);
+		return st;
+	}
+
+	for (int s = 0; s < tr->nt; s++)
+	{
+		int32_t		i0 = (int32_t) ((int64_t) nb * s / tr->nt),
+					i1 = (int32_t) ((int64_t) nb * (s + 1) / tr->nt);
+		us_ws	   *ws = tr->wk[s].ws;
+
+		st = build_batch(model, data, ids + i0, i1 - i0, prefix, tr->tc.max_examples_per_seq, 1, ws);
+		if (st != US_OK)
+			return st;
+		total += ws->n_ex;
+	}
+	if (total == 0)
+		return US_OK;
+	*n_ex = total;
+	stamp = ++tr->stamp;
+	if (sampled && (st = draw_negatives(tr, rng)) != US_OK)
+		return st;
+	if (rng != NULL && c->dropout > 0.0f)
+	{
+		/* the draws dense_forward makes for the whole batch on one thread, in its order */
+		uint32_t	thr = (uint32_t) ((double) c->dropout * 16777216.0);
+		float		scale = 1.0f / (1.0f - c->dropout);
+		size_t		nh = (size_t) total * H;
+		float	   *m;
+
+		if ((st = reserve(&tr->ws, &tr->ws.mask, (size_t) total, (size_t) H * sizeof(float))))
+			return st;
+		m = F32(tr->ws.mask);
+		for (size_t i = 0; i < nh; i++)
+			m[i] = (uint32_t) (us_rng_next(rng) >> 40) >= thr ? scale : 0.0f;
+		mask = m;
+	}
+	{
+		int64_t		ex0 = 0;
+
+		for (int s = 0; s < tr->nt; s++)
+		{
+			us_worker  *w = &tr->wk[s];
+			us_ws	   *ws = w->ws;
+
+			memset(&w->o, 0, sizeof w->o);
+			w->o.g = &w->g;
+			w->o.conv_mode = US_CONV_BWD_AUTO;
+			w->o.tch = w->tch;
+			w->o.stamp = stamp;
+			w->o.drop_mask = mask ? mask + (size_t) ex0 * H : NULL;
+			w->loss = 0.0;
+			w->st = US_OK;
+			ws->n_norm = total;
+			ex0 += ws->n_ex;
+			if (sampled)
+			{
+				int			m = tr->tc.n_negatives;
+
+				w->o.sampled = 1;
+				w->o.cdf = tr->neg_cdf;
+				w->o.n_cdf = tr->neg_rows;
+				if (s > 0)
+				{
+					if ((st = reserve(ws, &ws->neg, (size_t) m, sizeof(int32_t))) ||
+						(st = reserve(ws, &ws->neg_logq, (size_t) m, sizeof(float))) ||
+						(st = reserve(ws, &ws->negW, (size_t) m, (size_t) H * sizeof(float))) ||
+						(st = reserve(ws, &ws->dnegW, (size_t) m, (size_t) H * sizeof(float))) ||
+						(st = reserve(ws, &ws->wpos, 1, (size_t) H * sizeof(float))))
+						return st;
+					memcpy(ws->neg.p, tr->ws.neg.p, (size_t) m * sizeof(int32_t));
+					memcpy(ws->neg_logq.p, tr->ws.neg_logq.p, (size_t) m * sizeof(float));
+					ws->n_neg = m;
+				}
+			}
+			if ((st = run_batch_reserve(model, ws, &w->o)) != US_OK)
+				return st;
+		}
+	}
+	for (int s = 0; s < tr->nt; s++)
+		tr->wk[s].ws->frozen = 1;
+	run_job(tr, JOB_STEP);
+	st = US_OK;
+	for (int s = 0; s < tr->nt; s++)
+	{
+		tr->wk[s].ws->frozen = 0;
+		tr->wk[s].ws->n_norm = 0;
+		if (st == US_OK)
+			st = tr->wk[s].st;
+		*loss_sum += tr->wk[s].loss;
+	}
+	if (st != US_OK)
+	{
+		clear_grads(tr);
+		return st;
+	}
+	reduce_slices(tr, stamp);
+	return US_OK;
+}
+
+/* starts the workers of a trainer with n_threads > 1 (their buffers first) */
+static us_status
+threads_start(us_trainer *tr)
+{
+	us_model   *model = tr->model;
+	const us_allocator *alloc = &tr->alloc;
+	int			nt = tr->tc.n_threads;
+	size_t		off[3];
+	int32_t		rows[3];
+	sigset_t	all,
+				old;
+	us_status	st = US_OK;
+
+	tr->wk = zalloc(alloc, (size_t) nt, sizeof(us_worker));
+	if (tr->wk == NULL)
+		return US_ENOMEM;
+	tr->nt = nt;
+	emb_tables(model, off, rows);
+	for (int s = 0; s < nt; s++)
+	{
+		us_worker  *w = &tr->wk[s];
+
+		w->tr = tr;
+		w->id = s;
+		if (s == 0)
+		{
+			w->ws = &tr->ws;
+			w->grads = tr->grads;
+			w->tch = tr->tch;
+		}
+		else
+		{
+			w->own_ws.alloc = *alloc;
+			w->ws = &w->own_ws;
+			w->tch = w->own_tch;
+			w->grads = zalloc(alloc, model->n_params, sizeof(float));
+			if (w->grads == NULL)
+				return US_ENOMEM;
+			for (int t = 0; t < 3; t++)
+			{
+				w->tch[t].n_rows = rows[t];
+				if (rows[t] == 0)
+					continue;
+				w->tch[t].list = zalloc(alloc, (size_t) rows[t], sizeof(int32_t));
+				w->tch[t].stamp = zalloc(alloc, (size_t) rows[t], sizeof(int64_t));
+				if (w->tch[t].list == NULL || w->tch[t].stamp == NULL)
+					return US_ENOMEM;
+			}
+		}
+		us_params_bind(&model->cfg, w->grads, &w->g);
+	}
+	if (pthread_mutex_init(&tr->mu, NULL) != 0)
+		return US_ENOMEM;
+	if (pthread_cond_init(&tr->go, NULL) != 0)
+	{
+		pthread_mutex_destroy(&tr->mu);
+		return US_ENOMEM;
+	}
+	if (pthread_cond_init(&tr->done, NULL) != 0)
+	{
+		pthread_cond_destroy(&tr->go);
+		pthread_mutex_destroy(&tr->mu);
+		return US_ENOMEM;
+	}
+	tr->sync_ok = 1;
+	/* workers inherit a mask blocking every signal: handlers (PostgreSQL's) run on the
+	 * caller's thread only */
+	sigfillset(&all);
+	if (pthread_sigmask(SIG_BLOCK, &all, &old) != 0)
+		return US_EINTERNAL;
+	for (int s = 1; s < nt; s++)
+	{
+		/* thread creation fails only for lack of resources */
+		if (pthread_create(&tr->wk[s].th, NULL, worker_main, &tr->wk[s]) != 0)
+		{
+			st = US_ENOMEM;
+			break;
+		}
+		tr->wk[s].started = 1;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return st;
+}
+
+/* stops and joins the workers, then frees their buffers */
+static void
+threads_stop(us_trainer *tr)
+{
+	us_allocator a = tr->alloc;
+
+	if (tr->wk == NULL)
+		return;
+	if (tr->sync_ok)
+	{
+		pthread_mutex_lock(&tr->mu);
+		tr->quit = 1;
+		pthread_cond_broadcast(&tr->go);
+		pthread_mutex_unlock(&tr->mu);
+		for (int s = 1; s < tr->nt; s++)
+			if (tr->wk[s].started)
+				pthread_join(tr->wk[s].th, NULL);
+		pthread_cond_destroy(&tr->done);
+		pthread_cond_destroy(&tr->go);
+		pthread_mutex_destroy(&tr->mu);
+		tr->sync_ok = 0;
+	}
+	for (int s = 1; s < tr->nt; s++)
+	{
+		us_worker  *w = &tr->wk[s];
+
+		ws_free(&w->own_ws);
+		if (w->grads)
+			a.free(a.ctx, w->grads);
+		for (int t = 0; t < 3; t++)
+		{
+			if (w->own_tch[t].list)
+				a.free(a.ctx, w->own_tch[t].list);
+			if (w->own_tch[t].stamp)
+				a.free(a.ctx, w->own_tch[t].stamp);
+		}
+	}
+	a.free(a.ctx, tr->wk);
+	tr->wk = NULL;
+	tr->nt = 0;
+}
+
 us_status
 us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids, int32_t n,
 				 int32_t epoch, const us_progress *progress, us_epoch_stats *stats)
 {
 	us_model   *model;
-	const us_model_config *c;
 	int32_t		B;
 	int64_t		n_steps;
 	us_rng		rng;
 	double		loss_sum = 0.0;
 	int64_t		examples = 0;
 	float		lr;
-	us_params	g;
 	us_status	st;
 
 	if (tr == NULL || data == NULL || (seq_ids == NULL && n > 0) || n < 0 || epoch < 0)
 		return US_EINVAL;
 	model = tr->model;
-	c = &model->cfg;
 	B = tr->tc.batch_size;
 	lr = us_train_learning_rate(&tr->tc, epoch);
 	if (!isfinite(lr))
@@ -1751,44 +2296,25 @@ us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids,
 		tr->perm[i] = tr->perm[j];
 		tr->perm[j] = t;
 	}
-	us_params_bind(c, tr->grads, &g);
 	n_steps = ((int64_t) n + B - 1) / B;
 	for (int64_t step = 0; step < n_steps; step++)
 	{
 		int32_t		b0 = (int32_t) (step * B);
 		int32_t		nb = n - b0 < B ? n - b0 : B;
-		batch_opts	o;
 		double		bl = 0.0;
+		int64_t		n_ex = 0;
 
-		st = build_batch(model, data, tr->perm + b0, nb, is_prefix_task(c->task),
-						 tr->tc.max_examples_per_seq, 1, &tr->ws);
+		us_rng_seed(&rng, mix_seed(tr->tc.seed, (uint64_t) epoch, (uint64_t) step));
+		st = step_grads(tr, data, tr->perm + b0, nb, &rng, &bl, &n_ex);
 		if (st != US_OK)
 			return st;
-		if (tr->ws.n_ex > 0)
+		if (n_ex > 0)
 		{
-			us_rng_seed(&rng, mix_seed(tr->tc.seed, (uint64_t) epoch, (uint64_t) step));
-			memset(&o, 0, sizeof o);
-			o.g = &g;
-			o.conv_mode = US_CONV_BWD_AUTO;
-			o.tch = tr->tch;
-			o.stamp = ++tr->stamp;
-			o.drop_rng = &rng;
-			if (c->task == US_TASK_NEXT_ITEM && tr->tc.n_negatives > 0)
-			{
-				if ((st = draw_negatives(tr, &rng)) != US_OK)
-					return st;
-				o.sampled = 1;
-				o.cdf = tr->neg_cdf;
-				o.n_cdf = tr->neg_rows;
-			}
-			st = run_batch(model, &tr->ws, &o, &bl);
-			if (st != US_OK)
-				return st;
 			if (!isfinite(bl))
 				return US_ENONFINITE;
 			optimizer_step(tr, lr);
 			loss_sum += bl;
-			examples += tr->ws.n_ex;
+			examples += n_ex;
 		}
 		if (progress && progress->fn && progress->fn(progress->ctx, step + 1, n_steps))
 			return US_ECANCELED;
@@ -1803,6 +2329,35 @@ us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids,
 		stats->learning_rate = lr;
 	}
 	return US_OK;
+}
+
+us_status
+us_trainer_batch_grad(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids, int32_t n,
+					  float *grads, double *loss)
+{
+	double		sum = 0.0;
+	int64_t		n_ex = 0;
+	us_status	st;
+
+	if (tr == NULL || data == NULL || (seq_ids == NULL && n > 0) || n < 0 || grads == NULL)
+		return US_EINVAL;
+	st = step_grads(tr, data, seq_ids, n, NULL, &sum, &n_ex);
+	if (st == US_OK)
+	{
+		size_t		E = (size_t) tr->model->cfg.embed_dim;
+		size_t		off[3];
+		int32_t		rows[3];
+
+		memcpy(grads, tr->grads, tr->model->n_params * sizeof(float));
+		emb_tables(tr->model, off, rows);
+		for (int t = 0; t < 3; t++)
+			if (rows[t] > 0)
+				memset(grads + off[t], 0, E * sizeof(float));
+		if (loss)
+			*loss = n_ex > 0 ? sum / n_ex : 0.0;
+	}
+	clear_grads(tr);
+	return st;
 }
 
 /* ------------------------------------------------------------------ predict */

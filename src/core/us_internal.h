@@ -72,4 +72,12 @@ us_status	us_model_loss_and_grad(const us_model *model, const us_dataset *data,
 								   int32_t max_examples_per_seq, int conv_bwd,
 								   float *grads, double *loss);
 
+/*
+ * The same for a trainer's configuration (n_threads slices, reduced in slice order; dropout
+ * off, full softmax): grads gets the reduced gradient of the batch, no optimizer step is
+ * taken. For the tests comparing thread counts.
+ */
+us_status	us_trainer_batch_grad(us_trainer *trainer, const us_dataset *data,
+								  const int32_t *seq_ids, int32_t n, float *grads, double *loss);
+
 #endif

@@ -635,6 +635,7 @@ typedef struct UsTrainRun
 	us_model   *model;
 	us_model   *best;
 	us_trainer *trainer;
+	MemoryContextCallback trainer_cb;	/* joins the trainer's threads */
 	int64		run_id;
 	const char *metric_name;
 	bool		higher_better;
@@ -768,8 +769,8 @@ UsCheckRunMemory(UsTrainRun *run)
 	scratch += 2.0 * sizeof(float) * b * (c->task == US_TASK_NEXT_ITEM && run->tc.n_negatives == 0 ? l : 1) *
 		(run->tc.n_negatives > 0 ? run->tc.n_negatives + 1 : c->n_outputs);
 	eval = (double) run->eval_chunk * c->n_outputs * sizeof(float);
-	/* weights, gradients, two Adam moments, the best-epoch copy */
-	total = run->data.data_bytes + 5.0 * params + scratch + eval;
+	/* weights, gradients, two Adam moments, the best-epoch copy; a gradient per extra thread */
+	total = run->data.data_bytes + (5.0 + Max(run->opts.threads, 1) - 1) * params + scratch + eval;
 	run->mem_estimate = total;
 	if (total > budget)
 		ereport(ERROR,
@@ -777,7 +778,8 @@ UsCheckRunMemory(UsTrainRun *run)
 				 errmsg("training needs an estimated %.0f MB, more than userseq.train_memory (%.0f MB)",
 						ceil(total / (1024.0 * 1024.0)), budget / (1024.0 * 1024.0)),
 				 errdetail("Dataset %.0f MB, model with optimizer state and best-epoch copy %.0f MB, step scratch %.0f MB, validation buffer %.0f MB.",
-						   run->data.data_bytes / 1048576.0, 5.0 * params / 1048576.0,
+						   run->data.data_bytes / 1048576.0,
+						   (5.0 + Max(run->opts.threads, 1) - 1) * params / 1048576.0,
 						   scratch / 1048576.0, eval / 1048576.0),
 				 errhint("Raise userseq.train_memory, or lower max_items, embedding_dim, batch_size or max_len.")));
 }
@@ -797,6 +799,17 @@ UsProtocol(UsTrainRun *run)
 		default:
 			return pstrdup("leave-one-out per user: last event test, previous one validation");
 	}
+}
+
+/* Frees the trainer, joining its worker threads (context reset callback). */
+static void
+UsTrainRunReset(void *arg)
+{
+	UsTrainRun *run = (UsTrainRun *) arg;
+
+	if (run->trainer)
+		us_trainer_free(run->trainer);
+	run->trainer = NULL;
 }
 
 /* Parses options, reads data, creates the model. All state lives in a child of parent. */
@@ -896,6 +909,8 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 		run->tc.n_negatives = 0;
 	run->tc.max_examples_per_seq = run->opts.max_examples_per_seq;
 	run->tc.seed = (uint64_t) run->opts.seed;
+	/* "threads" = the core's own threads per step, with BLAS at 1 thread while they run */
+	run->tc.n_threads = run->opts.threads;
 	st = us_train_config_validate(&run->tc, msg, sizeof(msg));
 	if (st != US_OK)
 		UsCheckStatus(st, "configure training", msg);
@@ -919,6 +934,10 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 								  &run->alloc, &run->model), "create the model", NULL);
 	UsCheckStatus(us_trainer_create(run->model, &run->tc, &run->alloc, &run->trainer),
 				  "create the trainer", NULL);
+	/* the trainer's worker threads are joined before the run's memory goes, also on error */
+	run->trainer_cb.func = UsTrainRunReset;
+	run->trainer_cb.arg = run;
+	MemoryContextRegisterResetCallback(cxt, &run->trainer_cb);
 	run->eval_out = MemoryContextAllocHuge(cxt, sizeof(float) * (Size) run->eval_chunk * run->cfg.n_outputs);
 	run->rows = palloc0(sizeof(UsEpochRow) * run->opts.epochs);
 	MemoryContextSwitchTo(old);
@@ -1090,7 +1109,8 @@ UsTrainEpoch(UsTrainRun *run, UsEpochRow *row)
 	if (run->stop || run->epoch >= run->opts.epochs)
 		return false;
 	old = MemoryContextSwitchTo(run->cxt);
-	UsApplyThreadCount(run->opts.threads);
+	/* the core's workers run one BLAS thread each: threads = 2 keeps 2 cores busy, not 4 */
+	UsApplyThreadCount(run->tc.n_threads > 1 ? 1 : run->opts.threads);
 	run->epoch_start = GetCurrentTimestamp();
 	run->phase = "training";
 	run->step_done = 0;
@@ -1100,6 +1120,8 @@ UsTrainEpoch(UsTrainRun *run, UsEpochRow *row)
 								   run->data.n_train, run->epoch, &progress, &stats),
 				  "train an epoch", NULL);
 	run->step_done = run->step_total = 0;
+	/* validation (us_model_predict) has no threads of its own: BLAS gets them */
+	UsApplyThreadCount(run->opts.threads);
 	UsEvaluate(run, &vloss, &vmetric, &json);
 	run->step_done = run->step_total = 0;
 

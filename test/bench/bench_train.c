@@ -4,7 +4,8 @@
  * binary, Adam, dropout 0.5) with variable lengths uniform in [max(3, L/4), L] and Zipf-like
  * popularity, as the PyTorch peer generates. Prints one line per config: sequences/s over the
  * timed steps after warm-up. Not part of `make unit`; run `make bench-train`.
- * Usage: bench_train [spec|lean|all] [timed_steps]
+ * Usage: bench_train [spec|lean|all] [timed_steps] [n_threads]   (n_threads: the trainer's own
+ * threads, us_train_config.n_threads; run those with OPENBLAS_NUM_THREADS=1)
  */
 #include <math.h>
 #include <stdio.h>
@@ -59,6 +60,8 @@ on_step(void *ctx, int64_t done, int64_t total)
 	t->steps = done;
 	return 0;
 }
+
+static int	core_threads = 1;
 
 static void
 run(const char *name, int L, int V, int E, int F, int warm, int timed, int task)
@@ -138,6 +141,7 @@ run(const char *name, int L, int V, int E, int F, int warm, int timed, int task)
 	c.hidden_dim = 128;
 	us_train_config_default(&tc);
 	tc.batch_size = B;
+	tc.n_threads = core_threads;
 	memset(&ds, 0, sizeof ds);
 	ds.n_seqs = n;
 	ds.offsets = off;
@@ -156,8 +160,8 @@ run(const char *name, int L, int V, int E, int F, int warm, int timed, int task)
 
 		printf("{\"config\": \"%s\", \"task\": %d, \"L\": %d, \"V\": %d, \"E\": %d, \"F\": %d, "
 			   "\"mean_len\": %.1f, \"timed_steps\": %ld, \"train_seq_per_s\": %.0f, \"train_seq_per_cpu_s\": %.0f, \"epoch_loss\": %.4f, "
-			   "\"openblas_threads\": \"%s\"}\n",
-			   name, task, L, V, E, F, (double) t / n, (long) (tm.steps - warm), seqs / secs, seqs / (tm.c_end - tm.c_warm), es.loss,
+			   "\"core_threads\": %d, \"openblas_threads\": \"%s\"}\n",
+			   name, task, L, V, E, F, (double) t / n, (long) (tm.steps - warm), seqs / secs, seqs / (tm.c_end - tm.c_warm), es.loss, core_threads,
 			   getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "default");
 	}
 	us_trainer_free(tr);
@@ -175,6 +179,8 @@ main(int argc, char **argv)
 {
 	const char *which = argc > 1 ? argv[1] : "all";
 	int			timed = argc > 2 ? atoi(argv[2]) : 0;
+
+	core_threads = argc > 3 ? atoi(argv[3]) : 1;
 
 	if (!strcmp(which, "spec") || !strcmp(which, "all"))
 		run("spec", 100, 10000, 128, 128, 3, timed > 0 ? timed : 20, US_TASK_BINARY);

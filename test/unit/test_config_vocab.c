@@ -130,6 +130,11 @@ test_train_config(void)
 		  t.beta2 == 0.999f && t.epsilon == 1e-8f && t.batch_size == 256 &&
 		  t.lr_schedule == US_LR_CONSTANT, "train defaults");
 	EXPECT_TC((void) 0, US_OK);
+	CHECK(t.n_threads == 1, "train default n_threads 1");
+	EXPECT_TC(t_.n_threads = 0, US_EINVAL);
+	EXPECT_TC(t_.n_threads = 65, US_EINVAL);
+	EXPECT_TC(t_.n_threads = 64, US_OK);
+	EXPECT_TC(t_.n_threads = 2, US_OK);
 	EXPECT_TC(t_.optimizer = 0, US_EINVAL);
 	EXPECT_TC(t_.optimizer = 4, US_EINVAL);
 	EXPECT_TC(t_.learning_rate = 0, US_EINVAL);

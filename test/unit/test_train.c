@@ -4,6 +4,8 @@
  * baselines, next_item (full and sampled softmax, tied) beats popularity on a planted
  * transition, SGD and AdamW reduce the loss, two runs are bit-identical, cancel and
  * non-finite training are reported, and batched predict agrees with one-at-a-time predict.
+ * The convergence cases run again with the trainer's own threads (n_threads = 2), whose loss
+ * trajectory must follow the one-thread run and repeat bit for bit.
  */
 #include <math.h>
 #include <string.h>
@@ -181,6 +183,14 @@ iota(int n)
 	return ids;
 }
 
+static int	g_threads = 1;		/* n_threads of the convergence cases */
+
+/*
+ * OpenBLAS (these tests link it): with the trainer's own threads the caller sets BLAS to one
+ * thread, as the PostgreSQL glue does; otherwise every worker's GEMM starts BLAS threads too.
+ */
+extern void openblas_set_num_threads(int num_threads);
+
 /* trains epochs over all of s; returns losses per epoch in loss[] */
 static us_status
 train(us_model *m, us_train_config *tc, set *s, int epochs, double *loss)
@@ -243,6 +253,7 @@ test_binary(void)
 	us_train_config_default(&tc);
 	tc.learning_rate = 5e-3f;
 	tc.batch_size = 32;
+	tc.n_threads = g_threads;
 	CHECK_OK(train(m, &tc, &tr, epochs, loss));
 	CHECK(loss[1] < loss[0] && loss[epochs - 1] < 0.8 * loss[0], "binary loss falls: %g -> %g -> %g",
 		  loss[0], loss[1], loss[epochs - 1]);
@@ -278,6 +289,7 @@ test_multiclass_regression(void)
 	us_train_config_default(&tc);
 	tc.learning_rate = 5e-3f;
 	tc.batch_size = 32;
+	tc.n_threads = g_threads;
 	{
 		us_model   *m = new_model(US_TASK_MULTICLASS, 3, 0, 8);
 		float	   *p;
@@ -362,6 +374,7 @@ next_item_case(const char *name, int tied, int n_neg, double min_hr)
 	tc.learning_rate = 1e-2f;
 	tc.batch_size = 32;
 	tc.n_negatives = n_neg;
+	tc.n_threads = g_threads;
 	CHECK_OK(train(m, &tc, &tr, epochs, loss));
 	if (!quick)
 		CHECK(loss[2] < loss[0], "%s: loss falls %g -> %g", name, loss[0], loss[2]);
@@ -586,6 +599,117 @@ test_misc(void)
 	set_free(&tr);
 }
 
+/*
+ * n_threads = 2 against 1: same loss trajectory within float tolerance (the slices only change
+ * the summation order), two 2-thread runs bit-identical, 3 threads close as well; errors and
+ * cancel are reported from a threaded trainer too.
+ */
+static void
+test_threads(void)
+{
+	us_rng		rng;
+	set			tr;
+	us_train_config tc;
+	struct
+	{
+		us_task		task;
+		int			kind,
+					n_out,
+					tied,
+					n_neg;
+	}			cases[] = {
+		{US_TASK_BINARY, 0, 1, 0, 0},
+		{US_TASK_NEXT_ITEM, 3, NV + 2, 0, 20},
+		{US_TASK_NEXT_ITEM, 3, NV + 2, 1, 0},
+	};
+	int			epochs = 3;
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
+	{
+		double		l1[3],
+					l2[3],
+					l2b[3],
+					l3[3],
+					worst = 0,
+					wdiff = 0;
+		us_model   *a = new_model(cases[k].task, cases[k].n_out, cases[k].tied, 5),
+				   *b = new_model(cases[k].task, cases[k].n_out, cases[k].tied, 5),
+				   *b2 = new_model(cases[k].task, cases[k].n_out, cases[k].tied, 5),
+				   *c3 = new_model(cases[k].task, cases[k].n_out, cases[k].tied, 5);
+
+		us_rng_seed(&rng, 40 + k);
+		make_set(&tr, cases[k].kind, quick ? 150 : 500, &rng);
+		us_train_config_default(&tc);
+		tc.batch_size = 32;
+		tc.learning_rate = 5e-3f;
+		tc.n_negatives = cases[k].n_neg;
+		tc.clip_norm = 5.0f;
+		tc.n_threads = 1;
+		CHECK_OK(train(a, &tc, &tr, epochs, l1));
+		tc.n_threads = 2;
+		CHECK_OK(train(b, &tc, &tr, epochs, l2));
+		CHECK_OK(train(b2, &tc, &tr, epochs, l2b));
+		tc.n_threads = 3;
+		CHECK_OK(train(c3, &tc, &tr, epochs, l3));
+		for (int e = 0; e < epochs; e++)
+		{
+			worst = fmax(worst, fabs(l2[e] - l1[e]) / fabs(l1[e]));
+			worst = fmax(worst, fabs(l3[e] - l1[e]) / fabs(l1[e]));
+		}
+		for (size_t i = 0; i < a->n_params; i++)
+			wdiff = fmax(wdiff, fabs(a->params_block[i] - b->params_block[i]));
+		CHECK(worst < 1e-5, "case %zu: 2 and 3 threads follow the 1-thread loss trajectory "
+			  "(%.6f %.6f %.6f vs %.6f %.6f %.6f; worst rel %.2g)", k, l2[0], l2[1], l2[2],
+			  l1[0], l1[1], l1[2], worst);
+		CHECK(wdiff < 1e-4 && l1[epochs - 1] < l1[0], "case %zu: 2-thread weights near 1-thread ones "
+			  "(max diff %.3g), loss falls", k, wdiff);
+		CHECK(memcmp(b->params_block, b2->params_block, b->n_params * sizeof(float)) == 0 &&
+			  memcmp(l2, l2b, sizeof l2) == 0, "case %zu: two 2-thread runs are bit-identical", k);
+		printf("  threads case %zu: losses T=1 %.5f..%.5f, T=2 %.5f..%.5f, worst rel %.2g, max weight diff %.2g\n",
+			   k, l1[0], l1[epochs - 1], l2[0], l2[epochs - 1], worst, wdiff);
+		us_model_free(a);
+		us_model_free(b);
+		us_model_free(b2);
+		us_model_free(c3);
+		set_free(&tr);
+	}
+	/* errors and cancel with workers running; the trainer stays usable after an error */
+	{
+		us_model   *a = new_model(US_TASK_BINARY, 1, 0, 5);
+		us_trainer *t = NULL;
+		int32_t    *ids;
+		int			calls = 0;
+		us_progress pr = {cancel_at_2, &calls};
+		us_status	st;
+
+		us_rng_seed(&rng, 50);
+		make_set(&tr, 0, 200, &rng);
+		ids = iota(tr.n);
+		us_train_config_default(&tc);
+		tc.batch_size = 32;
+		tc.n_threads = 2;
+		CHECK_OK(us_trainer_create(a, &tc, us_malloc_allocator(), &t));
+		CHECK(us_trainer_epoch(t, &tr.ds, ids, tr.n, 0, &pr, NULL) == US_ECANCELED && calls == 2,
+			  "2 threads: progress callback cancels after its second call (%d calls)", calls);
+		tr.items[tr.off[150]] = NV + 2;	/* in the second slice of some batch */
+		st = us_trainer_epoch(t, &tr.ds, ids, tr.n, 0, NULL, NULL);
+		CHECK(st == US_EINVAL, "2 threads: bad item row gives US_EINVAL, got %s", us_status_str(st));
+		tr.items[tr.off[150]] = 2;
+		CHECK_OK(us_trainer_epoch(t, &tr.ds, ids, tr.n, 1, NULL, NULL));
+		CHECK(us_model_check_finite(a) == US_OK, "2 threads: weights finite after recovery");
+		us_trainer_free(t);
+		t = NULL;
+		/* fewer sequences than threads: empty slices */
+		tc.n_threads = 7;
+		CHECK_OK(us_trainer_create(a, &tc, us_malloc_allocator(), &t));
+		CHECK_OK(us_trainer_epoch(t, &tr.ds, ids, 3, 0, NULL, NULL));
+		us_trainer_free(t);
+		free(ids);
+		set_free(&tr);
+		us_model_free(a);
+	}
+}
+
 int
 main(void)
 {
@@ -598,5 +722,14 @@ main(void)
 	if (!quick)
 		next_item_case("next_item tied full", 1, 0, 0.15);
 	test_misc();
+	openblas_set_num_threads(1);
+	test_threads();
+	/* the convergence cases again on the trainer's own threads */
+	g_threads = 2;
+	printf("  with n_threads = 2:\n");
+	test_binary();
+	test_multiclass_regression();
+	next_item_case("next_item full", 0, 0, 0.7);
+	next_item_case("next_item tied sampled", 1, 20, 0.1);
 	return unit_finish("test_train");
 }
