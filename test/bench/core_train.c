@@ -23,8 +23,8 @@
  *     plus the popularity baseline. All through us_metrics.h.
  *   peak_rss_mb: ru_maxrss at the end (includes the folded tables); rss_after_train_mb before
  *     any scorer exists.
- * Threads: the caller sets OPENBLAS_NUM_THREADS before start; --threads also calls
- * openblas_set_num_threads. It does not compute the file's SHA-256 (the script does).
+ * Threads: --threads T trains with the core's T worker threads and BLAS on one thread (as the
+ * extension does), predicts batches with T BLAS threads, and scores single sequences on one. It does not compute the file's SHA-256 (the script does).
  */
 #include <cblas.h>
 
@@ -578,7 +578,9 @@ main(int argc, char **argv)
 				pop_sampled;
 
 	parse_args(argc, argv, &o);
-	openblas_set_num_threads(o.threads);
+	/* training threads are the core's own (tc.n_threads) with BLAS on one thread, as the
+	 * extension runs it; batched prediction uses BLAS threads (see measure_predict) */
+	openblas_set_num_threads(1);
 	next_item = !strcmp(o.task, "next_item");
 	V = o.vocab;
 	n_rows = V + 1;
@@ -726,6 +728,7 @@ main(int argc, char **argv)
 	tc.batch_size = o.batch;
 	tc.epochs = o.epochs;
 	tc.seed = o.seed;
+	tc.n_threads = o.threads;
 	tc.max_examples_per_seq = o.max_ex;
 	if (us_train_config_validate(&tc, msg, sizeof msg) != US_OK)
 		die(msg);
@@ -782,7 +785,11 @@ main(int argc, char **argv)
 
 	/* ---- inference */
 	{
-		double		predict_rate = measure_predict(m, &vd, next_item, o.infer_batches);
+		double		predict_rate;
+
+		openblas_set_num_threads(o.threads);
+		predict_rate = measure_predict(m, &vd, next_item, o.infer_batches);
+		openblas_set_num_threads(1);	/* the scorer: one sequence per call, one thread */
 		double		rate[2],
 					build_s[2],
 					agree[2];
