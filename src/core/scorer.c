@@ -45,7 +45,6 @@ struct us_scorer
 	/* scratch */
 	float	   *x;				/* direct: (L, E) inputs; folded: (R, E) recent rows */
 	float	   *c;				/* direct: (L, F) conv outputs */
-	float	   *acc;			/* folded: (S) open windows of every width; direct: unused */
 	float	   *z;				/* (D) features */
 	float	   *h;				/* (H) */
 	float	   *logits;			/* next_item: (O) */
@@ -258,8 +257,6 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 		s->x = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
 		s->c = salloc(s, (size_t) s->L * s->F, sizeof(float), &fail);
 	}
-	if (s->folded)
-		s->acc = salloc(s, s->S, sizeof(float), &fail);
 	s->z = salloc(s, (size_t) s->D, sizeof(float), &fail);
 	s->h = salloc(s, (size_t) s->H, sizeof(float), &fail);
 	if (cfg->task == US_TASK_NEXT_ITEM)
@@ -309,7 +306,6 @@ us_scorer_free(us_scorer *s)
 	sfree(s, s->t_gap);
 	sfree(s, s->x);
 	sfree(s, s->c);
-	sfree(s, s->acc);
 	sfree(s, s->z);
 	sfree(s, s->h);
 	sfree(s, s->logits);
@@ -358,116 +354,182 @@ embed_event(const us_scorer *s, const us_events *ev, int32_t i, float *x)
 		vadd(x, p->gap_emb + (ev->gaps ? (size_t) ev->gaps[i] * E : 0), s->E);
 }
 
-/* prefetch a folded row of S floats (one hint per 64-byte line) */
-static inline void
-prefetch_row(const float *r, size_t S)
+/*
+ * Max over the windows of one width of a block of filters [c, c + nb) (nb = 32, 8 or 1):
+ * pool[c..] = max_t (bias + sum_j sum_src rows[(t + j) * nsrc + src][col0 + j F + c..]).
+ * Window-stationary: the accumulators and the running max stay in registers, so each folded
+ * value costs one load and one add and nothing is stored per window. rows holds nsrc row
+ * pointers per kept position (item, then behaviour / gap rows when they matter).
+ */
+#ifdef US_HAVE_V8F
+static inline v8f
+v8_load(const float *p)
 {
-#if defined(__GNUC__) || defined(__clang__)
-	for (size_t i = 0; i < S; i += 16)
-		__builtin_prefetch(r + i, 0, 1);
-#else
-	(void) r;
-	(void) S;
+	v8f			x;
+
+	memcpy(&x, p, sizeof(x));
+	return x;
+}
+
+static inline v8f
+v8_max(v8f a, v8f b)
+{
+	v8i			gt = b > a;
+
+	return (v8f) ((gt & (v8i) b) | (~gt & (v8i) a));
+}
+
+static void
+conv_pool_32(const float *const *rows, int nsrc, int32_t m, int32_t k, size_t col0, int32_t F,
+			 const float *bias, float *pool)
+{
+	int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
+	v8f			p0 = {0},
+				p1 = {0},
+				p2 = {0},
+				p3 = {0};
+
+	for (int32_t t = 0; t < nw; t++)
+	{
+		v8f			a0 = v8_load(bias),
+					a1 = v8_load(bias + 8),
+					a2 = v8_load(bias + 16),
+					a3 = v8_load(bias + 24);
+		int32_t		kk = m - t < k ? m - t : k;
+
+		for (int32_t j = 0; j < kk; j++)
+		{
+			const float *const *rp = rows + (size_t) (t + j) * nsrc;
+			size_t		col = col0 + (size_t) j * F;
+
+			for (int src = 0; src < nsrc; src++)
+			{
+				const float *r = rp[src] + col;
+
+				a0 += v8_load(r);
+				a1 += v8_load(r + 8);
+				a2 += v8_load(r + 16);
+				a3 += v8_load(r + 24);
+			}
+		}
+		if (t == 0)
+		{
+			p0 = a0;
+			p1 = a1;
+			p2 = a2;
+			p3 = a3;
+		}
+		else
+		{
+			p0 = v8_max(p0, a0);
+			p1 = v8_max(p1, a1);
+			p2 = v8_max(p2, a2);
+			p3 = v8_max(p3, a3);
+		}
+	}
+	memcpy(pool, &p0, sizeof(p0));
+	memcpy(pool + 8, &p1, sizeof(p1));
+	memcpy(pool + 16, &p2, sizeof(p2));
+	memcpy(pool + 24, &p3, sizeof(p3));
+}
+
+static void
+conv_pool_8(const float *const *rows, int nsrc, int32_t m, int32_t k, size_t col0, int32_t F,
+			const float *bias, float *pool)
+{
+	int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
+	v8f			p0 = {0};
+
+	for (int32_t t = 0; t < nw; t++)
+	{
+		v8f			a0 = v8_load(bias);
+		int32_t		kk = m - t < k ? m - t : k;
+
+		for (int32_t j = 0; j < kk; j++)
+		{
+			const float *const *rp = rows + (size_t) (t + j) * nsrc;
+			size_t		col = col0 + (size_t) j * F;
+
+			for (int src = 0; src < nsrc; src++)
+				a0 += v8_load(rp[src] + col);
+		}
+		p0 = t == 0 ? a0 : v8_max(p0, a0);
+	}
+	memcpy(pool, &p0, sizeof(p0));
+}
 #endif
+
+static void
+conv_pool_1(const float *const *rows, int nsrc, int32_t m, int32_t k, size_t col0, int32_t F,
+			const float *bias, float *pool)
+{
+	int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
+	float		p0 = 0.0f;
+
+	for (int32_t t = 0; t < nw; t++)
+	{
+		float		a0 = bias[0];
+		int32_t		kk = m - t < k ? m - t : k;
+
+		for (int32_t j = 0; j < kk; j++)
+		{
+			const float *const *rp = rows + (size_t) (t + j) * nsrc;
+			size_t		col = col0 + (size_t) j * F;
+
+			for (int src = 0; src < nsrc; src++)
+				a0 += rp[src][col];
+		}
+		p0 = t == 0 || a0 > p0 ? a0 : p0;
+	}
+	pool[0] = p0;
 }
 
 /*
- * Pooled conv features into z[0 .. W*F) from the m events starting at start.
- * Position-major: each event's folded row (all widths and taps, S floats) is read once,
- * contiguously, and added into the open windows it belongs to (window t of width k collects
- * taps j = 0..k-1 from positions t..t+k-1, in that order); rows a few positions ahead are
- * prefetched, since for large catalogues the gathers, not the adds, are the cost.
+ * Pooled conv features into z[0 .. W*F) from the m events starting at start. Each folded
+ * value is used exactly once, so this is a gather stream (about S floats per event); the
+ * window-stationary loops keep all other traffic in registers. A window past the end of a
+ * short sequence sees zero vectors (its taps are skipped); m = 0 leaves the bias alone.
  */
 static void
 pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 {
 	const us_params *p = &s->model->p;
-	const float **ri = s->rp,
-			  **rb = s->rp + s->L,
-			  **rg = s->rp + 2 * s->L;
-	int			use_b = 0,
-				use_g = 0;
+	const float **rows = s->rp;
+	int			nsrc = 1;
 	size_t		S = s->S;
 	int32_t		F = s->F;
-	enum
-	{
-		PREFETCH_AHEAD = 3
-	};
 
-	/* Row pointers once per position; absent behaviour / gap arrays mean row 0. */
+	/* row pointers once per position; absent behaviour / gap arrays mean row 0 */
 	if (s->NB > 0 && (ev->behaviors || !s->beh0_zero))
-		use_b = 1;
+		nsrc++;
 	if (s->NG > 0 && (ev->gaps || !s->gap0_zero))
-		use_g = 1;
+		nsrc++;
 	for (int32_t t = 0; t < m; t++)
 	{
 		int32_t		i = start + t;
+		const float **rp = rows + (size_t) t * nsrc;
 
-		ri[t] = s->t_item + (size_t) ev->items[i] * S;
-		if (use_b)
-			rb[t] = s->t_beh + (ev->behaviors ? (size_t) ev->behaviors[i] * S : 0);
-		if (use_g)
-			rg[t] = s->t_gap + (ev->gaps ? (size_t) ev->gaps[i] * S : 0);
+		*rp++ = s->t_item + (size_t) ev->items[i] * S;
+		if (s->NB > 0 && (ev->behaviors || !s->beh0_zero))
+			*rp++ = s->t_beh + (ev->behaviors ? (size_t) ev->behaviors[i] * S : 0);
+		if (s->NG > 0 && (ev->gaps || !s->gap0_zero))
+			*rp++ = s->t_gap + (ev->gaps ? (size_t) ev->gaps[i] * S : 0);
 	}
-	for (int32_t t = 0; t < PREFETCH_AHEAD && t < m; t++)
-		prefetch_row(ri[t], S);
 
-	/* ring of open windows per width: window t of width w lives at acc + woff[w] + (t % k) F */
-	for (int32_t q = 0; q < m; q++)
-	{
-		if (q + PREFETCH_AHEAD < m)
-			prefetch_row(ri[q + PREFETCH_AHEAD], S);
-		for (int w = 0; w < s->W; w++)
-		{
-			int32_t		k = s->widths[w];
-			int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
-			float	   *ring = s->acc + s->woff[w];
-
-			for (int32_t j = 0; j < k; j++)
-			{
-				int32_t		t = q - j;
-				size_t		col = s->woff[w] + (size_t) j * F;
-				float	   *dst;
-
-				if (t < 0)
-					break;
-				if (t >= nw)
-					continue;
-				dst = ring + (size_t) (t % k) * F;
-				if (j == 0)
-					memcpy(dst, p->conv_b[w], (size_t) F * sizeof(float));
-				vadd(dst, ri[q] + col, F);
-				if (use_b)
-					vadd(dst, rb[q] + col, F);
-				if (use_g)
-					vadd(dst, rg[q] + col, F);
-			}
-			/* window q - k + 1 is complete */
-			if (q - k + 1 >= 0)
-			{
-				int32_t		t = q - k + 1;
-				float	   *win = ring + (size_t) (t % k) * F;
-				float	   *pool = s->z + (size_t) w * F;
-
-				if (t == 0)
-					memcpy(pool, win, (size_t) F * sizeof(float));
-				else
-					vmax(pool, win, F);
-			}
-		}
-	}
 	for (int w = 0; w < s->W; w++)
 	{
+		int32_t		k = s->widths[w];
 		float	   *pool = s->z + (size_t) w * F;
+		int32_t		c = 0;
 
-		/* a sequence shorter than the width: its one window (or the bias alone) */
-		if (m < s->widths[w])
-		{
-			if (m == 0)
-				memcpy(pool, p->conv_b[w], (size_t) F * sizeof(float));
-			else
-				memcpy(pool, s->acc + s->woff[w], (size_t) F * sizeof(float));
-		}
+#ifdef US_HAVE_V8F
+		for (; c + 32 <= F; c += 32)
+			conv_pool_32(rows, nsrc, m, k, s->woff[w] + c, F, p->conv_b[w] + c, pool + c);
+		for (; c + 8 <= F; c += 8)
+			conv_pool_8(rows, nsrc, m, k, s->woff[w] + c, F, p->conv_b[w] + c, pool + c);
+#endif
+		for (; c < F; c++)
+			conv_pool_1(rows, nsrc, m, k, s->woff[w] + c, F, p->conv_b[w] + c, pool + c);
 		vrelu(pool, F);
 	}
 }
