@@ -8,7 +8,8 @@
  * T_item = item_emb @ [W_k0 | W_k1 | ... for every width] (one row of S = sum_k k*F floats
  * per item row), and the same small tables for behaviours and gaps. A window is then k row
  * gathers and adds, vectorisable over F. Direct path (tables over budget): gather x, then one
- * GEMM per tap and width over the sequence.
+ * GEMM against every width's taps side by side (E x S) per chunk of windows, and the same
+ * window-stationary max over the products.
  *
  * Positions past the end of a short sequence are zero vectors: they contribute nothing, even
  * if a decoded model's padding rows are not zero. The scorer does not train, does no dropout,
@@ -21,6 +22,9 @@
 
 #include "userseq/us_model.h"
 #include "us_internal.h"
+
+/* windows per direct-path GEMM: P stays a few hundred KB for the default shapes */
+#define DIRECT_CHUNK 64
 
 struct us_scorer
 {
@@ -44,12 +48,13 @@ struct us_scorer
 
 	/* scratch */
 	float	   *x;				/* direct: (L, E) inputs; folded: (R, E) recent rows */
-	float	   *c;				/* direct: (L, F) conv outputs */
+	float	   *c;				/* direct: (DIRECT_CHUNK + kmax - 1, S) tap products */
+	float	   *w_cat;			/* direct: (E, S) every width's taps side by side */
 	float	   *z;				/* (D) features */
 	float	   *h;				/* (H) */
 	float	   *logits;			/* next_item: (O) */
 	uint8_t    *seen;			/* next_item: (V + 7) / 8 bits */
-	const float **rp;			/* folded: (3, L) row pointers per position */
+	const float **rp;			/* row pointers: folded (3 L), direct (DIRECT_CHUNK + kmax - 1) */
 };
 
 /* ------------------------------------------------------------------ small kernels */
@@ -235,16 +240,13 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 		s->t_item = salloc(s, (size_t) s->V * s->S, sizeof(float), &ffail);
 		s->t_beh = salloc(s, (size_t) s->NB * s->S, sizeof(float), &ffail);
 		s->t_gap = salloc(s, (size_t) s->NG * s->S, sizeof(float), &ffail);
-		s->rp = salloc(s, (size_t) 3 * s->L, sizeof(float *), &ffail);
 		if (ffail)
 		{
 			/* Within budget but the allocator said no: the direct path still works. */
 			sfree(s, s->t_item);
 			sfree(s, s->t_beh);
 			sfree(s, s->t_gap);
-			sfree(s, (void *) s->rp);
 			s->t_item = s->t_beh = s->t_gap = NULL;
-			s->rp = NULL;
 		}
 		else
 			s->folded = 1;
@@ -255,8 +257,13 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 	else
 	{
 		s->x = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
-		s->c = salloc(s, (size_t) s->L * s->F, sizeof(float), &fail);
+		s->c = salloc(s, (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1) * s->S,
+					  sizeof(float), &fail);
+		s->w_cat = salloc(s, (size_t) s->E * s->S, sizeof(float), &fail);
 	}
+	s->rp = salloc(s, s->folded ? (size_t) 3 * s->L :
+				   (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1),
+				   sizeof(float *), &fail);
 	s->z = salloc(s, (size_t) s->D, sizeof(float), &fail);
 	s->h = salloc(s, (size_t) s->H, sizeof(float), &fail);
 	if (cfg->task == US_TASK_NEXT_ITEM)
@@ -286,6 +293,16 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 			s->gap0_zero = row_is_zero(s->t_gap, s->S);
 		}
 	}
+	else
+	{
+		/* w_cat[e][woff[w] + j F + f] = conv_w[w][j][e][f] */
+		for (int w = 0; w < s->W; w++)
+			for (int32_t j = 0; j < s->widths[w]; j++)
+				for (int32_t e = 0; e < s->E; e++)
+					memcpy(s->w_cat + (size_t) e * s->S + s->woff[w] + (size_t) j * s->F,
+						   model->p.conv_w[w] + ((size_t) j * s->E + e) * s->F,
+						   (size_t) s->F * sizeof(float));
+	}
 	*out = s;
 	return US_OK;
 }
@@ -306,6 +323,7 @@ us_scorer_free(us_scorer *s)
 	sfree(s, s->t_gap);
 	sfree(s, s->x);
 	sfree(s, s->c);
+	sfree(s, s->w_cat);
 	sfree(s, s->z);
 	sfree(s, s->h);
 	sfree(s, s->logits);
@@ -355,8 +373,24 @@ embed_event(const us_scorer *s, const us_events *ev, int32_t i, float *x)
 }
 
 /*
- * Max over the windows of one width of a block of filters [c, c + nb) (nb = 32, 8 or 1):
- * pool[c..] = max_t (bias + sum_j sum_src rows[(t + j) * nsrc + src][col0 + j F + c..]).
+ * Windows [t0, t1) of one width, m kept events: the positions t0 .. t1 + k - 2 (those < m)
+ * have nsrc row pointers each at rows[(p - base) * nsrc ..] (folded rows of the item and the
+ * behaviour / gap when they matter, or the direct path's per-chunk products).
+ */
+typedef struct conv_span
+{
+	const float *const *rows;
+	int			nsrc;
+	int32_t		base,
+				m,
+				t0,
+				t1;
+} conv_span;
+
+/*
+ * Max over the windows of a span of a block of filters [c, c + nb) (nb = 32, 8 or 1):
+ * pool[c..] = max_t (bias + sum_j sum_src row(t + j, src)[col0 + j F + c..]), merged with
+ * the pool already there unless the span starts at window 0.
  * Window-stationary: the accumulators and the running max stay in registers, so each folded
  * value costs one load and one add and nothing is stored per window. rows holds nsrc row
  * pointers per kept position (item, then behaviour / gap rows when they matter).
@@ -380,16 +414,18 @@ v8_max(v8f a, v8f b)
 }
 
 static void
-conv_pool_32(const float *const *rows, int nsrc, int32_t m, int32_t k, size_t col0, int32_t F,
-			 const float *bias, float *pool)
+conv_pool_32(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias,
+			 float *pool)
 {
-	int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
-	v8f			p0 = {0},
-				p1 = {0},
-				p2 = {0},
-				p3 = {0};
+	const float *const *rows = sp->rows;
+	int			nsrc = sp->nsrc;
+	int32_t		m = sp->m;
+	v8f			p0 = v8_load(pool),
+				p1 = v8_load(pool + 8),
+				p2 = v8_load(pool + 16),
+				p3 = v8_load(pool + 24);
 
-	for (int32_t t = 0; t < nw; t++)
+	for (int32_t t = sp->t0; t < sp->t1; t++)
 	{
 		v8f			a0 = v8_load(bias),
 					a1 = v8_load(bias + 8),
@@ -399,7 +435,7 @@ conv_pool_32(const float *const *rows, int nsrc, int32_t m, int32_t k, size_t co
 
 		for (int32_t j = 0; j < kk; j++)
 		{
-			const float *const *rp = rows + (size_t) (t + j) * nsrc;
+			const float *const *rp = rows + (size_t) (t + j - sp->base) * nsrc;
 			size_t		col = col0 + (size_t) j * F;
 
 			for (int src = 0; src < nsrc; src++)
@@ -434,20 +470,22 @@ conv_pool_32(const float *const *rows, int nsrc, int32_t m, int32_t k, size_t co
 }
 
 static void
-conv_pool_8(const float *const *rows, int nsrc, int32_t m, int32_t k, size_t col0, int32_t F,
-			const float *bias, float *pool)
+conv_pool_8(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias,
+			float *pool)
 {
-	int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
-	v8f			p0 = {0};
+	const float *const *rows = sp->rows;
+	int			nsrc = sp->nsrc;
+	int32_t		m = sp->m;
+	v8f			p0 = v8_load(pool);
 
-	for (int32_t t = 0; t < nw; t++)
+	for (int32_t t = sp->t0; t < sp->t1; t++)
 	{
 		v8f			a0 = v8_load(bias);
 		int32_t		kk = m - t < k ? m - t : k;
 
 		for (int32_t j = 0; j < kk; j++)
 		{
-			const float *const *rp = rows + (size_t) (t + j) * nsrc;
+			const float *const *rp = rows + (size_t) (t + j - sp->base) * nsrc;
 			size_t		col = col0 + (size_t) j * F;
 
 			for (int src = 0; src < nsrc; src++)
@@ -460,20 +498,22 @@ conv_pool_8(const float *const *rows, int nsrc, int32_t m, int32_t k, size_t col
 #endif
 
 static void
-conv_pool_1(const float *const *rows, int nsrc, int32_t m, int32_t k, size_t col0, int32_t F,
-			const float *bias, float *pool)
+conv_pool_1(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias,
+			float *pool)
 {
-	int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
-	float		p0 = 0.0f;
+	const float *const *rows = sp->rows;
+	int			nsrc = sp->nsrc;
+	int32_t		m = sp->m;
+	float		p0 = pool[0];
 
-	for (int32_t t = 0; t < nw; t++)
+	for (int32_t t = sp->t0; t < sp->t1; t++)
 	{
 		float		a0 = bias[0];
 		int32_t		kk = m - t < k ? m - t : k;
 
 		for (int32_t j = 0; j < kk; j++)
 		{
-			const float *const *rp = rows + (size_t) (t + j) * nsrc;
+			const float *const *rp = rows + (size_t) (t + j - sp->base) * nsrc;
 			size_t		col = col0 + (size_t) j * F;
 
 			for (int src = 0; src < nsrc; src++)
@@ -482,6 +522,22 @@ conv_pool_1(const float *const *rows, int nsrc, int32_t m, int32_t k, size_t col
 		p0 = t == 0 || a0 > p0 ? a0 : p0;
 	}
 	pool[0] = p0;
+}
+
+/* every filter of one width over a span: 32-wide blocks, then 8-wide, then single filters */
+static void
+conv_pool(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias, float *pool)
+{
+	int32_t		c = 0;
+
+#ifdef US_HAVE_V8F
+	for (; c + 32 <= F; c += 32)
+		conv_pool_32(sp, k, col0 + c, F, bias + c, pool + c);
+	for (; c + 8 <= F; c += 8)
+		conv_pool_8(sp, k, col0 + c, F, bias + c, pool + c);
+#endif
+	for (; c < F; c++)
+		conv_pool_1(sp, k, col0 + c, F, bias + c, pool + c);
 }
 
 /*
@@ -518,54 +574,53 @@ pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 
 	for (int w = 0; w < s->W; w++)
 	{
-		int32_t		k = s->widths[w];
-		float	   *pool = s->z + (size_t) w * F;
-		int32_t		c = 0;
+		conv_span	sp = {rows, nsrc, 0, m, 0, m - s->widths[w] + 1 > 1 ? m - s->widths[w] + 1 : 1};
 
-#ifdef US_HAVE_V8F
-		for (; c + 32 <= F; c += 32)
-			conv_pool_32(rows, nsrc, m, k, s->woff[w] + c, F, p->conv_b[w] + c, pool + c);
-		for (; c + 8 <= F; c += 8)
-			conv_pool_8(rows, nsrc, m, k, s->woff[w] + c, F, p->conv_b[w] + c, pool + c);
-#endif
-		for (; c < F; c++)
-			conv_pool_1(rows, nsrc, m, k, s->woff[w] + c, F, p->conv_b[w] + c, pool + c);
-		vrelu(pool, F);
+		conv_pool(&sp, s->widths[w], s->woff[w], F, p->conv_b[w], s->z + (size_t) w * F);
+		vrelu(s->z + (size_t) w * F, F);
 	}
 }
 
+/*
+ * Direct path: the products of the kept events' inputs with every width's taps, one GEMM per
+ * chunk of DIRECT_CHUNK windows, P (rows, S) = x (rows, E) @ w_cat (E, S), then the same
+ * window-stationary max as the folded path with P's rows standing in for the folded rows.
+ * A chunk needs its windows' positions, so the last kmax - 1 rows are computed twice.
+ */
 static void
 pool_direct(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 {
 	const us_params *p = &s->model->p;
 	int32_t		E = s->E,
 				F = s->F;
+	int32_t		kmin = s->widths[0],
+				kmax = s->widths[s->W - 1];
+	int32_t		nw_all = m - kmin + 1 > 1 ? m - kmin + 1 : 1;
 
 	for (int32_t t = 0; t < m; t++)
 		embed_event(s, ev, start + t, s->x + (size_t) t * E);
-	for (int w = 0; w < s->W; w++)
+	for (int32_t t0 = 0; t0 < nw_all; t0 += DIRECT_CHUNK)
 	{
-		int32_t		k = s->widths[w];
-		int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
-		float	   *pool = s->z + (size_t) w * F;
+		int32_t		t1 = t0 + DIRECT_CHUNK < nw_all ? t0 + DIRECT_CHUNK : nw_all;
+		int32_t		rend = t1 + kmax - 1 < m ? t1 + kmax - 1 : m;
+		int32_t		cnt = rend - t0;
 
-		for (int32_t t = 0; t < nw; t++)
-			memcpy(s->c + (size_t) t * F, p->conv_b[w], (size_t) F * sizeof(float));
-		/* tap j: windows t < min(nw, m - j) see event t + j; the rest see zero vectors */
-		for (int32_t j = 0; j < k; j++)
+		if (cnt > 0)
+			us_gemm(0, 0, cnt, (int) s->S, E, 1.0f, s->x + (size_t) t0 * E, E, s->w_cat,
+					(int) s->S, 0.0f, s->c, (int) s->S);
+		for (int32_t r = 0; r < cnt; r++)
+			s->rp[r] = s->c + (size_t) r * s->S;
+		for (int w = 0; w < s->W; w++)
 		{
-			int32_t		cnt = m - j < nw ? m - j : nw;
+			int32_t		nw = m - s->widths[w] + 1 > 1 ? m - s->widths[w] + 1 : 1;
+			conv_span	sp = {s->rp, 1, t0, m, t0, t1 < nw ? t1 : nw};
 
-			if (cnt <= 0)
-				break;
-			us_gemm(0, 0, cnt, F, E, 1.0f, s->x + (size_t) j * E, E,
-					p->conv_w[w] + (size_t) j * E * F, F, 1.0f, s->c, F);
+			if (sp.t0 < sp.t1)
+				conv_pool(&sp, s->widths[w], s->woff[w], F, p->conv_b[w], s->z + (size_t) w * F);
 		}
-		memcpy(pool, s->c, (size_t) F * sizeof(float));
-		for (int32_t t = 1; t < nw; t++)
-			vmax(pool, s->c + (size_t) t * F, F);
-		vrelu(pool, F);
 	}
+	for (int w = 0; w < s->W; w++)
+		vrelu(s->z + (size_t) w * F, F);
 }
 
 /* z (features) and h (hidden) for a validated sequence */
