@@ -396,22 +396,15 @@ typedef struct conv_span
  * pointers per kept position (item, then behaviour / gap rows when they matter).
  */
 #ifdef US_HAVE_V8F
-static inline v8f
-v8_load(const float *p)
-{
-	v8f			x;
-
-	memcpy(&x, p, sizeof(x));
-	return x;
-}
-
-static inline v8f
-v8_max(v8f a, v8f b)
-{
-	v8i			gt = b > a;
-
-	return (v8f) ((gt & (v8i) b) | (~gt & (v8i) a));
-}
+/*
+ * Macros, not functions: a function returning a 32-byte vector changes the ABI (and warns)
+ * in builds without AVX, where the vector extension falls back to SSE pairs.
+ */
+#define v8_load(p) \
+	({ v8f v8_x_; memcpy(&v8_x_, (p), sizeof(v8_x_)); v8_x_; })
+#define v8_max(a, b) \
+	({ v8f v8_a_ = (a), v8_b_ = (b); v8i v8_gt_ = v8_b_ > v8_a_; \
+	   (v8f) ((v8_gt_ & (v8i) v8_b_) | (~v8_gt_ & (v8i) v8_a_)); })
 
 static void
 conv_pool_32(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias,
