@@ -92,31 +92,6 @@ vadd(float *restrict a, const float *restrict b, int32_t n)
 }
 
 static inline void
-vmax(float *restrict a, const float *restrict b, int32_t n)
-{
-	int32_t		i = 0;
-
-#ifdef US_HAVE_V8F
-	for (; i + 8 <= n; i += 8)
-	{
-		v8f			x,
-					y;
-
-		memcpy(&x, a + i, sizeof(x));
-		memcpy(&y, b + i, sizeof(y));
-		{
-			v8i			gt = y > x;		/* all ones where y is larger */
-
-			x = (v8f) ((gt & (v8i) y) | (~gt & (v8i) x));
-		}
-		memcpy(a + i, &x, sizeof(x));
-	}
-#endif
-	for (; i < n; i++)
-		a[i] = b[i] > a[i] ? b[i] : a[i];
-}
-
-static inline void
 vrelu(float *a, int32_t n)
 {
 	for (int32_t i = 0; i < n; i++)
