@@ -8,7 +8,8 @@
  * T_item = item_emb @ [W_k0 | W_k1 | ... for every width] (one row of S = sum_k k*F floats
  * per item row), and the same small tables for behaviours and gaps. A window is then k row
  * gathers and adds, vectorisable over F. Direct path (tables over budget): gather x, then one
- * GEMM per tap and width over the sequence.
+ * GEMM against every width's taps side by side (E x S) per chunk of windows, and the same
+ * window-stationary max over the products.
  *
  * Positions past the end of a short sequence are zero vectors: they contribute nothing, even
  * if a decoded model's padding rows are not zero. The scorer does not train, does no dropout,
@@ -21,6 +22,9 @@
 
 #include "userseq/us_model.h"
 #include "us_internal.h"
+
+/* windows per direct-path GEMM: P stays a few hundred KB for the default shapes */
+#define DIRECT_CHUNK 64
 
 struct us_scorer
 {
@@ -44,13 +48,13 @@ struct us_scorer
 
 	/* scratch */
 	float	   *x;				/* direct: (L, E) inputs; folded: (R, E) recent rows */
-	float	   *c;				/* direct: (L, F) conv outputs */
-	float	   *acc;			/* folded: (S) open windows of every width; direct: unused */
+	float	   *c;				/* direct: (DIRECT_CHUNK + kmax - 1, S) tap products */
+	float	   *w_cat;			/* direct: (E, S) every width's taps side by side */
 	float	   *z;				/* (D) features */
 	float	   *h;				/* (H) */
 	float	   *logits;			/* next_item: (O) */
 	uint8_t    *seen;			/* next_item: (V + 7) / 8 bits */
-	const float **rp;			/* folded: (3, L) row pointers per position */
+	const float **rp;			/* row pointers: folded (3 L), direct (DIRECT_CHUNK + kmax - 1) */
 };
 
 /* ------------------------------------------------------------------ small kernels */
@@ -85,31 +89,6 @@ vadd(float *restrict a, const float *restrict b, int32_t n)
 #endif
 	for (; i < n; i++)
 		a[i] += b[i];
-}
-
-static inline void
-vmax(float *restrict a, const float *restrict b, int32_t n)
-{
-	int32_t		i = 0;
-
-#ifdef US_HAVE_V8F
-	for (; i + 8 <= n; i += 8)
-	{
-		v8f			x,
-					y;
-
-		memcpy(&x, a + i, sizeof(x));
-		memcpy(&y, b + i, sizeof(y));
-		{
-			v8i			gt = y > x;		/* all ones where y is larger */
-
-			x = (v8f) ((gt & (v8i) y) | (~gt & (v8i) x));
-		}
-		memcpy(a + i, &x, sizeof(x));
-	}
-#endif
-	for (; i < n; i++)
-		a[i] = b[i] > a[i] ? b[i] : a[i];
 }
 
 static inline void
@@ -236,16 +215,13 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 		s->t_item = salloc(s, (size_t) s->V * s->S, sizeof(float), &ffail);
 		s->t_beh = salloc(s, (size_t) s->NB * s->S, sizeof(float), &ffail);
 		s->t_gap = salloc(s, (size_t) s->NG * s->S, sizeof(float), &ffail);
-		s->rp = salloc(s, (size_t) 3 * s->L, sizeof(float *), &ffail);
 		if (ffail)
 		{
 			/* Within budget but the allocator said no: the direct path still works. */
 			sfree(s, s->t_item);
 			sfree(s, s->t_beh);
 			sfree(s, s->t_gap);
-			sfree(s, (void *) s->rp);
 			s->t_item = s->t_beh = s->t_gap = NULL;
-			s->rp = NULL;
 		}
 		else
 			s->folded = 1;
@@ -256,10 +232,13 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 	else
 	{
 		s->x = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
-		s->c = salloc(s, (size_t) s->L * s->F, sizeof(float), &fail);
+		s->c = salloc(s, (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1) * s->S,
+					  sizeof(float), &fail);
+		s->w_cat = salloc(s, (size_t) s->E * s->S, sizeof(float), &fail);
 	}
-	if (s->folded)
-		s->acc = salloc(s, s->S, sizeof(float), &fail);
+	s->rp = salloc(s, s->folded ? (size_t) 3 * s->L :
+				   (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1),
+				   sizeof(float *), &fail);
 	s->z = salloc(s, (size_t) s->D, sizeof(float), &fail);
 	s->h = salloc(s, (size_t) s->H, sizeof(float), &fail);
 	if (cfg->task == US_TASK_NEXT_ITEM)
@@ -289,6 +268,16 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 			s->gap0_zero = row_is_zero(s->t_gap, s->S);
 		}
 	}
+	else
+	{
+		/* w_cat[e][woff[w] + j F + f] = conv_w[w][j][e][f] */
+		for (int w = 0; w < s->W; w++)
+			for (int32_t j = 0; j < s->widths[w]; j++)
+				for (int32_t e = 0; e < s->E; e++)
+					memcpy(s->w_cat + (size_t) e * s->S + s->woff[w] + (size_t) j * s->F,
+						   model->p.conv_w[w] + ((size_t) j * s->E + e) * s->F,
+						   (size_t) s->F * sizeof(float));
+	}
 	*out = s;
 	return US_OK;
 }
@@ -309,7 +298,7 @@ us_scorer_free(us_scorer *s)
 	sfree(s, s->t_gap);
 	sfree(s, s->x);
 	sfree(s, s->c);
-	sfree(s, s->acc);
+	sfree(s, s->w_cat);
 	sfree(s, s->z);
 	sfree(s, s->h);
 	sfree(s, s->logits);
@@ -358,152 +347,248 @@ embed_event(const us_scorer *s, const us_events *ev, int32_t i, float *x)
 		vadd(x, p->gap_emb + (ev->gaps ? (size_t) ev->gaps[i] * E : 0), s->E);
 }
 
-/* prefetch a folded row of S floats (one hint per 64-byte line) */
-static inline void
-prefetch_row(const float *r, size_t S)
+/*
+ * Windows [t0, t1) of one width, m kept events: the positions t0 .. t1 + k - 2 (those < m)
+ * have nsrc row pointers each at rows[(p - base) * nsrc ..] (folded rows of the item and the
+ * behaviour / gap when they matter, or the direct path's per-chunk products).
+ */
+typedef struct conv_span
 {
-#if defined(__GNUC__) || defined(__clang__)
-	for (size_t i = 0; i < S; i += 16)
-		__builtin_prefetch(r + i, 0, 1);
-#else
-	(void) r;
-	(void) S;
+	const float *const *rows;
+	int			nsrc;
+	int32_t		base,
+				m,
+				t0,
+				t1;
+} conv_span;
+
+/*
+ * Max over the windows of a span of a block of filters [c, c + nb) (nb = 32, 8 or 1):
+ * pool[c..] = max_t (bias + sum_j sum_src row(t + j, src)[col0 + j F + c..]), merged with
+ * the pool already there unless the span starts at window 0.
+ * Window-stationary: the accumulators and the running max stay in registers, so each folded
+ * value costs one load and one add and nothing is stored per window. rows holds nsrc row
+ * pointers per kept position (item, then behaviour / gap rows when they matter).
+ */
+#ifdef US_HAVE_V8F
+/*
+ * Macros, not functions: a function returning a 32-byte vector changes the ABI (and warns)
+ * in builds without AVX, where the vector extension falls back to SSE pairs.
+ */
+#define v8_load(p) \
+	({ v8f v8_x_; memcpy(&v8_x_, (p), sizeof(v8_x_)); v8_x_; })
+#define v8_max(a, b) \
+	({ v8f v8_a_ = (a), v8_b_ = (b); v8i v8_gt_ = v8_b_ > v8_a_; \
+	   (v8f) ((v8_gt_ & (v8i) v8_b_) | (~v8_gt_ & (v8i) v8_a_)); })
+
+static void
+conv_pool_32(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias,
+			 float *pool)
+{
+	const float *const *rows = sp->rows;
+	int			nsrc = sp->nsrc;
+	int32_t		m = sp->m;
+	v8f			p0 = v8_load(pool),
+				p1 = v8_load(pool + 8),
+				p2 = v8_load(pool + 16),
+				p3 = v8_load(pool + 24);
+
+	for (int32_t t = sp->t0; t < sp->t1; t++)
+	{
+		v8f			a0 = v8_load(bias),
+					a1 = v8_load(bias + 8),
+					a2 = v8_load(bias + 16),
+					a3 = v8_load(bias + 24);
+		int32_t		kk = m - t < k ? m - t : k;
+
+		for (int32_t j = 0; j < kk; j++)
+		{
+			const float *const *rp = rows + (size_t) (t + j - sp->base) * nsrc;
+			size_t		col = col0 + (size_t) j * F;
+
+			for (int src = 0; src < nsrc; src++)
+			{
+				const float *r = rp[src] + col;
+
+				a0 += v8_load(r);
+				a1 += v8_load(r + 8);
+				a2 += v8_load(r + 16);
+				a3 += v8_load(r + 24);
+			}
+		}
+		if (t == 0)
+		{
+			p0 = a0;
+			p1 = a1;
+			p2 = a2;
+			p3 = a3;
+		}
+		else
+		{
+			p0 = v8_max(p0, a0);
+			p1 = v8_max(p1, a1);
+			p2 = v8_max(p2, a2);
+			p3 = v8_max(p3, a3);
+		}
+	}
+	memcpy(pool, &p0, sizeof(p0));
+	memcpy(pool + 8, &p1, sizeof(p1));
+	memcpy(pool + 16, &p2, sizeof(p2));
+	memcpy(pool + 24, &p3, sizeof(p3));
+}
+
+static void
+conv_pool_8(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias,
+			float *pool)
+{
+	const float *const *rows = sp->rows;
+	int			nsrc = sp->nsrc;
+	int32_t		m = sp->m;
+	v8f			p0 = v8_load(pool);
+
+	for (int32_t t = sp->t0; t < sp->t1; t++)
+	{
+		v8f			a0 = v8_load(bias);
+		int32_t		kk = m - t < k ? m - t : k;
+
+		for (int32_t j = 0; j < kk; j++)
+		{
+			const float *const *rp = rows + (size_t) (t + j - sp->base) * nsrc;
+			size_t		col = col0 + (size_t) j * F;
+
+			for (int src = 0; src < nsrc; src++)
+				a0 += v8_load(rp[src] + col);
+		}
+		p0 = t == 0 ? a0 : v8_max(p0, a0);
+	}
+	memcpy(pool, &p0, sizeof(p0));
+}
 #endif
+
+static void
+conv_pool_1(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias,
+			float *pool)
+{
+	const float *const *rows = sp->rows;
+	int			nsrc = sp->nsrc;
+	int32_t		m = sp->m;
+	float		p0 = pool[0];
+
+	for (int32_t t = sp->t0; t < sp->t1; t++)
+	{
+		float		a0 = bias[0];
+		int32_t		kk = m - t < k ? m - t : k;
+
+		for (int32_t j = 0; j < kk; j++)
+		{
+			const float *const *rp = rows + (size_t) (t + j - sp->base) * nsrc;
+			size_t		col = col0 + (size_t) j * F;
+
+			for (int src = 0; src < nsrc; src++)
+				a0 += rp[src][col];
+		}
+		p0 = t == 0 || a0 > p0 ? a0 : p0;
+	}
+	pool[0] = p0;
+}
+
+/* every filter of one width over a span: 32-wide blocks, then 8-wide, then single filters */
+static void
+conv_pool(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias, float *pool)
+{
+	int32_t		c = 0;
+
+#ifdef US_HAVE_V8F
+	for (; c + 32 <= F; c += 32)
+		conv_pool_32(sp, k, col0 + c, F, bias + c, pool + c);
+	for (; c + 8 <= F; c += 8)
+		conv_pool_8(sp, k, col0 + c, F, bias + c, pool + c);
+#endif
+	for (; c < F; c++)
+		conv_pool_1(sp, k, col0 + c, F, bias + c, pool + c);
 }
 
 /*
- * Pooled conv features into z[0 .. W*F) from the m events starting at start.
- * Position-major: each event's folded row (all widths and taps, S floats) is read once,
- * contiguously, and added into the open windows it belongs to (window t of width k collects
- * taps j = 0..k-1 from positions t..t+k-1, in that order); rows a few positions ahead are
- * prefetched, since for large catalogues the gathers, not the adds, are the cost.
+ * Pooled conv features into z[0 .. W*F) from the m events starting at start. Each folded
+ * value is used exactly once, so this is a gather stream (about S floats per event); the
+ * window-stationary loops keep all other traffic in registers. A window past the end of a
+ * short sequence sees zero vectors (its taps are skipped); m = 0 leaves the bias alone.
  */
 static void
 pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 {
 	const us_params *p = &s->model->p;
-	const float **ri = s->rp,
-			  **rb = s->rp + s->L,
-			  **rg = s->rp + 2 * s->L;
-	int			use_b = 0,
-				use_g = 0;
+	const float **rows = s->rp;
+	int			nsrc = 1;
 	size_t		S = s->S;
 	int32_t		F = s->F;
-	enum
-	{
-		PREFETCH_AHEAD = 3
-	};
 
-	/* Row pointers once per position; absent behaviour / gap arrays mean row 0. */
+	/* row pointers once per position; absent behaviour / gap arrays mean row 0 */
 	if (s->NB > 0 && (ev->behaviors || !s->beh0_zero))
-		use_b = 1;
+		nsrc++;
 	if (s->NG > 0 && (ev->gaps || !s->gap0_zero))
-		use_g = 1;
+		nsrc++;
 	for (int32_t t = 0; t < m; t++)
 	{
 		int32_t		i = start + t;
+		const float **rp = rows + (size_t) t * nsrc;
 
-		ri[t] = s->t_item + (size_t) ev->items[i] * S;
-		if (use_b)
-			rb[t] = s->t_beh + (ev->behaviors ? (size_t) ev->behaviors[i] * S : 0);
-		if (use_g)
-			rg[t] = s->t_gap + (ev->gaps ? (size_t) ev->gaps[i] * S : 0);
+		*rp++ = s->t_item + (size_t) ev->items[i] * S;
+		if (s->NB > 0 && (ev->behaviors || !s->beh0_zero))
+			*rp++ = s->t_beh + (ev->behaviors ? (size_t) ev->behaviors[i] * S : 0);
+		if (s->NG > 0 && (ev->gaps || !s->gap0_zero))
+			*rp++ = s->t_gap + (ev->gaps ? (size_t) ev->gaps[i] * S : 0);
 	}
-	for (int32_t t = 0; t < PREFETCH_AHEAD && t < m; t++)
-		prefetch_row(ri[t], S);
 
-	/* ring of open windows per width: window t of width w lives at acc + woff[w] + (t % k) F */
-	for (int32_t q = 0; q < m; q++)
-	{
-		if (q + PREFETCH_AHEAD < m)
-			prefetch_row(ri[q + PREFETCH_AHEAD], S);
-		for (int w = 0; w < s->W; w++)
-		{
-			int32_t		k = s->widths[w];
-			int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
-			float	   *ring = s->acc + s->woff[w];
-
-			for (int32_t j = 0; j < k; j++)
-			{
-				int32_t		t = q - j;
-				size_t		col = s->woff[w] + (size_t) j * F;
-				float	   *dst;
-
-				if (t < 0)
-					break;
-				if (t >= nw)
-					continue;
-				dst = ring + (size_t) (t % k) * F;
-				if (j == 0)
-					memcpy(dst, p->conv_b[w], (size_t) F * sizeof(float));
-				vadd(dst, ri[q] + col, F);
-				if (use_b)
-					vadd(dst, rb[q] + col, F);
-				if (use_g)
-					vadd(dst, rg[q] + col, F);
-			}
-			/* window q - k + 1 is complete */
-			if (q - k + 1 >= 0)
-			{
-				int32_t		t = q - k + 1;
-				float	   *win = ring + (size_t) (t % k) * F;
-				float	   *pool = s->z + (size_t) w * F;
-
-				if (t == 0)
-					memcpy(pool, win, (size_t) F * sizeof(float));
-				else
-					vmax(pool, win, F);
-			}
-		}
-	}
 	for (int w = 0; w < s->W; w++)
 	{
-		float	   *pool = s->z + (size_t) w * F;
+		conv_span	sp = {rows, nsrc, 0, m, 0, m - s->widths[w] + 1 > 1 ? m - s->widths[w] + 1 : 1};
 
-		/* a sequence shorter than the width: its one window (or the bias alone) */
-		if (m < s->widths[w])
-		{
-			if (m == 0)
-				memcpy(pool, p->conv_b[w], (size_t) F * sizeof(float));
-			else
-				memcpy(pool, s->acc + s->woff[w], (size_t) F * sizeof(float));
-		}
-		vrelu(pool, F);
+		conv_pool(&sp, s->widths[w], s->woff[w], F, p->conv_b[w], s->z + (size_t) w * F);
+		vrelu(s->z + (size_t) w * F, F);
 	}
 }
 
+/*
+ * Direct path: the products of the kept events' inputs with every width's taps, one GEMM per
+ * chunk of DIRECT_CHUNK windows, P (rows, S) = x (rows, E) @ w_cat (E, S), then the same
+ * window-stationary max as the folded path with P's rows standing in for the folded rows.
+ * A chunk needs its windows' positions, so the last kmax - 1 rows are computed twice.
+ */
 static void
 pool_direct(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 {
 	const us_params *p = &s->model->p;
 	int32_t		E = s->E,
 				F = s->F;
+	int32_t		kmin = s->widths[0],
+				kmax = s->widths[s->W - 1];
+	int32_t		nw_all = m - kmin + 1 > 1 ? m - kmin + 1 : 1;
 
 	for (int32_t t = 0; t < m; t++)
 		embed_event(s, ev, start + t, s->x + (size_t) t * E);
-	for (int w = 0; w < s->W; w++)
+	for (int32_t t0 = 0; t0 < nw_all; t0 += DIRECT_CHUNK)
 	{
-		int32_t		k = s->widths[w];
-		int32_t		nw = m - k + 1 > 1 ? m - k + 1 : 1;
-		float	   *pool = s->z + (size_t) w * F;
+		int32_t		t1 = t0 + DIRECT_CHUNK < nw_all ? t0 + DIRECT_CHUNK : nw_all;
+		int32_t		rend = t1 + kmax - 1 < m ? t1 + kmax - 1 : m;
+		int32_t		cnt = rend - t0;
 
-		for (int32_t t = 0; t < nw; t++)
-			memcpy(s->c + (size_t) t * F, p->conv_b[w], (size_t) F * sizeof(float));
-		/* tap j: windows t < min(nw, m - j) see event t + j; the rest see zero vectors */
-		for (int32_t j = 0; j < k; j++)
+		if (cnt > 0)
+			us_gemm(0, 0, cnt, (int) s->S, E, 1.0f, s->x + (size_t) t0 * E, E, s->w_cat,
+					(int) s->S, 0.0f, s->c, (int) s->S);
+		for (int32_t r = 0; r < cnt; r++)
+			s->rp[r] = s->c + (size_t) r * s->S;
+		for (int w = 0; w < s->W; w++)
 		{
-			int32_t		cnt = m - j < nw ? m - j : nw;
+			int32_t		nw = m - s->widths[w] + 1 > 1 ? m - s->widths[w] + 1 : 1;
+			conv_span	sp = {s->rp, 1, t0, m, t0, t1 < nw ? t1 : nw};
 
-			if (cnt <= 0)
-				break;
-			us_gemm(0, 0, cnt, F, E, 1.0f, s->x + (size_t) j * E, E,
-					p->conv_w[w] + (size_t) j * E * F, F, 1.0f, s->c, F);
+			if (sp.t0 < sp.t1)
+				conv_pool(&sp, s->widths[w], s->woff[w], F, p->conv_b[w], s->z + (size_t) w * F);
 		}
-		memcpy(pool, s->c, (size_t) F * sizeof(float));
-		for (int32_t t = 1; t < nw; t++)
-			vmax(pool, s->c + (size_t) t * F, F);
-		vrelu(pool, F);
 	}
+	for (int w = 0; w < s->W; w++)
+		vrelu(s->z + (size_t) w * F, F);
 }
 
 /* z (features) and h (hidden) for a validated sequence */

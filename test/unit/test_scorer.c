@@ -138,9 +138,9 @@ rel_err_ff(const float *a, const float *b, int n)
 
 typedef struct seqbuf
 {
-	int32_t		items[64],
-				beh[64],
-				gap[64];
+	int32_t		items[256],
+				beh[256],
+				gap[256];
 	us_events	ev;
 } seqbuf;
 
@@ -460,6 +460,18 @@ main(void)
 		o.max_len = 20;
 		o.recent = v % 3;
 		test_forward(&o, 2000 + v, use_predict);
+	}
+	/* long sequences: the direct path's GEMM chunks of 64 windows, partial last chunk */
+	for (int v = 0; v < 2; v++)
+	{
+		fixture_opts o;
+
+		fixture_variant(&o, v * 5 + 2);
+		o.max_len = v ? 200 : 130;
+		o.n_widths = 2;
+		o.widths[0] = 2;
+		o.widths[1] = 5;
+		test_forward(&o, 3000 + v, use_predict);
 	}
 	test_topk();
 	return unit_finish("test_scorer");
