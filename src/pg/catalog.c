@@ -222,6 +222,22 @@ UsLockModels(void)
 		elog(ERROR, "could not lock the models catalog");
 }
 
+/*
+ * Prologue of every write to an existing model: ownership check as the caller, SPI, then
+ * the table owner's identity, the lock and the check again under the lock. The caller ends
+ * with UsRestoreUser and SPI_finish.
+ */
+static void
+UsBeginModelWrite(const char *name, UsElevation *e)
+{
+	(void) UsCatalogCheckWrite(name, true);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	UsBecomeCatalogOwner(e);
+	UsLockModels();
+	UsCheckOwnerLocked(e->save_user, name);
+}
+
 /* Deployed version of name (0 if none) and its value of metrics->>metric (NaN if absent). */
 static int32
 UsDeployedVersion(const char *name, const char *metric, double *metric_value)
@@ -428,12 +444,7 @@ userseq_deploy(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("version must not be NULL")));
 	version = PG_GETARG_INT32(1);
-	(void) UsCatalogCheckWrite(name, true);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	UsBecomeCatalogOwner(&e);
-	UsLockModels();
-	UsCheckOwnerLocked(e.save_user, name);
+	UsBeginModelWrite(name, &e);
 	UsSetDeployed(name, version);
 	UsRestoreUser(&e);
 	SPI_finish();
@@ -450,12 +461,7 @@ userseq_rollback(PG_FUNCTION_ARGS)
 				previous;
 	UsElevation e;
 
-	(void) UsCatalogCheckWrite(name, true);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	UsBecomeCatalogOwner(&e);
-	UsLockModels();
-	UsCheckOwnerLocked(e.save_user, name);
+	UsBeginModelWrite(name, &e);
 	current = UsDeployedVersion(name, NULL, NULL);
 	if (current == 0)
 		ereport(ERROR,
@@ -497,12 +503,7 @@ userseq_drop_model(PG_FUNCTION_ARGS)
 	UsElevation e;
 	uint64		n;
 
-	(void) UsCatalogCheckWrite(name, true);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	UsBecomeCatalogOwner(&e);
-	UsLockModels();
-	UsCheckOwnerLocked(e.save_user, name);
+	UsBeginModelWrite(name, &e);
 	{
 		Oid			types[2] = {TEXTOID, INT4OID};
 		Datum		args[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
