@@ -266,10 +266,13 @@ void		us_trainer_free(us_trainer *trainer);
 /* ------------------------------------------------------------------ scoring */
 
 /*
- * Per-model scoring state for one sequence at a time: scratch buffers and, when it fits in
- * fold_budget bytes, the folded tables (item_emb @ conv_w per width and tap: V x k x F
- * floats per width) that turn each convolution position into gathers and adds.
- * Not thread-safe; one per backend.
+ * Per-model scoring state for one sequence at a time: scratch buffers and derived tables
+ * built within fold_budget bytes: for next_item models first the top-k screen (an int8 copy
+ * of the output rows, plus an fp32 row-major copy unless tied: about V x H x 5 bytes), then
+ * the folded tables (item_emb @ conv_w per width and tap: V x k x F floats per width) that
+ * turn each convolution position into gathers and adds; if not every item row fits, the most
+ * frequent rows (by training counts) are folded and the rest multiplied per request.
+ * Not thread-safe; one per thread.
  */
 typedef struct us_scorer us_scorer;
 
@@ -277,7 +280,13 @@ us_status	us_scorer_create(const us_model *model, size_t fold_budget, const us_a
 							 us_scorer **out);
 /* Bytes the folded tables of this model need (0 if not applicable). */
 size_t		us_scorer_fold_bytes(const us_model_config *cfg);
+/* Bytes the next_item top-k screen needs (0 for other tasks). */
+size_t		us_scorer_screen_bytes(const us_model_config *cfg);
+/* 1 if the folded path is used (fully or for the hottest rows), and how many rows are folded */
 int			us_scorer_is_folded(const us_scorer *scorer);
+int32_t		us_scorer_folded_rows(const us_scorer *scorer);
+/* 1 if next_item top-k screens with the int8 copy (exact either way) */
+int			us_scorer_is_screened(const us_scorer *scorer);
 /* out (n_outputs) as in us_model_predict; features (D) may be NULL. An empty sequence is valid
  * (all-padding input). */
 us_status	us_scorer_forward(us_scorer *scorer, const us_events *events, float *out,
@@ -285,7 +294,8 @@ us_status	us_scorer_forward(us_scorer *scorer, const us_events *events, float *o
 /*
  * next_item: the k best item rows (>= 2) by logit, best first, ties by lower row; exclude_seen
  * drops rows present in events. rows / scores have room for k; *n_found may be < k.
- * Uses partial selection, not a full sort.
+ * Exactly the rows and logits us_scorer_forward gives, without scoring every item in fp32
+ * when screened, and with partial selection, not a full sort.
  */
 us_status	us_scorer_topk(us_scorer *scorer, const us_events *events, int32_t k, int exclude_seen,
 						   int32_t *rows, float *scores, int32_t *n_found);

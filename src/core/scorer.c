@@ -11,14 +11,26 @@
  * GEMM against every width's taps side by side (E x S) per chunk of windows, and the same
  * window-stationary max over the products.
  *
+ * Partial folding: when the whole item table does not fit the budget, the most frequent item
+ * rows (by training counts) are folded and the others ("cold" rows) are multiplied per request
+ * with one GEMM over the sequence's cold events, so Zipf-shaped traffic still gathers.
+ *
+ * next_item top-k is exact and two-stage (see us_scorer_topk): an int8 copy of the output
+ * rows screens every item with a proven error bound, and only the items that can still reach
+ * the top k are scored in fp32, by the same row kernel us_scorer_forward uses for all of them.
+ *
  * Positions past the end of a short sequence are zero vectors: they contribute nothing, even
  * if a decoded model's padding rows are not zero. The scorer does not train, does no dropout,
  * is not thread-safe, and reads the model it was created from (which must outlive it).
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
 #include <cblas.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 #include "userseq/us_model.h"
 #include "us_internal.h"
@@ -39,8 +51,12 @@ struct us_scorer
 	size_t		S;				/* folded row width: sum_k k * F */
 	size_t		woff[US_MAX_WIDTHS];	/* column of (width w, tap 0) in a folded row */
 
-	int			folded;
-	float	   *t_item;			/* (V, S) */
+	int			folded;			/* 1: every item row folded or computable (see fold_slot) */
+	int32_t		n_fold;			/* item rows in t_item */
+	int32_t    *fold_slot;		/* (V) t_item row of each item row, -1 = cold; NULL = identity */
+	float	   *cold;			/* (L, S) per-request products of cold item rows */
+	float	   *xcold;			/* (L, E) their embeddings */
+	float	   *t_item;			/* (n_fold, S) */
 	float	   *t_beh;			/* (NB, S) or NULL */
 	float	   *t_gap;			/* (NG, S) or NULL */
 	int			beh0_zero;		/* folded row 0 of t_beh / t_gap is all zero: skip it */
@@ -55,6 +71,32 @@ struct us_scorer
 	float	   *logits;			/* next_item: (O) */
 	uint8_t    *seen;			/* next_item: (V + 7) / 8 bits */
 	const float **rp;			/* row pointers: folded (3 L), direct (DIRECT_CHUNK + kmax - 1) */
+
+	/* next_item output rows, row-major (V, H): item_emb when tied, else a transposed copy */
+	const float *out_rows;
+	float	   *out_rows_own;
+
+	/* int8 screen of the output rows (us_scorer_topk); screen = 0: one full fp32 pass */
+	int			screen;
+	int32_t		G;				/* groups of 4 hidden units: ceil(H / 4) */
+	int32_t		n_blk;			/* blocks of 8 rows: ceil(V / 8) */
+	int8_t	   *qw;				/* (n_blk, G, 8, 4): row r of a block, units 4g .. 4g+3 */
+	float	   *qrow;			/* (n_blk, 5, 8): scale, bias, |q| error coefficients */
+	uint8_t    *hq;				/* (4 G) quantised h */
+	int32_t    *cand;			/* (V) candidate rows */
+	float	   *cand_hi;		/* (V) their upper bounds */
+	float	   *lo_heap;		/* (V) the k best lower bounds so far */
+};
+
+/* per-block float arrays of the screen, 8 lanes each */
+enum
+{
+	Q_SCALE,					/* s: w ~ s q */
+	Q_BIAS,						/* b */
+	Q_C1,						/* coefficient of ||h||_1 in the error bound */
+	Q_C2,						/* coefficient of the worst h quantisation error */
+	Q_C3,						/* constant error term (bias rounding) */
+	Q_N
 };
 
 /* ------------------------------------------------------------------ small kernels */
@@ -143,6 +185,28 @@ us_scorer_fold_bytes(const us_model_config *cfg)
 	return bytes > (uint64_t) SIZE_MAX ? SIZE_MAX : (size_t) bytes;
 }
 
+size_t
+us_scorer_screen_bytes(const us_model_config *cfg)
+{
+	uint64_t	V,
+				H,
+				rows8,
+				G;
+
+	if (cfg == NULL || us_model_config_validate(cfg, NULL, 0) != US_OK ||
+		cfg->task != US_TASK_NEXT_ITEM)
+		return 0;
+	V = (uint64_t) cfg->n_items;
+	H = (uint64_t) cfg->hidden_dim;
+	rows8 = (V + 7) / 8 * 8;
+	G = (H + 3) / 4;
+
+	/* int8 rows, per-row floats, quantised h, candidates and bounds, fp32 rows unless tied */
+	return rows8 * G * 4 + rows8 * Q_N * sizeof(float) + G * 4 +
+		V * (sizeof(int32_t) + 2 * sizeof(float)) +
+		(cfg->tie_output ? 0 : V * H * sizeof(float));
+}
+
 /* table (rows, S) = emb (rows, E) @ conv_w of every width and tap, one GEMM per tap */
 static void
 fold_table(const us_scorer *s, const float *emb, int32_t rows, float *table)
@@ -165,13 +229,262 @@ row_is_zero(const float *r, size_t n)
 	return 1;
 }
 
+/* ------------------------------------------------------------------ screen construction */
+
+/*
+ * Quantises output row i into lane r of its block: w ~ s q with q in [-127, 127], and
+ * records the coefficients of the error bound used by screen_pass (all rounded up):
+ *   |sum_j w_j h_j - s t sum_j q_j p_j| <= err_q ||h||_1 + s sum|q| eps_h
+ * (err_q = max_j |w_j - s q_j|, eps_h = max_j |h_j - t p_j|), plus the fp32 rounding of the
+ * exact logit (at most (H+2) 2^-24 (max|w| ||h||_1 + |b|)) and of the screen's own float math
+ * (covered by 2^-20 (|s t dot| + |b|), added per request).
+ * Returns 0 when the row cannot be screened safely (non-finite or huge values).
+ */
+static int
+quantise_row(us_scorer *s, int32_t i, const float *w, float b)
+{
+	int32_t		H = s->H,
+				blk = i / 8,
+				r = i % 8;
+	int8_t	   *qb = s->qw + (size_t) blk * s->G * 32;
+	float	   *qr = s->qrow + (size_t) blk * Q_N * 8;
+	double		mx = 0.0,
+				err = 0.0,
+				kappa = 1.01 * (H + 2) * 0x1p-24,
+				qsum = 0.0;
+	float		sc;
+
+	for (int32_t j = 0; j < H; j++)
+	{
+		if (!isfinite(w[j]))
+			return 0;
+		mx = fmax(mx, fabs((double) w[j]));
+	}
+	if (!isfinite(b) || mx > 1e15 || fabs((double) b) > 1e30)
+		return 0;
+	sc = (float) (mx / 127.0);
+	for (int32_t j = 0; j < H; j++)
+	{
+		long		q = sc > 0.0f ? lrintf(w[j] / sc) : 0;
+
+		q = q > 127 ? 127 : q < -127 ? -127 : q;
+		qb[((size_t) (j / 4) * 8 + r) * 4 + j % 4] = (int8_t) q;
+		err = fmax(err, fabs((double) w[j] - (double) sc * (double) q));
+		qsum += (double) (q < 0 ? -q : q);
+	}
+	qr[Q_SCALE * 8 + r] = sc;
+	qr[Q_BIAS * 8 + r] = b;
+	qr[Q_C1 * 8 + r] = (float) ((err + kappa * mx) * (1.0 + 0x1p-20));
+	qr[Q_C2 * 8 + r] = (float) ((double) sc * qsum * (1.0 + 0x1p-20));
+	qr[Q_C3 * 8 + r] = (float) ((kappa + 0x1p-20) * fabs((double) b) * (1.0 + 0x1p-20) + 1e-37);
+	return 1;
+}
+
+/*
+ * The fp32 output rows (row-major) and their int8 screen. Fails softly (returns 0, nothing
+ * kept) when memory is short or a row cannot be bounded: top-k then scans in full.
+ */
+static int
+build_screen(us_scorer *s)
+{
+	const us_params *p = &s->model->p;
+	int32_t		V = s->V,
+				H = s->H;
+	int			fail = 0;
+
+	s->G = (H + 3) / 4;
+	s->n_blk = (V + 7) / 8;
+	if (p->out_w == NULL)
+		s->out_rows = p->item_emb;
+	else
+		s->out_rows = s->out_rows_own = salloc(s, (size_t) V * H, sizeof(float), &fail);
+	s->qw = salloc(s, (size_t) s->n_blk * s->G * 32, 1, &fail);
+	s->qrow = salloc(s, (size_t) s->n_blk * Q_N * 8, sizeof(float), &fail);
+	s->hq = salloc(s, (size_t) s->G * 4, 1, &fail);
+	s->cand = salloc(s, (size_t) V, sizeof(int32_t), &fail);
+	s->cand_hi = salloc(s, (size_t) V, sizeof(float), &fail);
+	s->lo_heap = salloc(s, (size_t) V, sizeof(float), &fail);
+	if (!fail)
+	{
+		memset(s->qw, 0, (size_t) s->n_blk * s->G * 32);
+		memset(s->qrow, 0, (size_t) s->n_blk * Q_N * 8 * sizeof(float));
+		memset(s->hq, 0, (size_t) s->G * 4);
+		/* lanes past the last row: never above a threshold (they are skipped anyway) */
+		for (int32_t i = V; i < s->n_blk * 8; i++)
+			s->qrow[(size_t) (i / 8) * Q_N * 8 + Q_BIAS * 8 + i % 8] = -FLT_MAX / 4;
+		if (s->out_rows_own)
+			for (int32_t j = 0; j < H; j++)
+			{
+				const float *src = p->out_w + (size_t) j * V;
+
+				for (int32_t i = 0; i < V; i++)
+					s->out_rows_own[(size_t) i * H + j] = src[i];
+			}
+		for (int32_t i = 0; i < V && !fail; i++)
+			if (!quantise_row(s, i, s->out_rows + (size_t) i * H, p->out_b[i]))
+				fail = 1;
+	}
+	if (fail)
+	{
+		sfree(s, s->out_rows_own);
+		sfree(s, s->qw);
+		sfree(s, s->qrow);
+		sfree(s, s->hq);
+		sfree(s, s->cand);
+		sfree(s, s->cand_hi);
+		sfree(s, s->lo_heap);
+		s->out_rows = s->out_rows_own = NULL;
+		s->qw = NULL;
+		s->qrow = s->cand_hi = s->lo_heap = NULL;
+		s->hq = NULL;
+		s->cand = NULL;
+		return 0;
+	}
+	s->screen = 1;
+	return 1;
+}
+
+/* ------------------------------------------------------------------ fold construction */
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *) a,
+				y = *(const uint64_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Folds the n hottest item rows (by training count; padding and OOV first) into t_item
+ * (fold_slot maps rows to them), building the
+ * table in chunks so the gathered embeddings stay small. Returns 0 if memory is short.
+ */
+static int
+fold_hot_rows(us_scorer *s, int32_t n)
+{
+	const us_model *m = s->model;
+	const int32_t chunk = 4096;
+	uint64_t   *order;
+	float	   *emb;
+	int			fail = 0;
+
+	order = salloc(s, (size_t) s->V, sizeof(uint64_t), &fail);
+	emb = salloc(s, (size_t) chunk * s->E, sizeof(float), &fail);
+	if (fail)
+	{
+		sfree(s, order);
+		sfree(s, emb);
+		return 0;
+	}
+	/* key: (UINT32_MAX - count) << 32 | row, so ascending order is hottest first */
+	for (int32_t r = 0; r < s->V; r++)
+	{
+		uint32_t	cnt = UINT32_MAX;
+
+		if (r >= 2 && m->vocab.item_counts && r - 2 < m->vocab.n_items)
+			cnt = m->vocab.item_counts[r - 2];
+		order[r] = ((uint64_t) (UINT32_MAX - cnt) << 32) | (uint32_t) r;
+	}
+	qsort(order, (size_t) s->V, sizeof(uint64_t), cmp_u64);
+	for (int32_t r = 0; r < s->V; r++)
+		s->fold_slot[r] = -1;
+	for (int32_t c0 = 0; c0 < n; c0 += chunk)
+	{
+		int32_t		cn = n - c0 < chunk ? n - c0 : chunk;
+
+		for (int32_t i = 0; i < cn; i++)
+		{
+			int32_t		row = (int32_t) (order[c0 + i] & 0xffffffffu);
+
+			s->fold_slot[row] = c0 + i;
+			memcpy(emb + (size_t) i * s->E, m->p.item_emb + (size_t) row * s->E,
+				   (size_t) s->E * sizeof(float));
+		}
+		fold_table(s, emb, cn, s->t_item + (size_t) c0 * s->S);
+	}
+	sfree(s, order);
+	sfree(s, emb);
+	return 1;
+}
+
+/*
+ * Chooses and builds the folded tables within budget bytes: every item row if they fit,
+ * else the hottest rows with per-request products for the rest (worth it from 1/16 of the
+ * rows on; below that the direct path). Returns 0 (nothing kept) for the direct path.
+ */
+static int
+build_folded(us_scorer *s, size_t budget)
+{
+	size_t		full = us_scorer_fold_bytes(&s->model->cfg),
+				rowb = s->S * sizeof(float),
+				small = ((size_t) s->NB + (size_t) s->NG) * rowb,
+				fixed;
+	int32_t		n;
+	int			fail = 0;
+
+	if (full == 0)
+		return 0;
+	if (full <= budget)
+		n = s->V;
+	else
+	{
+		/* small tables, fold_slot, w_cat, cold products and inputs per kept event */
+		fixed = small + (size_t) s->V * sizeof(int32_t) + (size_t) s->E * rowb +
+			(size_t) s->L * (rowb + (size_t) s->E * sizeof(float));
+		if (fixed >= budget || (budget - fixed) / rowb < (size_t) s->V / 16 + 2)
+			return 0;
+		n = (int32_t) ((budget - fixed) / rowb);
+	}
+	s->t_item = salloc(s, (size_t) n * s->S, sizeof(float), &fail);
+	s->t_beh = salloc(s, (size_t) s->NB * s->S, sizeof(float), &fail);
+	s->t_gap = salloc(s, (size_t) s->NG * s->S, sizeof(float), &fail);
+	if (n < s->V)
+	{
+		s->fold_slot = salloc(s, (size_t) s->V, sizeof(int32_t), &fail);
+		s->cold = salloc(s, (size_t) s->L * s->S, sizeof(float), &fail);
+		s->xcold = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
+	}
+	if (fail || (n < s->V && !fold_hot_rows(s, n)))
+	{
+		sfree(s, s->t_item);
+		sfree(s, s->t_beh);
+		sfree(s, s->t_gap);
+		sfree(s, s->fold_slot);
+		sfree(s, s->cold);
+		sfree(s, s->xcold);
+		s->t_item = s->t_beh = s->t_gap = s->cold = s->xcold = NULL;
+		s->fold_slot = NULL;
+		return 0;
+	}
+	if (n == s->V)
+		fold_table(s, s->model->p.item_emb, s->V, s->t_item);
+	if (s->NB > 0)
+	{
+		fold_table(s, s->model->p.behavior_emb, s->NB, s->t_beh);
+		s->beh0_zero = row_is_zero(s->t_beh, s->S);
+	}
+	if (s->NG > 0)
+	{
+		fold_table(s, s->model->p.gap_emb, s->NG, s->t_gap);
+		s->gap0_zero = row_is_zero(s->t_gap, s->S);
+	}
+	s->n_fold = n;
+	s->folded = 1;
+	return 1;
+}
+
+/*
+ * The budget covers every derived table: the next_item screen first (small, and it decides
+ * top-k speed), then the folded tables. Allocation failures fall back to the plain paths.
+ */
 us_status
 us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *alloc,
 				 us_scorer **out)
 {
 	us_scorer  *s;
 	const us_model_config *cfg;
-	size_t		fb;
+	size_t		budget = fold_budget;
 	int			fail = 0;
 
 	if (out == NULL)
@@ -207,25 +520,10 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 		s->S += (size_t) cfg->widths[w] * (size_t) s->F;
 	}
 
-	fb = us_scorer_fold_bytes(cfg);
-	if (fb > 0 && fb <= fold_budget)
-	{
-		int			ffail = 0;
-
-		s->t_item = salloc(s, (size_t) s->V * s->S, sizeof(float), &ffail);
-		s->t_beh = salloc(s, (size_t) s->NB * s->S, sizeof(float), &ffail);
-		s->t_gap = salloc(s, (size_t) s->NG * s->S, sizeof(float), &ffail);
-		if (ffail)
-		{
-			/* Within budget but the allocator said no: the direct path still works. */
-			sfree(s, s->t_item);
-			sfree(s, s->t_beh);
-			sfree(s, s->t_gap);
-			s->t_item = s->t_beh = s->t_gap = NULL;
-		}
-		else
-			s->folded = 1;
-	}
+	if (cfg->task == US_TASK_NEXT_ITEM && s->O == s->V &&
+		us_scorer_screen_bytes(cfg) <= budget && build_screen(s))
+		budget -= us_scorer_screen_bytes(cfg);
+	build_folded(s, budget);
 
 	if (s->folded)
 		s->x = salloc(s, (size_t) s->R * s->E, sizeof(float), &fail);
@@ -234,8 +532,9 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 		s->x = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
 		s->c = salloc(s, (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1) * s->S,
 					  sizeof(float), &fail);
-		s->w_cat = salloc(s, (size_t) s->E * s->S, sizeof(float), &fail);
 	}
+	if (!s->folded || s->fold_slot)
+		s->w_cat = salloc(s, (size_t) s->E * s->S, sizeof(float), &fail);
 	s->rp = salloc(s, s->folded ? (size_t) 3 * s->L :
 				   (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1),
 				   sizeof(float *), &fail);
@@ -254,21 +553,7 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 		return US_ENOMEM;
 	}
 
-	if (s->folded)
-	{
-		fold_table(s, model->p.item_emb, s->V, s->t_item);
-		if (s->NB > 0)
-		{
-			fold_table(s, model->p.behavior_emb, s->NB, s->t_beh);
-			s->beh0_zero = row_is_zero(s->t_beh, s->S);
-		}
-		if (s->NG > 0)
-		{
-			fold_table(s, model->p.gap_emb, s->NG, s->t_gap);
-			s->gap0_zero = row_is_zero(s->t_gap, s->S);
-		}
-	}
-	else
+	if (s->w_cat)
 	{
 		/* w_cat[e][woff[w] + j F + f] = conv_w[w][j][e][f] */
 		for (int w = 0; w < s->W; w++)
@@ -288,6 +573,18 @@ us_scorer_is_folded(const us_scorer *scorer)
 	return scorer != NULL && scorer->folded;
 }
 
+int32_t
+us_scorer_folded_rows(const us_scorer *scorer)
+{
+	return scorer != NULL ? scorer->n_fold : 0;
+}
+
+int
+us_scorer_is_screened(const us_scorer *scorer)
+{
+	return scorer != NULL && scorer->screen;
+}
+
 void
 us_scorer_free(us_scorer *s)
 {
@@ -296,6 +593,9 @@ us_scorer_free(us_scorer *s)
 	sfree(s, s->t_item);
 	sfree(s, s->t_beh);
 	sfree(s, s->t_gap);
+	sfree(s, s->fold_slot);
+	sfree(s, s->cold);
+	sfree(s, s->xcold);
 	sfree(s, s->x);
 	sfree(s, s->c);
 	sfree(s, s->w_cat);
@@ -304,6 +604,13 @@ us_scorer_free(us_scorer *s)
 	sfree(s, s->logits);
 	sfree(s, s->seen);
 	sfree(s, (void *) s->rp);
+	sfree(s, s->out_rows_own);
+	sfree(s, s->qw);
+	sfree(s, s->qrow);
+	sfree(s, s->hq);
+	sfree(s, s->cand);
+	sfree(s, s->cand_hi);
+	sfree(s, s->lo_heap);
 	s->alloc.free(s->alloc.ctx, s);
 }
 
@@ -521,7 +828,8 @@ pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 	const float **rows = s->rp;
 	int			nsrc = 1;
 	size_t		S = s->S;
-	int32_t		F = s->F;
+	int32_t		F = s->F,
+				n_cold = 0;
 
 	/* row pointers once per position; absent behaviour / gap arrays mean row 0 */
 	if (s->NB > 0 && (ev->behaviors || !s->beh0_zero))
@@ -532,12 +840,32 @@ pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 	{
 		int32_t		i = start + t;
 		const float **rp = rows + (size_t) t * nsrc;
+		int32_t		slot = s->fold_slot ? s->fold_slot[ev->items[i]] : ev->items[i];
 
-		*rp++ = s->t_item + (size_t) ev->items[i] * S;
+		if (slot >= 0)
+			*rp++ = s->t_item + (size_t) slot * S;
+		else
+		{
+			/* cold row: its product comes from one GEMM below */
+			memcpy(s->xcold + (size_t) n_cold++ * s->E,
+				   s->model->p.item_emb + (size_t) ev->items[i] * s->E,
+				   (size_t) s->E * sizeof(float));
+			*rp++ = NULL;
+		}
 		if (s->NB > 0 && (ev->behaviors || !s->beh0_zero))
 			*rp++ = s->t_beh + (ev->behaviors ? (size_t) ev->behaviors[i] * S : 0);
 		if (s->NG > 0 && (ev->gaps || !s->gap0_zero))
 			*rp++ = s->t_gap + (ev->gaps ? (size_t) ev->gaps[i] * S : 0);
+	}
+
+	if (n_cold > 0)
+	{
+		us_gemm(0, 0, n_cold, (int) S, s->E, 1.0f, s->xcold, s->E, s->w_cat, (int) S, 0.0f,
+				s->cold, (int) S);
+		n_cold = 0;
+		for (int32_t t = 0; t < m; t++)
+			if (rows[(size_t) t * nsrc] == NULL)
+				rows[(size_t) t * nsrc] = s->cold + (size_t) n_cold++ * S;
 	}
 
 	for (int w = 0; w < s->W; w++)
@@ -626,12 +954,56 @@ hidden(us_scorer *s, const us_events *ev)
 	vrelu(s->h, s->H);
 }
 
-/* next_item logits over all item rows; shared by forward and topk so both agree bitwise */
+/*
+ * b + w . h in one fixed order (two 8-lane accumulators, then the lanes in order). Every
+ * next_item logit of a screened scorer, in forward and in top-k, goes through this one
+ * out-of-line function, so both give bit-identical values whatever the compiler contracts.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((noipa))
+#elif defined(__clang__)
+__attribute__((noinline))
+#endif
+static float
+row_logit(const float *w, const float *h, int32_t n, float b)
+{
+	int32_t		j = 0;
+	float		sum = 0.0f;
+
+#ifdef US_HAVE_V8F
+	v8f			a0 = {0},
+				a1 = {0};
+	float		lanes[8];
+
+	for (; j + 16 <= n; j += 16)
+	{
+		a0 += v8_load(w + j) * v8_load(h + j);
+		a1 += v8_load(w + j + 8) * v8_load(h + j + 8);
+	}
+	for (; j + 8 <= n; j += 8)
+		a0 += v8_load(w + j) * v8_load(h + j);
+	a0 += a1;
+	memcpy(lanes, &a0, sizeof(lanes));
+	for (int l = 0; l < 8; l++)
+		sum += lanes[l];
+#endif
+	for (; j < n; j++)
+		sum += w[j] * h[j];
+	return b + sum;
+}
+
+/* next_item logits over all item rows (row kernel when screened, else one GEMV) */
 static void
 item_logits(const us_scorer *s, float *y)
 {
 	const us_params *p = &s->model->p;
 
+	if (s->screen)
+	{
+		for (int32_t i = 0; i < s->V; i++)
+			y[i] = row_logit(s->out_rows + (size_t) i * s->H, s->h, s->H, p->out_b[i]);
+		return;
+	}
 	memcpy(y, p->out_b, (size_t) s->O * sizeof(float));
 	if (p->out_w)
 		cblas_sgemv(CblasRowMajor, CblasTrans, s->H, s->O, 1.0f, p->out_w, s->O, s->h, 1,
@@ -772,13 +1144,248 @@ sift_up(int32_t *rows, float *sc, int32_t i)
 	}
 }
 
+/* the k-th best entry enters only if strictly better (rows arrive in ascending order) */
+static inline void
+offer(int32_t *rows, float *sc, int32_t *n, int32_t k, int32_t r, float v)
+{
+	if (*n < k)
+	{
+		rows[*n] = r;
+		sc[*n] = v;
+		sift_up(rows, sc, *n);
+		(*n)++;
+	}
+	else if (v > sc[0])
+	{
+		rows[0] = r;
+		sc[0] = v;
+		sift_down(rows, sc, *n, 0);
+	}
+}
+
+/* min-heap of floats: the k best lower bounds seen so far, the k-th best at the root */
+static void
+fheap_push(float *a, int32_t n, float v)
+{
+	int32_t		i = n;
+
+	a[i] = v;
+	while (i > 0 && a[(i - 1) / 2] > a[i])
+	{
+		float		t = a[i];
+
+		a[i] = a[(i - 1) / 2];
+		a[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+fheap_replace_root(float *a, int32_t n, float v)
+{
+	int32_t		i = 0;
+
+	a[0] = v;
+	for (;;)
+	{
+		int32_t		l = 2 * i + 1,
+					r = l + 1,
+					m = i;
+
+		if (l < n && a[l] < a[m])
+			m = l;
+		if (r < n && a[r] < a[m])
+			m = r;
+		if (m == i)
+			return;
+		{
+			float		t = a[i];
+
+			a[i] = a[m];
+			a[m] = t;
+		}
+		i = m;
+	}
+}
+
+/*
+ * h (>= 0 after the ReLU) as 7-bit integers p with h ~ t p; 7 bits because vpmaddubsw adds
+ * two u8 x s8 products in int16, and 2 * 127 * 127 cannot saturate. *h1 = ||h||_1 and
+ * *eps = max_j |h_j - t p_j|, both rounded up. Returns 0 if h is not finite or too large for
+ * the bound's float arithmetic (top-k then scans in full).
+ */
+static int
+quantise_h(us_scorer *s, float *t_out, float *h1_out, float *eps_out)
+{
+	const float *h = s->h;
+	double		mx = 0.0,
+				h1 = 0.0,
+				eps = 0.0;
+	float		t;
+
+	for (int32_t j = 0; j < s->H; j++)
+	{
+		if (!(h[j] >= 0.0f && h[j] <= 1e15f))
+			return 0;
+		mx = fmax(mx, (double) h[j]);
+		h1 += (double) h[j];
+	}
+	t = (float) (mx / 127.0);
+	for (int32_t j = 0; j < s->H; j++)
+	{
+		long		q = t > 0.0f ? lrintf(h[j] / t) : 0;
+
+		q = q > 127 ? 127 : q < 0 ? 0 : q;
+		s->hq[j] = (uint8_t) q;
+		eps = fmax(eps, fabs((double) h[j] - (double) t * (double) q));
+	}
+	*t_out = t;
+	*h1_out = (float) (h1 * (1.0 + 0x1p-20));
+	*eps_out = (float) (eps * (1.0 + 0x1p-20));
+	return 1;
+}
+
+/* dot[r] = sum_j q_rj p_j for the 8 rows of one block (exact in int32: |dot| < 4096 * 127^2) */
+static inline void
+block_dots(const int8_t *qb, const uint8_t *hq, int32_t G, int32_t *dot)
+{
+#ifdef __AVX2__
+	const __m256i ones = _mm256_set1_epi16(1);
+	__m256i		acc0 = _mm256_setzero_si256(),
+				acc1 = _mm256_setzero_si256();
+	int32_t		g = 0,
+				p0,
+				p1;
+
+	/* lane r of a group: row r's 4 weights times the same 4 quantised units */
+	for (; g + 2 <= G; g += 2)
+	{
+		memcpy(&p0, hq + 4 * g, 4);
+		memcpy(&p1, hq + 4 * g + 4, 4);
+		acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_maddubs_epi16(
+			_mm256_set1_epi32(p0), _mm256_loadu_si256((const __m256i *) (qb + 32 * g))), ones));
+		acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_maddubs_epi16(
+			_mm256_set1_epi32(p1), _mm256_loadu_si256((const __m256i *) (qb + 32 * g + 32))), ones));
+	}
+	if (g < G)
+	{
+		memcpy(&p0, hq + 4 * g, 4);
+		acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_maddubs_epi16(
+			_mm256_set1_epi32(p0), _mm256_loadu_si256((const __m256i *) (qb + 32 * g))), ones));
+	}
+	_mm256_storeu_si256((__m256i *) dot, _mm256_add_epi32(acc0, acc1));
+#else
+	for (int r = 0; r < 8; r++)
+		dot[r] = 0;
+	for (int32_t g = 0; g < G; g++)
+		for (int r = 0; r < 8; r++)
+			for (int c = 0; c < 4; c++)
+				dot[r] += (int32_t) hq[4 * g + c] * (int32_t) qb[((size_t) g * 8 + r) * 4 + c];
+#endif
+}
+
+/*
+ * Stage 1 of the exact top-k: every item's screen value a_i = b_i + s_i t dot_i with a proven
+ * bound |y_i - a_i| <= e_i on its fp32 logit y_i. theta is the k-th best lower bound a - e
+ * among eligible rows; an item whose upper bound a + e is below it is beaten by k others and
+ * cannot be in the top k. Returns the candidates (ascending rows, upper bound >= theta at
+ * the time they were seen) and the final theta (-inf if fewer than k rows are eligible).
+ */
+static int32_t
+screen_pass(us_scorer *s, int32_t k, int exclude_seen, float t, float h1, float eps,
+			float *theta_out)
+{
+	float		theta = -INFINITY;
+	int32_t		nh = 0,
+				nc = 0,
+				G = s->G;
+	v8f			tv = {0},
+				h1v = {0},
+				epsv = {0},
+				k20 = {0},
+				grow = {0};
+	v8i			absmask = {0};
+
+	for (int l = 0; l < 8; l++)
+	{
+		tv[l] = t;
+		h1v[l] = h1;
+		epsv[l] = eps;
+		k20[l] = 0x1p-20f;
+		grow[l] = 1.0f + 0x1p-8f;
+		absmask[l] = 0x7fffffff;
+	}
+	for (int32_t b = 0; b < s->n_blk; b++)
+	{
+		const float *qr = s->qrow + (size_t) b * Q_N * 8;
+		int32_t		dot[8];
+		v8i			di,
+					ge;
+		v8f			cd,
+					a,
+					e,
+					hv,
+					thv = {0};
+		uint64_t	any[4];
+		float		hi[8],
+					lo[8];
+
+		block_dots(s->qw + (size_t) b * G * 32, s->hq, G, dot);
+		memcpy(&di, dot, sizeof(di));
+		cd = v8_load(qr + Q_SCALE * 8) * tv * __builtin_convertvector(di, v8f);
+		a = v8_load(qr + Q_BIAS * 8) + cd;
+		e = (v8_load(qr + Q_C1 * 8) * h1v + v8_load(qr + Q_C2 * 8) * epsv +
+			 v8_load(qr + Q_C3 * 8) + k20 * (v8f) ((v8i) cd & absmask)) * grow;
+		hv = a + e;
+		for (int l = 0; l < 8; l++)
+			thv[l] = theta;
+		ge = hv >= thv;
+		memcpy(any, &ge, sizeof(any));
+		if ((any[0] | any[1] | any[2] | any[3]) == 0)
+			continue;
+
+		/* rare once theta has settled: some lane may still reach the top k */
+		memcpy(hi, &hv, sizeof(hi));
+		hv = a - e;
+		memcpy(lo, &hv, sizeof(lo));
+		for (int r = 0; r < 8; r++)
+		{
+			int32_t		i = b * 8 + r;
+
+			if (!(hi[r] >= theta) || i < 2 || i >= s->V ||
+				(exclude_seen && (s->seen[i >> 3] >> (i & 7)) & 1))
+				continue;
+			s->cand[nc] = i;
+			s->cand_hi[nc] = hi[r];
+			nc++;
+			if (nh < k)
+			{
+				fheap_push(s->lo_heap, nh++, lo[r]);
+				if (nh == k)
+					theta = s->lo_heap[0];
+			}
+			else if (lo[r] > s->lo_heap[0])
+			{
+				fheap_replace_root(s->lo_heap, nh, lo[r]);
+				theta = s->lo_heap[0];
+			}
+		}
+	}
+	*theta_out = theta;
+	return nc;
+}
+
 us_status
 us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_seen,
 			   int32_t *rows, float *scores, int32_t *n_found)
 {
 	us_status	st;
-	const float *y;
 	int32_t		n = 0;
+	float		t,
+				h1,
+				eps,
+				theta;
+	int			screened;
 
 	if (n_found)
 		*n_found = 0;
@@ -789,39 +1396,36 @@ us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_see
 	st = check_events(s, events);
 	if (st != US_OK)
 		return st;
+	if (k > s->V)
+		k = s->V;
 
 	hidden(s, events);
-	item_logits(s, s->logits);
-	y = s->logits;
-
 	if (exclude_seen)
 		for (int32_t i = 0; i < events->n; i++)
 			s->seen[events->items[i] >> 3] |= (uint8_t) (1u << (events->items[i] & 7));
 
-	/*
-	 * Rows are scanned in ascending order, so a candidate that only ties the worst kept entry
-	 * has the higher row and loses: once the heap is full, only strictly better keys enter.
-	 */
-	for (int32_t r = 2; r < s->V; r++)
+	screened = s->screen && quantise_h(s, &t, &h1, &eps);
+	if (screened)
 	{
-		float		v;
+		/* stage 2: the surviving candidates in fp32, by the kernel forward uses */
+		int32_t		nc = screen_pass(s, k, exclude_seen, t, h1, eps, &theta);
 
-		if (exclude_seen && (s->seen[r >> 3] >> (r & 7)) & 1)
-			continue;
-		v = rank_key(y[r]);
-		if (n < k)
-		{
-			rows[n] = r;
-			scores[n] = v;
-			sift_up(rows, scores, n);
-			n++;
-		}
-		else if (v > scores[0])
-		{
-			rows[0] = r;
-			scores[0] = v;
-			sift_down(rows, scores, n, 0);
-		}
+		for (int32_t c = 0; c < nc; c++)
+			if (s->cand_hi[c] >= theta)
+			{
+				int32_t		r = s->cand[c];
+
+				offer(rows, scores, &n, k, r,
+					  row_logit(s->out_rows + (size_t) r * s->H, s->h, s->H,
+								s->model->p.out_b[r]));
+			}
+	}
+	else
+	{
+		item_logits(s, s->logits);
+		for (int32_t r = 2; r < s->V; r++)
+			if (!(exclude_seen && (s->seen[r >> 3] >> (r & 7)) & 1))
+				offer(rows, scores, &n, k, r, rank_key(s->logits[r]));
 	}
 
 	if (exclude_seen)
@@ -840,9 +1444,10 @@ us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_see
 		rows[m] = tr;
 		sift_down(rows, scores, m, 0);
 	}
-	/* Report the real logits (NaN stays NaN), not the ranking keys. */
-	for (int32_t i = 0; i < n; i++)
-		scores[i] = y[rows[i]];
+	/* Report the real logits (NaN stays NaN), not the ranking keys; screened ones are finite. */
+	if (!screened)
+		for (int32_t i = 0; i < n; i++)
+			scores[i] = s->logits[rows[i]];
 	*n_found = n;
 	return US_OK;
 }

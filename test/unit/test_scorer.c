@@ -159,12 +159,15 @@ random_seq(seqbuf *s, const us_model_config *c, int n, us_rng *rng)
 	}
 }
 
+static int	n_partial_tested;
+
 static void
 test_forward(const fixture_opts *o, uint64_t seed, int use_predict)
 {
 	us_model   *m = NULL;
 	us_scorer  *sf = NULL,
-			   *sd = NULL;
+			   *sd = NULL,
+			   *sp = NULL;
 	us_rng		rng;
 	int			O,
 				D,
@@ -173,7 +176,8 @@ test_forward(const fixture_opts *o, uint64_t seed, int use_predict)
 			   *od,
 			   *ff,
 			   *fd,
-			   *op;
+			   *op,
+			   *fp;
 	double	   *oref,
 			   *fref;
 	int			lens[8];
@@ -186,8 +190,13 @@ test_forward(const fixture_opts *o, uint64_t seed, int use_predict)
 	maxw = m->cfg.widths[m->cfg.n_widths - 1];
 	CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &sf));
 	CHECK_OK(us_scorer_create(m, 0, us_malloc_allocator(), &sd));
-	if (!sf || !sd)
+	/* half the item rows' budget: the hottest rows folded, the rest per request (if it pays) */
+	CHECK_OK(us_scorer_create(m, us_scorer_screen_bytes(&m->cfg) +
+							  us_scorer_fold_bytes(&m->cfg) / 2, us_malloc_allocator(), &sp));
+	if (!sf || !sd || !sp)
 		goto out;
+	if (us_scorer_is_folded(sp) && us_scorer_folded_rows(sp) < m->cfg.n_items)
+		n_partial_tested++;
 	CHECK(us_scorer_is_folded(sf) && !us_scorer_is_folded(sd), "fold choice by budget");
 	CHECK(us_scorer_fold_bytes(&m->cfg) > 0, "fold bytes");
 	of = malloc(O * 4);
@@ -195,6 +204,7 @@ test_forward(const fixture_opts *o, uint64_t seed, int use_predict)
 	op = malloc(O * 4);
 	ff = malloc(D * 4);
 	fd = malloc(D * 4);
+	fp = malloc(D * 4);
 	oref = malloc(O * 8);
 	fref = malloc(D * 8);
 	lens[0] = 0;
@@ -221,6 +231,11 @@ test_forward(const fixture_opts *o, uint64_t seed, int use_predict)
 			  "folded = direct (task %d beh %d gap %d R %d tie %d n %d): out %.2g feat %.2g",
 			  o->task, o->behaviors, o->gaps, o->recent, o->tie, s.ev.n,
 			  rel_err_ff(of, od, O), rel_err_ff(ff, fd, D));
+		CHECK(us_scorer_forward(sp, &s.ev, op, fp) == US_OK &&
+			  rel_err_ff(op, od, O) <= 1e-5 && rel_err_ff(fp, fd, D) <= 1e-5,
+			  "partly folded (%d of %d rows) = direct (task %d n %d): out %.2g feat %.2g",
+			  (int) us_scorer_folded_rows(sp), m->cfg.n_items, o->task, s.ev.n,
+			  rel_err_ff(op, od, O), rel_err_ff(fp, fd, D));
 		CHECK(rel_err_f(of, oref, O) <= 1e-5 && rel_err_f(ff, fref, D) <= 1e-5 &&
 			  rel_err_f(od, oref, O) <= 1e-5 && rel_err_f(fd, fref, D) <= 1e-5,
 			  "scorer = reference (task %d n %d): folded %.2g direct %.2g",
@@ -233,7 +248,7 @@ test_forward(const fixture_opts *o, uint64_t seed, int use_predict)
 			int64_t		offs[2] = {0, s.ev.n};
 			int32_t		sid = 0;
 			us_dataset	ds;
-			float	   *fp = malloc(D * 4);
+			float	   *fpred = malloc(D * 4);
 
 			memset(&ds, 0, sizeof(ds));
 			ds.n_seqs = 1;
@@ -241,11 +256,11 @@ test_forward(const fixture_opts *o, uint64_t seed, int use_predict)
 			ds.items = s.items;
 			ds.behaviors = s.ev.behaviors;
 			ds.gaps = s.ev.gaps;
-			CHECK_OK(us_model_predict(m, &ds, &sid, 1, op, fp, NULL, NULL));
-			CHECK(rel_err_ff(of, op, O) <= 1e-5 && rel_err_ff(ff, fp, D) <= 1e-5,
+			CHECK_OK(us_model_predict(m, &ds, &sid, 1, op, fpred, NULL, NULL));
+			CHECK(rel_err_ff(of, op, O) <= 1e-5 && rel_err_ff(ff, fpred, D) <= 1e-5,
 				  "scorer = us_model_predict (task %d n %d): out %.2g feat %.2g",
-				  o->task, s.ev.n, rel_err_ff(of, op, O), rel_err_ff(ff, fp, D));
-			free(fp);
+				  o->task, s.ev.n, rel_err_ff(of, op, O), rel_err_ff(ff, fpred, D));
+			free(fpred);
 		}
 #else
 		(void) use_predict;
@@ -288,11 +303,13 @@ test_forward(const fixture_opts *o, uint64_t seed, int use_predict)
 	free(op);
 	free(ff);
 	free(fd);
+	free(fp);
 	free(oref);
 	free(fref);
 out:
 	us_scorer_free(sf);
 	us_scorer_free(sd);
+	us_scorer_free(sp);
 	us_model_free(m);
 }
 
@@ -305,8 +322,8 @@ cmp_rows(const void *a, const void *b)
 {
 	int32_t		ra = *(const int32_t *) a,
 				rb = *(const int32_t *) b;
-	float		sa = cmp_logits[ra],
-				sb = cmp_logits[rb];
+	float		sa = isnan(cmp_logits[ra]) ? -INFINITY : cmp_logits[ra],
+				sb = isnan(cmp_logits[rb]) ? -INFINITY : cmp_logits[rb];
 
 	(void) cmp_logits_base;
 	if (sa != sb)
@@ -341,7 +358,7 @@ check_topk(us_scorer *sc, const us_model *m, const us_events *ev, int k, int exc
 	CHECK_OK(us_scorer_topk(sc, ev, k, excl, rows, scores, &nf));
 	CHECK(nf == (k < na ? k : na), "topk found %d of k %d (candidates %d)", nf, k, na);
 	for (int i = 0; i < nf && i < na; i++)
-		if (rows[i] != all[i] || scores[i] != logits[all[i]])
+		if (rows[i] != all[i] || memcmp(&scores[i], &logits[all[i]], sizeof(float)) != 0)
 			ok = 0;
 	CHECK(ok, "topk (k %d, exclude %d, n %d) equals the full sort", k, excl, ev->n);
 	free(logits);
@@ -354,8 +371,10 @@ static void
 test_topk(void)
 {
 	for (int tie = 0; tie < 2; tie++)
-		for (int folded = 0; folded < 2; folded++)
+		for (int folded = 0; folded < 3; folded++)
 		{
+			size_t		budget;
+
 			fixture_opts o;
 			us_model   *m = NULL;
 			us_scorer  *sc = NULL;
@@ -371,7 +390,17 @@ test_topk(void)
 			CHECK_OK(fixture_model(&o, 50 + tie, &m));
 			if (!m)
 				continue;
-			CHECK_OK(us_scorer_create(m, folded ? SIZE_MAX : 0, us_malloc_allocator(), &sc));
+			/* 0: direct, unscreened; 1: all tables; 2: screen and the hottest rows folded */
+			budget = folded == 0 ? 0 : folded == 1 ? SIZE_MAX :
+				us_scorer_screen_bytes(&m->cfg) + us_scorer_fold_bytes(&m->cfg) / 2;
+			CHECK_OK(us_scorer_create(m, budget, us_malloc_allocator(), &sc));
+			if (sc)
+				CHECK(us_scorer_is_screened(sc) == (folded != 0) &&
+					  us_scorer_is_folded(sc) == (folded != 0) &&
+					  (folded != 2 || (us_scorer_folded_rows(sc) > 20 &&
+									   us_scorer_folded_rows(sc) < m->cfg.n_items)),
+					  "topk scorer mode %d: screened %d, folded rows %d", folded,
+					  us_scorer_is_screened(sc), (int) us_scorer_folded_rows(sc));
 			us_rng_seed(&rng, 99);
 			for (int t = 0; t < 12 && sc; t++)
 			{
@@ -398,6 +427,12 @@ test_topk(void)
 					memset(m->p.out_w, 0, sizeof(float) * m->cfg.hidden_dim * m->cfg.n_outputs);
 					for (int r = 0; r < m->cfg.n_outputs; r++)
 						m->p.out_b[r] = (float) (r % 3 == 0);
+					/* the scorer's tables derive from the weights: rebuild it */
+					us_scorer_free(sc);
+					sc = NULL;
+					CHECK_OK(us_scorer_create(m, budget, us_malloc_allocator(), &sc));
+					if (!sc)
+						break;
 					for (int i = 0; i < 4; i++)
 						s.items[i] = 3;
 					check_topk(sc, m, &s.ev, 4, 1);
@@ -430,6 +465,111 @@ test_topk(void)
 	}
 }
 
+/*
+ * The screen must never change the answer: near-ties (equal rows, biases one ulp apart),
+ * one dominant row, zero rows, all-equal rows, and a model it must refuse (a NaN weight).
+ */
+static void
+test_topk_screen(void)
+{
+	for (int variant = 0; variant < 6; variant++)
+	{
+		fixture_opts o;
+		us_model   *m = NULL;
+		us_scorer  *sc = NULL;
+		us_rng		rng;
+		int32_t		V,
+					H,
+					O;
+
+		fixture_default(&o, US_TASK_NEXT_ITEM);
+		o.n_vocab = 3000;
+		o.H = variant == 5 ? 13 : 24;	/* 13: a partial group of 4 hidden units */
+		o.tie = variant == 4;
+		if (o.tie)
+			o.H = o.E;
+		o.recent = 1;
+		CHECK_OK(fixture_model(&o, 700 + variant, &m));
+		if (!m)
+			continue;
+		V = m->cfg.n_items;
+		H = m->cfg.hidden_dim;
+		O = m->cfg.n_outputs;
+		us_rng_seed(&rng, 800 + variant);
+		if (!o.tie)
+		{
+			float	   *w = m->p.out_w;	/* (H, O): column r is row r's weights */
+
+			for (int32_t r = 3; r < O; r++)
+				switch (variant)
+				{
+					case 0:		/* pairs of equal rows: exact ties everywhere */
+						if (r % 2)
+						{
+							for (int32_t j = 0; j < H; j++)
+								w[(size_t) j * O + r] = w[(size_t) j * O + r - 1];
+							m->p.out_b[r] = m->p.out_b[r - 1];
+						}
+						break;
+					case 1:		/* same rows, biases one ulp apart */
+						for (int32_t j = 0; j < H; j++)
+							w[(size_t) j * O + r] = w[(size_t) j * O + 2];
+						m->p.out_b[r] = nextafterf(m->p.out_b[2], (r % 3) ? INFINITY : -INFINITY);
+						break;
+					case 2:		/* one dominant row, a third of the rows zero */
+						if (r == 1234)
+							for (int32_t j = 0; j < H; j++)
+								w[(size_t) j * O + r] *= 1e6f;
+						else if (r % 3 == 0)
+						{
+							for (int32_t j = 0; j < H; j++)
+								w[(size_t) j * O + r] = 0.0f;
+							m->p.out_b[r] = 0.0f;
+						}
+						break;
+					case 3:		/* wide magnitude range across rows */
+						for (int32_t j = 0; j < H; j++)
+							w[(size_t) j * O + r] *= powf(10.0f, (float) (r % 9) - 4.0f);
+						break;
+					default:
+						break;
+				}
+		}
+		CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &sc));
+		if (sc)
+		{
+			CHECK(us_scorer_is_screened(sc), "screen built (variant %d)", variant);
+			for (int t = 0; t < 16; t++)
+			{
+				seqbuf		s;
+				int			k = t % 4 == 0 ? 1 : t % 4 == 1 ? 10 : t % 4 == 2 ? 100 : 2999;
+
+				random_seq(&s, &m->cfg, (int) us_rng_below(&rng, 40), &rng);
+				check_topk(sc, m, &s.ev, k, t & 1);
+			}
+		}
+		us_scorer_free(sc);
+		sc = NULL;
+		/* a non-finite weight: no screen, and the full scan ranks the NaN row last */
+		if (!o.tie)
+		{
+			seqbuf		s;
+
+			m->p.out_w[(size_t) 2 * O + 77] = NAN;
+			CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &sc));
+			if (sc)
+			{
+				CHECK(!us_scorer_is_screened(sc), "no screen over a NaN weight");
+				random_seq(&s, &m->cfg, 9, &rng);
+				check_topk(sc, m, &s.ev, 10, 0);
+				check_topk(sc, m, &s.ev, V - 2, 1);
+			}
+			us_scorer_free(sc);
+		}
+		us_model_free(m);
+	}
+}
+
 int
 main(void)
 {
@@ -440,6 +580,8 @@ main(void)
 		fixture_opts o;
 
 		fixture_variant(&o, v);
+		if (v % 2)
+			o.n_vocab = 300;	/* enough rows that folding only the hottest pays */
 		test_forward(&o, 1000 + v, use_predict);
 	}
 	/* filter counts that are not multiples of 8, wider filters, longer max_len */
@@ -473,6 +615,8 @@ main(void)
 		o.widths[1] = 5;
 		test_forward(&o, 3000 + v, use_predict);
 	}
+	CHECK(n_partial_tested >= 10, "partly folded scorers compared: %d", n_partial_tested);
 	test_topk();
+	test_topk_screen();
 	return unit_finish("test_scorer");
 }
