@@ -25,6 +25,7 @@
  */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -80,24 +81,33 @@ struct us_scorer
 	int			screen;
 	int32_t		G;				/* groups of 4 hidden units: ceil(H / 4) */
 	int32_t		n_blk;			/* blocks of 8 rows: ceil(V / 8) */
-	int8_t	   *qw;				/* (n_blk, G, 8, 4): row r of a block, units 4g .. 4g+3 */
-	float	   *qrow;			/* (n_blk, 5, 8): scale, bias, |q| error coefficients */
+	uint8_t    *qblk;			/* n_blk records of blk_bytes: see QB_* */
+	size_t		blk_bytes;		/* 32 G + 4 QB_FLOATS */
 	uint8_t    *hq;				/* (4 G) quantised h */
 	int32_t    *cand;			/* (V) candidate rows */
 	float	   *cand_hi;		/* (V) their upper bounds */
 	float	   *lo_heap;		/* (V) the k best lower bounds so far */
 };
 
-/* per-block float arrays of the screen, 8 lanes each */
+/*
+ * A screen block covers 8 output rows: int8 weights (G groups of 8 rows x 4 units), then
+ * floats: scale[8], bias[8], and the block's error coefficients (the max over its rows):
+ * of ||h||_1, of the worst h quantisation error, a constant (bias rounding), and of t p_max
+ * (the screen's own float rounding at the largest possible dot), padded to 8.
+ */
 enum
 {
-	Q_SCALE,					/* s: w ~ s q */
-	Q_BIAS,						/* b */
-	Q_C1,						/* coefficient of ||h||_1 in the error bound */
-	Q_C2,						/* coefficient of the worst h quantisation error */
-	Q_C3,						/* constant error term (bias rounding) */
-	Q_N
+	QB_SCALE = 0,
+	QB_BIAS = 8,
+	QB_C1 = 16,
+	QB_C2 = 17,
+	QB_C3 = 18,
+	QB_C4 = 19,
+	QB_FLOATS = 24
 };
+
+/* h is quantised to 0 .. H_LEVELS: two vpmaddubsw results then still add in int16 */
+#define H_LEVELS 63
 
 /* ------------------------------------------------------------------ small kernels */
 
@@ -202,7 +212,7 @@ us_scorer_screen_bytes(const us_model_config *cfg)
 	G = (H + 3) / 4;
 
 	/* int8 rows, per-row floats, quantised h, candidates and bounds, fp32 rows unless tied */
-	return rows8 * G * 4 + rows8 * Q_N * sizeof(float) + G * 4 +
+	return rows8 / 8 * (32 * G + QB_FLOATS * sizeof(float)) + G * 4 +
 		V * (sizeof(int32_t) + 2 * sizeof(float)) +
 		(cfg->tie_output ? 0 : V * H * sizeof(float));
 }
@@ -232,22 +242,21 @@ row_is_zero(const float *r, size_t n)
 /* ------------------------------------------------------------------ screen construction */
 
 /*
- * Quantises output row i into lane r of its block: w ~ s q with q in [-127, 127], and
- * records the coefficients of the error bound used by screen_pass (all rounded up):
+ * Quantises output row i into lane i % 8 of its block: w ~ s q with q in [-127, 127], and
+ * raises the block's coefficients of the error bound used by screen_pass (rounded up):
  *   |sum_j w_j h_j - s t sum_j q_j p_j| <= err_q ||h||_1 + s sum|q| eps_h
  * (err_q = max_j |w_j - s q_j|, eps_h = max_j |h_j - t p_j|), plus the fp32 rounding of the
  * exact logit (at most (H+2) 2^-24 (max|w| ||h||_1 + |b|)) and of the screen's own float math
- * (covered by 2^-20 (|s t dot| + |b|), added per request).
+ * (covered by 2^-20 (|s t dot| + |b|), with |dot| at its largest, 127 p_max H).
  * Returns 0 when the row cannot be screened safely (non-finite or huge values).
  */
 static int
 quantise_row(us_scorer *s, int32_t i, const float *w, float b)
 {
 	int32_t		H = s->H,
-				blk = i / 8,
 				r = i % 8;
-	int8_t	   *qb = s->qw + (size_t) blk * s->G * 32;
-	float	   *qr = s->qrow + (size_t) blk * Q_N * 8;
+	int8_t	   *qb = (int8_t *) (s->qblk + (size_t) (i / 8) * s->blk_bytes);
+	float	   *qf = (float *) (s->qblk + (size_t) (i / 8) * s->blk_bytes + (size_t) 32 * s->G);
 	double		mx = 0.0,
 				err = 0.0,
 				kappa = 1.01 * (H + 2) * 0x1p-24,
@@ -272,11 +281,14 @@ quantise_row(us_scorer *s, int32_t i, const float *w, float b)
 		err = fmax(err, fabs((double) w[j] - (double) sc * (double) q));
 		qsum += (double) (q < 0 ? -q : q);
 	}
-	qr[Q_SCALE * 8 + r] = sc;
-	qr[Q_BIAS * 8 + r] = b;
-	qr[Q_C1 * 8 + r] = (float) ((err + kappa * mx) * (1.0 + 0x1p-20));
-	qr[Q_C2 * 8 + r] = (float) ((double) sc * qsum * (1.0 + 0x1p-20));
-	qr[Q_C3 * 8 + r] = (float) ((kappa + 0x1p-20) * fabs((double) b) * (1.0 + 0x1p-20) + 1e-37);
+	qf[QB_SCALE + r] = sc;
+	qf[QB_BIAS + r] = b;
+	qf[QB_C1] = fmaxf(qf[QB_C1], (float) ((err + kappa * mx) * (1.0 + 0x1p-20)));
+	qf[QB_C2] = fmaxf(qf[QB_C2], (float) ((double) sc * qsum * (1.0 + 0x1p-20)));
+	qf[QB_C3] = fmaxf(qf[QB_C3], (float) ((kappa + 0x1p-20) * fabs((double) b) * (1.0 + 0x1p-20) +
+										  1e-37));
+	/* |s t dot| <= s t p_max 127 H */
+	qf[QB_C4] = fmaxf(qf[QB_C4], (float) (0x1p-20 * (double) sc * 127.0 * H * (1.0 + 0x1p-20)));
 	return 1;
 }
 
@@ -298,20 +310,20 @@ build_screen(us_scorer *s)
 		s->out_rows = p->item_emb;
 	else
 		s->out_rows = s->out_rows_own = salloc(s, (size_t) V * H, sizeof(float), &fail);
-	s->qw = salloc(s, (size_t) s->n_blk * s->G * 32, 1, &fail);
-	s->qrow = salloc(s, (size_t) s->n_blk * Q_N * 8, sizeof(float), &fail);
+	s->blk_bytes = (size_t) 32 * s->G + QB_FLOATS * sizeof(float);
+	s->qblk = salloc(s, (size_t) s->n_blk * s->blk_bytes, 1, &fail);
 	s->hq = salloc(s, (size_t) s->G * 4, 1, &fail);
 	s->cand = salloc(s, (size_t) V, sizeof(int32_t), &fail);
 	s->cand_hi = salloc(s, (size_t) V, sizeof(float), &fail);
 	s->lo_heap = salloc(s, (size_t) V, sizeof(float), &fail);
 	if (!fail)
 	{
-		memset(s->qw, 0, (size_t) s->n_blk * s->G * 32);
-		memset(s->qrow, 0, (size_t) s->n_blk * Q_N * 8 * sizeof(float));
+		memset(s->qblk, 0, (size_t) s->n_blk * s->blk_bytes);
 		memset(s->hq, 0, (size_t) s->G * 4);
 		/* lanes past the last row: never above a threshold (they are skipped anyway) */
 		for (int32_t i = V; i < s->n_blk * 8; i++)
-			s->qrow[(size_t) (i / 8) * Q_N * 8 + Q_BIAS * 8 + i % 8] = -FLT_MAX / 4;
+			((float *) (s->qblk + (size_t) (i / 8) * s->blk_bytes + (size_t) 32 * s->G))
+				[QB_BIAS + i % 8] = -FLT_MAX / 4;
 		if (s->out_rows_own)
 			for (int32_t j = 0; j < H; j++)
 			{
@@ -327,16 +339,14 @@ build_screen(us_scorer *s)
 	if (fail)
 	{
 		sfree(s, s->out_rows_own);
-		sfree(s, s->qw);
-		sfree(s, s->qrow);
+		sfree(s, s->qblk);
 		sfree(s, s->hq);
 		sfree(s, s->cand);
 		sfree(s, s->cand_hi);
 		sfree(s, s->lo_heap);
 		s->out_rows = s->out_rows_own = NULL;
-		s->qw = NULL;
-		s->qrow = s->cand_hi = s->lo_heap = NULL;
-		s->hq = NULL;
+		s->cand_hi = s->lo_heap = NULL;
+		s->qblk = s->hq = NULL;
 		s->cand = NULL;
 		return 0;
 	}
@@ -605,8 +615,7 @@ us_scorer_free(us_scorer *s)
 	sfree(s, s->seen);
 	sfree(s, (void *) s->rp);
 	sfree(s, s->out_rows_own);
-	sfree(s, s->qw);
-	sfree(s, s->qrow);
+	sfree(s, s->qblk);
 	sfree(s, s->hq);
 	sfree(s, s->cand);
 	sfree(s, s->cand_hi);
@@ -1209,8 +1218,7 @@ fheap_replace_root(float *a, int32_t n, float v)
 }
 
 /*
- * h (>= 0 after the ReLU) as 7-bit integers p with h ~ t p; 7 bits because vpmaddubsw adds
- * two u8 x s8 products in int16, and 2 * 127 * 127 cannot saturate. *h1 = ||h||_1 and
+ * h (>= 0 after the ReLU) as integers p in 0 .. H_LEVELS with h ~ t p. *eb_h1 = ||h||_1 and
  * *eps = max_j |h_j - t p_j|, both rounded up. Returns 0 if h is not finite or too large for
  * the bound's float arithmetic (top-k then scans in full).
  */
@@ -1230,12 +1238,12 @@ quantise_h(us_scorer *s, float *t_out, float *h1_out, float *eps_out)
 		mx = fmax(mx, (double) h[j]);
 		h1 += (double) h[j];
 	}
-	t = (float) (mx / 127.0);
+	t = (float) (mx / H_LEVELS);
 	for (int32_t j = 0; j < s->H; j++)
 	{
 		long		q = t > 0.0f ? lrintf(h[j] / t) : 0;
 
-		q = q > 127 ? 127 : q < 0 ? 0 : q;
+		q = q > H_LEVELS ? H_LEVELS : q < 0 ? 0 : q;
 		s->hq[j] = (uint8_t) q;
 		eps = fmax(eps, fabs((double) h[j] - (double) t * (double) q));
 	}
@@ -1245,134 +1253,161 @@ quantise_h(us_scorer *s, float *t_out, float *h1_out, float *eps_out)
 	return 1;
 }
 
-/* dot[r] = sum_j q_rj p_j for the 8 rows of one block (exact in int32: |dot| < 4096 * 127^2) */
-static inline void
-block_dots(const int8_t *qb, const uint8_t *hq, int32_t G, int32_t *dot)
+typedef struct screen_state
 {
-#ifdef __AVX2__
-	const __m256i ones = _mm256_set1_epi16(1);
-	__m256i		acc0 = _mm256_setzero_si256(),
-				acc1 = _mm256_setzero_si256();
-	int32_t		g = 0,
-				p0,
-				p1;
+	float		theta;			/* k-th best lower bound so far (-inf until k rows seen) */
+	int32_t		k,
+				nh,				/* lower bounds in lo_heap */
+				nc;				/* candidates */
+	int			exclude_seen;
+} screen_state;
 
-	/* lane r of a group: row r's 4 weights times the same 4 quantised units */
-	for (; g + 2 <= G; g += 2)
-	{
-		memcpy(&p0, hq + 4 * g, 4);
-		memcpy(&p1, hq + 4 * g + 4, 4);
-		acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_maddubs_epi16(
-			_mm256_set1_epi32(p0), _mm256_loadu_si256((const __m256i *) (qb + 32 * g))), ones));
-		acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_maddubs_epi16(
-			_mm256_set1_epi32(p1), _mm256_loadu_si256((const __m256i *) (qb + 32 * g + 32))), ones));
-	}
-	if (g < G)
-	{
-		memcpy(&p0, hq + 4 * g, 4);
-		acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_maddubs_epi16(
-			_mm256_set1_epi32(p0), _mm256_loadu_si256((const __m256i *) (qb + 32 * g))), ones));
-	}
-	_mm256_storeu_si256((__m256i *) dot, _mm256_add_epi32(acc0, acc1));
-#else
+/*
+ * The rare path: the lanes of block b whose upper bound a + eb reaches theta become
+ * candidates, and their lower bounds a - eb may raise theta.
+ */
+static void
+screen_take(us_scorer *s, screen_state *st, int32_t b, const float *a, float eb)
+{
 	for (int r = 0; r < 8; r++)
-		dot[r] = 0;
-	for (int32_t g = 0; g < G; g++)
-		for (int r = 0; r < 8; r++)
-			for (int c = 0; c < 4; c++)
-				dot[r] += (int32_t) hq[4 * g + c] * (int32_t) qb[((size_t) g * 8 + r) * 4 + c];
-#endif
+	{
+		int32_t		i = b * 8 + r;
+		float		hi = a[r] + eb,
+					lo = a[r] - eb;
+
+		if (!(hi >= st->theta) || i < 2 || i >= s->V ||
+			(st->exclude_seen && (s->seen[i >> 3] >> (i & 7)) & 1))
+			continue;
+		s->cand[st->nc] = i;
+		s->cand_hi[st->nc] = hi;
+		st->nc++;
+		if (st->nh < st->k)
+		{
+			fheap_push(s->lo_heap, st->nh++, lo);
+			if (st->nh == st->k)
+				st->theta = s->lo_heap[0];
+		}
+		else if (lo > s->lo_heap[0])
+		{
+			fheap_replace_root(s->lo_heap, st->nh, lo);
+			st->theta = s->lo_heap[0];
+		}
+	}
+}
+
+/* the error bound of block qf's rows for this h (one float for all 8 lanes, rounded up) */
+static inline float
+block_err(const float *qf, float h1, float eps, float tmax)
+{
+	return (qf[QB_C1] * h1 + qf[QB_C2] * eps + qf[QB_C3] + qf[QB_C4] * tmax) * (1.0f + 0x1p-8f);
 }
 
 /*
- * Stage 1 of the exact top-k: every item's screen value a_i = b_i + s_i t dot_i with a proven
- * bound |y_i - a_i| <= e_i on its fp32 logit y_i. theta is the k-th best lower bound a - e
- * among eligible rows; an item whose upper bound a + e is below it is beaten by k others and
- * cannot be in the top k. Returns the candidates (ascending rows, upper bound >= theta at
- * the time they were seen) and the final theta (-inf if fewer than k rows are eligible).
+ * Stage 1 of the exact top-k: every item's screen value a_i = b_i + s_i t dot_i (dot_i the
+ * int8 x 6-bit integer dot) with a proven bound |y_i - a_i| <= e on its fp32 logit y_i (e per
+ * block). theta is the k-th best lower bound a - e among eligible rows; an item whose upper
+ * bound a + e is below it is beaten by k others and cannot be in the top k. Returns the
+ * candidates (ascending rows, upper bound >= theta when seen) and the final theta (-inf if
+ * fewer than k rows are eligible).
  */
 static int32_t
 screen_pass(us_scorer *s, int32_t k, int exclude_seen, float t, float h1, float eps,
 			float *theta_out)
 {
-	float		theta = -INFINITY;
-	int32_t		nh = 0,
-				nc = 0,
-				G = s->G;
-	v8f			tv = {0},
-				h1v = {0},
-				epsv = {0},
-				k20 = {0},
-				grow = {0};
-	v8i			absmask = {0};
+	screen_state st = {-INFINITY, k, 0, 0, exclude_seen};
+	int32_t		G = s->G;
+	size_t		stride = s->blk_bytes;
+	float		tmax = t * H_LEVELS;
 
-	for (int l = 0; l < 8; l++)
+#ifdef __AVX2__
+	const __m256i ones = _mm256_set1_epi16(1);
+	const __m256 tv = _mm256_set1_ps(t);
+
+	for (int32_t b0 = 0; b0 < s->n_blk; b0 += 2)
 	{
-		tv[l] = t;
-		h1v[l] = h1;
-		epsv[l] = eps;
-		k20[l] = 0x1p-20f;
-		grow[l] = 1.0f + 0x1p-8f;
-		absmask[l] = 0x7fffffff;
-	}
-	for (int32_t b = 0; b < s->n_blk; b++)
-	{
-		const float *qr = s->qrow + (size_t) b * Q_N * 8;
-		int32_t		dot[8];
-		v8i			di,
-					ge;
-		v8f			cd,
-					a,
-					e,
-					hv,
-					thv = {0};
-		uint64_t	any[4];
-		float		hi[8],
-					lo[8];
+		const uint8_t *q0 = s->qblk + (size_t) b0 * stride;
+		/* an odd last block is paired with itself (computed twice, used once) */
+		const uint8_t *q1 = b0 + 1 < s->n_blk ? q0 + stride : q0;
+		__m256i		acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+		int32_t		g = 0;
 
-		block_dots(s->qw + (size_t) b * G * 32, s->hq, G, dot);
-		memcpy(&di, dot, sizeof(di));
-		cd = v8_load(qr + Q_SCALE * 8) * tv * __builtin_convertvector(di, v8f);
-		a = v8_load(qr + Q_BIAS * 8) + cd;
-		e = (v8_load(qr + Q_C1 * 8) * h1v + v8_load(qr + Q_C2 * 8) * epsv +
-			 v8_load(qr + Q_C3 * 8) + k20 * (v8f) ((v8i) cd & absmask)) * grow;
-		hv = a + e;
-		for (int l = 0; l < 8; l++)
-			thv[l] = theta;
-		ge = hv >= thv;
-		memcpy(any, &ge, sizeof(any));
-		if ((any[0] | any[1] | any[2] | any[3]) == 0)
-			continue;
-
-		/* rare once theta has settled: some lane may still reach the top k */
-		memcpy(hi, &hv, sizeof(hi));
-		hv = a - e;
-		memcpy(lo, &hv, sizeof(lo));
-		for (int r = 0; r < 8; r++)
+		/* lane r: row r's 4 weights of a group times the same 4 units; pairs of groups add
+		 * in int16 (2 x 2 x 63 x 127 < 32768) before widening */
+		for (; g + 2 <= G; g += 2)
 		{
-			int32_t		i = b * 8 + r;
+			int32_t		p0,
+						p1;
+			__m256i		v0,
+						v1;
 
-			if (!(hi[r] >= theta) || i < 2 || i >= s->V ||
-				(exclude_seen && (s->seen[i >> 3] >> (i & 7)) & 1))
-				continue;
-			s->cand[nc] = i;
-			s->cand_hi[nc] = hi[r];
-			nc++;
-			if (nh < k)
+			memcpy(&p0, s->hq + 4 * g, 4);
+			memcpy(&p1, s->hq + 4 * g + 4, 4);
+			v0 = _mm256_set1_epi32(p0);
+			v1 = _mm256_set1_epi32(p1);
+			acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_add_epi16(
+				_mm256_maddubs_epi16(v0, _mm256_loadu_si256((const __m256i *) (q0 + 32 * g))),
+				_mm256_maddubs_epi16(v1, _mm256_loadu_si256((const __m256i *) (q0 + 32 * g + 32)))),
+				ones));
+			acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_add_epi16(
+				_mm256_maddubs_epi16(v0, _mm256_loadu_si256((const __m256i *) (q1 + 32 * g))),
+				_mm256_maddubs_epi16(v1, _mm256_loadu_si256((const __m256i *) (q1 + 32 * g + 32)))),
+				ones));
+		}
+		if (g < G)
+		{
+			int32_t		p0;
+			__m256i		v0;
+
+			memcpy(&p0, s->hq + 4 * g, 4);
+			v0 = _mm256_set1_epi32(p0);
+			acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(
+				_mm256_maddubs_epi16(v0, _mm256_loadu_si256((const __m256i *) (q0 + 32 * g))), ones));
+			acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(
+				_mm256_maddubs_epi16(v0, _mm256_loadu_si256((const __m256i *) (q1 + 32 * g))), ones));
+		}
+		for (int bb = 0; bb < 2 && b0 + bb < s->n_blk; bb++)
+		{
+			const float *qf = (const float *) ((bb ? q1 : q0) + (size_t) 32 * G);
+			float		eb = block_err(qf, h1, eps, tmax);
+			__m256		a = _mm256_add_ps(_mm256_loadu_ps(qf + QB_BIAS),
+										  _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(qf + QB_SCALE), tv),
+														_mm256_cvtepi32_ps(acc[bb])));
+			__m256		hi = _mm256_add_ps(a, _mm256_set1_ps(eb));
+
+			if (_mm256_movemask_ps(_mm256_cmp_ps(hi, _mm256_set1_ps(st.theta), _CMP_GE_OQ)))
 			{
-				fheap_push(s->lo_heap, nh++, lo[r]);
-				if (nh == k)
-					theta = s->lo_heap[0];
-			}
-			else if (lo[r] > s->lo_heap[0])
-			{
-				fheap_replace_root(s->lo_heap, nh, lo[r]);
-				theta = s->lo_heap[0];
+				float		av[8];
+
+				_mm256_storeu_ps(av, a);
+				screen_take(s, &st, b0 + bb, av, eb);
 			}
 		}
 	}
-	*theta_out = theta;
-	return nc;
+#else
+	for (int32_t b = 0; b < s->n_blk; b++)
+	{
+		const int8_t *qb = (const int8_t *) (s->qblk + (size_t) b * stride);
+		const float *qf = (const float *) (s->qblk + (size_t) b * stride + (size_t) 32 * G);
+		float		eb = block_err(qf, h1, eps, tmax),
+					av[8];
+		int			any = 0;
+
+		for (int r = 0; r < 8; r++)
+		{
+			int32_t		dot = 0;
+
+			for (int32_t g = 0; g < G; g++)
+				for (int c = 0; c < 4; c++)
+					dot += (int32_t) s->hq[4 * g + c] * (int32_t) qb[((size_t) g * 8 + r) * 4 + c];
+			av[r] = qf[QB_BIAS + r] + qf[QB_SCALE + r] * t * (float) dot;
+			any |= av[r] + eb >= st.theta;
+		}
+		if (any)
+			screen_take(s, &st, b, av, eb);
+	}
+#endif
+	*theta_out = st.theta;
+	return st.nc;
 }
 
 us_status
