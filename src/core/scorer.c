@@ -79,32 +79,35 @@ struct us_scorer
 
 	/* int8 screen of the output rows (us_scorer_topk); screen = 0: one full fp32 pass */
 	int			screen;
-	int32_t		G;				/* groups of 4 hidden units: ceil(H / 4) */
-	int32_t		n_blk;			/* blocks of 8 rows: ceil(V / 8) */
-	uint8_t    *qblk;			/* n_blk records of blk_bytes: see QB_* */
-	size_t		blk_bytes;		/* 32 G + 4 QB_FLOATS */
-	uint8_t    *hq;				/* (4 G) quantised h */
+	int32_t		Vp;				/* rows padded to a multiple of SCREEN_CHUNK */
+	int8_t	   *qd;				/* (H, Vp) quantised weights, unit-major: a request reads only
+								 * the units its h leaves nonzero */
+	float	   *qscale;			/* (Vp) w ~ scale q */
+	float	   *qbias;			/* (Vp) b; padding rows -FLT_MAX / 4 */
+	float	   *qerr;			/* (Vp / 8, 4) per block of 8 rows: error coefficients */
+	uint8_t    *hq;				/* (H) quantised h */
+	int32_t    *hunits;			/* (H + 1) units with a nonzero hq, then a spare */
 	int32_t    *cand;			/* (V) candidate rows */
 	float	   *cand_hi;		/* (V) their upper bounds */
 	float	   *lo_heap;		/* (V) the k best lower bounds so far */
 };
 
 /*
- * A screen block covers 8 output rows: int8 weights (G groups of 8 rows x 4 units), then
- * floats: scale[8], bias[8], and the block's error coefficients (the max over its rows):
- * of ||h||_1, of the worst h quantisation error, a constant (bias rounding), and of t p_max
- * (the screen's own float rounding at the largest possible dot), padded to 8.
+ * Error coefficients of a block of 8 rows (the max over its rows): of ||h||_1, of the worst
+ * h quantisation error, a constant (bias rounding), and of t p_max (the screen's own float
+ * rounding at the largest possible dot).
  */
 enum
 {
-	QB_SCALE = 0,
-	QB_BIAS = 8,
-	QB_C1 = 16,
-	QB_C2 = 17,
-	QB_C3 = 18,
-	QB_C4 = 19,
-	QB_FLOATS = 24
+	QE_C1,
+	QE_C2,
+	QE_C3,
+	QE_C4,
+	QE_N
 };
+
+/* rows per step of the screen: 32 int8 weights of a unit fill one AVX2 register */
+#define SCREEN_CHUNK 32
 
 /* h is quantised to 0 .. H_LEVELS: two vpmaddubsw results then still add in int16 */
 #define H_LEVELS 63
@@ -200,20 +203,18 @@ us_scorer_screen_bytes(const us_model_config *cfg)
 {
 	uint64_t	V,
 				H,
-				rows8,
-				G;
+				Vp;
 
 	if (cfg == NULL || us_model_config_validate(cfg, NULL, 0) != US_OK ||
 		cfg->task != US_TASK_NEXT_ITEM)
 		return 0;
 	V = (uint64_t) cfg->n_items;
 	H = (uint64_t) cfg->hidden_dim;
-	rows8 = (V + 7) / 8 * 8;
-	G = (H + 3) / 4;
+	Vp = (V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
 
-	/* int8 rows, per-row floats, quantised h, candidates and bounds, fp32 rows unless tied */
-	return rows8 / 8 * (32 * G + QB_FLOATS * sizeof(float)) + G * 4 +
-		V * (sizeof(int32_t) + 2 * sizeof(float)) +
+	/* int8 weights, scale, bias, block errors, h, candidates and bounds, fp32 rows unless tied */
+	return Vp * H + Vp * 2 * sizeof(float) + Vp / 8 * QE_N * sizeof(float) +
+		H + (H + 1) * sizeof(int32_t) + V * (sizeof(int32_t) + 2 * sizeof(float)) +
 		(cfg->tie_output ? 0 : V * H * sizeof(float));
 }
 
@@ -242,8 +243,7 @@ row_is_zero(const float *r, size_t n)
 /* ------------------------------------------------------------------ screen construction */
 
 /*
- * Quantises output row i into lane i % 8 of its block: w ~ s q with q in [-127, 127], and
- * raises the block's coefficients of the error bound used by screen_pass (rounded up):
+ * Quantises output row i: w ~ s q with q in [-127, 127], and raises its block's coefficients of the error bound used by screen_pass (rounded up):
  *   |sum_j w_j h_j - s t sum_j q_j p_j| <= err_q ||h||_1 + s sum|q| eps_h
  * (err_q = max_j |w_j - s q_j|, eps_h = max_j |h_j - t p_j|), plus the fp32 rounding of the
  * exact logit (at most (H+2) 2^-24 (max|w| ||h||_1 + |b|)) and of the screen's own float math
@@ -253,10 +253,8 @@ row_is_zero(const float *r, size_t n)
 static int
 quantise_row(us_scorer *s, int32_t i, const float *w, float b)
 {
-	int32_t		H = s->H,
-				r = i % 8;
-	int8_t	   *qb = (int8_t *) (s->qblk + (size_t) (i / 8) * s->blk_bytes);
-	float	   *qf = (float *) (s->qblk + (size_t) (i / 8) * s->blk_bytes + (size_t) 32 * s->G);
+	int32_t		H = s->H;
+	float	   *qe = s->qerr + (size_t) (i / 8) * QE_N;
 	double		mx = 0.0,
 				err = 0.0,
 				kappa = 1.01 * (H + 2) * 0x1p-24,
@@ -277,18 +275,18 @@ quantise_row(us_scorer *s, int32_t i, const float *w, float b)
 		long		q = sc > 0.0f ? lrintf(w[j] / sc) : 0;
 
 		q = q > 127 ? 127 : q < -127 ? -127 : q;
-		qb[((size_t) (j / 4) * 8 + r) * 4 + j % 4] = (int8_t) q;
+		s->qd[(size_t) j * s->Vp + i] = (int8_t) q;
 		err = fmax(err, fabs((double) w[j] - (double) sc * (double) q));
 		qsum += (double) (q < 0 ? -q : q);
 	}
-	qf[QB_SCALE + r] = sc;
-	qf[QB_BIAS + r] = b;
-	qf[QB_C1] = fmaxf(qf[QB_C1], (float) ((err + kappa * mx) * (1.0 + 0x1p-20)));
-	qf[QB_C2] = fmaxf(qf[QB_C2], (float) ((double) sc * qsum * (1.0 + 0x1p-20)));
-	qf[QB_C3] = fmaxf(qf[QB_C3], (float) ((kappa + 0x1p-20) * fabs((double) b) * (1.0 + 0x1p-20) +
+	s->qscale[i] = sc;
+	s->qbias[i] = b;
+	qe[QE_C1] = fmaxf(qe[QE_C1], (float) ((err + kappa * mx) * (1.0 + 0x1p-20)));
+	qe[QE_C2] = fmaxf(qe[QE_C2], (float) ((double) sc * qsum * (1.0 + 0x1p-20)));
+	qe[QE_C3] = fmaxf(qe[QE_C3], (float) ((kappa + 0x1p-20) * fabs((double) b) * (1.0 + 0x1p-20) +
 										  1e-37));
 	/* |s t dot| <= s t p_max 127 H */
-	qf[QB_C4] = fmaxf(qf[QB_C4], (float) (0x1p-20 * (double) sc * 127.0 * H * (1.0 + 0x1p-20)));
+	qe[QE_C4] = fmaxf(qe[QE_C4], (float) (0x1p-20 * (double) sc * 127.0 * H * (1.0 + 0x1p-20)));
 	return 1;
 }
 
@@ -304,26 +302,28 @@ build_screen(us_scorer *s)
 				H = s->H;
 	int			fail = 0;
 
-	s->G = (H + 3) / 4;
-	s->n_blk = (V + 7) / 8;
+	s->Vp = (V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
 	if (p->out_w == NULL)
 		s->out_rows = p->item_emb;
 	else
 		s->out_rows = s->out_rows_own = salloc(s, (size_t) V * H, sizeof(float), &fail);
-	s->blk_bytes = (size_t) 32 * s->G + QB_FLOATS * sizeof(float);
-	s->qblk = salloc(s, (size_t) s->n_blk * s->blk_bytes, 1, &fail);
-	s->hq = salloc(s, (size_t) s->G * 4, 1, &fail);
+	s->qd = salloc(s, (size_t) s->Vp * H, 1, &fail);
+	s->qscale = salloc(s, (size_t) s->Vp, sizeof(float), &fail);
+	s->qbias = salloc(s, (size_t) s->Vp, sizeof(float), &fail);
+	s->qerr = salloc(s, (size_t) s->Vp / 8 * QE_N, sizeof(float), &fail);
+	s->hq = salloc(s, (size_t) H, 1, &fail);
+	s->hunits = salloc(s, (size_t) H + 1, sizeof(int32_t), &fail);
 	s->cand = salloc(s, (size_t) V, sizeof(int32_t), &fail);
 	s->cand_hi = salloc(s, (size_t) V, sizeof(float), &fail);
 	s->lo_heap = salloc(s, (size_t) V, sizeof(float), &fail);
 	if (!fail)
 	{
-		memset(s->qblk, 0, (size_t) s->n_blk * s->blk_bytes);
-		memset(s->hq, 0, (size_t) s->G * 4);
-		/* lanes past the last row: never above a threshold (they are skipped anyway) */
-		for (int32_t i = V; i < s->n_blk * 8; i++)
-			((float *) (s->qblk + (size_t) (i / 8) * s->blk_bytes + (size_t) 32 * s->G))
-				[QB_BIAS + i % 8] = -FLT_MAX / 4;
+		memset(s->qd, 0, (size_t) s->Vp * H);
+		memset(s->qscale, 0, (size_t) s->Vp * sizeof(float));
+		memset(s->qerr, 0, (size_t) s->Vp / 8 * QE_N * sizeof(float));
+		/* padding rows: never above a threshold (and skipped anyway) */
+		for (int32_t i = V; i < s->Vp; i++)
+			s->qbias[i] = -FLT_MAX / 4;
 		if (s->out_rows_own)
 			for (int32_t j = 0; j < H; j++)
 			{
@@ -339,14 +339,20 @@ build_screen(us_scorer *s)
 	if (fail)
 	{
 		sfree(s, s->out_rows_own);
-		sfree(s, s->qblk);
+		sfree(s, s->qd);
+		sfree(s, s->qscale);
+		sfree(s, s->qbias);
+		sfree(s, s->qerr);
 		sfree(s, s->hq);
+		sfree(s, s->hunits);
 		sfree(s, s->cand);
 		sfree(s, s->cand_hi);
 		sfree(s, s->lo_heap);
 		s->out_rows = s->out_rows_own = NULL;
-		s->cand_hi = s->lo_heap = NULL;
-		s->qblk = s->hq = NULL;
+		s->qscale = s->qbias = s->qerr = s->cand_hi = s->lo_heap = NULL;
+		s->qd = NULL;
+		s->hq = NULL;
+		s->hunits = s->cand = NULL;
 		s->cand = NULL;
 		return 0;
 	}
@@ -615,8 +621,12 @@ us_scorer_free(us_scorer *s)
 	sfree(s, s->seen);
 	sfree(s, (void *) s->rp);
 	sfree(s, s->out_rows_own);
-	sfree(s, s->qblk);
+	sfree(s, s->qd);
+	sfree(s, s->qscale);
+	sfree(s, s->qbias);
+	sfree(s, s->qerr);
 	sfree(s, s->hq);
+	sfree(s, s->hunits);
 	sfree(s, s->cand);
 	sfree(s, s->cand_hi);
 	sfree(s, s->lo_heap);
@@ -1295,111 +1305,111 @@ screen_take(us_scorer *s, screen_state *st, int32_t b, const float *a, float eb)
 	}
 }
 
-/* the error bound of block qf's rows for this h (one float for all 8 lanes, rounded up) */
+/* the error bound of block b's rows for this h (one float for its 8 rows, rounded up) */
 static inline float
-block_err(const float *qf, float h1, float eps, float tmax)
+block_err(const us_scorer *s, int32_t b, float h1, float eps, float tmax)
 {
-	return (qf[QB_C1] * h1 + qf[QB_C2] * eps + qf[QB_C3] + qf[QB_C4] * tmax) * (1.0f + 0x1p-8f);
+	const float *qe = s->qerr + (size_t) b * QE_N;
+
+	return (qe[QE_C1] * h1 + qe[QE_C2] * eps + qe[QE_C3] + qe[QE_C4] * tmax) * (1.0f + 0x1p-8f);
 }
 
 /*
  * Stage 1 of the exact top-k: every item's screen value a_i = b_i + s_i t dot_i (dot_i the
- * int8 x 6-bit integer dot) with a proven bound |y_i - a_i| <= e on its fp32 logit y_i (e per
- * block). theta is the k-th best lower bound a - e among eligible rows; an item whose upper
- * bound a + e is below it is beaten by k others and cannot be in the top k. Returns the
- * candidates (ascending rows, upper bound >= theta when seen) and the final theta (-inf if
- * fewer than k rows are eligible).
+ * int8 x 6-bit integer dot over the nonzero units of h) with a proven bound |y_i - a_i| <= e
+ * on its fp32 logit y_i (e per block of 8 rows). theta is the k-th best lower bound a - e
+ * among eligible rows; an item whose upper bound a + e is below it is beaten by k others and
+ * cannot be in the top k. Returns the candidates (ascending rows, upper bound >= theta when
+ * seen) and the final theta (-inf if fewer than k rows are eligible).
  */
 static int32_t
 screen_pass(us_scorer *s, int32_t k, int exclude_seen, float t, float h1, float eps,
 			float *theta_out)
 {
 	screen_state st = {-INFINITY, k, 0, 0, exclude_seen};
-	int32_t		G = s->G;
-	size_t		stride = s->blk_bytes;
+	size_t		Vp = (size_t) s->Vp;
 	float		tmax = t * H_LEVELS;
+	int32_t		nu = 0;
+
+	/* ReLU leaves h sparse (3 of 4 units are zero in a trained model's typical request):
+	 * only the nonzero units' weights are read */
+	for (int32_t j = 0; j < s->H; j++)
+		if (s->hq[j] != 0)
+			s->hunits[nu++] = j;
 
 #ifdef __AVX2__
-	const __m256i ones = _mm256_set1_epi16(1);
-	const __m256 tv = _mm256_set1_ps(t);
-
-	for (int32_t b0 = 0; b0 < s->n_blk; b0 += 2)
 	{
-		const uint8_t *q0 = s->qblk + (size_t) b0 * stride;
-		/* an odd last block is paired with itself (computed twice, used once) */
-		const uint8_t *q1 = b0 + 1 < s->n_blk ? q0 + stride : q0;
-		__m256i		acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-		int32_t		g = 0;
+		const __m256 tv = _mm256_set1_ps(t);
+		/* pairs of units: interleaved bytes (q_a, q_b) times (p_a, p_b) in vpmaddubsw; an odd
+		 * last unit pairs with itself at weight 0 */
+		int32_t		np = (nu + 1) / 2;
 
-		/* lane r: row r's 4 weights of a group times the same 4 units; pairs of groups add
-		 * in int16 (2 x 2 x 63 x 127 < 32768) before widening */
-		for (; g + 2 <= G; g += 2)
+		for (int32_t c0 = 0; c0 < s->Vp; c0 += SCREEN_CHUNK)
 		{
-			int32_t		p0,
-						p1;
-			__m256i		v0,
-						v1;
+			/* rows c0 + 0..7, 16..23, 8..15, 24..31 (the lane order of unpack lo / hi) */
+			__m256i		acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+			_mm256_setzero_si256(), _mm256_setzero_si256()};
+			static const int32_t acc_row[4] = {0, 16, 8, 24};
 
-			memcpy(&p0, s->hq + 4 * g, 4);
-			memcpy(&p1, s->hq + 4 * g + 4, 4);
-			v0 = _mm256_set1_epi32(p0);
-			v1 = _mm256_set1_epi32(p1);
-			acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_add_epi16(
-				_mm256_maddubs_epi16(v0, _mm256_loadu_si256((const __m256i *) (q0 + 32 * g))),
-				_mm256_maddubs_epi16(v1, _mm256_loadu_si256((const __m256i *) (q0 + 32 * g + 32)))),
-				ones));
-			acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_add_epi16(
-				_mm256_maddubs_epi16(v0, _mm256_loadu_si256((const __m256i *) (q1 + 32 * g))),
-				_mm256_maddubs_epi16(v1, _mm256_loadu_si256((const __m256i *) (q1 + 32 * g + 32)))),
-				ones));
-		}
-		if (g < G)
-		{
-			int32_t		p0;
-			__m256i		v0;
-
-			memcpy(&p0, s->hq + 4 * g, 4);
-			v0 = _mm256_set1_epi32(p0);
-			acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(
-				_mm256_maddubs_epi16(v0, _mm256_loadu_si256((const __m256i *) (q0 + 32 * g))), ones));
-			acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(
-				_mm256_maddubs_epi16(v0, _mm256_loadu_si256((const __m256i *) (q1 + 32 * g))), ones));
-		}
-		for (int bb = 0; bb < 2 && b0 + bb < s->n_blk; bb++)
-		{
-			const float *qf = (const float *) ((bb ? q1 : q0) + (size_t) 32 * G);
-			float		eb = block_err(qf, h1, eps, tmax);
-			__m256		a = _mm256_add_ps(_mm256_loadu_ps(qf + QB_BIAS),
-										  _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(qf + QB_SCALE), tv),
-														_mm256_cvtepi32_ps(acc[bb])));
-			__m256		hi = _mm256_add_ps(a, _mm256_set1_ps(eb));
-
-			if (_mm256_movemask_ps(_mm256_cmp_ps(hi, _mm256_set1_ps(st.theta), _CMP_GE_OQ)))
+			for (int32_t y = 0; y < np; y += 2)
 			{
-				float		av[8];
+				__m256i		lo = _mm256_setzero_si256(),
+							hi = _mm256_setzero_si256();
 
-				_mm256_storeu_ps(av, a);
-				screen_take(s, &st, b0 + bb, av, eb);
+				/* two pairs add in int16: 2 x 2 x 63 x 127 < 32768 */
+				for (int32_t z = y; z < y + 2 && z < np; z++)
+				{
+					int32_t		ua = s->hunits[2 * z],
+								ub = 2 * z + 1 < nu ? s->hunits[2 * z + 1] : ua;
+					int			pb = 2 * z + 1 < nu ? s->hq[ub] : 0;
+					__m256i		pv = _mm256_set1_epi16((short) (s->hq[ua] | (pb << 8)));
+					__m256i		A = _mm256_loadu_si256((const __m256i *) (s->qd + ua * Vp + c0)),
+								B = _mm256_loadu_si256((const __m256i *) (s->qd + ub * Vp + c0));
+
+					lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A, B)));
+					hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(pv, _mm256_unpackhi_epi8(A, B)));
+				}
+				acc[0] = _mm256_add_epi32(acc[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo)));
+				acc[1] = _mm256_add_epi32(acc[1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo, 1)));
+				acc[2] = _mm256_add_epi32(acc[2], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi)));
+				acc[3] = _mm256_add_epi32(acc[3], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi, 1)));
+			}
+			/* in ascending rows: candidates must arrive in row order (ties go to the lower) */
+			for (int vi = 0; vi < 4; vi++)
+			{
+				int			v = vi == 1 ? 2 : vi == 2 ? 1 : vi;
+				int32_t		r0 = c0 + acc_row[v];
+				float		eb = block_err(s, r0 / 8, h1, eps, tmax);
+				__m256		a = _mm256_add_ps(_mm256_loadu_ps(s->qbias + r0),
+											  _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(s->qscale + r0), tv),
+															_mm256_cvtepi32_ps(acc[v])));
+				__m256		hv = _mm256_add_ps(a, _mm256_set1_ps(eb));
+
+				if (_mm256_movemask_ps(_mm256_cmp_ps(hv, _mm256_set1_ps(st.theta), _CMP_GE_OQ)))
+				{
+					float		av[8];
+
+					_mm256_storeu_ps(av, a);
+					screen_take(s, &st, r0 / 8, av, eb);
+				}
 			}
 		}
 	}
 #else
-	for (int32_t b = 0; b < s->n_blk; b++)
+	for (int32_t b = 0; b < s->Vp / 8; b++)
 	{
-		const int8_t *qb = (const int8_t *) (s->qblk + (size_t) b * stride);
-		const float *qf = (const float *) (s->qblk + (size_t) b * stride + (size_t) 32 * G);
-		float		eb = block_err(qf, h1, eps, tmax),
+		float		eb = block_err(s, b, h1, eps, tmax),
 					av[8];
 		int			any = 0;
 
 		for (int r = 0; r < 8; r++)
 		{
-			int32_t		dot = 0;
+			int32_t		i = b * 8 + r,
+						dot = 0;
 
-			for (int32_t g = 0; g < G; g++)
-				for (int c = 0; c < 4; c++)
-					dot += (int32_t) s->hq[4 * g + c] * (int32_t) qb[((size_t) g * 8 + r) * 4 + c];
-			av[r] = qf[QB_BIAS + r] + qf[QB_SCALE + r] * t * (float) dot;
+			for (int32_t u = 0; u < nu; u++)
+				dot += (int32_t) s->hq[s->hunits[u]] * (int32_t) s->qd[s->hunits[u] * Vp + i];
+			av[r] = s->qbias[i] + s->qscale[i] * t * (float) dot;
 			any |= av[r] + eb >= st.theta;
 		}
 		if (any)
