@@ -21,7 +21,8 @@
  *
  * Positions past the end of a short sequence are zero vectors: they contribute nothing, even
  * if a decoded model's padding rows are not zero. The scorer does not train, does no dropout,
- * is not thread-safe, and reads the model it was created from (which must outlive it).
+ * is not thread-safe, and reads the model it was created from (which must outlive it); its
+ * tables are derived at creation, so changed weights need a new scorer.
  */
 #include <float.h>
 #include <math.h>
@@ -81,7 +82,8 @@ struct us_scorer
 	int			screen;
 	int32_t		Vp;				/* rows padded to a multiple of SCREEN_CHUNK */
 	int8_t	   *qd;				/* (H, Vp) quantised weights, unit-major: a request reads only
-								 * the units its h leaves nonzero */
+								 * the units its h leaves nonzero; 64-byte aligned in qd_raw */
+	void	   *qd_raw;
 	float	   *qscale;			/* (Vp) w ~ scale q */
 	float	   *qbias;			/* (Vp) b; padding rows -FLT_MAX / 4 */
 	float	   *qerr;			/* (Vp / 8, 4) per block of 8 rows: error coefficients */
@@ -213,7 +215,7 @@ us_scorer_screen_bytes(const us_model_config *cfg)
 	Vp = (V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
 
 	/* int8 weights, scale, bias, block errors, h, candidates and bounds, fp32 rows unless tied */
-	return Vp * H + Vp * 2 * sizeof(float) + Vp / 8 * QE_N * sizeof(float) +
+	return Vp * H + 63 + Vp * 2 * sizeof(float) + Vp / 8 * QE_N * sizeof(float) +
 		H + (H + 1) * sizeof(int32_t) + V * (sizeof(int32_t) + 2 * sizeof(float)) +
 		(cfg->tie_output ? 0 : V * H * sizeof(float));
 }
@@ -307,7 +309,10 @@ build_screen(us_scorer *s)
 		s->out_rows = p->item_emb;
 	else
 		s->out_rows = s->out_rows_own = salloc(s, (size_t) V * H, sizeof(float), &fail);
-	s->qd = salloc(s, (size_t) s->Vp * H, 1, &fail);
+	/* aligned so that no 32-byte load of a unit's row straddles two cache lines */
+	s->qd_raw = salloc(s, (size_t) s->Vp * H + 63, 1, &fail);
+	if (s->qd_raw)
+		s->qd = (int8_t *) (((uintptr_t) s->qd_raw + 63) & ~(uintptr_t) 63);
 	s->qscale = salloc(s, (size_t) s->Vp, sizeof(float), &fail);
 	s->qbias = salloc(s, (size_t) s->Vp, sizeof(float), &fail);
 	s->qerr = salloc(s, (size_t) s->Vp / 8 * QE_N, sizeof(float), &fail);
@@ -339,7 +344,7 @@ build_screen(us_scorer *s)
 	if (fail)
 	{
 		sfree(s, s->out_rows_own);
-		sfree(s, s->qd);
+		sfree(s, s->qd_raw);
 		sfree(s, s->qscale);
 		sfree(s, s->qbias);
 		sfree(s, s->qerr);
@@ -351,6 +356,7 @@ build_screen(us_scorer *s)
 		s->out_rows = s->out_rows_own = NULL;
 		s->qscale = s->qbias = s->qerr = s->cand_hi = s->lo_heap = NULL;
 		s->qd = NULL;
+		s->qd_raw = NULL;
 		s->hq = NULL;
 		s->hunits = s->cand = NULL;
 		s->cand = NULL;
@@ -621,7 +627,7 @@ us_scorer_free(us_scorer *s)
 	sfree(s, s->seen);
 	sfree(s, (void *) s->rp);
 	sfree(s, s->out_rows_own);
-	sfree(s, s->qd);
+	sfree(s, s->qd_raw);
 	sfree(s, s->qscale);
 	sfree(s, s->qbias);
 	sfree(s, s->qerr);

@@ -20,6 +20,9 @@
  * transitions counted over every evaluated sequence's events before its target (pairs of
  * known items), ties broken by popularity; 'prior' (binary / regression) = the constant
  * train_positive_rate / train_label_mean of the model's metrics, when present.
+ * next_behavior baselines, from the evaluated sequences' events before their targets (no
+ * target is seen): 'prior' = behaviour frequencies, 'markov' = first-order behaviour-to-
+ * behaviour transitions from the last input event (add-one smoothed; no last event: prior).
  *
  * This file does not train and does not score single rows for users (score.c does).
  */
@@ -214,6 +217,11 @@ typedef struct UsEvalData
 	int64		skipped;		/* rows with NULL sequence / label, or nothing to predict */
 	char	  **class_names;	/* multiclass: sorted index for label lookup */
 	int32	   *class_order;
+	/* next_behavior baselines: counts over the input events, and each row's last behaviour */
+	double	   *beh_freq;		/* (n_out) */
+	double	   *beh_trans;		/* (n_out, n_out) from, to */
+	int32	   *last_cls;		/* (n) -1: no known last behaviour */
+	int64		last_cap;
 } UsEvalData;
 
 static const us_model *sort_model;
@@ -273,6 +281,8 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("next_behavior model has no known behaviours to evaluate")));
+		ed->beh_freq = MemoryContextAllocZero(keep, sizeof(double) * ed->n_out);
+		ed->beh_trans = MemoryContextAllocZero(keep, sizeof(double) * ed->n_out * ed->n_out);
 	}
 	else
 		ed->n_out = 1;
@@ -307,7 +317,8 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 			us_events	events;
 			MemoryContext old;
 			us_status	st;
-			int32		cls = -1;
+			int32		cls = -1,
+						last = -1;
 			double		truth = 0.0;
 
 			CHECK_FOR_INTERRUPTS();
@@ -344,6 +355,21 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 				if (cls >= ed->n_out)
 					cls = -1;
 				events.n--;
+				last = -1;
+				for (int32 t = 0; events.behaviors && t < events.n; t++)
+				{
+					int32		b = events.behaviors[t] - 2;
+
+					if (b < 0 || b >= ed->n_out)
+					{
+						last = -1;
+						continue;
+					}
+					ed->beh_freq[b] += 1.0;
+					if (last >= 0)
+						ed->beh_trans[last * ed->n_out + b] += 1.0;
+					last = b;
+				}
 			}
 			else
 			{
@@ -384,6 +410,11 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 			{
 				UsGrow((void **) &ed->cls, &ed->cls_cap, ed->n + 1, sizeof(int32), keep);
 				ed->cls[ed->n] = cls;
+			}
+			if (task == US_TASK_NEXT_BEHAVIOR)
+			{
+				UsGrow((void **) &ed->last_cls, &ed->last_cap, ed->n + 1, sizeof(int32), keep);
+				ed->last_cls[ed->n] = last;
 			}
 			ed->n++;
 		}
@@ -442,6 +473,86 @@ UsEmitBinary(ReturnSetInfo *rsinfo, const char *scorer, const double *p, const U
 	UsEmitMetric(rsinfo, scorer, "holdout", "sequences", (double) ed->n);
 }
 
+/* accuracy, precision, recall, f1 (macro), roc_auc (macro one-vs-rest), log_loss of p */
+static void
+UsEmitMulticlass(ReturnSetInfo *rsinfo, const char *scorer, const char *protocol,
+				 const double *p, const UsEvalData *ed)
+{
+	us_allocator alloc = UsContextAllocator(CurrentMemoryContext);
+	us_multiclass_metrics m;
+	double		auc_sum = 0.0;
+	int32		auc_n = 0;
+	double	   *col = palloc(sizeof(double) * Max(ed->n, 1));
+	uint8	   *lab = palloc(Max(ed->n, 1));
+
+	UsCheckStatus(us_multiclass_metrics_compute(p, ed->cls, NULL, ed->n, ed->n_out, &alloc, &m),
+				  "compute multiclass metrics", NULL);
+	/* macro one-vs-rest AUC over the classes that have both positives and negatives */
+	for (int32 c = 0; c < ed->n_out; c++)
+	{
+		double		auc;
+
+		CHECK_FOR_INTERRUPTS();
+		for (int64 i = 0; i < ed->n; i++)
+		{
+			col[i] = p[i * ed->n_out + c];
+			lab[i] = ed->cls[i] == c;
+		}
+		UsCheckStatus(us_roc_auc(col, lab, NULL, ed->n, &alloc, &auc), "compute ROC AUC", NULL);
+		if (!isnan(auc))
+		{
+			auc_sum += auc;
+			auc_n++;
+		}
+	}
+	UsEmitMetric(rsinfo, scorer, protocol, "accuracy", m.accuracy);
+	UsEmitMetric(rsinfo, scorer, protocol, "precision", m.precision);
+	UsEmitMetric(rsinfo, scorer, protocol, "recall", m.recall);
+	UsEmitMetric(rsinfo, scorer, protocol, "f1", m.f1);
+	UsEmitMetric(rsinfo, scorer, protocol, "roc_auc", auc_n ? auc_sum / auc_n : NAN);
+	UsEmitMetric(rsinfo, scorer, protocol, "log_loss", m.log_loss);
+	UsEmitMetric(rsinfo, scorer, protocol, "sequences", (double) ed->n);
+	pfree(col);
+	pfree(lab);
+}
+
+/*
+ * next_behavior baselines 'prior' and 'markov' (see the file header), add-one smoothed so
+ * log_loss stays finite; rows without a known last behaviour get the prior.
+ */
+static void
+UsEmitBehaviorBaselines(ReturnSetInfo *rsinfo, const UsEvalData *ed)
+{
+	int32		C = ed->n_out;
+	double	   *prior = palloc(sizeof(double) * C);
+	double	   *p = palloc(sizeof(double) * Max(ed->n, 1) * C);
+	double		total = 0.0;
+
+	for (int32 c = 0; c < C; c++)
+		total += ed->beh_freq[c];
+	for (int32 c = 0; c < C; c++)
+		prior[c] = (ed->beh_freq[c] + 1.0) / (total + C);
+	for (int64 i = 0; i < ed->n; i++)
+		memcpy(p + i * C, prior, sizeof(double) * C);
+	UsEmitMulticlass(rsinfo, "prior", "leave_last_out", p, ed);
+
+	for (int64 i = 0; i < ed->n; i++)
+	{
+		int32		a = ed->last_cls[i];
+		double		row = 0.0;
+
+		if (a < 0)
+			continue;
+		for (int32 c = 0; c < C; c++)
+			row += ed->beh_trans[a * C + c];
+		for (int32 c = 0; c < C; c++)
+			p[i * C + c] = (ed->beh_trans[a * C + c] + 1.0) / (row + C);
+	}
+	UsEmitMulticlass(rsinfo, "markov", "leave_last_out", p, ed);
+	pfree(prior);
+	pfree(p);
+}
+
 static void
 UsEvaluateRows(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry *entry,
 			   const char *query, double threshold)
@@ -449,7 +560,6 @@ UsEvaluateRows(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry *ent
 	const us_model *model = entry->model;
 	int32		task = model->cfg.task;
 	MemoryContext keep = CurrentMemoryContext;
-	us_allocator alloc = UsContextAllocator(keep);
 	UsEvalData	ed;
 	double		prior = NAN;
 
@@ -517,40 +627,10 @@ UsEvaluateRows(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry *ent
 	else
 	{
 		const char *protocol = task == US_TASK_NEXT_BEHAVIOR ? "leave_last_out" : "holdout";
-		us_multiclass_metrics m;
-		double		auc_sum = 0.0;
-		int32		auc_n = 0;
-		double	   *col = palloc(sizeof(double) * Max(ed.n, 1));
-		uint8	   *lab = palloc(Max(ed.n, 1));
 
-		UsCheckStatus(us_multiclass_metrics_compute(ed.pred, ed.cls, NULL, ed.n, ed.n_out,
-													&alloc, &m),
-					  "compute multiclass metrics", NULL);
-		/* macro one-vs-rest AUC over the classes that have both positives and negatives */
-		for (int32 c = 0; c < ed.n_out; c++)
-		{
-			double		auc;
-
-			CHECK_FOR_INTERRUPTS();
-			for (int64 i = 0; i < ed.n; i++)
-			{
-				col[i] = ed.pred[i * ed.n_out + c];
-				lab[i] = ed.cls[i] == c;
-			}
-			UsCheckStatus(us_roc_auc(col, lab, NULL, ed.n, &alloc, &auc), "compute ROC AUC", NULL);
-			if (!isnan(auc))
-			{
-				auc_sum += auc;
-				auc_n++;
-			}
-		}
-		UsEmitMetric(rsinfo, "model", protocol, "accuracy", m.accuracy);
-		UsEmitMetric(rsinfo, "model", protocol, "precision", m.precision);
-		UsEmitMetric(rsinfo, "model", protocol, "recall", m.recall);
-		UsEmitMetric(rsinfo, "model", protocol, "f1", m.f1);
-		UsEmitMetric(rsinfo, "model", protocol, "roc_auc", auc_n ? auc_sum / auc_n : NAN);
-		UsEmitMetric(rsinfo, "model", protocol, "log_loss", m.log_loss);
-		UsEmitMetric(rsinfo, "model", protocol, "sequences", (double) ed.n);
+		UsEmitMulticlass(rsinfo, "model", protocol, ed.pred, &ed);
+		if (task == US_TASK_NEXT_BEHAVIOR)
+			UsEmitBehaviorBaselines(rsinfo, &ed);
 	}
 }
 

@@ -1,7 +1,7 @@
 #!/bin/bash
-# Scoring and recommendation throughput of userseq against the PyTorch peer (benchmark, not a
+# Scoring throughput of userseq against the PyTorch peer (benchmark, not a
 # test). Needs the PG* environment of a cluster with userseq installed, /usr/bin/python3 with
-# torch (../shared/bench/torch_textcnn.py), and a C compiler for test/bench/mkmodel.c.
+# torch (../shared/bench/torch_textcnn.py).
 #
 #   N=1000000 RUNS=5 bash test/bench/score_bench.sh
 #
@@ -12,13 +12,11 @@
 #    workers (plus the leader); RUNS runs each, median.
 # 3. PyTorch: torch_textcnn.py train on 20,480 sequences of the same generator, 1 thread, which
 #    reports infer_seq_per_s at batch 1024 (eval mode, inference_mode).
-# 4. Recommendations per second: LATERAL userseq_recommend(k = 10) over 20,000 sequences with
-#    randomly initialised next_item models (mkmodel) of 5,000 and 50,000 items, serial.
+# Recommendations per second are measured by test/bench/rec_bench.sh.
 set -eu
 cd "$(dirname "$0")/../.."
 N=${N:-1000000}
 RUNS=${RUNS:-5}
-REC_N=${REC_N:-20000}
 DIR=${BENCH_DIR:-/tmp/userseq_score_bench}
 PEER=${PEER:-/work/shared/bench/torch_textcnn.py}
 mkdir -p "$DIR"
@@ -80,18 +78,4 @@ printf 'torch infer_seq_per_s (B=1024, 1 thread): %.0f\n' "$torch"
 printf 'ratio userseq serial / torch 1 thread: x%.1f; userseq 2 workers / torch 1 thread: x%.1f\n' \
 	"$(echo "$ser_rate / $torch" | bc -l)" "$(echo "$par_rate / $torch" | bc -l)"
 
-echo "== recommendations per second (k = 10, serial, $REC_N sequences, random next_item models E=F=H=128)"
-cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -o "$DIR/mkmodel" test/bench/mkmodel.c src/core/*.c -lopenblas -lm
-for V in 5000 50000; do
-	"$DIR/mkmodel" next_item "$V" 128 128 128 100 7 "$DIR/ni_$V.m"
-	q -c "SELECT userseq_drop_model('bench_rec_$V')" >/dev/null 2>&1 || true
-	q -c "SELECT userseq_import('bench_rec_$V', pg_read_binary_file('$DIR/ni_$V.m'))" >/dev/null
-	SQL_REC="SET max_parallel_workers_per_gather = 0; SELECT count(*) FROM (SELECT seq FROM bench_seqs WHERE id <= $REC_N) s, LATERAL userseq_recommend('bench_rec_$V', s.seq, 10)"
-	timed "$SQL_REC" >/dev/null
-	rec=()
-	for r in $(seq 1 "$RUNS"); do rec+=("$(timed "$SQL_REC")"); done
-	rec_med=$(printf '%s\n' "${rec[@]}" | median)
-	printf 'catalogue %6d: runs (s) %s; median %.2f s = %.0f recommendations/s per core\n' "$V" "${rec[*]}" "$rec_med" "$(echo "$REC_N / $rec_med" | bc -l)"
-	q -c "SELECT userseq_drop_model('bench_rec_$V')" >/dev/null
-done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (2 vCPUs, shared)"

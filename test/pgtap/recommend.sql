@@ -1,9 +1,10 @@
 -- userseq_recommend: ranks and order, exclude_seen (also for items older than max_len), k
 -- larger than the catalogue, k = 0 and negative k, empty / single-event / unknown-item
--- sequences, by value, next_behavior classification, and parallel safety.
+-- sequences, by value, next_behavior classification and its evaluation against the prior and
+-- markov baselines.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS userseq;
-SELECT plan(17);
+SELECT plan(21);
 SET LOCAL client_min_messages = warning;
 
 CREATE TEMP TABLE rc_d AS
@@ -44,6 +45,27 @@ SELECT is(userseq_class_labels('rc_nb'), '{buy,cart,view}'::text[], 'next_behavi
 SELECT ok(userseq_predict_class('rc_nb', seq) = ANY (userseq_class_labels('rc_nb'))
 		  AND array_length(userseq_predict_proba('rc_nb', seq), 1) = 3, 'next_behavior predict_class / predict_proba')
 FROM rc_b WHERE u = 1;
+
+-- next_behavior evaluation: behaviours repeat view, view, cart from a random phase, so the next
+-- one depends on the last two. First-order transitions cannot tell the first view from the
+-- second (markov and prior about 2/3); the model's widths see both.
+CREATE TEMP TABLE rc_p AS
+SELECT u, userseq(ARRAY(SELECT (1 + (u * 7 + e) % 40)::int8 FROM generate_series(1, n) e),
+				  ARRAY(SELECT timestamptz '2024-01-01' + e * interval '1 hour' FROM generate_series(1, n) e),
+				  ARRAY(SELECT (ARRAY['view', 'view', 'cart'])[1 + (e + u) % 3] FROM generate_series(1, n) e)) AS seq
+FROM generate_series(1, 400) u, LATERAL (SELECT 8 + u % 7 AS n) l;
+SELECT count(*) FROM userseq_train('rc_np', 'SELECT seq FROM rc_p WHERE u <= 300', 'next_behavior',
+	'{"epochs": 15, "learning_rate": 0.01, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8, "seed": 1}');
+CREATE TEMP TABLE rc_e AS SELECT * FROM userseq_evaluate('rc_np', 'SELECT seq FROM rc_p WHERE u > 300');
+SELECT is((SELECT array_agg(DISTINCT scorer ORDER BY scorer) FROM rc_e WHERE protocol = 'leave_last_out'),
+		  '{markov,model,prior}'::text[], 'next_behavior evaluation reports the model, markov and prior');
+SELECT is((SELECT count(*) FROM rc_e WHERE scorer IN ('markov', 'prior'))::int, 14, '... with every metric for both baselines');
+SELECT ok((SELECT value FROM rc_e WHERE scorer = 'markov' AND metric = 'accuracy') BETWEEN 0.55 AND 0.8
+		  AND (SELECT value FROM rc_e WHERE scorer = 'prior' AND metric = 'accuracy') BETWEEN 0.55 AND 0.8,
+		  'baselines near 2/3 on the second-order pattern');
+SELECT ok((SELECT value FROM rc_e WHERE scorer = 'model' AND metric = 'accuracy') >=
+		  (SELECT value FROM rc_e WHERE scorer = 'markov' AND metric = 'accuracy') + 0.2,
+		  'the model beats first-order transitions by 0.2 accuracy');
 
 SELECT * FROM finish();
 ROLLBACK;

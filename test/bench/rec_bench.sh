@@ -1,0 +1,99 @@
+#!/bin/bash
+# Recommendations per second per core: userseq_recommend(model, seq, k = 10), exclude_seen, on
+# catalogues of 5,000 and 50,000 items (benchmark, not a test). Needs the PG* environment of a
+# cluster with userseq installed, and a C compiler for test/bench/mkmodel.c.
+#
+#   RUNS=5 bash test/bench/rec_bench.sh
+#
+# For each catalogue size V:
+# 1. USERS generated users (userseq_generate_events(USERS, 7, items => V)), one sequence each
+#    (userseq_agg); a next_item model with the default options trained in the database
+#    (1 epoch, max_examples_per_seq 10, seed 1) on the first 2/3 of the users.
+# 2. SELECT count(*) over the other third, LATERAL userseq_recommend(model, seq, 10), serial,
+#    each run in a fresh session: with the default userseq.fold_memory (screened top-k, folded
+#    convolutions) and, as the peer in the same run, with userseq.fold_memory = 0 (direct
+#    convolutions, every item scored in fp32). They alternate; medians of RUNS runs.
+#    Both must give the same recommendations (checked on every request: the same score at
+#    every rank within 1e-5; the plain path sums in another order, so items a few ulps apart
+#    may swap, and the script counts those swaps).
+# 3. The same for a randomly initialised model of the same shape (mkmodel): its hidden layer is
+#    dense (about half the units nonzero, against about a fifth in trained models), which is
+#    the screen's worst case.
+set -eu
+cd "$(dirname "$0")/../.."
+RUNS=${RUNS:-5}
+USERS=${USERS:-60000}
+CATALOGUES=${CATALOGUES:-"5000 50000"}
+DIR=${BENCH_DIR:-/tmp/userseq_rec_bench}
+mkdir -p "$DIR"
+chmod 755 "$DIR"
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+# seconds of the statement $2 in a fresh session, after settings $1 and one warm-up request
+# (so the model decode and the scorer build are not timed)
+timed() {
+	psql -X -q -At -v ON_ERROR_STOP=1 <<SQL | awk '/^Time:/ {t = $2} END {printf "%.3f\n", t / 1000}'
+SET max_parallel_workers_per_gather = 0;
+$1
+SELECT count(*) FROM (SELECT seq FROM rec_seqs_$V LIMIT 1) s, LATERAL userseq_recommend('$model', s.seq, 10);
+\\timing on
+$2;
+SQL
+}
+
+cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -o "$DIR/mkmodel" test/bench/mkmodel.c src/core/*.c -lopenblas -lm
+q -c "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS userseq"
+echo "== recommendations per second per core (k = 10, exclude_seen, serial); load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+for V in $CATALOGUES; do
+	train_n=$((USERS * 2 / 3))
+	q <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS rec_seqs_$V;
+CREATE UNLOGGED TABLE rec_seqs_$V AS
+SELECT user_id, userseq_agg(item_id, ts, behavior) AS seq
+FROM userseq_generate_events($USERS, 7, items => $V) GROUP BY user_id;
+VACUUM ANALYZE rec_seqs_$V;
+SQL
+	n_eval=$(q -c "SELECT count(*) FROM rec_seqs_$V WHERE user_id > $train_n")
+	t0=$(date +%s.%N)
+	q -c "SELECT userseq_drop_model('rec_$V')" >/dev/null 2>&1 || true
+	q -c "SET client_min_messages = warning; SELECT count(*) FROM userseq_train('rec_$V', 'SELECT seq FROM rec_seqs_$V WHERE user_id <= $train_n', 'next_item', '{\"epochs\": 1, \"max_examples_per_seq\": 10, \"seed\": 1}')" >/dev/null
+	t1=$(date +%s.%N)
+	cfg=$(q -c "SELECT config->>'n_items', config->>'embedding_dim', config->>'num_filters', config->>'hidden_dim', config->>'max_len', config->'filter_widths' FROM models WHERE name = 'rec_$V' AND deployed")
+	IFS='|' read -r n_items E F H L widths <<<"$cfg"
+	printf 'catalogue %d: %d item rows, E=%s F=%s H=%s widths %s max_len %s; trained in %.0f s on %d users; %d requests per run\n' \
+		"$V" "$n_items" "$E" "$F" "$H" "$widths" "$L" "$(echo "$t1 - $t0" | bc -l)" "$train_n" "$n_eval"
+	"$DIR/mkmodel" next_item "$V" "$E" "$F" "$H" "$L" 7 "$DIR/random_$V.m"
+	chmod 644 "$DIR/random_$V.m"
+	q -c "SELECT userseq_drop_model('rec_random_$V')" >/dev/null 2>&1 || true
+	q -c "SELECT userseq_import('rec_random_$V', pg_read_binary_file('$DIR/random_$V.m'))" >/dev/null
+
+	for model in "rec_$V" "rec_random_$V"; do
+		SQL_REC="SELECT count(*) FROM (SELECT seq FROM rec_seqs_$V WHERE user_id > $train_n) s, LATERAL userseq_recommend('$model', s.seq, 10)"
+		# the same answers with and without the screen on every request, up to float near-ties:
+		# the plain path sums in another order, so two items a few ulps apart may swap
+		q -c "SET client_min_messages = warning; DROP TABLE IF EXISTS rec_a, rec_b"
+		q -c "SET max_parallel_workers_per_gather = 0; CREATE UNLOGGED TABLE rec_a AS SELECT s.user_id, r.rank, r.item, r.score FROM (SELECT user_id, seq FROM rec_seqs_$V WHERE user_id > $train_n) s, LATERAL userseq_recommend('$model', s.seq, 10) r"
+		q -c "SET max_parallel_workers_per_gather = 0; SET userseq.fold_memory = 0; CREATE UNLOGGED TABLE rec_b AS SELECT s.user_id, r.rank, r.item, r.score FROM (SELECT user_id, seq FROM rec_seqs_$V WHERE user_id > $train_n) s, LATERAL userseq_recommend('$model', s.seq, 10) r"
+		bad=$(q -c "SELECT count(*) FROM rec_a a FULL JOIN rec_b b USING (user_id, rank) WHERE a.score IS NULL OR b.score IS NULL OR abs(a.score - b.score) > 1e-5 * greatest(1, abs(a.score))")
+		swapped=$(q -c "SELECT count(*) FROM rec_a a JOIN rec_b b USING (user_id, rank) WHERE a.item <> b.item")
+		rows=$(q -c "SELECT count(*) FROM rec_a")
+		if [ "$bad" != 0 ]; then
+			echo "$model: screened and plain recommendations differ beyond float near-ties in $bad rows" >&2
+			exit 1
+		fi
+		tuned=()
+		plain=()
+		for r in $(seq 1 "$RUNS"); do
+			tuned+=("$(timed "" "$SQL_REC")")
+			plain+=("$(timed "SET userseq.fold_memory = 0;" "$SQL_REC")")
+		done
+		tm=$(printf '%s\n' "${tuned[@]}" | median)
+		pm=$(printf '%s\n' "${plain[@]}" | median)
+		printf '  %-16s default fold_memory: runs (s) %s; median %.2f s = %.0f/s | fold_memory 0: median %.2f s = %.0f/s | ratio x%.2f | %s rows: same score at every rank, %s near-tie swaps\n' \
+			"$model" "${tuned[*]}" "$tm" "$(echo "$n_eval / $tm" | bc -l)" "$pm" "$(echo "$n_eval / $pm" | bc -l)" \
+			"$(echo "$pm / $tm" | bc -l)" "$rows" "$swapped"
+	done
+	q -c "SET client_min_messages = warning; DROP TABLE IF EXISTS rec_a, rec_b"
+done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (2 vCPUs, shared)"
