@@ -89,6 +89,9 @@ struct us_scorer
 	float	   *qerr;			/* (Vp / 8, 4) per block of 8 rows: error coefficients */
 	uint8_t    *hq;				/* (H) quantised h */
 	int32_t    *hunits;			/* (H + 1) units with a nonzero hq, then a spare */
+	const int8_t **pair_a;		/* ((H + 1) / 2) pairs of those units: rows in qd ... */
+	const int8_t **pair_b;
+	int16_t    *pair_p;			/* ... and their quantised values (p_a | p_b << 8) */
 	int32_t    *cand;			/* (V) candidate rows */
 	float	   *cand_hi;		/* (V) their upper bounds */
 	float	   *lo_heap;		/* (V) the k best lower bounds so far */
@@ -108,8 +111,8 @@ enum
 	QE_N
 };
 
-/* rows per step of the screen: 32 int8 weights of a unit fill one AVX2 register */
-#define SCREEN_CHUNK 32
+/* rows per step of the screen: a unit's 64 int8 weights fill one cache line */
+#define SCREEN_CHUNK 64
 
 /* h is quantised to 0 .. H_LEVELS: two vpmaddubsw results then still add in int16 */
 #define H_LEVELS 63
@@ -216,7 +219,7 @@ us_scorer_screen_bytes(const us_model_config *cfg)
 
 	/* int8 weights, scale, bias, block errors, h, candidates and bounds, fp32 rows unless tied */
 	return Vp * H + 63 + Vp * 2 * sizeof(float) + Vp / 8 * QE_N * sizeof(float) +
-		H + (H + 1) * sizeof(int32_t) + V * (sizeof(int32_t) + 2 * sizeof(float)) +
+		H + (H + 1) * sizeof(int32_t) + (H / 2 + 1) * (2 * sizeof(int8_t *) + sizeof(int16_t)) + V * (sizeof(int32_t) + 2 * sizeof(float)) +
 		(cfg->tie_output ? 0 : V * H * sizeof(float));
 }
 
@@ -318,6 +321,9 @@ build_screen(us_scorer *s)
 	s->qerr = salloc(s, (size_t) s->Vp / 8 * QE_N, sizeof(float), &fail);
 	s->hq = salloc(s, (size_t) H, 1, &fail);
 	s->hunits = salloc(s, (size_t) H + 1, sizeof(int32_t), &fail);
+	s->pair_a = salloc(s, (size_t) H / 2 + 1, sizeof(int8_t *), &fail);
+	s->pair_b = salloc(s, (size_t) H / 2 + 1, sizeof(int8_t *), &fail);
+	s->pair_p = salloc(s, (size_t) H / 2 + 1, sizeof(int16_t), &fail);
 	s->cand = salloc(s, (size_t) V, sizeof(int32_t), &fail);
 	s->cand_hi = salloc(s, (size_t) V, sizeof(float), &fail);
 	s->lo_heap = salloc(s, (size_t) V, sizeof(float), &fail);
@@ -350,6 +356,11 @@ build_screen(us_scorer *s)
 		sfree(s, s->qerr);
 		sfree(s, s->hq);
 		sfree(s, s->hunits);
+		sfree(s, (void *) s->pair_a);
+		sfree(s, (void *) s->pair_b);
+		sfree(s, s->pair_p);
+		s->pair_a = s->pair_b = NULL;
+		s->pair_p = NULL;
 		sfree(s, s->cand);
 		sfree(s, s->cand_hi);
 		sfree(s, s->lo_heap);
@@ -633,6 +644,9 @@ us_scorer_free(us_scorer *s)
 	sfree(s, s->qerr);
 	sfree(s, s->hq);
 	sfree(s, s->hunits);
+	sfree(s, (void *) s->pair_a);
+	sfree(s, (void *) s->pair_b);
+	sfree(s, s->pair_p);
 	sfree(s, s->cand);
 	sfree(s, s->cand_hi);
 	sfree(s, s->lo_heap);
@@ -1350,40 +1364,63 @@ screen_pass(us_scorer *s, int32_t k, int exclude_seen, float t, float h1, float 
 		 * last unit pairs with itself at weight 0 */
 		int32_t		np = (nu + 1) / 2;
 
+		for (int32_t z = 0; z < np; z++)
+		{
+			int32_t		ua = s->hunits[2 * z],
+						ub = 2 * z + 1 < nu ? s->hunits[2 * z + 1] : ua;
+			int			pb = 2 * z + 1 < nu ? s->hq[ub] : 0;
+
+			s->pair_a[z] = s->qd + ua * Vp;
+			s->pair_b[z] = s->qd + ub * Vp;
+			s->pair_p[z] = (int16_t) (s->hq[ua] | (pb << 8));
+		}
 		for (int32_t c0 = 0; c0 < s->Vp; c0 += SCREEN_CHUNK)
 		{
-			/* rows c0 + 0..7, 16..23, 8..15, 24..31 (the lane order of unpack lo / hi) */
-			__m256i		acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
-			_mm256_setzero_si256(), _mm256_setzero_si256()};
-			static const int32_t acc_row[4] = {0, 16, 8, 24};
+			/*
+			 * acc[h * 4 + v]: rows c0 + 32 h + {0..7, 16..23, 8..15, 24..31}[v] (the lane order
+			 * of unpack lo / hi); each unit's 64 rows are one cache line.
+			 */
+			__m256i		acc[8];
+			static const int32_t acc_row[8] = {0, 16, 8, 24, 32, 48, 40, 56};
 
+			for (int v = 0; v < 8; v++)
+				acc[v] = _mm256_setzero_si256();
 			for (int32_t y = 0; y < np; y += 2)
 			{
-				__m256i		lo = _mm256_setzero_si256(),
-							hi = _mm256_setzero_si256();
+				__m256i		lo0 = _mm256_setzero_si256(),
+							hi0 = _mm256_setzero_si256(),
+							lo1 = _mm256_setzero_si256(),
+							hi1 = _mm256_setzero_si256();
 
 				/* two pairs add in int16: 2 x 2 x 63 x 127 < 32768 */
 				for (int32_t z = y; z < y + 2 && z < np; z++)
 				{
-					int32_t		ua = s->hunits[2 * z],
-								ub = 2 * z + 1 < nu ? s->hunits[2 * z + 1] : ua;
-					int			pb = 2 * z + 1 < nu ? s->hq[ub] : 0;
-					__m256i		pv = _mm256_set1_epi16((short) (s->hq[ua] | (pb << 8)));
-					__m256i		A = _mm256_loadu_si256((const __m256i *) (s->qd + ua * Vp + c0)),
-								B = _mm256_loadu_si256((const __m256i *) (s->qd + ub * Vp + c0));
+					__m256i		pv = _mm256_set1_epi16(s->pair_p[z]);
+					const int8_t *a = s->pair_a[z] + c0,
+							   *b = s->pair_b[z] + c0;
+					__m256i		A0 = _mm256_load_si256((const __m256i *) a),
+								B0 = _mm256_load_si256((const __m256i *) b),
+								A1 = _mm256_load_si256((const __m256i *) (a + 32)),
+								B1 = _mm256_load_si256((const __m256i *) (b + 32));
 
-					lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A, B)));
-					hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(pv, _mm256_unpackhi_epi8(A, B)));
+					lo0 = _mm256_add_epi16(lo0, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A0, B0)));
+					hi0 = _mm256_add_epi16(hi0, _mm256_maddubs_epi16(pv, _mm256_unpackhi_epi8(A0, B0)));
+					lo1 = _mm256_add_epi16(lo1, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A1, B1)));
+					hi1 = _mm256_add_epi16(hi1, _mm256_maddubs_epi16(pv, _mm256_unpackhi_epi8(A1, B1)));
 				}
-				acc[0] = _mm256_add_epi32(acc[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo)));
-				acc[1] = _mm256_add_epi32(acc[1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo, 1)));
-				acc[2] = _mm256_add_epi32(acc[2], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi)));
-				acc[3] = _mm256_add_epi32(acc[3], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi, 1)));
+				acc[0] = _mm256_add_epi32(acc[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo0)));
+				acc[1] = _mm256_add_epi32(acc[1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo0, 1)));
+				acc[2] = _mm256_add_epi32(acc[2], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi0)));
+				acc[3] = _mm256_add_epi32(acc[3], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi0, 1)));
+				acc[4] = _mm256_add_epi32(acc[4], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo1)));
+				acc[5] = _mm256_add_epi32(acc[5], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo1, 1)));
+				acc[6] = _mm256_add_epi32(acc[6], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi1)));
+				acc[7] = _mm256_add_epi32(acc[7], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi1, 1)));
 			}
 			/* in ascending rows: candidates must arrive in row order (ties go to the lower) */
-			for (int vi = 0; vi < 4; vi++)
+			for (int vi = 0; vi < 8; vi++)
 			{
-				int			v = vi == 1 ? 2 : vi == 2 ? 1 : vi;
+				int			v = (vi & 4) | ((vi & 3) == 1 ? 2 : (vi & 3) == 2 ? 1 : (vi & 3));
 				int32_t		r0 = c0 + acc_row[v];
 				float		eb = block_err(s, r0 / 8, h1, eps, tmax);
 				__m256		a = _mm256_add_ps(_mm256_loadu_ps(s->qbias + r0),
