@@ -113,6 +113,8 @@ enum
 
 /* rows per step of the screen: a unit's 64 int8 weights fill one cache line */
 #define SCREEN_CHUNK 64
+/* bytes ahead in each unit's row to prefetch (8 chunks; past the end of qd is harmless) */
+#define SCREEN_PREFETCH 512
 
 /* h is quantised to 0 .. H_LEVELS: two vpmaddubsw results then still add in int16 */
 #define H_LEVELS 63
@@ -1403,6 +1405,9 @@ screen_pass(us_scorer *s, int32_t k, int exclude_seen, float t, float h1, float 
 								A1 = _mm256_load_si256((const __m256i *) (a + 32)),
 								B1 = _mm256_load_si256((const __m256i *) (b + 32));
 
+					/* one stream per unit, often more than the hardware prefetcher follows */
+					_mm_prefetch((const char *) (a + SCREEN_PREFETCH), _MM_HINT_T0);
+					_mm_prefetch((const char *) (b + SCREEN_PREFETCH), _MM_HINT_T0);
 					lo0 = _mm256_add_epi16(lo0, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A0, B0)));
 					hi0 = _mm256_add_epi16(hi0, _mm256_maddubs_epi16(pv, _mm256_unpackhi_epi8(A0, B0)));
 					lo1 = _mm256_add_epi16(lo1, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A1, B1)));
