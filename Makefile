@@ -122,4 +122,4 @@ $(CORE_TRAIN): test/bench/core_train.c test/bench/bench_common.h $(CORE_SRCS) $(
 	@mkdir -p test/bench/build
 	$(CC) $(CORE_CFLAGS) -o $@ $< $(CORE_SRCS) -lopenblas -lm
 bench-torch: $(CORE_TRAIN)
-	sh test/bench/core_vs_torch.sh
+	bash test/bench/core_vs_torch.sh

@@ -6,10 +6,12 @@
  *     (L=50, V=50000, E=F=64, H=128), folded and direct; lengths uniform in [max(3, L/4), L]
  *     as torch_textcnn.py gen draws them, items Zipf-like (p ~ 1/rank^1.07, ranks mapped to
  *     ids by a seeded permutation);
- *   top-k (k=10, exclude seen): next_item models with 5,000 and 50,000 item rows, E=F=H=128
- *     (and 64), L=50, under the default 256 MB budget against budget 0 as the peer; was E=F=H=64,
- *     L=50, folded.
- * argv[2], if given, picks one configuration by name (spec, lean, next_item_5k, next_item_50k).
+ *   top-k (k=10, exclude seen): random next_item models with 5,000 and 50,000 item rows,
+ *     E=F=H=128 (next_item_5k, next_item_50k) and 64 (next_item_h64_50k), L=50, training counts
+ *     from another draw of the same Zipf distribution; the default 256 MB budget (screened
+ *     top-k, folded or hottest-rows-folded convolutions) against budget 0 as the peer.
+ * argv[2], if given, picks the configurations whose name contains it (spec, lean, next_item_5k,
+ * next_item_50k, next_item_h64_50k).
  * Each measurement runs `runs` times (argv[1], default 5) over a fresh pass of pre-generated
  * sequences and prints every run and the median, one JSON line per configuration: "median"
  * and "runs" are wall-clock rates; "cpu_median" is the rate per second of this thread's CPU
