@@ -297,6 +297,34 @@ quantise_row(us_scorer *s, int32_t i, const float *w, float b)
 	return 1;
 }
 
+/* frees the screen's tables and clears their pointers (the scorer keeps working unscreened) */
+static void
+free_screen(us_scorer *s)
+{
+	sfree(s, s->out_rows_own);
+	sfree(s, s->qd_raw);
+	sfree(s, s->qscale);
+	sfree(s, s->qbias);
+	sfree(s, s->qerr);
+	sfree(s, s->hq);
+	sfree(s, s->hunits);
+	sfree(s, (void *) s->pair_a);
+	sfree(s, (void *) s->pair_b);
+	sfree(s, s->pair_p);
+	sfree(s, s->cand);
+	sfree(s, s->cand_hi);
+	sfree(s, s->lo_heap);
+	s->out_rows = s->out_rows_own = NULL;
+	s->qd = NULL;
+	s->qd_raw = NULL;
+	s->qscale = s->qbias = s->qerr = s->cand_hi = s->lo_heap = NULL;
+	s->hq = NULL;
+	s->hunits = s->cand = NULL;
+	s->pair_a = s->pair_b = NULL;
+	s->pair_p = NULL;
+	s->screen = 0;
+}
+
 /*
  * The fp32 output rows (row-major) and their int8 screen. Fails softly (returns 0, nothing
  * kept) when memory is short or a row cannot be bounded: top-k then scans in full.
@@ -351,28 +379,7 @@ build_screen(us_scorer *s)
 	}
 	if (fail)
 	{
-		sfree(s, s->out_rows_own);
-		sfree(s, s->qd_raw);
-		sfree(s, s->qscale);
-		sfree(s, s->qbias);
-		sfree(s, s->qerr);
-		sfree(s, s->hq);
-		sfree(s, s->hunits);
-		sfree(s, (void *) s->pair_a);
-		sfree(s, (void *) s->pair_b);
-		sfree(s, s->pair_p);
-		s->pair_a = s->pair_b = NULL;
-		s->pair_p = NULL;
-		sfree(s, s->cand);
-		sfree(s, s->cand_hi);
-		sfree(s, s->lo_heap);
-		s->out_rows = s->out_rows_own = NULL;
-		s->qscale = s->qbias = s->qerr = s->cand_hi = s->lo_heap = NULL;
-		s->qd = NULL;
-		s->qd_raw = NULL;
-		s->hq = NULL;
-		s->hunits = s->cand = NULL;
-		s->cand = NULL;
+		free_screen(s);
 		return 0;
 	}
 	s->screen = 1;
@@ -639,19 +646,7 @@ us_scorer_free(us_scorer *s)
 	sfree(s, s->logits);
 	sfree(s, s->seen);
 	sfree(s, (void *) s->rp);
-	sfree(s, s->out_rows_own);
-	sfree(s, s->qd_raw);
-	sfree(s, s->qscale);
-	sfree(s, s->qbias);
-	sfree(s, s->qerr);
-	sfree(s, s->hq);
-	sfree(s, s->hunits);
-	sfree(s, (void *) s->pair_a);
-	sfree(s, (void *) s->pair_b);
-	sfree(s, s->pair_p);
-	sfree(s, s->cand);
-	sfree(s, s->cand_hi);
-	sfree(s, s->lo_heap);
+	free_screen(s);
 	s->alloc.free(s->alloc.ctx, s);
 }
 
