@@ -250,7 +250,8 @@ row_is_zero(const float *r, size_t n)
 /* ------------------------------------------------------------------ screen construction */
 
 /*
- * Quantises output row i: w ~ s q with q in [-127, 127], and raises its block's coefficients of the error bound used by screen_pass (rounded up):
+ * Quantises output row i: w ~ s q with q in [-127, 127], and raises its block's coefficients
+ * of the error bound used by screen_pass (rounded up):
  *   |sum_j w_j h_j - s t sum_j q_j p_j| <= err_q ||h||_1 + s sum|q| eps_h
  * (err_q = max_j |w_j - s q_j|, eps_h = max_j |h_j - t p_j|), plus the fp32 rounding of the
  * exact logit (at most (H+2) 2^-24 (max|w| ||h||_1 + |b|)) and of the screen's own float math
@@ -1245,7 +1246,7 @@ fheap_replace_root(float *a, int32_t n, float v)
 }
 
 /*
- * h (>= 0 after the ReLU) as integers p in 0 .. H_LEVELS with h ~ t p. *eb_h1 = ||h||_1 and
+ * h (>= 0 after the ReLU) as integers p in 0 .. H_LEVELS with h ~ t p. *h1_out = ||h||_1 and
  * *eps = max_j |h_j - t p_j|, both rounded up. Returns 0 if h is not finite or too large for
  * the bound's float arithmetic (top-k then scans in full).
  */

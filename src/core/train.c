@@ -1671,6 +1671,26 @@ zalloc(const us_allocator *a, size_t n, size_t elem)
 	return p;
 }
 
+/*
+ * Touched-row lists of the item, behaviour and gap tables (rows[t] rows each, none for an
+ * empty table). Returns 0 if memory is short; the caller frees what was allocated.
+ */
+static int
+touch_alloc(const us_allocator *alloc, touch *tch, const int32_t *rows)
+{
+	for (int t = 0; t < 3; t++)
+	{
+		tch[t].n_rows = rows[t];
+		if (rows[t] == 0)
+			continue;
+		tch[t].list = zalloc(alloc, (size_t) rows[t], sizeof(int32_t));
+		tch[t].stamp = zalloc(alloc, (size_t) rows[t], sizeof(int64_t));
+		if (tch[t].list == NULL || tch[t].stamp == NULL)
+			return 0;
+	}
+	return 1;
+}
+
 static us_status threads_start(us_trainer *tr);
 static void threads_stop(us_trainer *tr);
 
@@ -1707,16 +1727,8 @@ us_trainer_create(us_model *model, const us_train_config *tc, const us_allocator
 	if (tr->grads == NULL || tr->m1 == NULL || (tc->optimizer != US_OPT_SGD && tr->m2 == NULL))
 		goto fail;
 	emb_tables(model, off, rows);
-	for (int t = 0; t < 3; t++)
-	{
-		tr->tch[t].n_rows = rows[t];
-		if (rows[t] == 0)
-			continue;
-		tr->tch[t].list = zalloc(alloc, (size_t) rows[t], sizeof(int32_t));
-		tr->tch[t].stamp = zalloc(alloc, (size_t) rows[t], sizeof(int64_t));
-		if (tr->tch[t].list == NULL || tr->tch[t].stamp == NULL)
-			goto fail;
-	}
+	if (!touch_alloc(alloc, tr->tch, rows))
+		goto fail;
 	if (model->cfg.task == US_TASK_NEXT_ITEM && tc->n_negatives > 0)
 	{
 		/* unigram^0.75 over rows 1..V-1 (OOV and unknown counts weigh as one occurrence) */
@@ -2165,16 +2177,8 @@ threads_start(us_trainer *tr)
 			w->grads = zalloc(alloc, model->n_params, sizeof(float));
 			if (w->grads == NULL)
 				return US_ENOMEM;
-			for (int t = 0; t < 3; t++)
-			{
-				w->tch[t].n_rows = rows[t];
-				if (rows[t] == 0)
-					continue;
-				w->tch[t].list = zalloc(alloc, (size_t) rows[t], sizeof(int32_t));
-				w->tch[t].stamp = zalloc(alloc, (size_t) rows[t], sizeof(int64_t));
-				if (w->tch[t].list == NULL || w->tch[t].stamp == NULL)
-					return US_ENOMEM;
-			}
+			if (!touch_alloc(alloc, w->tch, rows))
+				return US_ENOMEM;
 		}
 		us_params_bind(&model->cfg, w->grads, &w->g);
 	}

@@ -32,7 +32,7 @@ bench_now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int
+static inline int
 bench_cmp_double(const void *a, const void *b)
 {
 	double		x = *(const double *) a,
@@ -72,7 +72,7 @@ typedef struct bench_tsv
 	int32_t		max_id;
 } bench_tsv;
 
-static void
+static inline void
 bench_tsv_free(bench_tsv *t)
 {
 	free(t->off);
@@ -81,7 +81,7 @@ bench_tsv_free(bench_tsv *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static int
+static inline int
 bench_tsv_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
 	size_t		ncap = *cap ? *cap : 1024;
@@ -103,7 +103,7 @@ bench_tsv_grow(void **p, size_t *cap, size_t need, size_t elem)
  * Reads path into t. vocab > 0: every id must lie in 1..vocab-1 (as the peer's --vocab
  * checks). Returns 0, or -1 with a message (file:line: what) in err.
  */
-static int
+static inline int
 bench_tsv_read(const char *path, int32_t vocab, bench_tsv *t, char *err, size_t errlen)
 {
 	FILE	   *f = fopen(path, "r");

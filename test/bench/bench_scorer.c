@@ -29,15 +29,7 @@
 
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "bench_common.h"
 
 /*
  * US_BENCH_HUGEPAGES=1: blocks of 4 MB and more are 2 MB aligned and advised as transparent
@@ -83,15 +75,6 @@ cpu_now(void)
 
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return x < y ? -1 : x > y;
 }
 
 typedef struct seqs
@@ -202,8 +185,8 @@ static void
 report(const char *name, const char *what, double *rates, double *crates, int runs,
 	   const char *extra)
 {
-	qsort(rates, runs, sizeof(double), cmp_double);
-	qsort(crates, runs, sizeof(double), cmp_double);
+	qsort(rates, runs, sizeof(double), bench_cmp_double);
+	qsort(crates, runs, sizeof(double), bench_cmp_double);
 	printf("{\"bench\": \"%s\", \"measure\": \"%s\", \"median\": %.0f, \"cpu_median\": %.0f, "
 		   "\"us_per_seq_cpu\": %.2f, \"runs\": [", name, what, rates[runs / 2], crates[runs / 2],
 		   1e6 / crates[runs / 2]);
@@ -231,17 +214,17 @@ bench_forward(const char *name, int V, int L, int E, int F, int H, int n_seqs, i
 	for (int folded = 1; folded >= 0; folded--)
 	{
 		us_scorer  *sc = NULL;
-		double		t0 = now(),
+		double		t0 = bench_now(),
 					build;
 		volatile float sink = 0;
 		int			n = folded ? n_seqs : n_seqs / 8;
 
 		if (us_scorer_create(m, folded ? SIZE_MAX : 0, bench_allocator(), &sc) != US_OK)
 			exit(1);
-		build = now() - t0;
+		build = bench_now() - t0;
 		for (int r = 0; r < runs; r++)
 		{
-			double		t1 = now(),
+			double		t1 = bench_now(),
 						c1 = cpu_now();
 
 			for (int q = 0; q < n; q++)
@@ -253,7 +236,7 @@ bench_forward(const char *name, int V, int L, int E, int F, int H, int n_seqs, i
 					exit(1);
 				sink += out;
 			}
-			rates[r] = n / (now() - t1);
+			rates[r] = n / (bench_now() - t1);
 			crates[r] = n / (cpu_now() - c1);
 		}
 		snprintf(extra, sizeof(extra),
@@ -327,7 +310,7 @@ bench_topk(const char *name, int V, int dim, int L, int n_req, int runs)
 	for (int r = 0; r < runs; r++)
 		for (int v = 0; v < 2; v++)
 		{
-			double		t1 = now(),
+			double		t1 = bench_now(),
 						c1 = cpu_now();
 
 			for (int q = 0; q < n_req; q++)
@@ -337,7 +320,7 @@ bench_topk(const char *name, int V, int dim, int L, int n_req, int runs)
 				if (us_scorer_topk(sc[v], &ev, 10, 1, rows[v], scores[v], &nf) != US_OK || nf != 10)
 					exit(1);
 			}
-			rates[v][r] = n_req / (now() - t1);
+			rates[v][r] = n_req / (bench_now() - t1);
 			crates[v][r] = n_req / (cpu_now() - c1);
 		}
 	snprintf(extra, sizeof(extra), ", \"V\": %d, \"E\": %d, \"H\": %d, \"L\": %d, \"screened\": %d, "
