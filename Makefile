@@ -15,18 +15,23 @@
 # OPTFLAGS="" gives a portable build (no -march=native).
 
 EXTENSION = userseq
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = userseq
 CORE_SRCS = $(sort $(wildcard src/core/*.c))
-GLUE_SRCS = $(sort $(wildcard src/pg/*.c))
+GLUE_SRCS = $(sort $(wildcard src/pg/*.c src/pg/*/*.c))
 OBJS = $(CORE_SRCS:.c=.o) $(GLUE_SRCS:.c=.o)
-HEADERS = $(wildcard include/userseq/*.h) $(wildcard src/pg/*.h)
+# internal headers: build dependencies only (PGXS would install anything named HEADERS)
+CORE_HEADERS = $(wildcard include/userseq/*.h src/core/*.h)
+GLUE_HEADERS = $(wildcard src/pg/*.h src/pg/*/*.h)
 
-# The install script is assembled from sql/parts/ in name order (one part per SQL area).
+# The install script of the current version is assembled from sql/parts/ in name order (one part
+# per SQL area). Earlier versions' install scripts are frozen files (sql/userseq--0.1.0.sql), and
+# sql/userseq--A--B.sql upgrade a live database; every SQL object added to sql/parts after 0.1.0
+# goes into the upgrade script too (test/t/upgrade.sh compares the two catalogs).
 SQL_PARTS = $(sort $(wildcard sql/parts/*.sql))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
 REGRESS_OPTS = --inputdir=test
@@ -34,9 +39,9 @@ REGRESS_OPTS = --inputdir=test
 OPTFLAGS ?= -march=native
 WARNFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers -Werror
 PG_CFLAGS = -std=gnu11 $(OPTFLAGS) $(WARNFLAGS) -fno-math-errno
-PG_CPPFLAGS = -Iinclude
+PG_CPPFLAGS = -Iinclude -Isrc/pg
 SHLIB_LINK = -lopenblas -lm -pthread
-EXTRA_CLEAN = test/unit/build results regression.diffs regression.out
+EXTRA_CLEAN = $(DATA_built) test/unit/build results regression.diffs regression.out
 
 STANDALONE_GOALS = unit unit-asan unit-valgrind unit-valgrind-run fuzz fuzz-corpus bench-core bench-train bench-torch core-train core-lib
 ifeq ($(filter $(STANDALONE_GOALS),$(MAKECMDGOALS)),)
@@ -45,7 +50,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 endif
 
-$(OBJS): $(HEADERS)
+$(OBJS): $(CORE_HEADERS) $(GLUE_HEADERS)
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $^ > $@

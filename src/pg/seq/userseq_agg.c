@@ -31,7 +31,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "userseq_build.h"
+#include "seq/userseq_build.h"
 
 /* A packed event: TimestampTz time, int64 item, uint8 code (0 = no label, i = label i-1). */
 #define US_REC_BYTES		17

@@ -44,10 +44,10 @@
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
-#include "model_cache.h"
-#include "seq_events.h"
+#include "models/model_cache.h"
+#include "seq/seq_events.h"
 #include "userseq_pg.h"
-#include "userseq_type.h"
+#include "seq/userseq_type.h"
 #include "userseq/us_metrics.h"
 #include "userseq/us_rng.h"
 

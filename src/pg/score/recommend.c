@@ -14,10 +14,10 @@
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
-#include "model_cache.h"
-#include "seq_events.h"
+#include "models/model_cache.h"
+#include "seq/seq_events.h"
 #include "userseq_pg.h"
-#include "userseq_type.h"
+#include "seq/userseq_type.h"
 
 static int
 UsInt32Cmp(const void *a, const void *b)

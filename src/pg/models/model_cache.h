@@ -9,7 +9,7 @@
 
 #include "fmgr.h"
 
-#include "seq_events.h"
+#include "seq/seq_events.h"
 #include "userseq/us_model.h"
 
 /* One decoded model; lives in its own context (child of TopMemoryContext once cached). */

@@ -4,7 +4,7 @@
  */
 #include "postgres.h"
 
-#include "seq_events.h"
+#include "seq/seq_events.h"
 
 void
 UsEventBufferInit(UsEventBuffer *buf, MemoryContext cxt)

@@ -38,7 +38,7 @@
 #include "utils/timestamp.h"
 
 #include "userseq/us_format.h"
-#include "train.h"
+#include "train/train.h"
 #include "userseq_pg.h"
 
 /* pg_extension.extnamespace (get_extension_schema is not exported before PostgreSQL 16) */

@@ -24,9 +24,9 @@
 #include "utils/array.h"
 
 #include "userseq/us_rng.h"
-#include "train.h"
+#include "train/train.h"
 #include "userseq_pg.h"
-#include "userseq_type.h"
+#include "seq/userseq_type.h"
 
 #define US_FETCH_ROWS	1000
 

@@ -29,7 +29,7 @@
 
 #include "userseq/us_format.h"
 #include "userseq/us_metrics.h"
-#include "train.h"
+#include "train/train.h"
 #include "userseq_pg.h"
 
 /* ------------------------------------------------------------------ tasks */

@@ -6,7 +6,7 @@
 #ifndef USERSEQ_BUILD_H
 #define USERSEQ_BUILD_H
 
-#include "userseq_type.h"
+#include "seq/userseq_type.h"
 
 /* One event while building; code is 0 (no label) or 1 + index into a label array. */
 typedef struct UsEvent

@@ -5,7 +5,7 @@
 #ifndef USERSEQ_SEQ_EVENTS_H
 #define USERSEQ_SEQ_EVENTS_H
 
-#include "userseq_type.h"
+#include "seq/userseq_type.h"
 #include "userseq/us_model.h"
 
 /* Reusable row buffers; grown on demand in cxt. */

@@ -37,7 +37,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "userseq_build.h"
+#include "seq/userseq_build.h"
 
 /* Unix epoch as TimestampTz: synthetic times of userseq(bigint[]) count seconds from here */
 #define US_UNIX_EPOCH_TS	(-((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY))

@@ -27,8 +27,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "model_cache.h"
-#include "train.h"
+#include "models/model_cache.h"
+#include "train/train.h"
 #include "userseq_pg.h"
 #include "userseq/us_format.h"
 

@@ -15,10 +15,10 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "model_cache.h"
-#include "seq_events.h"
+#include "models/model_cache.h"
+#include "seq/seq_events.h"
 #include "userseq_pg.h"
-#include "userseq_type.h"
+#include "seq/userseq_type.h"
 
 #define US_CLASSIFIER_TASKS (US_TASK_BIT(US_TASK_BINARY) | US_TASK_BIT(US_TASK_MULTICLASS) | \
 							 US_TASK_BIT(US_TASK_NEXT_BEHAVIOR))
