@@ -47,6 +47,16 @@
 #define US_MAX_RECENT		32			/* recent-window events */
 #define US_MAX_GAP_BUCKETS	64
 #define US_MAX_LABEL_BYTES	255			/* behaviour / class label length */
+#define US_MAX_BLOCKS		8			/* self-attention blocks (architecture sasrec) */
+#define US_MAX_HEADS		16			/* attention heads per block */
+
+/* Sequence encoder producing the feature vector z. */
+typedef enum us_architecture
+{
+	US_ARCH_TEXTCNN = 0,		/* convolutions + max-pool (+ recent window), as drawn above */
+	US_ARCH_SASREC = 1			/* causal self-attention blocks read at the last position:
+								 * z = encoder(x)_{n-1}, D = E; see src/core/us_attn.h */
+} us_architecture;
 
 typedef enum us_task
 {
@@ -76,6 +86,10 @@ typedef struct us_model_config
 	int32_t		tie_output;		/* next_item only, needs H == E */
 	float		dropout;		/* after the dense layer, training only, [0, 1) */
 	float		pos_weight;		/* binary: weight of positive examples in the loss, > 0 */
+	int32_t		architecture;	/* us_architecture; sasrec has n_widths = n_filters =
+								 * recent_window = 0 */
+	int32_t		n_blocks;		/* sasrec: 1..US_MAX_BLOCKS; text-CNN 0 */
+	int32_t		n_heads;		/* sasrec: 1..US_MAX_HEADS, divides embed_dim; text-CNN 0 */
 } us_model_config;
 
 /* Fills defaults (E=F=H=128, widths 3,4,5, dropout 0.5, max_len 100, R 0, pos_weight 1). */
@@ -126,6 +140,7 @@ typedef struct us_params
 	float	   *dense_b;		/* (H) */
 	float	   *out_w;			/* (H, n_outputs), NULL when tied */
 	float	   *out_b;			/* (n_outputs) */
+	float	   *encoder;		/* sasrec: the encoder region (us_attn.h), else NULL */
 } us_params;
 
 typedef struct us_model

@@ -64,6 +64,8 @@ fail(us_status st, char *msg, size_t msglen, const char *fmt,...)
 int32_t
 us_model_feature_dim(const us_model_config *cfg)
 {
+	if (cfg->architecture == US_ARCH_SASREC)
+		return cfg->embed_dim;
 	return cfg->n_widths * cfg->n_filters + cfg->recent_window * cfg->embed_dim;
 }
 
@@ -111,23 +113,49 @@ us_model_config_validate(const us_model_config *cfg, char *msg, size_t msglen)
 	}
 	RANGE(cfg->max_len, "max_len", 1, US_MAX_LEN);
 	RANGE(cfg->embed_dim, "embed_dim", 1, US_MAX_EMBED_DIM);
-	RANGE(cfg->n_widths, "the number of convolution widths", 1, US_MAX_WIDTHS);
-	for (int i = 0; i < cfg->n_widths; i++)
+	RANGE(cfg->architecture, "architecture", US_ARCH_TEXTCNN, US_ARCH_SASREC);
+	if (cfg->architecture == US_ARCH_SASREC)
 	{
-		RANGE(cfg->widths[i], "every convolution width", 1, US_MAX_FILTER_WIDTH);
-		if (i > 0 && cfg->widths[i] <= cfg->widths[i - 1])
+		/* the encoder replaces the convolutions and the recent window */
+		if (cfg->n_widths != 0 || cfg->n_filters != 0 || cfg->recent_window != 0)
 			return fail(US_EINVAL, msg, msglen,
-						"Convolution widths must be strictly ascending, got %d after %d.",
-						(int) cfg->widths[i], (int) cfg->widths[i - 1]);
+						"A sasrec model has no convolutions nor recent window: n_widths, n_filters and recent_window must be 0.");
+		for (int i = 0; i < US_MAX_WIDTHS; i++)
+			if (cfg->widths[i] != 0)
+				return fail(US_EINVAL, msg, msglen,
+							"Unused convolution width slots must be 0, slot %d holds %d.",
+							i, (int) cfg->widths[i]);
+		RANGE(cfg->n_blocks, "n_blocks", 1, US_MAX_BLOCKS);
+		RANGE(cfg->n_heads, "n_heads", 1, US_MAX_HEADS);
+		if (cfg->embed_dim % cfg->n_heads != 0)
+			return fail(US_EINVAL, msg, msglen,
+						"n_heads must divide embed_dim, got %d heads for %d dimensions.",
+						(int) cfg->n_heads, (int) cfg->embed_dim);
 	}
-	for (int i = cfg->n_widths; i < US_MAX_WIDTHS; i++)
-		if (cfg->widths[i] != 0)
+	else
+	{
+		RANGE(cfg->n_widths, "the number of convolution widths", 1, US_MAX_WIDTHS);
+		for (int i = 0; i < cfg->n_widths; i++)
+		{
+			RANGE(cfg->widths[i], "every convolution width", 1, US_MAX_FILTER_WIDTH);
+			if (i > 0 && cfg->widths[i] <= cfg->widths[i - 1])
+				return fail(US_EINVAL, msg, msglen,
+							"Convolution widths must be strictly ascending, got %d after %d.",
+							(int) cfg->widths[i], (int) cfg->widths[i - 1]);
+		}
+		for (int i = cfg->n_widths; i < US_MAX_WIDTHS; i++)
+			if (cfg->widths[i] != 0)
+				return fail(US_EINVAL, msg, msglen,
+							"Unused convolution width slots must be 0, slot %d holds %d.",
+							i, (int) cfg->widths[i]);
+		RANGE(cfg->n_filters, "n_filters", 1, US_MAX_FILTERS);
+		RANGE(cfg->recent_window, "recent_window", 0, US_MAX_RECENT);
+		if (cfg->n_blocks != 0 || cfg->n_heads != 0)
 			return fail(US_EINVAL, msg, msglen,
-						"Unused convolution width slots must be 0, slot %d holds %d.",
-						i, (int) cfg->widths[i]);
-	RANGE(cfg->n_filters, "n_filters", 1, US_MAX_FILTERS);
+						"n_blocks and n_heads are for the sasrec architecture only, got %d and %d.",
+						(int) cfg->n_blocks, (int) cfg->n_heads);
+	}
 	RANGE(cfg->hidden_dim, "hidden_dim", 1, US_MAX_HIDDEN);
-	RANGE(cfg->recent_window, "recent_window", 0, US_MAX_RECENT);
 	RANGE(cfg->tie_output, "tie_output", 0, 1);
 	if (cfg->tie_output)
 	{

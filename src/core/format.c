@@ -9,11 +9,13 @@
  * (padding rows need not be zero), and it does not know the parameter layout: that belongs to
  * model.c (us_model_param_count, us_params_bind), whose flat block is copied in order.
  *
- * Byte layout, format version 1 (offsets in bytes; u32/i32/u64/i64/f32 little-endian):
+ * Byte layout, format versions 1 and 2 (offsets in bytes; u32/i32/u64/i64/f32 little-endian).
+ * Version 2 adds three config words for the encoder architecture; a text-CNN is still written
+ * as version 1 (the same bytes as before version 2 existed), a sasrec model as version 2:
  *
  *   header, 32 bytes
  *     0   u32  magic 0x4D515355 ("USQM" as bytes)
- *     4   u32  format version (1)
+ *     4   u32  format version (1 or 2)
  *     8   u32  header size (32)
  *     12  u32  flags, must be 0
  *     16  u64  total size in bytes, header included (<= 1 GiB)
@@ -25,6 +27,8 @@
  *       i32 task, n_items, n_behaviors, n_gap_buckets, n_outputs, max_len, embed_dim,
  *       n_widths, widths[8] (entries past n_widths must be 0), n_filters, hidden_dim,
  *       recent_window, tie_output; f32 dropout, pos_weight
+ *     version 2 only, 12 bytes: i32 architecture (1 = sasrec), n_blocks, n_heads
+ *       (a version 1 model is a text-CNN: architecture 0, n_blocks = n_heads = 0)
  *     vocabulary counts: u32 n_vocab_items, u32 n_behavior_labels, u32 n_class_labels
  *       (n_items = n_vocab_items + 2; n_behaviors = n_behavior_labels + 2, or 0 and 0 labels;
  *        multiclass: n_class_labels = n_outputs, other tasks 0)
@@ -49,6 +53,7 @@
 #include "us_internal.h"
 
 #define CONFIG_BYTES	(22 * 4)
+#define CONFIG_V2_BYTES	(3 * 4)		/* architecture, n_blocks, n_heads */
 #define VOCAB_HEAD_BYTES	(3 * 4)
 /* The smallest possible model: header, config, vocabulary counts, n_params. */
 #define MIN_TOTAL_SIZE	(US_FORMAT_HEADER_SIZE + CONFIG_BYTES + VOCAB_HEAD_BYTES + 8)
@@ -208,7 +213,7 @@ us_format_peek(const uint8_t *buf, size_t len, us_format_header *header)
 	if (len < 8)
 		return US_ETRUNCATED;
 	version = get_u32(buf + 4);
-	if (version != US_FORMAT_VERSION)
+	if (version < US_FORMAT_VERSION_MIN || version > US_FORMAT_VERSION)
 		return US_EVERSION;
 	if (len < US_FORMAT_HEADER_SIZE)
 		return US_ETRUNCATED;
@@ -239,6 +244,13 @@ label_bytes(char *const *labels, int32_t n)
 	return s;
 }
 
+/* the oldest version that can hold the config: readers of version 1 keep reading text-CNNs */
+static uint32_t
+format_version(const us_model_config *c)
+{
+	return c->architecture != US_ARCH_TEXTCNN ? 2u : 1u;
+}
+
 size_t
 us_model_encoded_size(const us_model *model)
 {
@@ -249,6 +261,8 @@ us_model_encoded_size(const us_model *model)
 		return 0;
 	v = &model->vocab;
 	s = US_FORMAT_HEADER_SIZE + CONFIG_BYTES + VOCAB_HEAD_BYTES;
+	if (format_version(&model->cfg) >= 2)
+		s += CONFIG_V2_BYTES;
 	s += (size_t) (v->n_items > 0 ? v->n_items : 0) * 12;
 	s += label_bytes(v->behaviors, v->n_behaviors);
 	s += label_bytes(v->classes, v->n_classes);
@@ -337,6 +351,13 @@ us_model_encode(const us_model *model, uint8_t *buf, size_t len)
 	put_u32(p, f32_bits(c->dropout));
 	put_u32(p + 4, f32_bits(c->pos_weight));
 	p += 8;
+	if (format_version(c) >= 2)
+	{
+		put_u32(p, (uint32_t) c->architecture);
+		put_u32(p + 4, (uint32_t) c->n_blocks);
+		put_u32(p + 8, (uint32_t) c->n_heads);
+		p += CONFIG_V2_BYTES;
+	}
 
 	put_u32(p, (uint32_t) v->n_items);
 	put_u32(p + 4, (uint32_t) v->n_behaviors);
@@ -363,7 +384,7 @@ us_model_encode(const us_model *model, uint8_t *buf, size_t len)
 		return US_EINTERNAL;
 
 	put_u32(buf, US_FORMAT_MAGIC);
-	put_u32(buf + 4, US_FORMAT_VERSION);
+	put_u32(buf + 4, format_version(c));
 	put_u32(buf + 8, US_FORMAT_HEADER_SIZE);
 	put_u32(buf + 12, 0);
 	put_u64(buf + 16, (uint64_t) total);
@@ -525,6 +546,22 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	cfg.tie_output = (int32_t) words[19];
 	cfg.dropout = bits_f32(words[20]);
 	cfg.pos_weight = bits_f32(words[21]);
+	if (hdr.version >= 2)
+	{
+		uint32_t	arch, nb, nh;
+
+		TRY(rd_u32(&r, &arch));
+		TRY(rd_u32(&r, &nb));
+		TRY(rd_u32(&r, &nh));
+		/* version 2 exists for another architecture: a text-CNN in it has two encodings */
+		if (arch == US_ARCH_TEXTCNN)
+			return US_EFORMAT;
+		if (nb > US_MAX_BLOCKS || nh > US_MAX_HEADS)
+			return US_ELIMIT;
+		cfg.architecture = (int32_t) arch;
+		cfg.n_blocks = (int32_t) nb;
+		cfg.n_heads = (int32_t) nh;
+	}
 	TRY(check_config_limits(&cfg));
 	/* This also requires unused width slots to be zero: one config, one encoding. */
 	TRY(map_config_status(us_model_config_validate(&cfg, msg, sizeof(msg))));

@@ -8,11 +8,13 @@
 
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
+#include "us_attn.h"
 #include "us_internal.h"
 
 /*
  * Layout, in this order: item_emb (n_items, E), behavior_emb (n_behaviors, E), gap_emb
- * (n_gap_buckets, E), per width conv_w (k, E, F) then conv_b (F), dense_w (D, H), dense_b (H),
+ * (n_gap_buckets, E), the sasrec encoder region (us_attn.h) or per width conv_w (k, E, F) then
+ * conv_b (F), dense_w (D, H), dense_b (H),
  * out_w (H, n_outputs) unless tied, out_b (n_outputs). The model bytes store the block as is.
  */
 size_t
@@ -31,6 +33,8 @@ us_model_param_count(const us_model_config *cfg)
 		return 0;
 	if (!us_mul_size((size_t) cfg->n_behaviors + (size_t) cfg->n_gap_buckets, E, &t) ||
 		!us_add_size(total, t, &total))
+		return 0;
+	if (!us_add_size(total, us_attn_param_count(cfg), &total))
 		return 0;
 	for (int i = 0; i < cfg->n_widths; i++)
 	{
@@ -65,6 +69,11 @@ us_params_bind(const us_model_config *cfg, float *block, us_params *p)
 	q += (size_t) cfg->n_behaviors * E;
 	p->gap_emb = cfg->n_gap_buckets > 0 ? q : NULL;
 	q += (size_t) cfg->n_gap_buckets * E;
+	if (cfg->architecture == US_ARCH_SASREC)
+	{
+		p->encoder = q;
+		q += us_attn_param_count(cfg);
+	}
 	for (int i = 0; i < cfg->n_widths; i++)
 	{
 		p->conv_w[i] = q;
@@ -100,6 +109,17 @@ init_embedding(us_rng *rng, float *x, size_t rows, size_t E)
 	memset(x, 0, E * sizeof(float));
 	for (size_t i = E; i < rows * E; i++)
 		x[i] = (float) us_rng_normal(rng);
+}
+
+#define SASREC_EMB_STD 0.05
+
+static void
+scale_rows(float *x, size_t n, double f)
+{
+	if (x == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		x[i] = (float) (x[i] * f);
 }
 
 static us_status
@@ -194,6 +214,20 @@ us_model_create(const us_model_config *cfg, const us_vocab *vocab, uint64_t seed
 	init_embedding(&rng, m->p.item_emb, (size_t) c->n_items, E);
 	init_embedding(&rng, m->p.behavior_emb, (size_t) c->n_behaviors, E);
 	init_embedding(&rng, m->p.gap_emb, (size_t) c->n_gap_buckets, E);
+	if (c->architecture == US_ARCH_SASREC)
+	{
+		us_attn_params ap;
+
+		/*
+		 * Small embeddings, as SASRec's reference: the layer norms see item + position, and
+		 * N(0, 1) rows (norm ~sqrt(E)) would drown the positions and barely move under Adam.
+		 */
+		scale_rows(m->p.item_emb, (size_t) c->n_items * E, SASREC_EMB_STD);
+		scale_rows(m->p.behavior_emb, (size_t) c->n_behaviors * E, SASREC_EMB_STD);
+		scale_rows(m->p.gap_emb, (size_t) c->n_gap_buckets * E, SASREC_EMB_STD);
+		us_attn_bind(c, m->p.encoder, &ap);
+		us_attn_init(c, &ap, &rng, SASREC_EMB_STD);
+	}
 	for (int i = 0; i < c->n_widths; i++)
 	{
 		/* torch Conv1d / Linear: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), same for bias */

@@ -35,6 +35,7 @@
 #endif
 
 #include "userseq/us_model.h"
+#include "us_attn.h"
 #include "us_internal.h"
 
 /* windows per direct-path GEMM: P stays a few hundred KB for the default shapes */
@@ -73,6 +74,12 @@ struct us_scorer
 	float	   *logits;			/* next_item: (O) */
 	uint8_t    *seen;			/* next_item: (V + 7) / 8 bits */
 	const float **rp;			/* row pointers: folded (3 L), direct (DIRECT_CHUNK + kmax - 1) */
+
+	/* sasrec: the encoder over the kept events in x (never folded) */
+	int			sasrec;
+	us_attn_params ap;
+	float	   *enc;			/* the encoder's arena for max_len tokens */
+	int32_t    *tok_id;			/* (L) 0 .. L-1: event t reads row t of x */
 
 	/* next_item output rows, row-major (V, H): item_emb when tied, else a transposed copy */
 	const float *out_rows;
@@ -566,21 +573,39 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 	if (cfg->task == US_TASK_NEXT_ITEM && s->O == s->V &&
 		us_scorer_screen_bytes(cfg) <= budget && build_screen(s))
 		budget -= us_scorer_screen_bytes(cfg);
-	build_folded(s, budget);
+	s->sasrec = cfg->architecture == US_ARCH_SASREC;
+	if (s->sasrec)
+	{
+		/* the encoder mixes positions: nothing to fold, the screen still applies */
+		int64_t		span[2] = {0, s->L};
+		size_t		na = us_attn_arena_floats(cfg, span, 1, 0);
 
-	if (s->folded)
-		s->x = salloc(s, (size_t) s->R * s->E, sizeof(float), &fail);
+		us_attn_bind(cfg, model->p.encoder, &s->ap);
+		s->x = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
+		s->enc = na ? salloc(s, na, sizeof(float), &fail) : NULL;
+		s->tok_id = salloc(s, (size_t) s->L, sizeof(int32_t), &fail);
+		if (s->enc == NULL)
+			fail = 1;
+		for (int32_t t = 0; !fail && t < s->L; t++)
+			s->tok_id[t] = t;
+	}
 	else
 	{
-		s->x = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
-		s->c = salloc(s, (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1) * s->S,
-					  sizeof(float), &fail);
+		build_folded(s, budget);
+		if (s->folded)
+			s->x = salloc(s, (size_t) s->R * s->E, sizeof(float), &fail);
+		else
+		{
+			s->x = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
+			s->c = salloc(s, (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1) * s->S,
+						  sizeof(float), &fail);
+		}
+		if (!s->folded || s->fold_slot)
+			s->w_cat = salloc(s, (size_t) s->E * s->S, sizeof(float), &fail);
+		s->rp = salloc(s, s->folded ? (size_t) 3 * s->L :
+					   (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1),
+					   sizeof(float *), &fail);
 	}
-	if (!s->folded || s->fold_slot)
-		s->w_cat = salloc(s, (size_t) s->E * s->S, sizeof(float), &fail);
-	s->rp = salloc(s, s->folded ? (size_t) 3 * s->L :
-				   (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1),
-				   sizeof(float *), &fail);
 	s->z = salloc(s, (size_t) s->D, sizeof(float), &fail);
 	s->h = salloc(s, (size_t) s->H, sizeof(float), &fail);
 	if (cfg->task == US_TASK_NEXT_ITEM)
@@ -642,6 +667,8 @@ us_scorer_free(us_scorer *s)
 	sfree(s, s->x);
 	sfree(s, s->c);
 	sfree(s, s->w_cat);
+	sfree(s, s->enc);
+	sfree(s, s->tok_id);
 	sfree(s, s->z);
 	sfree(s, s->h);
 	sfree(s, s->logits);
@@ -956,6 +983,31 @@ pool_direct(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 		vrelu(s->z + (size_t) w * F, F);
 }
 
+/* sasrec: z = the encoder's output at the last of the m kept events (zeros for none) */
+static void
+encode_last(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
+{
+	int64_t		span[2] = {0, m};
+	us_attn_batch b;
+	const float *out;
+
+	if (m == 0)
+	{
+		memset(s->z, 0, (size_t) s->E * sizeof(float));
+		return;
+	}
+	for (int32_t t = 0; t < m; t++)
+		embed_event(s, ev, start + t, s->x + (size_t) t * s->E);
+	memset(&b, 0, sizeof b);
+	b.nseq = 1;
+	b.seq_tok = span;
+	b.T = m;
+	b.tok_u = s->tok_id;
+	b.X = s->x;
+	out = us_attn_forward(&s->model->cfg, &s->ap, &b, s->enc);
+	memcpy(s->z, out + (size_t) (m - 1) * s->E, (size_t) s->E * sizeof(float));
+}
+
 /* z (features) and h (hidden) for a validated sequence */
 static void
 hidden(us_scorer *s, const us_events *ev)
@@ -966,7 +1018,9 @@ hidden(us_scorer *s, const us_events *ev)
 	int32_t		E = s->E;
 	float	   *r = s->z + (size_t) s->W * s->F;
 
-	if (s->folded)
+	if (s->sasrec)
+		encode_last(s, ev, start, m);
+	else if (s->folded)
 		pool_folded(s, ev, start, m);
 	else
 		pool_direct(s, ev, start, m);

@@ -47,6 +47,7 @@
 
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
+#include "us_attn.h"
 #include "us_internal.h"
 
 /* scratch bounds: conv output chunk and logits chunk, in floats */
@@ -114,6 +115,10 @@ typedef struct us_ws
 				wpos;			/* (H) */
 	int32_t		n_neg;
 	buf			mask;			/* threaded steps: dropout scales of the whole batch */
+	/* sasrec: the encoder's arena (activations + backward scratch) and dout (T, E) */
+	const int32_t *seq_ids;		/* (nseq) the batch's dataset sequence ids */
+	buf			enc,
+				denc;
 } us_ws;
 
 /* touched embedding rows of the step (lazy updates) */
@@ -124,6 +129,23 @@ typedef struct touch
 	int32_t		n;
 	int64_t    *stamp;
 } touch;
+
+/* options of one batch's forward / backward */
+typedef struct batch_opts
+{
+	us_params  *g;				/* gradient tensors, NULL: forward only */
+	int			conv_mode;
+	touch	   *tch;
+	int64_t		stamp;
+	us_rng	   *drop_rng;		/* NULL: no dropout */
+	int			sampled;		/* sampled softmax with ws->neg */
+	const double *cdf;
+	int32_t		n_cdf;
+	float	   *pred;
+	const float *drop_mask;		/* precomputed dropout scales (n_ex, H), or NULL */
+	int			enc_dropout;	/* sasrec: encoder dropout on, masks from enc_seed */
+	uint64_t	enc_seed;
+} batch_opts;
 
 struct us_trainer
 {
@@ -190,7 +212,7 @@ ws_free(us_ws *ws)
 		&ws->ex_len, &ws->ex_tgt, &ws->ex_y, &ws->ex_w, &ws->X, &ws->Wcat, &ws->WT, &ws->Y, &ws->Z,
 		&ws->A, &ws->Hh, &ws->drop, &ws->amax, &ws->run, &ws->logits, &ws->dH, &ws->dZ, &ws->dX,
 	&ws->dWT, &ws->dWcat, &ws->neg, &ws->neg_logq, &ws->negW, &ws->dnegW, &ws->wpos, &ws->tok_u,
-	&ws->hash, &ws->u_item, &ws->u_beh, &ws->u_gap, &ws->mask};
+	&ws->hash, &ws->u_item, &ws->u_beh, &ws->u_gap, &ws->mask, &ws->enc, &ws->denc};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i]->p)
@@ -398,6 +420,7 @@ build_batch(const us_model *model, const us_dataset *data, const int32_t *ids, i
 		seq_tok[n] = t;
 	}
 	ws->nseq = n;
+	ws->seq_ids = ids;
 	ws->T = T;
 	ws->n_ex = (int32_t) n_ex;
 	return US_OK;
@@ -1094,6 +1117,77 @@ head_sampled(const us_model *model, us_ws *ws, us_params *g, double *loss_sum,
 	return US_OK;
 }
 
+/* ------------------------------------------------------------------ sasrec encoder */
+
+static void
+enc_batch(const us_ws *ws, const batch_opts *o, us_attn_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->nseq = ws->nseq;
+	b->seq_tok = I64(ws->seq_tok);
+	b->T = ws->T;
+	b->tok_u = I32(ws->tok_u);
+	b->X = F32(ws->X);
+	b->seq_key = ws->seq_ids;
+	b->dropout = o->enc_dropout;
+	b->drop_seed = o->enc_seed;
+}
+
+/*
+ * Z rows (n_ex, E) = the encoder output at each example's last visible event (all positions
+ * of a sequence in one causal pass; an example that sees no event gets zeros).
+ */
+static void
+enc_forward(const us_model *model, us_ws *ws, const batch_opts *o)
+{
+	const us_model_config *c = &model->cfg;
+	int			E = c->embed_dim;
+	const int64_t *seq_tok = I64(ws->seq_tok);
+	const int32_t *es = I32(ws->ex_seq),
+			   *el = I32(ws->ex_len);
+	us_attn_params ap;
+	us_attn_batch b;
+	const float *out;
+	float	   *Z = F32(ws->Z);
+
+	us_attn_bind(c, model->p.encoder, &ap);
+	enc_batch(ws, o, &b);
+	out = us_attn_forward(c, &ap, &b, F32(ws->enc));
+	for (int32_t e = 0; e < ws->n_ex; e++)
+	{
+		if (el[e] > 0)
+			memcpy(Z + (size_t) e * E, out + (size_t) (seq_tok[es[e]] + el[e] - 1) * E,
+				   (size_t) E * sizeof(float));
+		else
+			memset(Z + (size_t) e * E, 0, (size_t) E * sizeof(float));
+	}
+}
+
+/* dZ (n_ex, E) back through the encoder into g and the distinct inputs' dX */
+static void
+enc_backward(const us_model *model, us_ws *ws, const batch_opts *o, us_params *g)
+{
+	const us_model_config *c = &model->cfg;
+	int			E = c->embed_dim;
+	const int64_t *seq_tok = I64(ws->seq_tok);
+	const int32_t *es = I32(ws->ex_seq),
+			   *el = I32(ws->ex_len);
+	const float *dZ = F32(ws->dZ);
+	float	   *dout = F32(ws->denc);
+	us_attn_params ap,
+				ga;
+	us_attn_batch b;
+
+	us_attn_bind(c, model->p.encoder, &ap);
+	us_attn_bind(c, g->encoder, &ga);
+	enc_batch(ws, o, &b);
+	memset(dout, 0, (size_t) ws->T * E * sizeof(float));
+	for (int32_t e = 0; e < ws->n_ex; e++)
+		if (el[e] > 0)
+			axpy(E, 1.0f, dZ + (size_t) e * E, dout + (size_t) (seq_tok[es[e]] + el[e] - 1) * E);
+	us_attn_backward(c, &ap, &b, F32(ws->enc), dout, &ga, F32(ws->dX));
+}
+
 /* ------------------------------------------------------------------ backward */
 
 static inline void
@@ -1261,8 +1355,8 @@ conv_backward_dense(const us_model *model, us_ws *ws, us_params *g, const int *c
 }
 
 static us_status
-backward(const us_model *model, us_ws *ws, us_params *g, int conv_mode, const int *col0,
-		 int Ftot, touch *tch, int64_t stamp)
+backward(const us_model *model, us_ws *ws, const batch_opts *o, us_params *g, int conv_mode,
+		 const int *col0, int Ftot, touch *tch, int64_t stamp)
 {
 	const us_model_config *c = &model->cfg;
 	int			E = c->embed_dim,
@@ -1295,12 +1389,17 @@ backward(const us_model *model, us_ws *ws, us_params *g, int conv_mode, const in
 	us_gemm(0, 1, n_ex, D, H, 1.0f, dH, H, model->p.dense_w, H, 0.0f, dZ, D);
 	memset(dX, 0, (size_t) ws->U * E * sizeof(float));
 
-	if (conv_mode == US_CONV_BWD_AUTO)
-		conv_mode = (int64_t) n_ex * 4 <= ws->T ? US_CONV_BWD_SPARSE : US_CONV_BWD_DENSE;
-	st = conv_mode == US_CONV_BWD_SPARSE ? conv_backward_sparse(model, ws, g, col0, Ftot)
-		: conv_backward_dense(model, ws, g, col0, Ftot);
-	if (st != US_OK)
-		return st;
+	if (c->architecture == US_ARCH_SASREC)
+		enc_backward(model, ws, o, g);
+	else
+	{
+		if (conv_mode == US_CONV_BWD_AUTO)
+			conv_mode = (int64_t) n_ex * 4 <= ws->T ? US_CONV_BWD_SPARSE : US_CONV_BWD_DENSE;
+		st = conv_mode == US_CONV_BWD_SPARSE ? conv_backward_sparse(model, ws, g, col0, Ftot)
+			: conv_backward_dense(model, ws, g, col0, Ftot);
+		if (st != US_OK)
+			return st;
+	}
 	if (R > 0)
 		for (int32_t x = 0; x < n_ex; x++)
 		{
@@ -1346,19 +1445,7 @@ backward(const us_model *model, us_ws *ws, us_params *g, int conv_mode, const in
 
 /* ------------------------------------------------------------------ one batch */
 
-typedef struct batch_opts
-{
-	us_params  *g;				/* gradient tensors, NULL: forward only */
-	int			conv_mode;
-	touch	   *tch;
-	int64_t		stamp;
-	us_rng	   *drop_rng;		/* NULL: no dropout */
-	int			sampled;		/* sampled softmax with ws->neg */
-	const double *cdf;
-	int32_t		n_cdf;
-	float	   *pred;
-	const float *drop_mask;		/* precomputed dropout scales (n_ex, H), or NULL */
-} batch_opts;
+
 
 /*
  * Everything run_batch_compute will reserve, reserved here (on the calling thread) so that a
@@ -1395,6 +1482,17 @@ run_batch_reserve(const us_model *model, us_ws *ws, const batch_opts *o)
 	U = (size_t) (ws->U > 0 ? ws->U : 1);
 	if ((st = reserve(ws, &ws->Y, U, (size_t) Ftot * sizeof(float))))
 		return st;
+	if (c->architecture == US_ARCH_SASREC)
+	{
+		size_t		na = us_attn_arena_floats(c, I64(ws->seq_tok), ws->nseq, o->g != NULL);
+
+		if (na == 0)
+			return US_ELIMIT;
+		if ((st = reserve(ws, &ws->enc, na, sizeof(float))) ||
+			(o->g && (st = reserve(ws, &ws->denc, (size_t) (ws->T > 0 ? ws->T : 1),
+								   (size_t) E * sizeof(float)))))
+			return st;
+	}
 	if (o->sampled)
 	{
 		int			ld = ws->n_neg + 1;
@@ -1439,10 +1537,15 @@ run_batch_compute(const us_model *model, us_ws *ws, const batch_opts *o, double 
 	if (ws->n_ex == 0)
 		return US_OK;
 	gather_fill(model, ws);
-	pack_conv(model, F32(ws->Wcat), Ftot, col0);
-	if ((st = conv_forward(model, ws, col0, Ftot)) != US_OK)
-		return st;
-	recent_forward(model, ws);
+	if (c->architecture == US_ARCH_SASREC)
+		enc_forward(model, ws, o);
+	else
+	{
+		pack_conv(model, F32(ws->Wcat), Ftot, col0);
+		if ((st = conv_forward(model, ws, col0, Ftot)) != US_OK)
+			return st;
+		recent_forward(model, ws);
+	}
 	dense_forward(model, ws, o->drop_rng, o->drop_mask);
 	if (o->sampled)
 		st = head_sampled(model, ws, o->g, loss_sum, o->cdf, o->n_cdf);
@@ -1464,7 +1567,7 @@ run_batch_compute(const us_model *model, us_ws *ws, const batch_opts *o, double 
 			for (int32_t r = 1; r < c->n_items; r++)
 				touch_mark(&o->tch[0], r, o->stamp);
 	}
-	return backward(model, ws, o->g, o->conv_mode, col0, Ftot, o->tch, o->stamp);
+	return backward(model, ws, o, o->g, o->conv_mode, col0, Ftot, o->tch, o->stamp);
 }
 
 static us_status
@@ -2009,6 +2112,7 @@ step_grads(us_trainer *tr, const us_dataset *data, const int32_t *ids, int32_t n
 	int			H = c->hidden_dim;
 	int64_t		total = 0;
 	int64_t		stamp;
+	uint64_t	enc_seed = 0;
 	const float *mask = NULL;
 	us_status	st;
 
@@ -2038,6 +2142,11 @@ step_grads(us_trainer *tr, const us_dataset *data, const int32_t *ids, int32_t n
 			o.cdf = tr->neg_cdf;
 			o.n_cdf = tr->neg_rows;
 		}
+		if (rng != NULL && c->architecture == US_ARCH_SASREC)
+		{
+			o.enc_dropout = 1;
+			o.enc_seed = us_rng_next(rng);
+		}
 		st = run_batch(model, &tr->ws, &o, loss_sum);
 		if (st != US_OK)
 			clear_grads(tr);
@@ -2061,6 +2170,9 @@ step_grads(us_trainer *tr, const us_dataset *data, const int32_t *ids, int32_t n
 	stamp = ++tr->stamp;
 	if (sampled && (st = draw_negatives(tr, rng)) != US_OK)
 		return st;
+	/* in the order of the one-thread path: negatives, encoder seed, dense dropout */
+	if (rng != NULL && c->architecture == US_ARCH_SASREC)
+		enc_seed = us_rng_next(rng);
 	if (rng != NULL && c->dropout > 0.0f)
 	{
 		/* the draws dense_forward makes for the whole batch on one thread, in its order */
@@ -2090,6 +2202,8 @@ step_grads(us_trainer *tr, const us_dataset *data, const int32_t *ids, int32_t n
 			w->o.tch = w->tch;
 			w->o.stamp = stamp;
 			w->o.drop_mask = mask ? mask + (size_t) ex0 * H : NULL;
+			w->o.enc_dropout = rng != NULL && c->architecture == US_ARCH_SASREC;
+			w->o.enc_seed = enc_seed;
 			w->loss = 0.0;
 			w->st = US_OK;
 			ws->n_norm = total;
@@ -2385,10 +2499,16 @@ us_model_predict(const us_model *model, const us_dataset *data, const int32_t *s
 	V = model->cfg.n_outputs;
 	D = us_model_feature_dim(&model->cfg);
 	{
+		const us_model_config *c = &model->cfg;
 		int			col0[US_MAX_WIDTHS];
+		/* per-token floats: the conv taps, or about the encoder's activations */
+		size_t		per_tok = c->architecture == US_ARCH_SASREC
+			? (size_t) c->n_blocks * (14 * (size_t) c->embed_dim + (size_t) c->n_heads * c->max_len) +
+			6 * (size_t) c->embed_dim
+			: (size_t) conv_cols(c, col0);
 
-		/* chunk tokens so the per-input conv taps stay within PREDICT_TAP_FLOATS */
-		max_tok = (int64_t) (PREDICT_TAP_FLOATS / (size_t) conv_cols(&model->cfg, col0));
+		/* chunk tokens so the per-token scratch stays within PREDICT_TAP_FLOATS */
+		max_tok = (int64_t) (PREDICT_TAP_FLOATS / per_tok);
 		if (max_tok < model->cfg.max_len)
 			max_tok = model->cfg.max_len;
 	}

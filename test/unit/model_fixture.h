@@ -21,6 +21,8 @@ typedef struct fixture_opts
 	int			E, F, H, max_len;
 	int			n_widths;
 	int			widths[US_MAX_WIDTHS];
+	int			sasrec;			/* self-attention encoder instead of the convolutions */
+	int			blocks, heads;	/* sasrec */
 } fixture_opts;
 
 static inline void
@@ -96,6 +98,16 @@ fixture_model(const fixture_opts *o, uint64_t seed, us_model **out)
 	for (int i = 0; i < US_MAX_WIDTHS; i++)
 		cfg.widths[i] = i < o->n_widths ? o->widths[i] : 0;
 	cfg.recent_window = o->recent;
+	if (o->sasrec)
+	{
+		cfg.architecture = US_ARCH_SASREC;
+		cfg.n_blocks = o->blocks;
+		cfg.n_heads = o->heads;
+		cfg.n_widths = 0;
+		cfg.n_filters = 0;
+		cfg.recent_window = 0;
+		memset(cfg.widths, 0, sizeof(cfg.widths));
+	}
 	cfg.tie_output = o->tie;
 	cfg.dropout = 0.25f;
 	cfg.pos_weight = 1.5f;
@@ -121,6 +133,16 @@ fixture_variant(fixture_opts *o, int v)
 	o->gaps = (bits >> 1) & 1;
 	o->recent = (bits >> 2) & 1 ? 3 : 0;
 	o->tie = task == US_TASK_NEXT_ITEM && (bits & 1);
+}
+
+/* Variant v of the options with the sasrec encoder (2 blocks, 2 heads). */
+static inline void
+fixture_variant_sasrec(fixture_opts *o, int v)
+{
+	fixture_variant(o, v);
+	o->sasrec = 1;
+	o->blocks = 2;
+	o->heads = 2;
 }
 
 #endif

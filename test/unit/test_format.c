@@ -10,6 +10,7 @@
 #include "userseq/us_rng.h"
 #include "unit.h"
 #include "model_fixture.h"
+#include "format_fixtures.h"
 
 uint32_t	us_crc32c_portable(uint32_t crc, const void *data, size_t len);
 
@@ -122,8 +123,9 @@ vocab_equal(const us_vocab *a, const us_vocab *b)
 static void
 test_round_trip(void)
 {
-	for (int v = 0; v < FIXTURE_N_VARIANTS; v++)
+	for (int v = 0; v < 2 * FIXTURE_N_VARIANTS; v++)
 	{
+		int			sasrec = v >= FIXTURE_N_VARIANTS;
 		fixture_opts o;
 		us_model   *m = NULL,
 				   *d = NULL;
@@ -133,7 +135,10 @@ test_round_trip(void)
 					n2;
 		us_format_header h;
 
-		fixture_variant(&o, v);
+		if (sasrec)
+			fixture_variant_sasrec(&o, v - FIXTURE_N_VARIANTS);
+		else
+			fixture_variant(&o, v);
 		CHECK_OK(fixture_model(&o, 100 + v, &m));
 		if (!m)
 			continue;
@@ -147,7 +152,8 @@ test_round_trip(void)
 			continue;
 		}
 		CHECK_OK(us_format_peek(b1, 32, &h));
-		CHECK(h.version == US_FORMAT_VERSION && h.total_size == n1 &&
+		/* a text-CNN keeps format version 1, a sasrec model needs 2 */
+		CHECK(h.version == (sasrec ? 2u : 1u) && h.total_size == n1 &&
 			  h.crc32c == us_crc32c(0, b1 + 32, n1 - 32), "variant %d peek", v);
 		CHECK_OK(us_model_decode(b1, n1, us_malloc_allocator(), &d));
 		if (d)
@@ -267,7 +273,7 @@ test_corrupt(void)
 	CHECK(decode_status(b, n) == US_EFORMAT, "wrong magic");
 	CHECK(us_format_peek(b, 32, &h) == US_EFORMAT, "peek: wrong magic");
 	memcpy(b, good, n);
-	put32(b + 4, 2);
+	put32(b + 4, US_FORMAT_VERSION + 1);
 	CHECK(decode_status(b, n) == US_EVERSION, "unknown version");
 	memcpy(b, good, n);
 	put32(b + 4, 0);
@@ -433,11 +439,80 @@ test_alloc_failure(void)
 	us_model_free(m);
 }
 
+/* hex fixture to bytes; returns the byte count */
+static size_t
+unhex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t		n = strlen(hex) / 2;
+
+	for (size_t i = 0; i < n && i < cap; i++)
+	{
+		unsigned int v;
+
+		sscanf(hex + 2 * i, "%2x", &v);
+		out[i] = (uint8_t) v;
+	}
+	return n;
+}
+
+/* every stored format version still decodes, to the config it was written with */
+static void
+test_stored_versions(void)
+{
+	static uint8_t b[4096];
+	struct
+	{
+		const char *name;
+		const char *hex;
+		uint32_t	version;
+		int			arch;
+	}			fx[] = {
+		{"v1 text-CNN", fixture_v1_textcnn, 1, US_ARCH_TEXTCNN},
+		{"v2 sasrec", fixture_v2_sasrec, 2, US_ARCH_SASREC},
+	};
+
+	for (size_t i = 0; i < sizeof(fx) / sizeof(fx[0]); i++)
+	{
+		size_t		n = unhex(fx[i].hex, b, sizeof b);
+		us_format_header h;
+		us_model   *m = NULL;
+
+		CHECK(n <= sizeof b, "%s fits", fx[i].name);
+		CHECK_OK(us_format_peek(b, n, &h));
+		CHECK(h.version == fx[i].version, "%s: version %u", fx[i].name, h.version);
+		CHECK_OK(us_model_decode(b, n, us_malloc_allocator(), &m));
+		if (m == NULL)
+			continue;
+		CHECK(m->cfg.task == US_TASK_NEXT_ITEM && m->cfg.n_items == 5 && m->cfg.embed_dim == 4 &&
+			  m->cfg.architecture == fx[i].arch &&
+			  (fx[i].arch == US_ARCH_SASREC ? m->cfg.n_blocks == 1 && m->cfg.n_heads == 2 &&
+			   m->cfg.tie_output == 1 && m->p.encoder != NULL
+			   : m->cfg.n_widths == 1 && m->cfg.widths[0] == 2 && m->cfg.recent_window == 1 &&
+			   m->cfg.n_blocks == 0 && m->p.encoder == NULL),
+			  "%s: config", fx[i].name);
+		{
+			uint8_t    *again = encode(m, &n);
+
+			CHECK(again && memcmp(again, b, n) == 0, "%s re-encodes to the stored bytes", fx[i].name);
+			free(again);
+		}
+		us_model_free(m);
+	}
+	/* a version 2 header around a text-CNN config is a second encoding: refused */
+	{
+		size_t		n = unhex(fixture_v1_textcnn, b, sizeof b);
+
+		b[4] = 2;
+		CHECK(decode_status(b, n) != US_OK, "version 2 bytes of a version 1 body refused");
+	}
+}
+
 int
 main(void)
 {
 	test_crc();
 	test_round_trip();
+	test_stored_versions();
 	test_corrupt();
 	test_alloc_failure();
 	return unit_finish("test_format");

@@ -28,6 +28,7 @@ typedef struct gc_case
 	int			max_ex;
 	float		pos_weight;
 	int			weights;
+	int			sasrec;			/* self-attention encoder (2 blocks, 2 heads, E = 6) */
 } gc_case;
 
 #define NSEQ 7
@@ -93,7 +94,15 @@ make_model(const gc_case *k, us_model_config *c)
 	c->n_items = 7;
 	c->embed_dim = 5;
 	c->n_filters = 3;
-	c->hidden_dim = k->tied ? 5 : 4;
+	if (k->sasrec)
+	{
+		c->architecture = US_ARCH_SASREC;
+		c->embed_dim = 6;
+		c->n_blocks = 2;
+		c->n_heads = 2;
+		c->n_filters = 0;
+	}
+	c->hidden_dim = k->tied ? c->embed_dim : 4;
 	c->max_len = 8;
 	c->dropout = 0.0f;
 	c->n_widths = k->n_widths;
@@ -160,6 +169,15 @@ tensor_name(const us_model *m, size_t i, size_t *start, size_t *len)
 	{
 		ts[nt].n = "conv_w"; ts[nt].t = p->conv_w[w]; ts[nt++].len = (size_t) c->widths[w] * E * c->n_filters;
 		ts[nt].n = "conv_b"; ts[nt].t = p->conv_b[w]; ts[nt++].len = (size_t) c->n_filters;
+	}
+	if (p->encoder)
+	{
+		/* positions, then the blocks and the final norm */
+		size_t		npos = (size_t) c->max_len * E;
+
+		ts[nt].n = "positions"; ts[nt].t = p->encoder; ts[nt++].len = npos;
+		ts[nt].n = "attention blocks"; ts[nt].t = p->encoder + npos;
+		ts[nt++].len = (size_t) (p->dense_w - p->encoder) - npos;
 	}
 	ts[nt].n = "dense_w"; ts[nt].t = p->dense_w; ts[nt++].len = (size_t) us_model_feature_dim(c) * c->hidden_dim;
 	ts[nt].n = "dense_b"; ts[nt].t = p->dense_b; ts[nt++].len = (size_t) c->hidden_dim;
@@ -314,9 +332,9 @@ run_case(const gc_case *k, us_rng *rng)
 
 /* the one-pass prefix loss equals scoring every prefix as its own sequence */
 static void
-prefix_equivalence(us_task task, int R, us_rng *rng)
+prefix_equivalence(us_task task, int R, int sasrec, us_rng *rng)
 {
-	gc_case		k = {"prefix", task, 3, {1, 3, 4}, 1, 1, R, 0, 0, 1.0f, 1};
+	gc_case		k = {"prefix", task, sasrec ? 0 : 3, {1, 3, 4}, 1, 1, sasrec ? 0 : R, 0, 0, 1.0f, 1, sasrec};
 	us_model_config c;
 	us_model   *m = make_model(&k, &c);
 	gc_data		d;
@@ -357,8 +375,8 @@ prefix_equivalence(us_task task, int R, us_rng *rng)
 		}
 	}
 	CHECK(n_ex > 0 && fabs(sum / n_ex - loss) < 1e-5 * fabs(loss) + 1e-6,
-		  "task %d R=%d: prefix loss %.8g equals per-prefix scoring %.8g (%d prefixes)", task, R, loss,
-		  sum / n_ex, n_ex);
+		  "task %d R=%d sasrec=%d: prefix loss %.8g equals per-prefix scoring %.8g (%d prefixes)",
+		  task, R, sasrec, loss, sum / n_ex, n_ex);
 	free(g);
 	us_model_free(m);
 }
@@ -429,19 +447,27 @@ main(void)
 {
 	us_rng		rng;
 	gc_case		cases[] = {
-		{"binary pw+weights beh gap R2 w345", US_TASK_BINARY, 3, {3, 4, 5}, 1, 1, 2, 0, 0, 2.5f, 1},
-		{"binary plain w1", US_TASK_BINARY, 1, {1}, 0, 0, 0, 0, 0, 1.0f, 0},
-		{"binary gap w23", US_TASK_BINARY, 2, {2, 3}, 0, 1, 0, 0, 0, 0.7f, 1},
-		{"multiclass beh R1 w23", US_TASK_MULTICLASS, 2, {2, 3}, 1, 0, 1, 0, 0, 1.0f, 1},
-		{"multiclass w345", US_TASK_MULTICLASS, 3, {3, 4, 5}, 0, 0, 0, 0, 0, 1.0f, 0},
-		{"regression gap R3 w345", US_TASK_REGRESSION, 3, {3, 4, 5}, 0, 1, 3, 0, 0, 1.0f, 1},
-		{"regression w1 beh", US_TASK_REGRESSION, 1, {1}, 1, 0, 0, 0, 0, 1.0f, 0},
-		{"next_item beh gap R2 w23", US_TASK_NEXT_ITEM, 2, {2, 3}, 1, 1, 2, 0, 0, 1.0f, 1},
-		{"next_item w345 max_ex 2", US_TASK_NEXT_ITEM, 3, {3, 4, 5}, 0, 0, 0, 0, 2, 1.0f, 0},
-		{"next_item tied w1 R1", US_TASK_NEXT_ITEM, 1, {1}, 0, 1, 1, 1, 0, 1.0f, 1},
-		{"next_item tied w345", US_TASK_NEXT_ITEM, 3, {3, 4, 5}, 1, 0, 0, 1, 0, 1.0f, 0},
-		{"next_behavior gap R1 w345", US_TASK_NEXT_BEHAVIOR, 3, {3, 4, 5}, 1, 1, 1, 0, 0, 1.0f, 1},
-		{"next_behavior w1", US_TASK_NEXT_BEHAVIOR, 1, {1}, 1, 0, 0, 0, 3, 1.0f, 0},
+		{"binary pw+weights beh gap R2 w345", US_TASK_BINARY, 3, {3, 4, 5}, 1, 1, 2, 0, 0, 2.5f, 1, 0},
+		{"binary plain w1", US_TASK_BINARY, 1, {1}, 0, 0, 0, 0, 0, 1.0f, 0, 0},
+		{"binary gap w23", US_TASK_BINARY, 2, {2, 3}, 0, 1, 0, 0, 0, 0.7f, 1, 0},
+		{"multiclass beh R1 w23", US_TASK_MULTICLASS, 2, {2, 3}, 1, 0, 1, 0, 0, 1.0f, 1, 0},
+		{"multiclass w345", US_TASK_MULTICLASS, 3, {3, 4, 5}, 0, 0, 0, 0, 0, 1.0f, 0, 0},
+		{"regression gap R3 w345", US_TASK_REGRESSION, 3, {3, 4, 5}, 0, 1, 3, 0, 0, 1.0f, 1, 0},
+		{"regression w1 beh", US_TASK_REGRESSION, 1, {1}, 1, 0, 0, 0, 0, 1.0f, 0, 0},
+		{"next_item beh gap R2 w23", US_TASK_NEXT_ITEM, 2, {2, 3}, 1, 1, 2, 0, 0, 1.0f, 1, 0},
+		{"next_item w345 max_ex 2", US_TASK_NEXT_ITEM, 3, {3, 4, 5}, 0, 0, 0, 0, 2, 1.0f, 0, 0},
+		{"next_item tied w1 R1", US_TASK_NEXT_ITEM, 1, {1}, 0, 1, 1, 1, 0, 1.0f, 1, 0},
+		{"next_item tied w345", US_TASK_NEXT_ITEM, 3, {3, 4, 5}, 1, 0, 0, 1, 0, 1.0f, 0, 0},
+		{"next_behavior gap R1 w345", US_TASK_NEXT_BEHAVIOR, 3, {3, 4, 5}, 1, 1, 1, 0, 0, 1.0f, 1, 0},
+		{"next_behavior w1", US_TASK_NEXT_BEHAVIOR, 1, {1}, 1, 0, 0, 0, 3, 1.0f, 0, 0},
+	};
+	static const gc_case sasrec_cases[] = {
+		{"sasrec next_item beh gap", US_TASK_NEXT_ITEM, 0, {0}, 1, 1, 0, 0, 0, 1.0f, 1, 1},
+		{"sasrec next_item tied max_ex 2", US_TASK_NEXT_ITEM, 0, {0}, 0, 0, 0, 1, 2, 1.0f, 0, 1},
+		{"sasrec binary pw gap", US_TASK_BINARY, 0, {0}, 0, 1, 0, 0, 0, 2.5f, 1, 1},
+		{"sasrec multiclass beh", US_TASK_MULTICLASS, 0, {0}, 1, 0, 0, 0, 0, 1.0f, 0, 1},
+		{"sasrec regression", US_TASK_REGRESSION, 0, {0}, 0, 0, 0, 0, 0, 1.0f, 1, 1},
+		{"sasrec next_behavior gap", US_TASK_NEXT_BEHAVIOR, 0, {0}, 1, 1, 0, 0, 0, 1.0f, 1, 1},
 	};
 
 	us_rng_seed(&rng, 2024);
@@ -449,8 +475,15 @@ main(void)
 		run_case(&cases[i], &rng);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		thread_equivalence(&cases[i], &rng);
-	prefix_equivalence(US_TASK_NEXT_ITEM, 0, &rng);
-	prefix_equivalence(US_TASK_NEXT_ITEM, 2, &rng);
-	prefix_equivalence(US_TASK_NEXT_BEHAVIOR, 1, &rng);
+	prefix_equivalence(US_TASK_NEXT_ITEM, 0, 0, &rng);
+	prefix_equivalence(US_TASK_NEXT_ITEM, 2, 0, &rng);
+	prefix_equivalence(US_TASK_NEXT_BEHAVIOR, 1, 0, &rng);
+	/* the sasrec encoder through the whole model: every head, inputs, tying, truncation */
+	for (size_t i = 0; i < sizeof(sasrec_cases) / sizeof(sasrec_cases[0]); i++)
+		run_case(&sasrec_cases[i], &rng);
+	for (size_t i = 0; i < sizeof(sasrec_cases) / sizeof(sasrec_cases[0]); i++)
+		thread_equivalence(&sasrec_cases[i], &rng);
+	prefix_equivalence(US_TASK_NEXT_ITEM, 0, 1, &rng);
+	prefix_equivalence(US_TASK_NEXT_BEHAVIOR, 0, 1, &rng);
 	return unit_finish("test_gradcheck");
 }

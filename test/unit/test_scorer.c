@@ -570,6 +570,101 @@ test_topk_screen(void)
 	}
 }
 
+/*
+ * sasrec models: the scorer's single-sequence encoder equals us_model_predict (the batched
+ * training code) for every task, with and without a budget, over empty, short, full and
+ * truncated sequences; next_item top-k equals the full sort of the forward logits.
+ */
+static void
+test_sasrec(void)
+{
+	for (int v = 0; v < 10; v++)
+	{
+		fixture_opts o;
+		us_model   *m = NULL;
+		us_scorer  *sc[2] = {NULL, NULL};
+		us_rng		rng;
+		int			lens[5],
+					O,
+					D;
+
+		fixture_variant_sasrec(&o, v);
+		o.heads = v % 2 ? 4 : 2;
+		if (v % 3 == 0)
+			o.n_vocab = 300;
+		CHECK_OK(fixture_model(&o, 4000 + v, &m));
+		if (!m)
+			continue;
+		O = m->cfg.n_outputs;
+		D = us_model_feature_dim(&m->cfg);
+		CHECK(D == m->cfg.embed_dim && us_scorer_fold_bytes(&m->cfg) == 0, "sasrec: D = E, no folding");
+		CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &sc[0]));
+		CHECK_OK(us_scorer_create(m, 0, us_malloc_allocator(), &sc[1]));
+		if (sc[0] && m->cfg.task == US_TASK_NEXT_ITEM)
+			CHECK(us_scorer_is_screened(sc[0]) && !us_scorer_is_folded(sc[0]),
+				  "sasrec next_item: screened, not folded");
+		us_rng_seed(&rng, 77 + (uint64_t) v);
+		lens[0] = 0;
+		lens[1] = 1;
+		lens[2] = 3;
+		lens[3] = m->cfg.max_len;
+		lens[4] = m->cfg.max_len + 5;
+		for (int li = 0; li < 5; li++)
+			for (int k = 0; k < 2 && sc[k]; k++)
+			{
+				seqbuf		s;
+				float	   *out = malloc(O * 4),
+						   *feat = malloc(D * 4),
+						   *op = malloc(O * 4),
+						   *fp = malloc(D * 4);
+				int64_t		offs[2];
+				int32_t		sid = 0;
+				us_dataset	ds;
+
+				random_seq(&s, &m->cfg, lens[li], &rng);
+				offs[0] = 0;
+				offs[1] = s.ev.n;
+				memset(&ds, 0, sizeof(ds));
+				ds.n_seqs = 1;
+				ds.offsets = offs;
+				ds.items = s.items;
+				ds.behaviors = s.ev.behaviors;
+				ds.gaps = s.ev.gaps;
+				CHECK_OK(us_scorer_forward(sc[k], &s.ev, out, feat));
+				CHECK_OK(us_model_predict(m, &ds, &sid, 1, op, fp, NULL, NULL));
+				CHECK(rel_err_ff(out, op, O) <= 1e-5 && rel_err_ff(feat, fp, D) <= 1e-5,
+					  "sasrec scorer = us_model_predict (task %d, n %d, budget %d): out %.2g feat %.2g",
+					  o.task, s.ev.n, k, rel_err_ff(out, op, O), rel_err_ff(feat, fp, D));
+				if (m->cfg.task == US_TASK_NEXT_ITEM)
+				{
+					int32_t		rows[5],
+								nf = 0,
+								all[4096];
+					float		scores[5];
+					int			same = 1,
+								n = 0;
+
+					CHECK_OK(us_scorer_topk(sc[k], &s.ev, 5, 0, rows, scores, &nf));
+					for (int32_t r = 2; r < O; r++)
+						all[n++] = r;
+					cmp_logits = out;
+					qsort(all, n, sizeof(int32_t), cmp_rows);
+					for (int j = 0; j < nf; j++)
+						same &= rows[j] == all[j] && scores[j] == out[all[j]];
+					CHECK(nf == 5 && same, "sasrec top-5 = sort of the logits (n %d, budget %d)",
+						  s.ev.n, k);
+				}
+				free(out);
+				free(feat);
+				free(op);
+				free(fp);
+			}
+		us_scorer_free(sc[0]);
+		us_scorer_free(sc[1]);
+		us_model_free(m);
+	}
+}
+
 int
 main(void)
 {
@@ -618,5 +713,6 @@ main(void)
 	CHECK(n_partial_tested >= 10, "partly folded scorers compared: %d", n_partial_tested);
 	test_topk();
 	test_topk_screen();
+	test_sasrec();
 	return unit_finish("test_scorer");
 }
