@@ -585,6 +585,13 @@ UsModelConfigJson(const us_model *m)
 					 c->n_filters, c->hidden_dim, c->dropout, c->max_len, c->recent_window,
 					 c->tie_output ? "true" : "false", c->pos_weight, c->n_items,
 					 c->n_behaviors, c->n_gap_buckets, c->n_outputs);
+	if (c->architecture == US_ARCH_SASREC)
+	{
+		/* replace the closing brace: the encoder's fields follow */
+		buf.data[--buf.len] = '\0';
+		appendStringInfo(&buf, ", \"architecture\": \"sasrec\", \"num_blocks\": %d, \"num_heads\": %d}",
+						 c->n_blocks, c->n_heads);
+	}
 	return buf.data;
 }
 

@@ -98,11 +98,12 @@ UsHigherIsBetter(us_task task)
 /* ------------------------------------------------------------------ options */
 
 static const char *const us_option_names[] = {
-	"batch_size", "behavior", "clip_norm", "deploy", "dropout", "embedding_dim", "epochs",
-	"filter_widths", "hidden_dim", "learning_rate", "lr_gamma", "lr_schedule", "lr_step_epochs",
-	"max_examples_per_seq", "max_items", "max_len", "min_count", "momentum", "negatives",
-	"num_filters", "optimizer", "patience", "pos_weight", "recent_window", "seed", "threads",
-	"tie_output", "time_gaps", "validation", "weight_decay", NULL
+	"architecture", "batch_size", "behavior", "clip_norm", "deploy", "dropout", "embedding_dim",
+	"epochs", "filter_widths", "hidden_dim", "learning_rate", "lr_gamma", "lr_schedule",
+	"lr_step_epochs", "max_examples_per_seq", "max_items", "max_len", "min_count", "momentum",
+	"negatives", "num_blocks", "num_filters", "num_heads", "optimizer", "patience", "pos_weight",
+	"recent_window", "seed", "threads", "tie_output", "time_gaps", "validation", "weight_decay",
+	NULL
 };
 
 static char *
@@ -371,6 +372,9 @@ UsDefaultOptions(UsTrainOptions *o, us_task task)
 	o->max_examples_per_seq = 0;
 	o->pos_weight = 1.0;
 	o->deploy = true;
+	o->architecture = US_ARCH_TEXTCNN;
+	o->num_blocks = 2;
+	o->num_heads = 1;
 }
 
 static void
@@ -394,6 +398,9 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 	bool		next_task = (task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR);
 	bool		set_hidden = false,
 				set_embed = false;
+	/* options of one architecture only, checked once the architecture is known */
+	const char *cnn_only = NULL,
+			   *sasrec_only = NULL;
 
 	UsDefaultOptions(opts, task);
 	if (options == NULL)
@@ -475,9 +482,39 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 			set_embed = true;
 		}
 		else if (strcmp(key, "filter_widths") == 0)
+		{
 			UsParseWidths(&v, opts);
+			cnn_only = "filter_widths";
+		}
 		else if (strcmp(key, "num_filters") == 0)
+		{
 			opts->num_filters = (int32) UsOptInt(key, &v, 1, US_MAX_FILTERS);
+			cnn_only = "num_filters";
+		}
+		else if (strcmp(key, "architecture") == 0)
+		{
+			char	   *s = UsOptString(key, &v, "textcnn, sasrec");
+
+			if (strcmp(s, "textcnn") == 0)
+				opts->architecture = US_ARCH_TEXTCNN;
+			else if (strcmp(s, "sasrec") == 0)
+				opts->architecture = US_ARCH_SASREC;
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unrecognized architecture \"%s\"", s),
+						 errdetail("Valid architectures are textcnn and sasrec.")));
+		}
+		else if (strcmp(key, "num_blocks") == 0)
+		{
+			opts->num_blocks = (int32) UsOptInt(key, &v, 1, US_MAX_BLOCKS);
+			sasrec_only = "num_blocks";
+		}
+		else if (strcmp(key, "num_heads") == 0)
+		{
+			opts->num_heads = (int32) UsOptInt(key, &v, 1, US_MAX_HEADS);
+			sasrec_only = "num_heads";
+		}
 		else if (strcmp(key, "hidden_dim") == 0)
 		{
 			opts->hidden_dim = (int32) UsOptInt(key, &v, 1, US_MAX_HIDDEN);
@@ -514,7 +551,10 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 								US_MAX_GAP_BUCKETS)));
 		}
 		else if (strcmp(key, "recent_window") == 0)
+		{
 			opts->recent_window = (int32) UsOptInt(key, &v, 0, US_MAX_RECENT);
+			cnn_only = "recent_window";
+		}
 		else if (strcmp(key, "tie_output") == 0)
 		{
 			UsOnlyFor(key, task, task == US_TASK_NEXT_ITEM, "next_item");
@@ -568,6 +608,29 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 		else
 			opts->hidden_dim = opts->embedding_dim;
 	}
+	if (opts->architecture == US_ARCH_SASREC)
+	{
+		if (cnn_only)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" applies only to architecture \"textcnn\", not to \"sasrec\"",
+							cnn_only)));
+		if (opts->embedding_dim % opts->num_heads != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"num_heads\" must divide embedding_dim (%d heads, embedding_dim %d)",
+							opts->num_heads, opts->embedding_dim)));
+		/* the encoder replaces the convolutions and the recent window */
+		opts->n_widths = 0;
+		memset(opts->widths, 0, sizeof(opts->widths));
+		opts->num_filters = 0;
+		opts->recent_window = 0;
+	}
+	else if (sasrec_only)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" applies only to architecture \"sasrec\", not to \"textcnn\"",
+						sasrec_only)));
 	if (task == US_TASK_NEXT_BEHAVIOR && opts->behavior == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -608,6 +671,10 @@ UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 					 o->time_gaps, o->recent_window, o->tie_output ? "true" : "false",
 					 o->negatives, o->max_examples_per_seq, o->pos_weight,
 					 o->deploy ? "true" : "false");
+	/* the default architecture is left implicit, so text-CNN options read as before */
+	if (o->architecture == US_ARCH_SASREC)
+		appendStringInfo(buf, ", \"architecture\": \"sasrec\", \"num_blocks\": %d, \"num_heads\": %d",
+						 o->num_blocks, o->num_heads);
 }
 
 static void
@@ -736,8 +803,11 @@ UsParamCount(const us_model_config *c)
 {
 	double		e = c->embed_dim;
 	double		n = ((double) c->n_items + c->n_behaviors + c->n_gap_buckets) * e;
-	double		d = (double) c->n_widths * c->n_filters + (double) c->recent_window * e;
+	double		d = us_model_feature_dim(c);
 
+	/* sasrec: positions, blocks and the final norm (see src/core/us_attn.h) */
+	if (c->architecture == US_ARCH_SASREC)
+		n += (double) c->max_len * e + c->n_blocks * (6.0 * e * e + 10.0 * e) + 2.0 * e;
 	for (int i = 0; i < c->n_widths; i++)
 		n += (double) c->widths[i] * e * c->n_filters + c->n_filters;
 	n += d * c->hidden_dim + c->hidden_dim;
@@ -765,6 +835,10 @@ UsCheckRunMemory(UsTrainRun *run)
 		sumw += c->widths[i];
 	/* activations + gradients of one step: embeddings, im2col windows, conv outputs */
 	scratch = 2.0 * sizeof(float) * b * l * (c->embed_dim * (2 + sumw) + 2.0 * c->n_widths * c->n_filters);
+	/* sasrec: the encoder keeps ~14 E activations per token and block plus the attention */
+	if (c->architecture == US_ARCH_SASREC)
+		scratch += sizeof(float) * b * l *
+			(c->n_blocks * (14.0 * c->embed_dim + (double) c->n_heads * l) + 10.0 * c->embed_dim);
 	/* output logits of a step (next_item: one row per prefix with full softmax) */
 	scratch += 2.0 * sizeof(float) * b * (c->task == US_TASK_NEXT_ITEM && run->tc.n_negatives == 0 ? l : 1) *
 		(run->tc.n_negatives > 0 ? run->tc.n_negatives + 1 : c->n_outputs);
@@ -880,6 +954,12 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	run->cfg.hidden_dim = run->opts.hidden_dim;
 	run->cfg.recent_window = run->opts.recent_window;
 	run->cfg.tie_output = run->opts.tie_output ? 1 : 0;
+	run->cfg.architecture = run->opts.architecture;
+	if (run->opts.architecture == US_ARCH_SASREC)
+	{
+		run->cfg.n_blocks = run->opts.num_blocks;
+		run->cfg.n_heads = run->opts.num_heads;
+	}
 	run->cfg.dropout = (float) run->opts.dropout;
 	run->cfg.pos_weight = (float) run->opts.pos_weight;
 	st = us_model_config_validate(&run->cfg, msg, sizeof(msg));

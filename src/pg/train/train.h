@@ -64,6 +64,9 @@ typedef struct UsTrainOptions
 	int32		max_examples_per_seq;
 	double		pos_weight;
 	bool		deploy;
+	int32		architecture;	/* us_architecture */
+	int32		num_blocks;		/* sasrec */
+	int32		num_heads;		/* sasrec */
 } UsTrainOptions;
 
 extern void UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts);
