@@ -23,7 +23,10 @@ check() { # name, command...
 	n=$((n + 1))
 	local name=$1
 	shift
-	if "$@"; then echo "ok $n - $name"; else echo "not ok $n - $name"; fail=1; fi
+	if "$@"; then echo "ok $n - $name"; return 0; fi
+	echo "not ok $n - $name"
+	fail=1
+	return 1
 }
 
 current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$(pg_config --sharedir)/extension/userseq.control")
