@@ -129,15 +129,13 @@ UsBecomeCatalogOwner(UsElevation *e)
 	SetUserIdAndSecContext(owner, e->save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	/* operators and functions of our statements resolve in pg_catalog only */
-	e->guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	e->guc_level = UsInternalSqlBegin();
 }
 
 static void
 UsRestoreUser(UsElevation *e)
 {
-	AtEOXact_GUC(true, e->guc_level);
+	UsInternalSqlEnd(e->guc_level);
 	SetUserIdAndSecContext(e->save_user, e->save_sec);
 }
 
@@ -200,9 +198,13 @@ UsCatalogCheckWrite(const char *name, bool must_exist)
 	char	   *owner_name;
 	Oid			owner;
 
+	int			level;
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	level = UsInternalSqlBegin();
 	owner_name = UsModelOwnerName(name, false);
+	UsInternalSqlEnd(level);
 	if (owner_name == NULL)
 	{
 		SPI_finish();
@@ -577,6 +579,7 @@ userseq_export(PG_FUNCTION_ARGS)
 	Datum		d;
 	bytea	   *result;
 	MemoryContext caller = CurrentMemoryContext;
+	int			level;
 
 	/* read with the caller's privileges, like any SELECT on the catalog */
 	if (any)
@@ -587,8 +590,10 @@ userseq_export(PG_FUNCTION_ARGS)
 					   UsQualified("models"));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	level = UsInternalSqlBegin();
 	if (SPI_execute_with_args(sql, any ? 1 : 2, types, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the models catalog");
+	UsInternalSqlEnd(level);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

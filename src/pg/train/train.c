@@ -1453,6 +1453,7 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	/* the deployed version's recipe, or the newest version's when none is deployed */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	guc_level = UsInternalSqlBegin();
 	{
 		Oid			argtypes[1] = {TEXTOID};
 		Datum		args[1] = {CStringGetTextDatum(name)};
@@ -1481,6 +1482,7 @@ userseq_retrain(PG_FUNCTION_ARGS)
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
 		owner_name = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, TextDatumGetCString(d));
 	}
+	UsInternalSqlEnd(guc_level);
 	SPI_finish();
 	owner = get_role_oid(owner_name, true);
 	if (!OidIsValid(owner))
