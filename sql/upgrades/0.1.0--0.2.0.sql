@@ -1,6 +1,8 @@
 -- userseq 0.1.0 -> 0.2.0: ALTER EXTENSION userseq UPDATE TO '0.2.0'.
--- Every SQL object that 0.2.0 adds or changes after 0.1.0 is created here as in sql/parts/;
--- the models, training_log and their sequences are kept as they are.
+-- The Makefile builds sql/userseq--0.1.0--0.2.0.sql from this file followed by the parts that
+-- are wholly new in 0.2.0 (NEW_PARTS_0_2_0). Objects added to or changed in existing parts go
+-- here, written as in sql/parts/. The models, training_log and their sequences are kept as they
+-- are. test/t/upgrade.sh checks the result against a fresh install.
 \echo Use "ALTER EXTENSION userseq UPDATE TO '0.2.0'" to load this file. \quit
 
 -- ---------------------------------------------------------------- userseq_append (issue 17)
