@@ -27,7 +27,7 @@ RUNS=${RUNS:-3}
 T=${SECONDS_PER_RUN:-8}
 USERS=${USERS:-4000}
 DIR=${BENCH_DIR:-/tmp/userseq_live_bench}
-CONFIGS=${CONFIGS:-"plain seq seq+1 seq+2 seq+1+top10@3.5k seq+1+top10@50k"}
+CONFIGS=${CONFIGS:-"plain seq seq+1 seq+2 seq+1+top10-3.5k seq+1+top10-50k"}
 mkdir -p "$DIR"
 chmod 777 "$DIR"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
@@ -80,14 +80,14 @@ attach() {	# config
 script() {	# config -> pgbench script
 	echo "$insert"
 	case $1 in
-		*top10@3.5k) echo "SELECT count(*) FROM lb_t t, LATERAL userseq_recommend('lb_ni', t.seq, 10) WHERE t.user_id = :u;" ;;
-		*top10@50k) echo "SELECT count(*) FROM lb_t t, LATERAL userseq_recommend('lb_ni50k', t.seq, 10) WHERE t.user_id = :u;" ;;
+		*top10-3.5k) echo "SELECT count(*) FROM lb_t t, LATERAL userseq_recommend('lb_ni', t.seq, 10) WHERE t.user_id = :u;" ;;
+		*top10-50k) echo "SELECT count(*) FROM lb_t t, LATERAL userseq_recommend('lb_ni50k', t.seq, 10) WHERE t.user_id = :u;" ;;
 	esac
 }
 for r in $(seq 1 "$RUNS"); do
 	for c in $CONFIGS; do
 		attach "$c"
-		f="$DIR/$c.sql"
+		f="$DIR/bench_$(echo "$c" | tr -c "a-z0-9\n" _).sql"
 		script "$c" >"$f"
 		rm -f "$DIR"/pgbench_log.*
 		out=$(cd "$DIR" && PGOPTIONS="-c synchronous_commit=off" pgbench -n -c 2 -j 2 -T "$T" -l -f "$f" 2>&1)
