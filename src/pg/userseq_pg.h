@@ -38,6 +38,15 @@ extern us_allocator UsContextAllocator(MemoryContext cxt);
 /* Shows msg (printf format) as this backend's query in pg_stat_activity (long runs). */
 extern void UsReportActivity(const char *fmt,...) pg_attribute_printf(1, 2);
 
+/*
+ * Internal SQL (the extension's own statements on its catalog, never a user's query) runs
+ * between these two: search_path = pg_catalog, pg_temp, so no operator, function or type of
+ * the caller's search_path is ever resolved in it. Begin returns the GUC nest level for End.
+ * On error the (sub)transaction abort restores search_path.
+ */
+extern int	UsInternalSqlBegin(void);
+extern void UsInternalSqlEnd(int level);
+
 /* Applies userseq.threads to OpenBLAS (cheap when unchanged). Call before BLAS-heavy work. */
 extern void UsApplyThreads(void);
 /* Sets n BLAS threads for one run (training's "threads" option); UsApplyThreads restores. */
