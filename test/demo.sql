@@ -187,9 +187,10 @@ SELECT userseq_live_attach('events', 'live_customers', format('{"scores": {"chur
 LISTEN churn_alert;
 \echo 'INSERT the return; the trigger appends it, re-scores and sends the NOTIFY that psql prints below:'
 INSERT INTO events (user_id, ts, behavior, item_id, quantity, price, stock_code)
-SELECT :live_user, p.end_ts + interval '1 day', 'return', i.item_id, 1, 0, i.stock_code
-FROM items i, or_params p WHERE i.item_id = :live_item;
-SELECT user_id, round(churn::numeric, 4) AS churn_now, userseq_length(seq) AS events_kept,
+SELECT e.user_id, p.end_ts + interval '1 day', 'return', e.item_id, 1, e.price, e.stock_code
+FROM events e, or_params p WHERE e.user_id = :live_user AND e.item_id = :live_item AND e.behavior = 'buy'
+ORDER BY e.ts DESC LIMIT 1;
+SELECT user_id, :churn_before AS churn_before, round(churn::numeric, 4) AS churn_now, userseq_length(seq) AS events_kept,
 	userseq_last(seq, 2) AS last_two_events
 FROM live_customers WHERE user_id = :live_user;
 UNLISTEN churn_alert;

@@ -21,6 +21,9 @@
 #   seq+2        + the binary and the regression score
 #   seq+1+top10  seq+1, then SELECT userseq_recommend(next_item model, seq, 10) for that user
 #                (3,500 and 50,000 items), as a second statement of the same transaction
+# Then the backend CPU time per event of plain / seq / seq+1 / seq+2 (utime + stime of one
+# backend from /proc over CPU_EVENTS single-row INSERT statements in a DO loop, one transaction,
+# medians of RUNS): on a shared machine this is the figure that does not depend on the load.
 set -eu
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
@@ -57,6 +60,7 @@ SQL
 fi
 q >/dev/null <<'SQL'
 SET client_min_messages = warning;
+DELETE FROM lb_ev WHERE ts > '2025-01-01';	-- events of earlier runs (the generated ones are in 2024)
 DROP TABLE IF EXISTS lb_t;
 CREATE TABLE lb_t (user_id bigint PRIMARY KEY, seq userseq, churn float8, buys float8, updated timestamptz);
 SELECT userseq_live_attach('lb_ev', 'lb_t', '{"scores": {"churn": "lb_churn", "buys": "lb_buys"}}');
@@ -98,6 +102,30 @@ for r in $(seq 1 "$RUNS"); do
 		echo "# round $r $c: $tps events/s, p50 $p50 us, p99 $p99 us (load $(cut -d' ' -f1 /proc/loadavg))"
 	done
 done
+CPU_EVENTS=${CPU_EVENTS:-10000}
+cpu_per_event() {	# config -> backend CPU microseconds per event (needs the server on this machine)
+	attach "$1"
+	q <<SQL
+SELECT pg_backend_pid() AS pid \\gset
+\\o /dev/null
+INSERT INTO lb_ev VALUES (1, 1, now(), 'view');
+\\o
+\\setenv PID :pid
+\\! awk '{print \$14 + \$15}' /proc/\$PID/stat > $DIR/cpu0
+DO \$\$ BEGIN FOR i IN 1..$CPU_EVENTS LOOP
+INSERT INTO lb_ev VALUES (1 + (random() * ($USERS - 1))::int, 1 + (random() * 3499)::int, now(), (ARRAY['view', 'view', 'cart', 'buy'])[1 + (random() * 3)::int]);
+END LOOP; END \$\$;
+\\! awk '{print \$14 + \$15}' /proc/\$PID/stat > $DIR/cpu1
+SQL
+	echo $(( ($(cat "$DIR/cpu1") - $(cat "$DIR/cpu0")) * 1000000 / $(getconf CLK_TCK) / CPU_EVENTS ))
+}
+for r in $(seq 1 "$RUNS"); do
+	for c in plain seq seq+1 seq+2; do
+		us=$(cpu_per_event "$c")
+		echo "cpu $c $us" >>"$DIR/results.$$"
+		echo "# round $r $c: backend CPU $us us per event"
+	done
+done
 attach seq+2
 echo
 echo "| per event (2 clients, synchronous_commit off) | events/s | vs plain | p50 | p99 |"
@@ -110,4 +138,10 @@ for c in $CONFIGS; do
 	printf "| %s | %'.0f | %.0f %% | %'.0f µs | %'.0f µs |\n" "$c" "$tps" "$(echo "$tps $plain" | awk '{print 100 * $1 / $2}')" "$p50" "$p99"
 done
 echo "# medians of $RUNS rounds of $T s; load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| backend CPU per event (one session, one INSERT per event) | µs |"
+echo "|---|---|"
+for c in plain seq seq+1 seq+2; do
+	echo "| $c | $(awk -v c="$c" '$1 == "cpu" && $2 == c {print $3}' "$DIR/results.$$" | median) |"
+done
 rm -f "$DIR/results.$$"
