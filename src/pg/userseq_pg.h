@@ -38,6 +38,15 @@ extern us_allocator UsContextAllocator(MemoryContext cxt);
 /* A progress callback that runs CHECK_FOR_INTERRUPTS(); ctx unused. */
 extern us_progress UsInterruptProgress(void);
 
+/*
+ * Internal SQL (the extension's own statements on its catalog, never a user's query) runs
+ * between these two: search_path = pg_catalog, pg_temp, so no operator, function or type of
+ * the caller's search_path is ever resolved in it. Begin returns the GUC nest level for End.
+ * On error the (sub)transaction abort restores search_path.
+ */
+extern int	UsInternalSqlBegin(void);
+extern void UsInternalSqlEnd(int level);
+
 /* Applies userseq.threads to OpenBLAS (cheap when unchanged). Call before BLAS-heavy work. */
 extern void UsApplyThreads(void);
 /* Sets n BLAS threads for one run (training's "threads" option); UsApplyThreads restores. */

@@ -295,6 +295,7 @@ UsResolveName(FunctionCallInfo fcinfo, const char *name)
 	us_format_header h;
 	UsModelEntry *entry;
 	char	   *what;
+	int			level;
 
 	/* the catalog lives in the schema of this very function, i.e. the extension's */
 	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
@@ -307,6 +308,7 @@ UsResolveName(FunctionCallInfo fcinfo, const char *name)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	level = UsInternalSqlBegin();
 	ret = SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 2);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s.models: SPI_execute_with_args returned %d", schema, ret);
@@ -334,6 +336,7 @@ UsResolveName(FunctionCallInfo fcinfo, const char *name)
 				 errmsg("model \"%s\" does not exist", name),
 				 errhint("Train it with userseq_train, or list the models in %s.models.", schema)));
 	}
+	UsInternalSqlEnd(level);
 	if (SPI_processed > 1)
 		elog(ERROR, "model \"%s\" has more than one deployed version. Please report a bug.", name);
 

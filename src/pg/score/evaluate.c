@@ -433,6 +433,7 @@ UsModelPrior(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *key)
 	Oid			argtypes[2] = {INT8OID, TEXTOID};
 	Datum		args[2];
 	double		v = NAN;
+	int			level;
 
 	if (!entry->by_name)
 		return NAN;
@@ -442,6 +443,7 @@ UsModelPrior(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *key)
 				 quote_identifier(schema));
 	args[0] = Int64GetDatum(entry->model_id);
 	args[1] = CStringGetTextDatum(key);
+	level = UsInternalSqlBegin();
 	if (SPI_execute_with_args(q, 2, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
@@ -451,6 +453,7 @@ UsModelPrior(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *key)
 		if (!isnull)
 			v = DatumGetFloat8(d);
 	}
+	UsInternalSqlEnd(level);
 	return v;
 }
 

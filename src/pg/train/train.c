@@ -19,9 +19,11 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
@@ -1437,6 +1439,11 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	bool		nulls[7] = {false};
 	Datum		d;
 	bool		isnull;
+	char	   *owner_name;
+	Oid			owner;
+	Oid			save_user;
+	int			save_sec;
+	int			guc_level;
 
 	(void) UsCatalogCheckWrite(name, true);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -1446,10 +1453,11 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	/* the deployed version's recipe, or the newest version's when none is deployed */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	guc_level = UsInternalSqlBegin();
 	{
 		Oid			argtypes[1] = {TEXTOID};
 		Datum		args[1] = {CStringGetTextDatum(name)};
-		char	   *sql = psprintf("SELECT query, task, options FROM %s.models WHERE name = $1 "
+		char	   *sql = psprintf("SELECT query, task, options, owner::text FROM %s.models WHERE name = $1 "
 								   "ORDER BY deployed DESC, version DESC LIMIT 1",
 								   quote_identifier(get_namespace_name(UsCatalogNamespace())));
 
@@ -1471,8 +1479,19 @@ userseq_retrain(PG_FUNCTION_ARGS)
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
 		options = (Jsonb *) MemoryContextAllocHuge(fcinfo->flinfo->fn_mcxt, VARSIZE_ANY(DatumGetPointer(d)));
 		memcpy(options, DatumGetJsonbP(d), VARSIZE_ANY(DatumGetJsonbP(d)));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+		owner_name = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, TextDatumGetCString(d));
 	}
+	UsInternalSqlEnd(guc_level);
 	SPI_finish();
+	owner = get_role_oid(owner_name, true);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("owner role \"%s\" of model \"%s\" does not exist", owner_name, name),
+				 errdetail("A stored training query runs as the role that owns the model."),
+				 errhint("A superuser can give the model to an existing role: UPDATE %s.models SET owner = ... WHERE name = ...",
+						 quote_identifier(get_namespace_name(UsCatalogNamespace())))));
 
 	if (override)
 		options = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(options),
@@ -1481,7 +1500,21 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
 												 CStringGetTextDatum("deploy")));
 
+	/*
+	 * The stored query (and every function it calls) runs as the model's owner, never as the
+	 * caller: a superuser or a pg_cron job retraining bob's model must not run bob's code
+	 * with its own rights. Restricted as PostgreSQL restricts maintenance commands that run
+	 * a table owner's code (no SET ROLE, no temporary objects); GUCs the query sets are
+	 * undone. An error aborts the (sub)transaction, which restores the user id.
+	 */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	guc_level = NewGUCNestLevel();
 	run = UsTrainBegin(name, query, task, options, CurrentMemoryContext);
+	AtEOXact_GUC(false, guc_level);
+	SetUserIdAndSecContext(save_user, save_sec);
+
 	while (UsTrainEpoch(run, &row))
 		;
 	UsTrainStore(run, force, !force, NULL, &res);
