@@ -26,33 +26,29 @@ COMMENT ON FUNCTION @extschema@.userseq_explain(pg_catalog.bytea, @extschema@.us
 
 -- The query runs with the caller's rights (VOLATILE, PARALLEL UNSAFE, like userseq_evaluate);
 -- its sequence column must be named seq.
-CREATE FUNCTION @extschema@.userseq_global_explain(model pg_catalog.text, query pg_catalog.text,
-												   method pg_catalog.text DEFAULT 'integrated_gradients',
-												   steps pg_catalog.int4 DEFAULT 32)
+CREATE FUNCTION @extschema@.userseq_global_explain(model pg_catalog.text, query pg_catalog.text)
 	RETURNS TABLE (kind pg_catalog.text, value pg_catalog.text, events pg_catalog.int8,
 				   mean_attribution pg_catalog.float8, mean_abs_attribution pg_catalog.float8)
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $fn$
 BEGIN
-	RETURN QUERY EXECUTE @extschema@.userseq_global_explain_sql(query) USING model, method, steps;
+	RETURN QUERY EXECUTE @extschema@.userseq_global_explain_sql(query) USING model;
 END
 $fn$;
-COMMENT ON FUNCTION @extschema@.userseq_global_explain(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.int4) IS 'items, behaviours and positions from the end (0 = last event) ranked by the mean absolute userseq_explain attribution over the sequences (column seq) of a query, with the mean signed attribution and the number of events';
+COMMENT ON FUNCTION @extschema@.userseq_global_explain(pg_catalog.text, pg_catalog.text) IS 'items, behaviours and positions from the end (0 = last event) ranked by the mean absolute userseq_explain attribution (integrated gradients, 32 steps) over the sequences (column seq) of a query, with the mean signed attribution and the number of events';
 
-CREATE FUNCTION @extschema@.userseq_global_explain(weights pg_catalog.bytea, query pg_catalog.text,
-												   method pg_catalog.text DEFAULT 'integrated_gradients',
-												   steps pg_catalog.int4 DEFAULT 32)
+CREATE FUNCTION @extschema@.userseq_global_explain(weights pg_catalog.bytea, query pg_catalog.text)
 	RETURNS TABLE (kind pg_catalog.text, value pg_catalog.text, events pg_catalog.int8,
 				   mean_attribution pg_catalog.float8, mean_abs_attribution pg_catalog.float8)
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $fn$
 BEGIN
-	RETURN QUERY EXECUTE @extschema@.userseq_global_explain_sql(query) USING weights, method, steps;
+	RETURN QUERY EXECUTE @extschema@.userseq_global_explain_sql(query) USING weights;
 END
 $fn$;
-COMMENT ON FUNCTION @extschema@.userseq_global_explain(pg_catalog.bytea, pg_catalog.text, pg_catalog.text, pg_catalog.int4) IS 'userseq_global_explain with the model passed by value';
+COMMENT ON FUNCTION @extschema@.userseq_global_explain(pg_catalog.bytea, pg_catalog.text) IS 'userseq_global_explain with the model passed by value';
 
--- The statement both forms run ($1 model, $2 method, $3 steps); the query's trailing semicolons
+-- The statement both forms run ($1 the model; integrated gradients, 32 steps); the query's trailing semicolons
 -- and white space are dropped so it can sit in a WITH clause.
 CREATE FUNCTION @extschema@.userseq_global_explain_sql(query pg_catalog.text) RETURNS pg_catalog.text
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -61,7 +57,7 @@ WITH src AS (%s),
 ex AS (SELECT x.item, x.behavior,
               @extschema@.userseq_length(src.seq) OPERATOR(pg_catalog.-) x.position AS from_end,
               x.attribution
-       FROM src, LATERAL @extschema@.userseq_explain($1, src.seq, NULL, $2, $3) x)
+       FROM src, LATERAL @extschema@.userseq_explain($1, src.seq) x)
 SELECT k, v, n, m, a FROM (
   SELECT 'item'::pg_catalog.text AS k, item::pg_catalog.text AS v, pg_catalog.count(*) AS n,
          pg_catalog.avg(attribution) AS m, pg_catalog.avg(pg_catalog.abs(attribution)) AS a, 1 AS o
