@@ -38,6 +38,10 @@ DATA = sql/$(EXTENSION)--0.1.0.sql
 
 REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
 REGRESS_OPTS = --inputdir=test
+# isolation specs (test/specs/*.spec, expected output beside the pg_regress files in expected/);
+# `make installcheck` runs them after the pg_regress suites
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --outputdir=.
 
 OPTFLAGS ?= -march=native
 WARNFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers -Werror

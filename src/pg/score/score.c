@@ -16,6 +16,7 @@
 #include "utils/builtins.h"
 
 #include "models/model_cache.h"
+#include "score/score.h"
 #include "seq/seq_events.h"
 #include "userseq_pg.h"
 #include "seq/userseq_type.h"
@@ -101,16 +102,20 @@ UsArgmax(const float *p, int32 count)
 	return best;
 }
 
-static Datum
-UsPredict(FunctionCallInfo fcinfo, bool by_value)
+/*
+ * The value userseq_predict returns for seq under entry (isnull for a classifier without
+ * labelled classes); name is the model's name for messages (NULL: by value).
+ */
+double
+UsPredictValue(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *name, Datum seq,
+			   bool *isnull)
 {
-	const char *name;
-	UsModelEntry *entry = UsModelArg(fcinfo, by_value, &name);
 	const us_model *model = entry->model;
 	float	   *out;
 	int32		first,
 				count;
 
+	*isnull = false;
 	if (model->cfg.task == US_TASK_NEXT_ITEM)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -118,13 +123,29 @@ UsPredict(FunctionCallInfo fcinfo, bool by_value)
 						name ? "model \"" : "a model", name ? name : "", name ? "\"" : ""),
 				 errhint("Use userseq_recommend for the most likely next items.")));
 	UsRequireTask(entry, US_PREDICT_TASKS, "userseq_predict", name);
-	out = UsScoreSeq(fcinfo, entry, PG_GETARG_DATUM(1), NULL);
+	out = UsScoreSeq(fcinfo, entry, seq, NULL);
 	if (model->cfg.task == US_TASK_BINARY || model->cfg.task == US_TASK_REGRESSION)
-		PG_RETURN_FLOAT8((double) out[0]);
+		return (double) out[0];
 	UsClassRange(model, &first, &count);
 	if (count <= 0)
+	{
+		*isnull = true;
+		return 0.0;
+	}
+	return (double) out[first + UsArgmax(out + first, count)];
+}
+
+static Datum
+UsPredict(FunctionCallInfo fcinfo, bool by_value)
+{
+	const char *name;
+	UsModelEntry *entry = UsModelArg(fcinfo, by_value, &name);
+	bool		isnull;
+	double		v = UsPredictValue(fcinfo, entry, name, PG_GETARG_DATUM(1), &isnull);
+
+	if (isnull)
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8((double) out[first + UsArgmax(out + first, count)]);
+	PG_RETURN_FLOAT8(v);
 }
 
 /* Probability (binary), value (regression) or top-class probability of a sequence */
