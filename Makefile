@@ -11,6 +11,7 @@
 #   make fuzz-corpus            regenerate the fuzz seed models in test/fuzz/corpus
 #   make bench-core             single-sequence scoring benchmark of src/core (-O2 -march=native)
 #   make bench-torch            core vs the PyTorch peer on identical TSV data (test/bench/README.md)
+#   make core-lib               the core alone as a static library, build/libuserseq_core.a
 #
 # OPTFLAGS="" gives a portable build (no -march=native).
 
@@ -48,7 +49,7 @@ WARNFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-f
 PG_CFLAGS = -std=gnu11 $(OPTFLAGS) $(WARNFLAGS) -fno-math-errno
 PG_CPPFLAGS = -Iinclude -Isrc/pg
 SHLIB_LINK = -lopenblas -lm -pthread
-EXTRA_CLEAN = test/unit/build results regression.diffs regression.out
+EXTRA_CLEAN = test/unit/build results regression.diffs regression.out build
 
 STANDALONE_GOALS = unit unit-asan unit-valgrind unit-valgrind-run fuzz fuzz-corpus bench-core bench-train bench-torch core-train core-lib
 ifeq ($(filter $(STANDALONE_GOALS),$(MAKECMDGOALS)),)
@@ -127,6 +128,18 @@ bench-core:
 	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -march=native -Iinclude -Wall -Wextra -Werror \
 		-o test/bench/build/bench_scorer test/bench/bench_scorer.c $(CORE_SRCS) -lopenblas -lm -pthread
 	OPENBLAS_NUM_THREADS=1 test/bench/build/bench_scorer $(BENCH_ARGS)
+
+# The core without PostgreSQL, for embedding it elsewhere: link with -lopenblas -lm -pthread.
+CORE_LIB = build/libuserseq_core.a
+CORE_LIB_OBJS = $(CORE_SRCS:src/core/%.c=build/core/%.o)
+.PHONY: core-lib
+core-lib: $(CORE_LIB)
+build/core/%.o: src/core/%.c $(CORE_HEADERS)
+	@mkdir -p build/core
+	$(CC) $(CORE_CFLAGS) -c -o $@ $<
+$(CORE_LIB): $(CORE_LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
 
 # The core against ../shared/bench/torch_textcnn.py: core_train reads the peer's TSV format;
 # core_vs_torch.sh generates the data, alternates the two systems and prints medians.

@@ -151,10 +151,10 @@ static us_status
 check_vocab_counts(const us_model_config *cfg, uint64_t n_vocab_items,
 				   uint64_t n_beh_labels, uint64_t n_class_labels)
 {
-	if (n_vocab_items + 2 != (uint64_t) cfg->n_items)
+	if (n_vocab_items + US_ROW_FIRST != (uint64_t) cfg->n_items)
 		return US_EFORMAT;
 	if (cfg->n_behaviors == 0 ? n_beh_labels != 0
-		: n_beh_labels + 2 != (uint64_t) cfg->n_behaviors)
+		: n_beh_labels + US_ROW_FIRST != (uint64_t) cfg->n_behaviors)
 		return US_EFORMAT;
 	if (cfg->task == US_TASK_MULTICLASS ? n_class_labels != (uint64_t) cfg->n_outputs
 		: n_class_labels != 0)

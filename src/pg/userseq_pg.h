@@ -1,6 +1,6 @@
 /*
  * userseq_pg.h: declarations shared by the PostgreSQL glue (src/pg): GUCs, the core-status
- * to SQLSTATE mapping, the memory-context allocator adapter and the interrupt callback.
+ * to SQLSTATE mapping, the memory-context allocator adapter and progress in pg_stat_activity.
  * Only glue code includes this; the core (src/core) never sees PostgreSQL headers.
  */
 #ifndef USERSEQ_PG_H
@@ -35,8 +35,8 @@ extern int	UsStatusSqlState(us_status status);
 
 /* An allocator that pallocs (huge allocations allowed, NULL on failure) in cxt. */
 extern us_allocator UsContextAllocator(MemoryContext cxt);
-/* A progress callback that runs CHECK_FOR_INTERRUPTS(); ctx unused. */
-extern us_progress UsInterruptProgress(void);
+/* Shows msg (printf format) as this backend's query in pg_stat_activity (long runs). */
+extern void UsReportActivity(const char *fmt,...) pg_attribute_printf(1, 2);
 
 /*
  * Internal SQL (the extension's own statements on its catalog, never a user's query) runs

@@ -40,7 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "userseq/us_format.h"
-#include "train/train.h"
+#include "models/catalog.h"
 #include "userseq_pg.h"
 
 /* pg_extension.extnamespace (get_extension_schema is not exported before PostgreSQL 16) */
@@ -619,7 +619,7 @@ UsModelConfigJson(const us_model *m)
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"task\": \"%s\", \"embedding_dim\": %d, \"filter_widths\": [",
-					 UsTaskName(c->task), c->embed_dim);
+					 us_task_name(c->task), c->embed_dim);
 	for (int i = 0; i < c->n_widths; i++)
 		appendStringInfo(&buf, "%s%d", i ? ", " : "", c->widths[i]);
 	appendStringInfo(&buf, "], \"num_filters\": %d, \"hidden_dim\": %d, \"dropout\": %.9g, "
@@ -665,7 +665,7 @@ userseq_import(PG_FUNCTION_ARGS)
 								  &alloc, &model),
 				  "decode the imported model", NULL);
 	config = UsModelConfigJson(model);
-	task = UsTaskName(model->cfg.task);
+	task = us_task_name(model->cfg.task);
 
 	memset(&req, 0, sizeof(req));
 	req.name = name;

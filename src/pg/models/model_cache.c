@@ -28,7 +28,6 @@
 #include "utils/memutils.h"
 
 #include "models/model_cache.h"
-#include "train/train.h"
 #include "userseq_pg.h"
 #include "userseq/us_format.h"
 
@@ -474,16 +473,16 @@ UsRequireTask(UsModelEntry *entry, uint32 task_mask, const char *function, const
 	initStringInfo(&allowed);
 	for (int t = US_TASK_BINARY; t <= US_TASK_NEXT_BEHAVIOR; t++)
 		if (task_mask & US_TASK_BIT(t))
-			appendStringInfo(&allowed, "%s%s", allowed.len ? ", " : "", UsTaskName((us_task) t));
+			appendStringInfo(&allowed, "%s%s", allowed.len ? ", " : "", us_task_name((us_task) t));
 	if (name)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s does not apply to model \"%s\" of task %s", function, name,
-						UsTaskName((us_task) task)),
+						us_task_name((us_task) task)),
 				 errdetail("%s needs a model of task %s.", function, allowed.data)));
 	ereport(ERROR,
 			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-			 errmsg("%s does not apply to a model of task %s", function, UsTaskName((us_task) task)),
+			 errmsg("%s does not apply to a model of task %s", function, us_task_name((us_task) task)),
 			 errdetail("%s needs a model of task %s.", function, allowed.data)));
 }
 

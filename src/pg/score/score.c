@@ -60,25 +60,6 @@ UsScoreSeq(FunctionCallInfo fcinfo, UsModelEntry *entry, Datum seqd, float **fea
 	return out;
 }
 
-/*
- * First output and count of the outputs that carry a class label: multiclass all outputs,
- * next_behavior the rows of known behaviours (rows 0 = padding and 1 = unknown have none).
- */
-static void
-UsClassRange(const us_model *model, int32 *first, int32 *count)
-{
-	if (model->cfg.task == US_TASK_NEXT_BEHAVIOR)
-	{
-		*first = 2;
-		*count = Min(model->vocab.n_behaviors, model->cfg.n_outputs - 2);
-	}
-	else
-	{
-		*first = 0;
-		*count = model->cfg.n_outputs;
-	}
-}
-
 /* Label of output first + i. */
 static text *
 UsClassLabel(const us_model *model, int32 i)
@@ -126,7 +107,7 @@ UsPredictValue(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *name, D
 	out = UsScoreSeq(fcinfo, entry, seq, NULL);
 	if (model->cfg.task == US_TASK_BINARY || model->cfg.task == US_TASK_REGRESSION)
 		return (double) out[0];
-	UsClassRange(model, &first, &count);
+	us_model_class_range(model, &first, &count);
 	if (count <= 0)
 	{
 		*isnull = true;
@@ -187,7 +168,7 @@ UsPredictProba(FunctionCallInfo fcinfo, bool by_value)
 	}
 	else
 	{
-		UsClassRange(model, &first, &count);
+		us_model_class_range(model, &first, &count);
 		elems = palloc(sizeof(Datum) * Max(count, 1));
 		for (int32 i = 0; i < count; i++)
 			elems[i] = Float8GetDatum((double) out[first + i]);
@@ -226,7 +207,7 @@ UsPredictClass(FunctionCallInfo fcinfo, bool by_value)
 	out = UsScoreSeq(fcinfo, entry, PG_GETARG_DATUM(1), NULL);
 	if (model->cfg.task == US_TASK_BINARY)
 		PG_RETURN_TEXT_P(cstring_to_text(out[0] >= 0.5f ? "true" : "false"));
-	UsClassRange(model, &first, &count);
+	us_model_class_range(model, &first, &count);
 	if (count <= 0)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(UsClassLabel(model, UsArgmax(out + first, count)));
@@ -301,7 +282,7 @@ UsClassLabels(FunctionCallInfo fcinfo, bool by_value)
 	}
 	else
 	{
-		UsClassRange(model, &first, &count);
+		us_model_class_range(model, &first, &count);
 		elems = palloc(sizeof(Datum) * Max(count, 1));
 		for (int32 i = 0; i < count; i++)
 			elems[i] = PointerGetDatum(UsClassLabel(model, i));
