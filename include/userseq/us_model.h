@@ -48,6 +48,16 @@
 #define US_MAX_RECENT		32			/* recent-window events */
 #define US_MAX_GAP_BUCKETS	64
 #define US_MAX_LABEL_BYTES	255			/* behaviour / class label length */
+/*
+ * Largest weight magnitude a model may hold (the decoder rejects larger ones with US_ERANGE),
+ * chosen so that no model within the limits above can compute a non-finite activation or
+ * score. With every |w| <= B = 1e6: |x| <= 3B (three embeddings), a convolution <= B +
+ * 16 * 1024 * B * 3B ~ 4.9e16, a dense unit <= B + (8 * 1024 + 32 * 1024) * B * 4.9e16
+ * ~ 2.0e27, an output logit <= B + 4096 * B * 2.0e27 ~ 8.2e36 < FLT_MAX = 3.4e38 (41x
+ * margin, which also covers float rounding of the sums); sigmoid and softmax of finite
+ * logits are finite. Trained weights are orders of magnitude smaller.
+ */
+#define US_MAX_ABS_WEIGHT	1.0e6f
 
 /* Rows of the item and behaviour tables, and outputs of next_item / next_behavior models. */
 #define US_ROW_PAD			0			/* padding: no event (kept zero) */
@@ -177,6 +187,8 @@ us_status	us_model_clone(const us_model *src, const us_allocator *alloc, us_mode
 us_status	us_model_copy_weights(us_model *dst, const us_model *src);
 /* US_ENONFINITE if any weight is NaN or infinite. */
 us_status	us_model_check_finite(const us_model *model);
+/* us_model_check_finite, then US_ERANGE if any |weight| > US_MAX_ABS_WEIGHT (what decode requires). */
+us_status	us_model_check_weights(const us_model *model);
 
 /* One sequence as row indices, oldest first. behaviors / gaps may be NULL (treated as row 0). */
 typedef struct us_events
@@ -311,14 +323,16 @@ int32_t		us_scorer_folded_rows(const us_scorer *scorer);
 /* 1 if next_item top-k screens with the int8 copy (exact either way) */
 int			us_scorer_is_screened(const us_scorer *scorer);
 /* out (n_outputs) as in us_model_predict; features (D) may be NULL. An empty sequence is valid
- * (all-padding input). */
+ * (all-padding input). US_ENONFINITE if an output or feature is not finite (never for a
+ * decoded model: see US_MAX_ABS_WEIGHT). */
 us_status	us_scorer_forward(us_scorer *scorer, const us_events *events, float *out,
 							  float *features);
 /*
  * next_item: the k best item rows (>= US_ROW_FIRST) by logit, best first, ties by lower row; exclude_seen
  * drops rows present in events. rows / scores have room for k; *n_found may be < k.
  * Exactly the rows and logits us_scorer_forward gives, without scoring every item in fp32
- * when screened, and with partial selection, not a full sort.
+ * when screened, and with partial selection, not a full sort. US_ENONFINITE if a logit is not
+ * finite.
  */
 us_status	us_scorer_topk(us_scorer *scorer, const us_events *events, int32_t k, int exclude_seen,
 						   int32_t *rows, float *scores, int32_t *n_found);
