@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "models/model_cache.h"
 #include "userseq_pg.h"
@@ -48,6 +49,17 @@ typedef struct UsQueryRef
 	int			n_names;
 	char	   *names[US_QUERY_NAMES];
 	UsModelEntry *name_entries[US_QUERY_NAMES];
+	/*
+	 * The snapshot the names were resolved under. A plpgsql loop evaluates the same call
+	 * site statement after statement with one fn_extra; when the active snapshot has moved
+	 * (a new statement that sees other commits, or our own catalog change), names resolve
+	 * again, as a new query would. Within one query the snapshot stays and so do the versions.
+	 */
+	bool		snap_valid;
+	TransactionId snap_xmin;
+	TransactionId snap_xmax;
+	CommandId	snap_cid;
+	uint64		snap_completions;
 	/* by value: the last model seen and how it was recognised */
 	UsModelEntry *value_entry;
 	uint32		value_crc;
@@ -369,6 +381,27 @@ UsModelByName(FunctionCallInfo fcinfo, text *name)
 	char	   *cname = text_to_cstring(name);
 	UsModelEntry *entry;
 	MemoryContext old;
+
+	if (ActiveSnapshotSet())
+	{
+		Snapshot	snap = GetActiveSnapshot();
+
+		if (!ref->snap_valid || snap->xmin != ref->snap_xmin || snap->xmax != ref->snap_xmax ||
+			snap->curcid != ref->snap_cid || snap->snapXactCompletionCount != ref->snap_completions)
+		{
+			for (int i = 0; i < ref->n_names; i++)
+			{
+				pfree(ref->names[i]);
+				UsEntryUnpin(ref->name_entries[i]);
+			}
+			ref->n_names = 0;
+			ref->snap_valid = true;
+			ref->snap_xmin = snap->xmin;
+			ref->snap_xmax = snap->xmax;
+			ref->snap_cid = snap->curcid;
+			ref->snap_completions = snap->snapXactCompletionCount;
+		}
+	}
 
 	for (int i = 0; i < ref->n_names; i++)
 		if (strcmp(ref->names[i], cname) == 0)
