@@ -311,9 +311,16 @@ UsPrepareLookups(Oid nsp, const char *schema)
 
 	if (lookup_schema == nsp && lookup_key_plan && lookup_row_plan)
 		return;
-	key = SPI_prepare(psprintf("SELECT model_id, version, xmin, ctid FROM %s.models WHERE name = $1 AND deployed",
+	/*
+	 * Every operator qualified: these run in the caller's search_path (no GUC switch on this
+	 * hot path), and a plan is re-analysed when that path changes, so nothing may resolve
+	 * through it (test/t/trust_search_path.sh).
+	 */
+	key = SPI_prepare(psprintf("SELECT model_id, version, xmin, ctid FROM %s.models "
+							   "WHERE name OPERATOR(pg_catalog.=) $1 AND deployed",
 							   quote_identifier(schema)), 1, argtypes);
-	row = SPI_prepare(psprintf("SELECT model_id, version, weights, xmin, ctid FROM %s.models WHERE name = $1 AND deployed",
+	row = SPI_prepare(psprintf("SELECT model_id, version, weights, xmin, ctid FROM %s.models "
+							   "WHERE name OPERATOR(pg_catalog.=) $1 AND deployed",
 							   quote_identifier(schema)), 1, argtypes);
 	if (key == NULL || row == NULL)
 		elog(ERROR, "could not prepare the model lookup in schema %s: %s", schema,
@@ -334,7 +341,7 @@ static void
 UsNoDeployedModel(const char *name, const char *schema, Datum *args)
 {
 	Oid			argtypes[1] = {TEXTOID};
-	char	   *q2 = psprintf("SELECT count(*) FROM %s.models WHERE name = $1",
+	char	   *q2 = psprintf("SELECT pg_catalog.count(*) FROM %s.models WHERE name OPERATOR(pg_catalog.=) $1",
 							  quote_identifier(schema));
 	int64		versions = 0;
 	bool		isnull;
