@@ -95,6 +95,19 @@ SELECT userseq_length(seq) AS not_followed_after_detach FROM lv_t WHERE user_id 
 SELECT userseq_live_rebuild('lv_ev', 'lv_t');
 SELECT userseq_live_detach('lv_ev', 'lv_t');
 
+-- a partitioned events table: the trigger is cloned to the partitions, attaching again replaces them all
+CREATE TABLE lv_pe (user_id int, item_id bigint, ts timestamptz, behavior text) PARTITION BY RANGE (ts);
+CREATE TABLE lv_pe_2024 PARTITION OF lv_pe FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE lv_pe_2025 PARTITION OF lv_pe FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE lv_pt (user_id int PRIMARY KEY, seq userseq);
+SELECT userseq_live_attach('lv_pe', 'lv_pt');
+SELECT userseq_live_attach('lv_pe', 'lv_pt', '{"max_len": 2}');
+INSERT INTO lv_pe VALUES (1, 1, '2024-05-01', 'view'), (1, 2, '2025-05-01', 'buy'), (1, 3, '2024-06-01', NULL);
+SELECT user_id, seq FROM lv_pt;
+SELECT userseq_live_rebuild('lv_pe', 'lv_pt') AS users;
+SELECT seq AS rebuilt FROM lv_pt;
+DROP TABLE lv_pe, lv_pt;
+
 -- anonymous sessions: recommend from the current session's events only, by value (README, Real time)
 CREATE TABLE lv_web (session_id text, item_id bigint, ts timestamptz, behavior text);
 INSERT INTO lv_web VALUES ('s-1', 4, '2024-03-01 10:00', 'view'), ('s-1', 9, '2024-03-01 10:01', 'view'),
