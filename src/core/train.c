@@ -20,6 +20,7 @@
  * the progress callback and run with every signal blocked; BLAS must be at 1 thread (caller).
  * Not done here: threaded reduction / optimizer and a threaded us_model_predict.
  */
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1324,6 +1325,6 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 done:
 	if (out)
 		model->alloc.free(model->alloc.ctx, out);
-	ws_free(&ws);
+	us_ws_free(&ws);
 	return st;
 }
