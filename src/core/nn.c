@@ -833,6 +833,14 @@ softmax_row(float *x, int n, int tg, float scale, float *grad, float *prob)
 	return log(sum) - ((double) xt - mx);
 }
 
+/* (nn.h) */
+double
+us_nn_softmax_nll(const float *x, int n, int tg)
+{
+	/* without grad and prob softmax_row only reads x */
+	return softmax_row((float *) x, n, tg, 0.0f, NULL, NULL);
+}
+
 /*
  * Loss rows r0..r1-1 of logits L (row stride ld): adds w * loss to *loss_sum; when dL is
  * given, writes d(mean loss)/dlogit there (may alias L); pred (stride n_out) gets the

@@ -145,6 +145,9 @@ typedef struct batch_opts
 	const float *drop_mask;		/* precomputed dropout scales (n_ex, H), or NULL */
 } batch_opts;
 
+/* -log softmax(x)[tg] over n logits, summed as the softmax heads sum (8 fixed lanes) */
+double		us_nn_softmax_nll(const float *x, int n, int tg);
+
 /*
  * Everything us_nn_run will reserve, reserved here (on the calling thread) so that a worker
  * thread can run the compute part with a frozen workspace; also finds the batch's distinct

@@ -1294,23 +1294,7 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 		double		l;
 
 		if (c->task == US_TASK_NEXT_ITEM)
-		{
-			float		mx = -FLT_MAX;
-			float		lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-			double		sum = 0.0;
-			int			j;
-
-			for (j = 0; j < V; j++)
-				mx = x[j] > mx ? x[j] : mx;
-			for (j = 0; j + 8 <= V; j += 8)
-				for (int q = 0; q < 8; q++)
-					lane[q] += vexpf(x[j + q] - mx);
-			for (; j < V; j++)
-				lane[0] += vexpf(x[j] - mx);
-			for (int q = 0; q < 8; q++)
-				sum += lane[q];
-			l = log(sum) - ((double) xt - mx);
-		}
+			l = us_nn_softmax_nll(x, V, tg);
 		else
 			l = -log(xt > FLT_MIN ? (double) xt : (double) FLT_MIN);
 		for (int32_t j = 2; j < V; j++)
