@@ -1,6 +1,8 @@
 -- Real time: userseq_live_attach errors one by one, what the trigger keeps, privileges, rebuild
 CREATE EXTENSION IF NOT EXISTS userseq;
 SET TimeZone = 'UTC';
+-- no CONTEXT lines: PL/pgSQL line numbers would tie this file to the layout of 85_live.sql
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 CREATE TABLE lv_d AS
 SELECT u, userseq(ARRAY(SELECT ((u * 3 + e * 5) % 40 + 1)::int8 FROM generate_series(1, 3 + u % 9) e)) AS seq,
@@ -30,6 +32,7 @@ SELECT userseq_live_attach('lv_ev', 'lv_t', '{"notify": [{"column": "risk", "abo
 SELECT userseq_live_attach('lv_ev', 'lv_t', '{"scores": {"risk": "lv_bin"}, "notify": [{"column": "risk", "above": 0.5, "below": 0.1, "channel": "x"}]}');
 SELECT userseq_live_attach('lv_ev', 'lv_t', '{"max_len": 0}');
 SELECT userseq_live_attach('lv_ev', 'lv_t', '{"maxlen": 5}');
+SELECT userseq_live_attach('lv_t', 'lv_t');
 CREATE TABLE lv_nokey (user_id int, seq userseq);
 SELECT userseq_live_attach('lv_ev', 'lv_nokey');                                     -- no unique key
 CREATE UNIQUE INDEX ON lv_nokey (user_id) WHERE user_id > 0;
