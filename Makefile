@@ -68,7 +68,7 @@ UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_BUILD = test/unit/build
 
 .PHONY: unit unit-asan unit-valgrind fuzz
-$(UNIT_BUILD)/%: test/unit/%.c test/unit/unit.h $(CORE_SRCS) $(wildcard include/userseq/*.h)
+$(UNIT_BUILD)/%: test/unit/%.c test/unit/unit.h $(CORE_SRCS) $(CORE_HEADERS)
 	@mkdir -p $(UNIT_BUILD)
 	$(CC) $(CORE_CFLAGS) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) -lopenblas -lm -pthread
 
