@@ -77,6 +77,7 @@ FROM userseq_train('churn',
 
 \echo
 \echo 'churn on the held-out test customers: the model (userseq_evaluate) and the recency/frequency baselines (userseq_auc)'
+\echo '--8<-- begin churn_test'
 SELECT scorer, metric, round(value::numeric, 4) AS value
 FROM userseq_evaluate('churn', $$SELECT seq, churned AS label FROM or_customers WHERE split = 'test'$$)
 WHERE scorer = 'model' AND metric IN ('roc_auc', 'accuracy', 'f1', 'log_loss', 'sequences')
@@ -91,6 +92,7 @@ FROM (SELECT userseq_auc(recency_days, churned) AS rec,
 	LATERAL (VALUES ('baseline: recency (days since last purchase)', a.rec),
 		('baseline: frequency (fewer invoices)', a.freq),
 		('baseline: rank average of both', a.rank_avg)) v(scorer, auc);
+\echo '--8<-- end churn_test'
 
 \echo 'the five test customers most likely to churn (userseq_predict) and what happened:'
 SELECT user_id, round(userseq_predict('churn', seq)::numeric, 3) AS p_churn,
@@ -122,6 +124,7 @@ FROM userseq_train('next_item',
 	'{"seed": 1, "threads": 1, "max_len": 30, "max_examples_per_seq": 20, "epochs": 10}');
 
 \echo 'held-out test customers: earlier baskets in, one item of the last basket to find'
+\echo '--8<-- begin next_item_test'
 SELECT metric, protocol,
 	round(max(value) FILTER (WHERE scorer = 'model')::numeric, 4) AS model,
 	round(max(value) FILTER (WHERE scorer = 'popularity')::numeric, 4) AS popularity,
@@ -130,6 +133,7 @@ FROM userseq_evaluate('next_item', $$SELECT eval_seq AS seq FROM or_next_item WH
 WHERE metric IN ('hr@10', 'ndcg@10', 'mrr')
 GROUP BY metric, protocol
 ORDER BY protocol, metric;
+\echo '--8<-- end next_item_test'
 
 \echo 'recommendations for one test customer (userseq_recommend joined to the catalogue):'
 SELECT r.rank, i.stock_code, i.description, round(r.score::numeric, 2) AS score
@@ -147,6 +151,50 @@ FROM models ORDER BY name, version;
 SELECT model, version, epoch, round(train_loss::numeric, 4) AS train_loss,
 	round(valid_loss::numeric, 4) AS valid_loss, metric_name, round(valid_metric::numeric, 4) AS valid_metric
 FROM training_log ORDER BY run_id, epoch;
+
+\echo
+\echo '== 7. model reports: self-contained HTML with inline SVG (userseq_report), written to demo-out/'
+\pset format unaligned
+\pset tuples_only on
+\o demo-out/churn_report.html
+SELECT userseq_report('churn', NULL, $$SELECT seq, churned AS label FROM or_customers WHERE split = 'test'$$);
+\o demo-out/next_item_report.html
+SELECT userseq_report('next_item', NULL, $$SELECT eval_seq AS seq FROM or_next_item WHERE split = 'test'$$);
+\o
+\pset tuples_only off
+\pset format aligned
+\echo 'wrote demo-out/churn_report.html and demo-out/next_item_report.html (open them in a browser)'
+
+\echo
+\echo '== 8. real time: a trigger (userseq_live_attach) keeps each customer''s sequence and churn score as events arrive'
+CREATE TABLE live_customers (user_id bigint PRIMARY KEY, seq userseq, churn float8, updated timestamptz);
+SELECT userseq_live_attach('events', 'live_customers', '{"scores": {"churn": "churn"}}') AS attached;
+SELECT userseq_live_rebuild('events', 'live_customers') AS customers_kept;
+-- the customer whose churn score one return the day after the data ends would raise most
+-- (computed by value with userseq_append, nothing written); the alert line is set between
+-- that customer's score before and after, so the demo shows one crossing
+SELECT c.user_id AS live_user, c.item AS live_item, round(c.before::numeric, 4) AS churn_before,
+	round(((c.before + c.after) / 2)::numeric, 4) AS alert_line
+FROM (SELECT l.user_id, b.item_id AS item, l.churn AS before,
+		userseq_predict('churn', userseq_append(l.seq, b.item_id, p.end_ts + interval '1 day', 'return', 300)) AS after
+	FROM live_customers l, or_params p,
+		LATERAL (SELECT item_id FROM events e WHERE e.user_id = l.user_id AND e.behavior = 'buy' ORDER BY ts DESC, item_id LIMIT 1) b) c
+ORDER BY c.after - c.before DESC, c.user_id LIMIT 1 \gset
+\echo 'the customer, the item returned, the churn score now and the alert line:'
+SELECT :live_user AS user_id, :live_item AS item_id, :churn_before AS churn_before, :alert_line AS alert_above;
+SELECT userseq_live_attach('events', 'live_customers', format('{"scores": {"churn": "churn"},
+	"notify": [{"column": "churn", "above": %s, "channel": "churn_alert"}]}', :alert_line)::jsonb) AS attached;
+LISTEN churn_alert;
+\echo 'INSERT the return; the trigger appends it, re-scores and sends the NOTIFY that psql prints below:'
+INSERT INTO events (user_id, ts, behavior, item_id, quantity, price, stock_code)
+SELECT e.user_id, p.end_ts + interval '1 day', 'return', e.item_id, 1, e.price, e.stock_code
+FROM events e, or_params p WHERE e.user_id = :live_user AND e.item_id = :live_item AND e.behavior = 'buy'
+ORDER BY e.ts DESC LIMIT 1;
+SELECT user_id, :churn_before AS churn_before, round(churn::numeric, 4) AS churn_now, userseq_length(seq) AS events_kept,
+	userseq_last(seq, 2) AS last_two_events
+FROM live_customers WHERE user_id = :live_user;
+UNLISTEN churn_alert;
+SELECT userseq_live_detach('events', 'live_customers') AS detached;
 \else
 \echo 'userseq_train is not available in this build: training skipped'
 \endif

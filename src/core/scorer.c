@@ -814,7 +814,11 @@ us_scorer_forward(us_scorer *s, const us_events *events, float *out, float *feat
 	p = &s->model->p;
 	us_scorer_hidden(s, events);
 	if (features)
+	{
 		memcpy(features, s->z, (size_t) s->D * sizeof(float));
+		if (!us_all_finite(features, (size_t) s->D))
+			return US_ENONFINITE;
+	}
 	/* out may be NULL when only the features are wanted (userseq_embed) */
 	if (out == NULL)
 		return US_OK;
@@ -843,6 +847,6 @@ us_scorer_forward(us_scorer *s, const us_events *events, float *out, float *feat
 			softmax(out, s->O);
 			break;
 	}
-	return US_OK;
+	return us_all_finite(out, (size_t) s->model->cfg.n_outputs) ? US_OK : US_ENONFINITE;
 }
 

@@ -99,6 +99,21 @@ us_scorer_release(us_scorer *s, void *p)
 		s->alloc.free(s->alloc.ctx, p);
 }
 
+/*
+ * 1 if every x[i] is finite. Decoded models cannot fail it (US_MAX_ABS_WEIGHT bounds every
+ * activation); a model built or trained in memory can, and a NaN must never become a score.
+ */
+static inline int
+us_all_finite(const float *x, size_t n)
+{
+	float		acc = 0.0f;
+
+	/* x * 0 is 0 for finite x and NaN otherwise */
+	for (size_t i = 0; i < n; i++)
+		acc += x[i] * 0.0f;
+	return acc == 0.0f;
+}
+
 /* scorer.c: every row index of every event must be in range */
 us_status	us_scorer_check_events(const us_scorer *s, const us_events *ev);
 /* scorer.c: z (features) and h (hidden) of a validated sequence */

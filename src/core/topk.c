@@ -641,10 +641,17 @@ us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_see
 		rows[m] = tr;
 		sift_down(rows, scores, m, 0);
 	}
-	/* Report the real logits (NaN stays NaN), not the ranking keys; screened ones are finite. */
+	/* Report the real logits, not the ranking keys; screened ones are finite. */
 	if (!screened)
+	{
+		/* a non-finite logit anywhere is an error, not a row quietly ranked last */
+		if (!us_all_finite(s->logits, (size_t) s->model->cfg.n_outputs))
+			return US_ENONFINITE;
 		for (int32_t i = 0; i < n; i++)
 			scores[i] = s->logits[rows[i]];
+	}
+	else if (!us_all_finite(scores, (size_t) n))
+		return US_ENONFINITE;
 	*n_found = n;
 	return US_OK;
 }

@@ -18,6 +18,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_class.h"
@@ -34,11 +35,13 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "userseq/us_format.h"
-#include "train/train.h"
+#include "models/catalog.h"
+#include "models/publish.h"
 #include "userseq_pg.h"
 
 /* pg_extension.extnamespace (get_extension_schema is not exported before PostgreSQL 16) */
@@ -127,23 +130,26 @@ UsBecomeCatalogOwner(UsElevation *e)
 	SetUserIdAndSecContext(owner, e->save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	/* operators and functions of our statements resolve in pg_catalog only */
-	e->guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	e->guc_level = UsInternalSqlBegin();
 }
 
 static void
 UsRestoreUser(UsElevation *e)
 {
-	AtEOXact_GUC(true, e->guc_level);
+	UsInternalSqlEnd(e->guc_level);
 	SetUserIdAndSecContext(e->save_user, e->save_sec);
 }
 
 /* ------------------------------------------------------------------ ownership */
 
-/* Owner role name of a model, or NULL when the name has no version. SPI must be connected. */
+/*
+ * Owner role name of a model, or NULL when the name has no version. SPI must be connected.
+ * fresh: read with a new snapshot (as the version lookup and the writes that follow do), as
+ * needed under the catalog lock; otherwise with the statement's snapshot, which in READ
+ * COMMITTED may predate a concurrent writer that committed while we waited for the lock.
+ */
 static char *
-UsModelOwnerName(const char *name)
+UsModelOwnerName(const char *name, bool fresh)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
@@ -152,7 +158,7 @@ UsModelOwnerName(const char *name)
 	bool		isnull;
 	Datum		d;
 
-	if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(sql, 1, types, args, NULL, !fresh, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the models catalog");
 	if (SPI_processed == 0)
 		return NULL;
@@ -178,7 +184,7 @@ UsCheckOwner(Oid user, const char *owner_name, const char *name)
 static void
 UsCheckOwnerLocked(Oid user, const char *name)
 {
-	char	   *owner_name = UsModelOwnerName(name);
+	char	   *owner_name = UsModelOwnerName(name, true);
 
 	if (owner_name == NULL)
 		ereport(ERROR,
@@ -193,9 +199,13 @@ UsCatalogCheckWrite(const char *name, bool must_exist)
 	char	   *owner_name;
 	Oid			owner;
 
+	int			level;
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	owner_name = UsModelOwnerName(name);
+	level = UsInternalSqlBegin();
+	owner_name = UsModelOwnerName(name, false);
+	UsInternalSqlEnd(level);
 	if (owner_name == NULL)
 	{
 		SPI_finish();
@@ -212,14 +222,46 @@ UsCatalogCheckWrite(const char *name, bool must_exist)
 	return OidIsValid(owner) ? owner : GetUserId();
 }
 
-/* Locks the models table against concurrent writers (readers are not blocked). */
+/* The rows of name as seen by snapshot, as text (their ctids: any write changes them). */
+static char *
+UsNameRows(const char *name, Snapshot snapshot)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	char	   *sql = psprintf("SELECT array_agg(ctid ORDER BY ctid)::text FROM %s WHERE name = $1",
+							   UsQualified("models"));
+	SPIPlanPtr	plan = SPI_prepare(sql, 1, types);
+	bool		isnull;
+	Datum		d;
+
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, args, NULL, snapshot, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the models catalog");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? "" : TextDatumGetCString(d);
+}
+
+/*
+ * Locks the models table against concurrent writers (readers are not blocked) and makes
+ * sure the reads that follow see every committed write to name: once we hold the lock no
+ * writer is in progress, so a fresh snapshot (READ COMMITTED) sees them all. In REPEATABLE
+ * READ and SERIALIZABLE the transaction snapshot may predate a writer that committed while
+ * we waited; then the owner check and the version number could be decided on stale rows,
+ * so that is a serialization failure (retry the transaction).
+ */
 static void
-UsLockModels(void)
+UsLockModels(const char *name)
 {
 	char	   *sql = psprintf("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", UsQualified("models"));
 
 	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not lock the models catalog");
+	if (IsolationUsesXactSnapshot() &&
+		strcmp(UsNameRows(name, GetTransactionSnapshot()), UsNameRows(name, GetLatestSnapshot())) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent change of model \"%s\"", name),
+				 errhint("Retry the transaction.")));
 }
 
 /*
@@ -234,8 +276,22 @@ UsBeginModelWrite(const char *name, UsElevation *e)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	UsBecomeCatalogOwner(e);
-	UsLockModels();
+	UsLockModels(name);
 	UsCheckOwnerLocked(e->save_user, name);
+}
+
+/*
+ * Epilogue of every write: the caller's identity back, then (when the deployed version of
+ * name may have changed) its publications refreshed, each as the role that registered it, in
+ * this transaction, then SPI closed.
+ */
+static void
+UsEndModelWrite(const char *name, UsElevation *e, bool deployment_changed)
+{
+	UsRestoreUser(e);
+	if (deployment_changed)
+		UsPublishRefresh(name, InvalidOid);
+	SPI_finish();
 }
 
 /* Deployed version of name (0 if none) and its value of metrics->>metric (NaN if absent). */
@@ -303,10 +359,10 @@ UsCatalogStore(const UsStoreRequest *req, UsStoreResult *res)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	UsBecomeCatalogOwner(&e);
-	UsLockModels();
+	UsLockModels(req->name);
 
 	/* checked again under the lock: the name may have been taken meanwhile */
-	owner_name = UsModelOwnerName(req->name);
+	owner_name = UsModelOwnerName(req->name, true);
 	if (owner_name)
 	{
 		owner_name = pstrdup(owner_name);
@@ -409,8 +465,7 @@ UsCatalogStore(const UsStoreRequest *req, UsStoreResult *res)
 				elog(ERROR, "could not insert into training_log");
 		}
 	}
-	UsRestoreUser(&e);
-	SPI_finish();
+	UsEndModelWrite(req->name, &e, deploy);
 
 	res->version = version;
 	res->deployed = deploy;
@@ -430,6 +485,48 @@ UsNameArg(FunctionCallInfo fcinfo, int n)
 	return text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
+/*
+ * Registers (add) or removes a publication of model into target, as the catalog owner after
+ * the caller's ownership check (for a removal of a dropped model's publication: the caller must
+ * have the privileges of the role that registered it); registered_by is the calling role.
+ * Returns whether a row was added or removed.
+ */
+bool
+UsCatalogSetPublication(const char *name, Oid target, bool add)
+{
+	UsElevation e;
+	Oid			types[3] = {TEXTOID, OIDOID, OIDOID};
+	Datum		args[3];
+	char	   *sql;
+	bool		changed;
+
+	(void) UsCatalogCheckWrite(name, add);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	UsBecomeCatalogOwner(&e);
+	UsLockModels(name);
+	if (add)
+		UsCheckOwnerLocked(e.save_user, name);
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(target);
+	args[2] = ObjectIdGetDatum(e.save_user);
+	sql = add ?
+		psprintf("INSERT INTO %s (model, target, registered_by) "
+				 "SELECT $1, $2::pg_catalog.regclass, r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = $3 "
+				 "ON CONFLICT (model, target) DO UPDATE SET registered_by = EXCLUDED.registered_by, "
+				 "registered_at = pg_catalog.now()", UsQualified("publications")) :
+		psprintf("DELETE FROM %s p WHERE p.model = $1 AND p.target = $2::pg_catalog.regclass "
+				 "AND (EXISTS (SELECT 1 FROM %s m WHERE m.name = $1) "
+				 "     OR pg_catalog.pg_has_role($3, p.registered_by, 'USAGE'))",
+				 UsQualified("publications"), UsQualified("models"));
+	if (SPI_execute_with_args(sql, 3, types, args, NULL, false, 0) !=
+		(add ? SPI_OK_INSERT : SPI_OK_DELETE))
+		elog(ERROR, "could not write the publications catalog");
+	changed = SPI_processed > 0;
+	UsEndModelWrite(name, &e, false);
+	return changed;
+}
+
 /* Makes version the deployed version of model (undeploying the previous one). */
 PG_FUNCTION_INFO_V1(userseq_deploy);
 Datum
@@ -446,8 +543,7 @@ userseq_deploy(PG_FUNCTION_ARGS)
 	version = PG_GETARG_INT32(1);
 	UsBeginModelWrite(name, &e);
 	UsSetDeployed(name, version);
-	UsRestoreUser(&e);
-	SPI_finish();
+	UsEndModelWrite(name, &e, true);
 	PG_RETURN_VOID();
 }
 
@@ -487,8 +583,7 @@ userseq_rollback(PG_FUNCTION_ARGS)
 		previous = DatumGetInt32(d);
 	}
 	UsSetDeployed(name, previous);
-	UsRestoreUser(&e);
-	SPI_finish();
+	UsEndModelWrite(name, &e, true);
 	PG_RETURN_INT32(previous);
 }
 
@@ -519,8 +614,7 @@ userseq_drop_model(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" has no version %d", name, version)));
-	UsRestoreUser(&e);
-	SPI_finish();
+	UsEndModelWrite(name, &e, true);
 	PG_RETURN_INT32((int32) n);
 }
 
@@ -538,6 +632,7 @@ userseq_export(PG_FUNCTION_ARGS)
 	Datum		d;
 	bytea	   *result;
 	MemoryContext caller = CurrentMemoryContext;
+	int			level;
 
 	/* read with the caller's privileges, like any SELECT on the catalog */
 	if (any)
@@ -548,8 +643,10 @@ userseq_export(PG_FUNCTION_ARGS)
 					   UsQualified("models"));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	level = UsInternalSqlBegin();
 	if (SPI_execute_with_args(sql, any ? 1 : 2, types, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the models catalog");
+	UsInternalSqlEnd(level);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -575,7 +672,7 @@ UsModelConfigJson(const us_model *m)
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"task\": \"%s\", \"embedding_dim\": %d, \"filter_widths\": [",
-					 UsTaskName(c->task), c->embed_dim);
+					 us_task_name(c->task), c->embed_dim);
 	for (int i = 0; i < c->n_widths; i++)
 		appendStringInfo(&buf, "%s%d", i ? ", " : "", c->widths[i]);
 	appendStringInfo(&buf, "], \"num_filters\": %d, \"hidden_dim\": %d, \"dropout\": %.9g, "
@@ -621,7 +718,7 @@ userseq_import(PG_FUNCTION_ARGS)
 								  &alloc, &model),
 				  "decode the imported model", NULL);
 	config = UsModelConfigJson(model);
-	task = UsTaskName(model->cfg.task);
+	task = us_task_name(model->cfg.task);
 
 	memset(&req, 0, sizeof(req));
 	req.name = name;
