@@ -380,7 +380,8 @@ typedef enum us_attr_method
  *   gradient x input: attr_t = x_t . grad f(x) (steps ignored).
  * See src/core/explain.c for why the convolution runs once per call.
  * attr gets min(n, max_len) values, oldest first; fx / fbase (may be NULL) get f(x) and
- * f(baseline). Allocates scratch through the model's allocator for the call.
+ * f(baseline). Allocates scratch through the model's allocator for the call. Text-CNN models
+ * only (US_EINVAL for architecture sasrec: its layers are not differentiated here).
  */
 us_status	us_model_attribute(const us_model *model, const us_events *events, int32_t target,
 							   int method, int32_t steps, double *attr, double *fx,

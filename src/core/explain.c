@@ -372,6 +372,9 @@ us_model_attribute(const us_model *model, const us_events *events, int32_t targe
 		(attr == NULL && events->n > 0))
 		return US_EINVAL;
 	c = &model->cfg;
+	/* the path gradients below are the text-CNN's layers */
+	if (c->architecture != US_ARCH_TEXTCNN)
+		return US_EINVAL;
 	if (method == US_ATTR_GRADIENT_X_INPUT)
 		steps = 1;
 	else if (method != US_ATTR_INTEGRATED_GRADIENTS || steps < 1 || steps > 100000)

@@ -6,7 +6,7 @@
 -- of 3 cannot tell where its best window was.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS userseq;
-SELECT plan(20);
+SELECT plan(22);
 SET LOCAL client_min_messages = warning;
 
 -- ---------------------------------------------------------------- option validation
@@ -71,6 +71,11 @@ SELECT is(userseq_import('sr_imp', userseq_export('sr_sas')), 1, 'import of the 
 SELECT is((SELECT array_agg(item ORDER BY rank) FROM sr_d d, LATERAL userseq_recommend('sr_imp', d.seq, 10) WHERE d.u = 1650),
 		  (SELECT array_agg(item ORDER BY rank) FROM sr_d d, LATERAL userseq_recommend('sr_sas', d.seq, 10) WHERE d.u = 1650),
 		  'export / import round trip recommends the same items');
+
+SELECT is((SELECT count(*) FROM sr_d, LATERAL userseq_explain('sr_sas', seq, method => 'occlusion') WHERE u = 1650)::int,
+		  (SELECT userseq_length(seq) FROM sr_d WHERE u = 1650), 'explain by occlusion: one row per event');
+SELECT throws_ok($$SELECT * FROM sr_d, LATERAL userseq_explain('sr_sas', seq) WHERE u = 1650$$, '0A000', NULL,
+		  'gradient explanations are refused for sasrec (0A000)');
 
 -- ---------------------------------------------------------------- a label task
 CREATE TEMP TABLE sr_b AS

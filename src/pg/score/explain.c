@@ -299,6 +299,12 @@ UsExplain(FunctionCallInfo fcinfo, bool by_value)
 
 	entry = UsExplainModel(fcinfo, by_value, &name);
 	model = entry->model;
+	/* the gradient methods differentiate the text-CNN's layers; occlusion only re-scores */
+	if (m != US_METHOD_OCCLUSION && model->cfg.architecture != US_ARCH_TEXTCNN)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("explanation method \"%s\" is not available for architecture \"sasrec\"", method),
+				 errhint("Use method => 'occlusion', which re-scores the sequence without each event.")));
 	seq = PG_GETARG_USERSEQ_P(1);
 	UsSeqToEvents(&model->cfg, &model->vocab, seq, 0, UsQueryEventBuffer(fcinfo), &all);
 	UsWindow(model, &all, &input);
