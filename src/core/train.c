@@ -114,6 +114,7 @@ typedef struct us_ws
 				wpos;			/* (H) */
 	int32_t		n_neg;
 	buf			mask;			/* threaded steps: dropout scales of the whole batch */
+	double	   *ex_loss;		/* if set: each example's unweighted loss (softmax heads) */
 } us_ws;
 
 /* touched embedding rows of the step (lazy updates) */
@@ -910,6 +911,8 @@ head_rows(const us_model *model, us_ws *ws, int32_t r0, int32_t r1, float *L, in
 
 			if (has_t)
 				*loss_sum += w * l;
+			if (ws->ex_loss)
+				ws->ex_loss[r] = l;
 		}
 	}
 }
@@ -2492,12 +2495,14 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 	/* every prefix of the window at once, as training's prefix loss */
 	if ((st = build_batch(model, &data, &id, 1, 1, 0, 0, &ws)) != US_OK)
 		goto done;
-	out = model->alloc.alloc(model->alloc.ctx, (size_t) ws.n_ex * V * sizeof(float));
-	if (out == NULL)
+	/* the per-example loss of the training head is the NLL; the outputs give the rank */
+	ws.ex_loss = model->alloc.alloc(model->alloc.ctx, (size_t) ws.n_ex * (V * sizeof(float) + sizeof(double)));
+	if (ws.ex_loss == NULL)
 	{
 		st = US_ENOMEM;
 		goto done;
 	}
+	out = (float *) (ws.ex_loss + ws.n_ex);
 	memset(&o, 0, sizeof o);
 	o.pred = out;				/* next_item: logits; next_behavior: probabilities */
 	if ((st = run_batch(model, &ws, &o, &unused)) != US_OK)
@@ -2508,40 +2513,19 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 		int32_t		tg = I32(ws.ex_tgt)[e];
 		float		xt = x[tg];
 		int32_t		higher = 0;
-		double		l;
 
-		if (c->task == US_TASK_NEXT_ITEM)
-		{
-			float		mx = -FLT_MAX;
-			float		lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-			double		sum = 0.0;
-			int			j;
-
-			for (j = 0; j < V; j++)
-				mx = x[j] > mx ? x[j] : mx;
-			for (j = 0; j + 8 <= V; j += 8)
-				for (int q = 0; q < 8; q++)
-					lane[q] += vexpf(x[j + q] - mx);
-			for (; j < V; j++)
-				lane[0] += vexpf(x[j] - mx);
-			for (int q = 0; q < 8; q++)
-				sum += lane[q];
-			l = log(sum) - ((double) xt - mx);
-		}
-		else
-			l = -log(xt > FLT_MIN ? (double) xt : (double) FLT_MIN);
 		for (int32_t j = 2; j < V; j++)
 			higher += x[j] >= xt;
 		if (nll)
-			nll[e] = l;
+			nll[e] = ws.ex_loss[e];
 		if (rank)
 			rank[e] = tg >= 2 ? higher : 0;	/* the target itself counts once: 1 + others */
 	}
 	if (!isfinite(unused))
 		st = US_ENONFINITE;
 done:
-	if (out)
-		model->alloc.free(model->alloc.ctx, out);
+	if (ws.ex_loss)
+		model->alloc.free(model->alloc.ctx, ws.ex_loss);
 	ws_free(&ws);
 	return st;
 }
