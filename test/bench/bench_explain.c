@@ -117,16 +117,25 @@ run_pass(const us_model *m, us_scorer *sc, const bench_tsv *t, measure what, dou
 		{
 			double		fx;
 
-			us_scorer_forward(sc, &ev, out, NULL);
-			fx = m->cfg.task == US_TASK_NEXT_ITEM ? out[target] : out[0];
+			int			ni = m->cfg.task == US_TASK_NEXT_ITEM;
+
+			/* next_item: only the target's logit, as src/pg/score/explain.c does */
+			if (ni)
+				us_scorer_item_logits(sc, &ev, &target, 1, out);
+			else
+				us_scorer_forward(sc, &ev, out, NULL);
+			fx = out[0];
 			for (int32_t j = 0; j < n; j++)
 			{
 				us_events	e2 = {buf, NULL, NULL, n - 1};
 
 				memcpy(buf, ids, sizeof(int32_t) * j);
 				memcpy(buf + j, ids + j + 1, sizeof(int32_t) * (n - 1 - j));
-				us_scorer_forward(sc, &e2, out, NULL);
-				attr[j] = fx - (m->cfg.task == US_TASK_NEXT_ITEM ? out[target] : out[0]);
+				if (ni)
+					us_scorer_item_logits(sc, &e2, &target, 1, out);
+				else
+					us_scorer_forward(sc, &e2, out, NULL);
+				attr[j] = fx - out[0];
 				*checksum += attr[j];
 			}
 		}
