@@ -2456,6 +2456,115 @@ done:
 
 /* ------------------------------------------------------------------ surprise */
 
+/*
+ * next_item NLL and rank of each example from its hidden row, tile by tile over the items so
+ * that nothing of size n_ex x V is ever stored: a tile of logits (GEMM against the tile of
+ * out_w, or, when most hidden units are zero as in trained models, only the nonzero units'
+ * rows) is reduced right away into a running softmax (max and rescaled sum, as FlashAttention
+ * does) and the count of items scored at least as high as the target.
+ */
+static us_status
+surprise_next_item(const us_model *model, us_ws *ws, double *nll, int32_t *rank)
+{
+	const us_model_config *c = &model->cfg;
+	int			V = c->n_outputs,
+				H = c->hidden_dim,
+				E = c->embed_dim;
+	int32_t		n_ex = ws->n_ex;
+	const int	tile = 512;
+	const float *Hh = F32(ws->Hh);
+	const int32_t *tg = I32(ws->ex_tgt);
+	int64_t		nz = 0;
+	int			sparse;
+	float	   *T;
+	double	   *st;			/* per example: max, sum, target logit */
+	int32_t    *cnt;
+
+	T = model->alloc.alloc(model->alloc.ctx, (size_t) n_ex * tile * sizeof(float) +
+						   (size_t) n_ex * (3 * sizeof(double) + sizeof(int32_t)));
+	if (T == NULL)
+		return US_ENOMEM;
+	st = (double *) (T + (size_t) n_ex * tile);
+	cnt = (int32_t *) (st + (size_t) 3 * n_ex);
+	for (size_t i = 0; i < (size_t) n_ex * H; i++)
+		nz += Hh[i] != 0.0f;
+	sparse = !c->tie_output && nz * 4 < (int64_t) n_ex * H;
+	for (int32_t r = 0; r < n_ex; r++)
+	{
+		const float *h = Hh + (size_t) r * H;
+		double		xt = model->p.out_b[tg[r]];
+
+		for (int j = 0; j < H; j++)
+			xt += (double) h[j] * (c->tie_output ? model->p.item_emb[(size_t) tg[r] * E + j]
+								   : model->p.out_w[(size_t) j * V + tg[r]]);
+		st[3 * r] = -INFINITY;
+		st[3 * r + 1] = 0.0;
+		st[3 * r + 2] = xt;
+		cnt[r] = 0;
+	}
+	for (int v0 = 0; v0 < V; v0 += tile)
+	{
+		int			nv = V - v0 < tile ? V - v0 : tile;
+
+		for (int32_t r = 0; r < n_ex; r++)
+			memcpy(T + (size_t) r * nv, model->p.out_b + v0, (size_t) nv * sizeof(float));
+		if (c->tie_output)
+			us_gemm(0, 1, n_ex, nv, H, 1.0f, Hh, H, model->p.item_emb + (size_t) v0 * E, E, 1.0f, T, nv);
+		else if (!sparse)
+			us_gemm(0, 0, n_ex, nv, H, 1.0f, Hh, H, model->p.out_w + v0, V, 1.0f, T, nv);
+		else
+			for (int32_t r = 0; r < n_ex; r++)
+				for (int j = 0; j < H; j++)
+					if (Hh[(size_t) r * H + j] != 0.0f)
+						axpy(nv, Hh[(size_t) r * H + j], model->p.out_w + (size_t) j * V + v0, T + (size_t) r * nv);
+		for (int32_t r = 0; r < n_ex; r++)
+		{
+			const float *x = T + (size_t) r * nv;
+			float		mx = -FLT_MAX,
+						xt = (float) st[3 * r + 2];
+			float		lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+			double		sum = 0.0;
+			int32_t		hi = 0;
+			int			j;
+
+			for (j = 0; j < nv; j++)
+				mx = x[j] > mx ? x[j] : mx;
+			if (mx > st[3 * r])
+			{
+				st[3 * r + 1] *= exp(st[3 * r] - mx);
+				st[3 * r] = mx;
+			}
+			for (j = 0; j + 8 <= nv; j += 8)
+				for (int l = 0; l < 8; l++)
+					lane[l] += vexpf(x[j + l] - (float) st[3 * r]);
+			for (; j < nv; j++)
+				lane[0] += vexpf(x[j] - (float) st[3 * r]);
+			for (int l = 0; l < 8; l++)
+				sum += lane[l];
+			st[3 * r + 1] += sum;
+			for (j = v0 < 2 ? 2 - v0 : 0; j < nv; j++)
+				hi += x[j] >= xt;
+			/* the target's own tile value may differ from xt in the last bit: not counted */
+			if (tg[r] >= v0 + (v0 < 2 ? 2 - v0 : 0) && tg[r] < v0 + nv)
+				hi -= x[tg[r] - v0] >= xt;
+			cnt[r] += hi;
+		}
+	}
+	for (int32_t r = 0; r < n_ex; r++)
+	{
+		double		l = log(st[3 * r + 1]) - (st[3 * r + 2] - st[3 * r]);
+
+		if (!isfinite(l))
+			nz = -1;
+		if (nll)
+			nll[r] = l;
+		if (rank)
+			rank[r] = tg[r] >= 2 ? 1 + cnt[r] : 0;
+	}
+	model->alloc.free(model->alloc.ctx, T);
+	return nz < 0 ? US_ENONFINITE : US_OK;
+}
+
 us_status
 us_model_surprise(const us_model *model, const us_events *events, double *nll, int32_t *rank)
 {
@@ -2495,18 +2604,38 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 	/* every prefix of the window at once, as training's prefix loss */
 	if ((st = build_batch(model, &data, &id, 1, 1, 0, 0, &ws)) != US_OK)
 		goto done;
-	/* the per-example loss of the training head is the NLL; the outputs give the rank */
-	ws.ex_loss = model->alloc.alloc(model->alloc.ctx, (size_t) ws.n_ex * (V * sizeof(float) + sizeof(double)));
-	if (ws.ex_loss == NULL)
+	memset(&o, 0, sizeof o);
+	if (c->task == US_TASK_NEXT_BEHAVIOR)
 	{
-		st = US_ENOMEM;
+		/* few outputs: the training head itself; its per-example loss is the NLL */
+		ws.ex_loss = model->alloc.alloc(model->alloc.ctx, (size_t) ws.n_ex * (V * sizeof(float) + sizeof(double)));
+		if (ws.ex_loss == NULL)
+		{
+			st = US_ENOMEM;
+			goto done;
+		}
+		out = (float *) (ws.ex_loss + ws.n_ex);
+		o.pred = out;			/* probabilities */
+		if ((st = run_batch(model, &ws, &o, &unused)) != US_OK)
+			goto done;
+	}
+	else
+	{
+		/* the training forward up to the hidden rows, then the logits tile by tile */
+		int			col0[US_MAX_WIDTHS];
+		int			Ftot = conv_cols(c, col0);
+
+		if ((st = run_batch_reserve(model, &ws, &o)) != US_OK)
+			goto done;
+		gather_fill(model, &ws);
+		pack_conv(model, F32(ws.Wcat), Ftot, col0);
+		if ((st = conv_forward(model, &ws, col0, Ftot)) != US_OK)
+			goto done;
+		recent_forward(model, &ws);
+		dense_forward(model, &ws, NULL, NULL);
+		st = surprise_next_item(model, &ws, nll, rank);
 		goto done;
 	}
-	out = (float *) (ws.ex_loss + ws.n_ex);
-	memset(&o, 0, sizeof o);
-	o.pred = out;				/* next_item: logits; next_behavior: probabilities */
-	if ((st = run_batch(model, &ws, &o, &unused)) != US_OK)
-		goto done;
 	for (int32_t e = 0; e < ws.n_ex; e++)
 	{
 		const float *x = out + (size_t) e * V;

@@ -27,11 +27,12 @@ $PY - "$OUT/explain_userseq.jsonl" "$OUT/explain_torch.jsonl" <<'PYEOF'
 import json, sys
 us = [json.loads(l) for l in open(sys.argv[1])]
 th = {r["task"]: r for r in map(json.loads, open(sys.argv[2]))}
+print("task       measure                   per wall s  per CPU s | torch IG-32 per wall s  per CPU s | ratio wall  CPU")
 for r in us:
     peer = th.get(r["task"])
-    if r["measure"] == "surprise" or peer is None:
-        print(f'{r["task"]:10s} {r["measure"]:24s} {r["per_s_median"]:10.1f}/s')
-        continue
-    print(f'{r["task"]:10s} {r["measure"]:24s} {r["per_s_median"]:10.1f}/s  torch IG-32 {peer["per_s_median"]:8.1f}/s  '
-          f'ratio {r["per_s_median"] / peer["per_s_median"]:6.1f}x')
+    line = f'{r["task"]:10s} {r["measure"]:24s} {r["per_s_median"]:10.1f} {r["per_cpu_s_median"]:10.1f}'
+    if r["measure"] != "surprise" and peer is not None:
+        line += (f' | {peer["per_s_median"]:22.1f} {peer["per_cpu_s_median"]:10.1f} | '
+                 f'{r["per_s_median"] / peer["per_s_median"]:9.1f}x {r["per_cpu_s_median"] / peer["per_cpu_s_median"]:5.1f}x')
+    print(line)
 PYEOF
