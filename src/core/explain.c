@@ -19,7 +19,7 @@
  *
  * The input gradient is linear in the pooled gradient (dx_t = sum over filters whose argmax
  * window covers t of dz W_i[t - argmax, :, f], plus the recent window's copies), so the
- * pieces' gradients are summed first and pushed back to the events once (input_grad).
+ * pieces' gradients are summed first and pushed back to the events once (us_nn_seq_conv_pool_backward_input in nn.c).
  * The forward agrees with us_scorer_forward to float rounding and the gradient with finite
  * differences (test/unit/test_explain.c).
  */
@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "userseq/us_model.h"
+#include "nn.h"
 #include "us_internal.h"
 
 typedef struct attr_ws
@@ -90,51 +91,6 @@ input_vectors(const us_model *model, const us_events *ev, int32_t start, int32_t
 				x[e] += model->p.gap_emb[(size_t) gp * E + e];
 	}
 	return US_OK;
-}
-
-/*
- * Forward of the convolutions without bias: M (W*F) the max window sum, am (W*F) its first
- * window. Y (n, F) scratch per tap. A sequence shorter than a width has one window holding
- * its events (the rest are zero vectors).
- */
-static void
-conv_max(const us_model *model, const float *X, int32_t n, float *Y, float *S, float *M,
-		 int32_t *am)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim,
-				F = c->n_filters;
-
-	for (int i = 0; i < c->n_widths; i++)
-	{
-		int			k = c->widths[i];
-		int32_t		nwin = n >= k ? n - k + 1 : 1;
-
-		memset(S, 0, (size_t) nwin * F * sizeof(float));
-		for (int j = 0; j < k && j < n; j++)
-		{
-			/* tap j of window p reads event p + j */
-			int32_t		rows = n - j < nwin ? n - j : nwin;
-
-			us_gemm(0, 0, rows, F, E, 1.0f, X + (size_t) j * E, E,
-					model->p.conv_w[i] + (size_t) j * E * F, F, 0.0f, Y, F);
-			for (int32_t p = 0; p < rows; p++)
-				for (int f = 0; f < F; f++)
-					S[(size_t) p * F + f] += Y[(size_t) p * F + f];
-		}
-		for (int f = 0; f < F; f++)
-		{
-			M[i * F + f] = S[f];
-			am[i * F + f] = 0;
-		}
-		for (int32_t p = 1; p < nwin; p++)
-			for (int f = 0; f < F; f++)
-				if (S[(size_t) p * F + f] > M[i * F + f])
-				{
-					M[i * F + f] = S[(size_t) p * F + f];
-					am[i * F + f] = p;
-				}
-	}
 }
 
 /*
@@ -215,49 +171,6 @@ head_value(const us_model *model, const float *h, int32_t target, float *L, floa
 			dh[j] = (float) s;
 		}
 		return pt;
-	}
-}
-
-/*
- * Input-gradient backward: dX (n, E) += the gradient reaching each event from G, the gradient
- * of the pooled features and recent window (D): through each filter's argmax window (taps
- * j < k inside the sequence) and the recent window's copies.
- */
-static void
-input_grad(const us_model *model, int32_t n, const int32_t *am, const float *G, float *dX)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim,
-				F = c->n_filters,
-				R = c->recent_window,
-				WF = c->n_widths * F;
-
-	for (int i = 0; i < c->n_widths; i++)
-	{
-		int			k = c->widths[i];
-		const float *Wi = model->p.conv_w[i];
-
-		for (int j = 0; j < k; j++)
-			for (int f = 0; f < F; f++)
-			{
-				float		g = G[i * F + f];
-				int32_t		t = am[i * F + f] + j;
-				float	   *dx = dX + (size_t) t * E;
-				const float *wj = Wi + (size_t) j * E * F + f;
-
-				if (g == 0.0f || t >= n)
-					continue;
-				for (int e = 0; e < E; e++)
-					dx[e] += g * wj[(size_t) e * F];
-			}
-	}
-	for (int q = 0; q < R; q++)
-	{
-		int32_t		t = n - R + q;
-
-		if (t >= 0)
-			for (int e = 0; e < E; e++)
-				dX[(size_t) t * E + e] += G[WF + q * E + e];
 	}
 }
 
@@ -411,7 +324,7 @@ us_model_attribute(const us_model *model, const us_events *events, int32_t targe
 	}
 	if ((st = input_vectors(model, events, start, n, X)) != US_OK)
 		goto done;
-	conv_max(model, X, n, Y, S, M, am);
+	us_nn_seq_conv_pool(model, X, n, Y, S, M, am);
 
 	/*
 	 * Along the path, pooled feature d is relu(b_d + a M_d) and recent feature r is a x_r, so the
@@ -599,7 +512,7 @@ us_model_attribute(const us_model *model, const us_events *events, int32_t targe
 		for (int d = WF; d < D; d++)
 			G[d] = (float) dot_fd(Wd + (size_t) d * H, Ssum, H);
 	}
-	input_grad(model, n, am, G, dX);
+	us_nn_seq_conv_pool_backward_input(model, n, am, G, dX);
 	for (int32_t t = 0; t < n; t++)
 	{
 		double		s = 0.0;
