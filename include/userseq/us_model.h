@@ -332,7 +332,7 @@ us_status	us_scorer_forward(us_scorer *scorer, const us_events *events, float *o
  * item rows rows[0..n_rows-1], bit-identical to those us_scorer_forward gives, without scoring
  * every item (occlusion re-scores one target per dropped event).
  */
-us_status	us_scorer_item_logits(us_scorer *scorer, const us_events *events, const int32_t *rows,
+us_status	us_scorer_row_logits(us_scorer *scorer, const us_events *events, const int32_t *rows,
 								  int32_t n_rows, float *out);
 /*
  * next_item: the k best item rows (>= US_ROW_FIRST) by logit, best first, ties by lower row; exclude_seen

@@ -133,7 +133,7 @@ run_pass(const us_model *m, us_scorer *sc, const bench_tsv *t, measure what, dou
 
 			/* next_item: only the target's logit, as src/pg/score/explain.c does */
 			if (ni)
-				us_scorer_item_logits(sc, &ev, &target, 1, out);
+				us_scorer_row_logits(sc, &ev, &target, 1, out);
 			else
 				us_scorer_forward(sc, &ev, out, NULL);
 			fx = out[0];
@@ -144,7 +144,7 @@ run_pass(const us_model *m, us_scorer *sc, const bench_tsv *t, measure what, dou
 				memcpy(buf, ids, sizeof(int32_t) * j);
 				memcpy(buf + j, ids + j + 1, sizeof(int32_t) * (n - 1 - j));
 				if (ni)
-					us_scorer_item_logits(sc, &e2, &target, 1, out);
+					us_scorer_row_logits(sc, &e2, &target, 1, out);
 				else
 					us_scorer_forward(sc, &e2, out, NULL);
 				attr[j] = fx - out[0];

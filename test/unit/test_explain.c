@@ -5,7 +5,7 @@
  *    continuous input vectors (scaling one event's vector), for every task and input option;
  *  - integrated gradients equals finite-difference gradients averaged over a fine midpoint
  *    grid of the path, and completeness (sum = f(x) - f(baseline)) holds within 1% at 32 steps;
- *  - us_scorer_item_logits equals us_scorer_forward's logits bit for bit;
+ *  - us_scorer_row_logits equals us_scorer_forward's logits bit for bit;
  *  - us_model_surprise equals the per-prefix log-softmax of us_model_predict's outputs.
  */
 #include <float.h>
@@ -203,7 +203,7 @@ test_attribution(const fixture_opts *o, uint64_t seed)
 			float		lg[3];
 
 			target = 2 + (int) us_rng_below(&rng, m->cfg.n_outputs - 2);
-			CHECK_OK(us_scorer_item_logits(sc, &ev, rows, 3, lg));
+			CHECK_OK(us_scorer_row_logits(sc, &ev, rows, 3, lg));
 			for (int i = 0; i < 3; i++)
 				CHECK(lg[i] == out[rows[i]], "item logit of row %d: %.9g vs forward %.9g", rows[i], lg[i], out[rows[i]]);
 		}

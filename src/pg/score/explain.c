@@ -196,7 +196,7 @@ UsExplainedOf(UsModelEntry *entry, const us_events *ev, int32 target, bool negat
 	{
 		float		logit;
 
-		UsCheckStatus(us_scorer_item_logits(entry->scorer, ev, &target, 1, &logit),
+		UsCheckStatus(us_scorer_row_logits(entry->scorer, ev, &target, 1, &logit),
 					  "score sequence", NULL);
 		return logit;
 	}
