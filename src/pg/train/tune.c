@@ -72,7 +72,6 @@ static const UsTunable us_tunables[] = {
 	{"optimizer", false, false, NULL},
 	{"lr_schedule", false, false, NULL},
 	{"clip_norm", true, false, NULL},
-	{"max_len", true, true, NULL},
 	{NULL, false, false, NULL}
 };
 
