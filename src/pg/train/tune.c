@@ -26,6 +26,8 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
@@ -497,6 +499,7 @@ userseq_tune(PG_FUNCTION_ARGS)
 	int64		tune_id;
 	UsStoreResult res;
 	StringInfoData extra;
+	char	   *saved_activity = NULL;
 
 	for (int i = 0; i < 3; i++)
 		if (PG_ARGISNULL(i))
@@ -530,6 +533,9 @@ userseq_tune(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	start = GetCurrentTimestamp();
+	/* each run shows its progress in front of the activity it found: give it the original */
+	if (MyBEEntry && MyBEEntry->st_activity_raw)
+		saved_activity = pstrdup(MyBEEntry->st_activity_raw);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "userseq tuning", ALLOCSET_DEFAULT_SIZES);
 	shared = UsTrainReadShared(name, query, task_name, base, cxt);
 	trials = palloc0(sizeof(UsTrial) * n_trials);
@@ -573,6 +579,10 @@ userseq_tune(PG_FUNCTION_ARGS)
 		if (t > 0 && sp.n == 0)
 			break;				/* nothing to search: the given options are the only trial */
 
+		if (saved_activity)
+			pgstat_report_activity(STATE_RUNNING,
+								   psprintf("userseq_tune %s: trial %d/%d | %s", name, t + 1,
+											n_trials, saved_activity));
 		run = UsTrainBegin(name, query, task_name, tr->options, cxt, shared);
 		UsTrainSetTuning(run, true, NULL);
 		while (UsTrainEpoch(run, &row))
@@ -637,6 +647,8 @@ userseq_tune(PG_FUNCTION_ARGS)
 		}
 		else
 			UsTrainEnd(run);
+		if (saved_activity)
+			pgstat_report_activity(STATE_RUNNING, saved_activity);
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (best == NULL)
