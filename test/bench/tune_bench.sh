@@ -67,7 +67,8 @@ SET client_min_messages = warning;
 WITH m AS (SELECT * FROM models WHERE name = '$n' AND deployed),
 	 e AS (SELECT * FROM userseq_evaluate('$n', '$query'))
 SELECT '| $label', coalesce((SELECT (metrics->'tuning'->>'trials') || ' (' ||
-						(SELECT count(*) FROM tuning_trials t WHERE t.model = '$n' AND t.status = 'pruned') || ')' FROM m
+						(SELECT count(*) FROM tuning_trials t WHERE t.tune_id = (metrics->'tuning'->>'tune_id')::bigint
+						 AND t.status = 'pruned') || ')' FROM m
 						WHERE metrics ? 'tuning'), '1'),
 	   round($t, 1),
 	   (SELECT round((metrics->>'ndcg@10')::numeric, 4) FROM m),
@@ -79,5 +80,9 @@ SELECT '| $label', coalesce((SELECT (metrics->'tuning'->>'trials') || ' (' ||
 SQL
 done
 echo
+echo "trials of the tuned models:"
+q -c "SELECT m.name, t.trial, t.epochs, round(t.valid_metric::numeric, 4), round(t.seconds::numeric, 1), t.status
+FROM models m JOIN tuning_trials t ON t.tune_id = (m.metrics->'tuning'->>'tune_id')::bigint
+WHERE m.name LIKE 'tb_%' AND m.deployed ORDER BY 1, 2"
 echo "best options of the tuned model:"
 q -c "SELECT options FROM models WHERE name = 'tb_tuned' AND deployed"
