@@ -47,6 +47,9 @@
 #define US_MAX_RECENT		32			/* recent-window events */
 #define US_MAX_GAP_BUCKETS	64
 #define US_MAX_LABEL_BYTES	255			/* behaviour / class label length */
+/* Default embedding init scale of the prefix tasks (README, "Next-item quality"): N(0, 1) rows
+ * have norm ~sqrt(E), so Adam's ~lr steps barely move them and a tied output layer cannot learn */
+#define US_EMBED_INIT_STD_NEXT	0.05f
 
 typedef enum us_task
 {
@@ -76,9 +79,12 @@ typedef struct us_model_config
 	int32_t		tie_output;		/* next_item only, needs H == E */
 	float		dropout;		/* after the dense layer, training only, [0, 1) */
 	float		pos_weight;		/* binary: weight of positive examples in the loss, > 0 */
+	/* Creation and training only, not stored in the model bytes (a decoded model has 0): */
+	float		embed_init_std;	/* embedding rows start N(0, embed_init_std), (0, 10]; 0 = 1 */
 } us_model_config;
 
-/* Fills defaults (E=F=H=128, widths 3,4,5, dropout 0.5, max_len 100, R 0, pos_weight 1). */
+/* Fills defaults (E=F=H=128, widths 3,4,5, dropout 0.5, max_len 100, R 0, pos_weight 1,
+ * embed_init_std US_EMBED_INIT_STD_NEXT for next_item / next_behavior, else 1). */
 void		us_model_config_default(us_model_config *cfg, us_task task);
 
 /* Checks every field against the limits; msg gets a human sentence on failure. */
