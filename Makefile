@@ -11,6 +11,7 @@
 #   make fuzz-corpus            regenerate the fuzz seed models in test/fuzz/corpus
 #   make bench-core             single-sequence scoring benchmark of src/core (-O2 -march=native)
 #   make bench-torch            core vs the PyTorch peer on identical TSV data (test/bench/README.md)
+#   make core-lib               the core alone as a static library, build/libuserseq_core.a
 #
 # OPTFLAGS="" gives a portable build (no -march=native).
 
@@ -26,22 +27,29 @@ CORE_HEADERS = $(wildcard include/userseq/*.h src/core/*.h)
 GLUE_HEADERS = $(wildcard src/pg/*.h src/pg/*/*.h)
 
 # The install script of the current version is assembled from sql/parts/ in name order (one part
-# per SQL area). Earlier versions' install scripts are frozen files (sql/userseq--0.1.0.sql), and
-# sql/userseq--A--B.sql upgrade a live database; every SQL object added to sql/parts after 0.1.0
-# goes into the upgrade script too (test/t/upgrade.sh compares the two catalogs).
+# per SQL area). Earlier versions' install scripts are frozen files (sql/userseq--0.1.0.sql). The
+# upgrade script sql/userseq--0.1.0--0.2.0.sql is assembled from sql/upgrades/0.1.0--0.2.0.sql
+# (changes to 0.1.0 objects and objects added to existing parts, written by hand) and the parts
+# that are wholly new in 0.2.0 (NEW_PARTS_0_2_0). test/t/upgrade.sh checks that an updated
+# database has exactly the objects of a fresh install.
 SQL_PARTS = $(sort $(wildcard sql/parts/*.sql))
-DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
+NEW_PARTS_0_2_0 = sql/parts/90_report.sql
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--0.1.0--0.2.0.sql
+DATA = sql/$(EXTENSION)--0.1.0.sql
 
 REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
 REGRESS_OPTS = --inputdir=test
+# isolation specs (test/specs/*.spec, expected output beside the pg_regress files in expected/);
+# `make installcheck` runs them after the pg_regress suites
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --outputdir=.
 
 OPTFLAGS ?= -march=native
 WARNFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers -Werror
 PG_CFLAGS = -std=gnu11 $(OPTFLAGS) $(WARNFLAGS) -fno-math-errno
 PG_CPPFLAGS = -Iinclude -Isrc/pg
 SHLIB_LINK = -lopenblas -lm -pthread
-EXTRA_CLEAN = $(DATA_built) test/unit/build results regression.diffs regression.out
+EXTRA_CLEAN = test/unit/build results regression.diffs regression.out build
 
 STANDALONE_GOALS = unit unit-asan unit-valgrind unit-valgrind-run fuzz fuzz-corpus bench-core bench-train bench-torch core-train core-lib
 ifeq ($(filter $(STANDALONE_GOALS),$(MAKECMDGOALS)),)
@@ -53,6 +61,9 @@ endif
 $(OBJS): $(CORE_HEADERS) $(GLUE_HEADERS)
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $^ > $@
+
+sql/$(EXTENSION)--0.1.0--0.2.0.sql: sql/upgrades/0.1.0--0.2.0.sql $(NEW_PARTS_0_2_0)
 	cat $^ > $@
 
 # pgTAP suites (need the pgtap extension available in the cluster)
@@ -117,6 +128,18 @@ bench-core:
 	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -march=native -Iinclude -Wall -Wextra -Werror \
 		-o test/bench/build/bench_scorer test/bench/bench_scorer.c $(CORE_SRCS) -lopenblas -lm -pthread
 	OPENBLAS_NUM_THREADS=1 test/bench/build/bench_scorer $(BENCH_ARGS)
+
+# The core without PostgreSQL, for embedding it elsewhere: link with -lopenblas -lm -pthread.
+CORE_LIB = build/libuserseq_core.a
+CORE_LIB_OBJS = $(CORE_SRCS:src/core/%.c=build/core/%.o)
+.PHONY: core-lib
+core-lib: $(CORE_LIB)
+build/core/%.o: src/core/%.c $(CORE_HEADERS)
+	@mkdir -p build/core
+	$(CC) $(CORE_CFLAGS) -c -o $@ $<
+$(CORE_LIB): $(CORE_LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
 
 # The core against ../shared/bench/torch_textcnn.py: core_train reads the peer's TSV format;
 # core_vs_torch.sh generates the data, alternates the two systems and prints medians.

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Runs inside pg_virtualenv (PG* variables point at a throwaway cluster): pg_regress suites,
-# then pgTAP suites, then the shell tests in test/t (except cron-test.sh). Exits nonzero if either fails.
+# Runs inside pg_virtualenv (PG* variables point at a throwaway cluster): pg_regress suites and
+# isolation specs (make installcheck runs both: REGRESS and ISOLATION in the Makefile), then pgTAP suites, then the shell tests in test/t (except cron-test.sh). Exits nonzero if either fails.
 set -u
 cd "$(dirname "$0")/.."
 rc=0

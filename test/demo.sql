@@ -77,6 +77,7 @@ FROM userseq_train('churn',
 
 \echo
 \echo 'churn on the held-out test customers: the model (userseq_evaluate) and the recency/frequency baselines (userseq_auc)'
+\echo '--8<-- begin churn_test'
 SELECT scorer, metric, round(value::numeric, 4) AS value
 FROM userseq_evaluate('churn', $$SELECT seq, churned AS label FROM or_customers WHERE split = 'test'$$)
 WHERE scorer = 'model' AND metric IN ('roc_auc', 'accuracy', 'f1', 'log_loss', 'sequences')
@@ -91,6 +92,7 @@ FROM (SELECT userseq_auc(recency_days, churned) AS rec,
 	LATERAL (VALUES ('baseline: recency (days since last purchase)', a.rec),
 		('baseline: frequency (fewer invoices)', a.freq),
 		('baseline: rank average of both', a.rank_avg)) v(scorer, auc);
+\echo '--8<-- end churn_test'
 
 \echo 'the five test customers most likely to churn (userseq_predict) and what happened:'
 SELECT user_id, round(userseq_predict('churn', seq)::numeric, 3) AS p_churn,
@@ -122,6 +124,7 @@ FROM userseq_train('next_item',
 	'{"seed": 1, "threads": 1, "max_len": 30, "max_examples_per_seq": 20, "epochs": 10}');
 
 \echo 'held-out test customers: earlier baskets in, one item of the last basket to find'
+\echo '--8<-- begin next_item_test'
 SELECT metric, protocol,
 	round(max(value) FILTER (WHERE scorer = 'model')::numeric, 4) AS model,
 	round(max(value) FILTER (WHERE scorer = 'popularity')::numeric, 4) AS popularity,
@@ -130,6 +133,7 @@ FROM userseq_evaluate('next_item', $$SELECT eval_seq AS seq FROM or_next_item WH
 WHERE metric IN ('hr@10', 'ndcg@10', 'mrr')
 GROUP BY metric, protocol
 ORDER BY protocol, metric;
+\echo '--8<-- end next_item_test'
 
 \echo 'recommendations for one test customer (userseq_recommend joined to the catalogue):'
 SELECT r.rank, i.stock_code, i.description, round(r.score::numeric, 2) AS score
@@ -147,6 +151,19 @@ FROM models ORDER BY name, version;
 SELECT model, version, epoch, round(train_loss::numeric, 4) AS train_loss,
 	round(valid_loss::numeric, 4) AS valid_loss, metric_name, round(valid_metric::numeric, 4) AS valid_metric
 FROM training_log ORDER BY run_id, epoch;
+
+\echo
+\echo '== 7. model reports: self-contained HTML with inline SVG (userseq_report), written to demo-out/'
+\pset format unaligned
+\pset tuples_only on
+\o demo-out/churn_report.html
+SELECT userseq_report('churn', NULL, $$SELECT seq, churned AS label FROM or_customers WHERE split = 'test'$$);
+\o demo-out/next_item_report.html
+SELECT userseq_report('next_item', NULL, $$SELECT eval_seq AS seq FROM or_next_item WHERE split = 'test'$$);
+\o
+\pset tuples_only off
+\pset format aligned
+\echo 'wrote demo-out/churn_report.html and demo-out/next_item_report.html (open them in a browser)'
 \else
 \echo 'userseq_train is not available in this build: training skipped'
 \endif

@@ -9,6 +9,9 @@ source test/setup-deps.sh
 # a diffs file from an earlier run would be shown under whichever tier fails first
 rm -f regression.diffs
 
+# logs too long to read in the console (libFuzzer) go here; the console gets a summary
+US_LOG_DIR=${US_LOG_DIR:-$PWD/test/logs}
+mkdir -p "$US_LOG_DIR"
 passed=0
 failed=0
 summary=""
@@ -31,7 +34,20 @@ run_tier() {
 run_tier "core unit tests" make -s unit
 run_tier "core unit tests under ASan+UBSan" make -s unit-asan
 run_tier "core unit tests under valgrind" make -s unit-valgrind
-run_tier "model decoder fuzzing (${FUZZ_SECONDS:-60} s)" make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+# libFuzzer prints a line per new input; its log goes to a file and the tier prints a summary
+fuzz_tier() {
+	local log=$US_LOG_DIR/fuzz.log
+	make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}" >"$log" 2>&1
+	local rc=$?
+	local done_line runs crashes
+	done_line=$(grep -a 'DONE ' "$log" | tail -n 1)
+	runs=$(grep -ao 'Done [0-9]* runs in [0-9]* second' "$log" | tail -n 1)
+	crashes=$(grep -ac -E '^==[0-9]+==ERROR|deadly signal|SUMMARY: (Address|Undefined)' "$log")
+	echo "libFuzzer: ${runs:-no completed run}; final ${done_line#*DONE }; crash reports: $crashes (full log: $log)"
+	[ "$rc" -ne 0 ] && tail -n 40 "$log"
+	return $rc
+}
+run_tier "model decoder fuzzing (${FUZZ_SECONDS:-60} s)" fuzz_tier
 run_tier "extension build" make -s PG_CONFIG="$PG_CONFIG"
 run_tier "extension install" $SUDO make -s install PG_CONFIG="$PG_CONFIG"
 run_tier "pg_regress + pgTAP suites (throwaway cluster)" \

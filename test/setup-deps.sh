@@ -5,7 +5,8 @@
 
 US_PACKAGES="build-essential postgresql-15 postgresql-server-dev-15 postgresql-common
 	libopenblas-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-	postgresql-15-cron libkrb5-dev clang libclang-rt-14-dev valgrind gzip"
+	postgresql-15-cron libkrb5-dev clang libclang-rt-14-dev valgrind gzip
+	chromium python3"
 
 if [ "$(id -u)" -eq 0 ]; then
 	SUDO=""

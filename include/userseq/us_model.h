@@ -14,8 +14,9 @@
  * linear + MSE, next_item softmax + CE over item rows (full, or sampled negatives in training).
  * next_item / next_behavior train on every prefix: events 0..t-1 predict event t.
  *
- * Rows: item row 0 is padding, row 1 is out-of-vocabulary, vocabulary item i is row i + 2;
- * the same holds for behaviour rows. Gap bucket 0 is padding (see us_gap_bucket).
+ * Rows: item row US_ROW_PAD (0) is padding, US_ROW_OOV (1) is out-of-vocabulary, vocabulary
+ * item i is row US_ROW_FIRST + i; the same holds for behaviour rows and for the outputs of
+ * next_item / next_behavior models. Gap bucket 0 is padding (see us_gap_bucket).
  *
  * Memory: everything through the us_allocator given at creation, always on the caller's thread.
  * Threads: scoring and us_model_predict run none of ours (BLAS may use its own, set by the
@@ -47,6 +48,22 @@
 #define US_MAX_RECENT		32			/* recent-window events */
 #define US_MAX_GAP_BUCKETS	64
 #define US_MAX_LABEL_BYTES	255			/* behaviour / class label length */
+/*
+ * Largest weight magnitude a model may hold (the decoder rejects larger ones with US_ERANGE),
+ * chosen so that no model within the limits above can compute a non-finite activation or
+ * score. With every |w| <= B = 1e6: |x| <= 3B (three embeddings), a convolution <= B +
+ * 16 * 1024 * B * 3B ~ 4.9e16, a dense unit <= B + (8 * 1024 + 32 * 1024) * B * 4.9e16
+ * ~ 2.0e27, an output logit <= B + 4096 * B * 2.0e27 ~ 8.2e36 < FLT_MAX = 3.4e38 (41x
+ * margin, which also covers float rounding of the sums); sigmoid and softmax of finite
+ * logits are finite. Trained weights are orders of magnitude smaller.
+ */
+#define US_MAX_ABS_WEIGHT	1.0e6f
+
+/* Rows of the item and behaviour tables, and outputs of next_item / next_behavior models. */
+#define US_ROW_PAD			0			/* padding: no event (kept zero) */
+#define US_ROW_OOV			1			/* out of vocabulary: an item or label the model never saw */
+#define US_ROW_FIRST		2			/* vocabulary entry i has row US_ROW_FIRST + i */
+
 /* Default embedding init scale of the prefix tasks (README, "Next-item quality"): N(0, 1) rows
  * have norm ~sqrt(E), so Adam's ~lr steps barely move them and a tied output layer cannot learn */
 #define US_EMBED_INIT_STD_NEXT	0.05f
@@ -60,12 +77,21 @@ typedef enum us_task
 	US_TASK_NEXT_BEHAVIOR = 5
 } us_task;
 
+#define US_N_TASKS			5
+
+/* "binary", "multiclass", ... ("unknown" for anything else), and the inverse (0 if unknown). */
+const char *us_task_name(int32_t task);
+us_task		us_task_from_name(const char *name);
+/* 1 for next_item and next_behavior: every prefix of a sequence predicts its next event. */
+int			us_task_is_next(int32_t task);
+
 /* Hyperparameters that define the model function; stored in the model bytes. */
 typedef struct us_model_config
 {
 	int32_t		task;			/* us_task */
-	int32_t		n_items;		/* item rows = vocab.n_items + 2 */
-	int32_t		n_behaviors;	/* behaviour rows = vocab.n_behaviors + 2, or 0: no behaviour input */
+	int32_t		n_items;		/* item rows = US_ROW_FIRST + vocab.n_items */
+	int32_t		n_behaviors;	/* behaviour rows = US_ROW_FIRST + vocab.n_behaviors, or 0: no
+								 * behaviour input */
 	int32_t		n_gap_buckets;	/* 0: no time-gap input */
 	int32_t		n_outputs;		/* binary, regression 1; multiclass n_classes; next_item n_items;
 								 * next_behavior n_behaviors */
@@ -93,18 +119,18 @@ us_status	us_model_config_validate(const us_model_config *cfg, char *msg, size_t
 /* Vocabulary carried inside the model. */
 typedef struct us_vocab
 {
-	int32_t		n_items;		/* known items; item_ids[i] has row i + 2 */
+	int32_t		n_items;		/* known items; item_ids[i] has row US_ROW_FIRST + i */
 	int64_t    *item_ids;		/* (n_items) strictly ascending */
 	uint32_t   *item_counts;	/* (n_items) occurrences in the training data (popularity) */
-	int32_t		n_behaviors;	/* known behaviour labels; behaviors[i] has row i + 2 */
+	int32_t		n_behaviors;	/* known behaviour labels; behaviors[i] has row US_ROW_FIRST + i */
 	char	  **behaviors;		/* (n_behaviors) NUL-terminated, distinct */
 	int32_t		n_classes;		/* multiclass: classes[i] names output i; otherwise 0 */
 	char	  **classes;
 } us_vocab;
 
-/* Row of an item id: 2 + index when known, 1 (out-of-vocabulary) otherwise. O(log n). */
+/* Row of an item id: US_ROW_FIRST + index when known, US_ROW_OOV otherwise. O(log n). */
 int32_t		us_vocab_item_row(const us_vocab *vocab, int64_t item_id);
-/* Row of a behaviour label of len bytes: 2 + index when known, else 1. */
+/* Row of a behaviour label of len bytes: US_ROW_FIRST + index when known, else US_ROW_OOV. */
 int32_t		us_vocab_behavior_row(const us_vocab *vocab, const char *label, size_t len);
 
 /*
@@ -144,6 +170,14 @@ typedef struct us_model
 	us_allocator alloc;
 } us_model;
 
+/*
+ * The outputs that name a class, [*first, *first + *count): multiclass every output (class i
+ * is vocab.classes[i]), next_behavior the rows of known behaviours (behaviour i is output
+ * US_ROW_FIRST + i; padding and out-of-vocabulary rows name none); binary and regression the
+ * single output.
+ */
+void		us_model_class_range(const us_model *model, int32_t *first, int32_t *count);
+
 /* Width of z, the pooled + recent feature vector ("embedding" of a sequence). */
 int32_t		us_model_feature_dim(const us_model_config *cfg);
 
@@ -160,6 +194,8 @@ us_status	us_model_clone(const us_model *src, const us_allocator *alloc, us_mode
 us_status	us_model_copy_weights(us_model *dst, const us_model *src);
 /* US_ENONFINITE if any weight is NaN or infinite. */
 us_status	us_model_check_finite(const us_model *model);
+/* us_model_check_finite, then US_ERANGE if any |weight| > US_MAX_ABS_WEIGHT (what decode requires). */
+us_status	us_model_check_weights(const us_model *model);
 
 /* One sequence as row indices, oldest first. behaviors / gaps may be NULL (treated as row 0). */
 typedef struct us_events
@@ -294,14 +330,16 @@ int32_t		us_scorer_folded_rows(const us_scorer *scorer);
 /* 1 if next_item top-k screens with the int8 copy (exact either way) */
 int			us_scorer_is_screened(const us_scorer *scorer);
 /* out (n_outputs) as in us_model_predict; features (D) may be NULL. An empty sequence is valid
- * (all-padding input). */
+ * (all-padding input). US_ENONFINITE if an output or feature is not finite (never for a
+ * decoded model: see US_MAX_ABS_WEIGHT). */
 us_status	us_scorer_forward(us_scorer *scorer, const us_events *events, float *out,
 							  float *features);
 /*
- * next_item: the k best item rows (>= 2) by logit, best first, ties by lower row; exclude_seen
+ * next_item: the k best item rows (>= US_ROW_FIRST) by logit, best first, ties by lower row; exclude_seen
  * drops rows present in events. rows / scores have room for k; *n_found may be < k.
  * Exactly the rows and logits us_scorer_forward gives, without scoring every item in fp32
- * when screened, and with partial selection, not a full sort.
+ * when screened, and with partial selection, not a full sort. US_ENONFINITE if a logit is not
+ * finite.
  */
 us_status	us_scorer_topk(us_scorer *scorer, const us_events *events, int32_t k, int exclude_seen,
 						   int32_t *rows, float *scores, int32_t *n_found);

@@ -115,6 +115,13 @@ CREATE FUNCTION @extschema@.userseq_concat(@extschema@.userseq, @extschema@.user
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.userseq_concat(@extschema@.userseq, @extschema@.userseq) IS 'all events of both sequences, merged in time order';
 
+-- not STRICT: a NULL seq starts a new sequence (the real-time trigger's first event of a user)
+CREATE FUNCTION @extschema@.userseq_append(seq @extschema@.userseq, item pg_catalog.int8, ts pg_catalog.timestamptz,
+										   behavior pg_catalog.text DEFAULT NULL, max_len pg_catalog.int4 DEFAULT NULL)
+	RETURNS @extschema@.userseq
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.userseq_append(@extschema@.userseq, pg_catalog.int8, pg_catalog.timestamptz, pg_catalog.text, pg_catalog.int4) IS 'seq plus one event in time order (the newest event is appended without a sort, a late one lands in place); a NULL seq gives a one-event sequence; with max_len only the max_len most recent events are kept; NULL item or ts is an error';
+
 -- ---------------------------------------------------------------- operators, hashing
 
 CREATE FUNCTION @extschema@.userseq_eq(@extschema@.userseq, @extschema@.userseq) RETURNS pg_catalog.bool

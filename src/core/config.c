@@ -16,7 +16,7 @@ us_model_config_default(us_model_config *cfg, us_task task)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->task = task;
-	cfg->n_items = 2;
+	cfg->n_items = US_ROW_FIRST;
 	cfg->n_behaviors = 0;
 	cfg->n_gap_buckets = 0;
 	cfg->n_outputs = (task == US_TASK_NEXT_ITEM) ? cfg->n_items : 1;
@@ -34,6 +34,31 @@ us_model_config_default(us_model_config *cfg, us_task task)
 	cfg->pos_weight = 1.0f;
 	cfg->embed_init_std = (task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR)
 		? US_EMBED_INIT_STD_NEXT : 1.0f;
+}
+
+static const char *const task_names[US_N_TASKS + 1] = {
+	NULL, "binary", "multiclass", "regression", "next_item", "next_behavior"
+};
+
+const char *
+us_task_name(int32_t task)
+{
+	return task >= 1 && task <= US_N_TASKS ? task_names[task] : "unknown";
+}
+
+us_task
+us_task_from_name(const char *name)
+{
+	for (int t = 1; t <= US_N_TASKS; t++)
+		if (name && strcmp(name, task_names[t]) == 0)
+			return (us_task) t;
+	return (us_task) 0;
+}
+
+int
+us_task_is_next(int32_t task)
+{
+	return task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR;
 }
 
 #if defined(__GNUC__)

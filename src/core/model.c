@@ -105,12 +105,13 @@ init_embedding(us_rng *rng, float *x, size_t rows, size_t E, double std)
 static us_status
 check_vocab(const us_model_config *cfg, const us_vocab *vocab)
 {
-	if ((int64_t) vocab->n_items + 2 != cfg->n_items)
+	if ((int64_t) vocab->n_items + US_ROW_FIRST != cfg->n_items)
 		return US_EINVAL;
 	for (int32_t i = 1; i < vocab->n_items; i++)
 		if (vocab->item_ids[i] <= vocab->item_ids[i - 1])
 			return US_EINVAL;
-	if (cfg->n_behaviors > 0 ? vocab->n_behaviors + 2 != cfg->n_behaviors : vocab->n_behaviors != 0)
+	if (cfg->n_behaviors > 0 ? vocab->n_behaviors + US_ROW_FIRST != cfg->n_behaviors :
+		vocab->n_behaviors != 0)
 		return US_EINVAL;
 	if (cfg->task == US_TASK_MULTICLASS ? vocab->n_classes != cfg->n_outputs : vocab->n_classes != 0)
 		return US_EINVAL;
@@ -287,4 +288,34 @@ us_model_check_finite(const us_model *model)
 	for (size_t i = 0; i < n; i++)
 		acc += x[i] * 0.0f;
 	return acc == 0.0f ? US_OK : US_ENONFINITE;
+}
+
+us_status
+us_model_check_weights(const us_model *model)
+{
+	us_status	st = us_model_check_finite(model);
+
+	if (st != US_OK)
+		return st;
+	for (size_t i = 0; i < model->n_params; i++)
+		if (fabsf(model->params_block[i]) > US_MAX_ABS_WEIGHT)
+			return US_ERANGE;
+	return US_OK;
+}
+
+void
+us_model_class_range(const us_model *model, int32_t *first, int32_t *count)
+{
+	if (model->cfg.task == US_TASK_NEXT_BEHAVIOR)
+	{
+		int32_t		rows = model->cfg.n_outputs - US_ROW_FIRST;
+
+		*first = US_ROW_FIRST;
+		*count = model->vocab.n_behaviors < rows ? model->vocab.n_behaviors : rows;
+	}
+	else
+	{
+		*first = 0;
+		*count = model->cfg.n_outputs;
+	}
 }

@@ -17,7 +17,7 @@ us_vocab_item_row(const us_vocab *vocab, int64_t item_id)
 				hi;
 
 	if (vocab == NULL || vocab->item_ids == NULL || vocab->n_items <= 0)
-		return 1;
+		return US_ROW_OOV;
 	hi = vocab->n_items - 1;
 	while (lo <= hi)
 	{
@@ -25,13 +25,13 @@ us_vocab_item_row(const us_vocab *vocab, int64_t item_id)
 		int64_t		v = vocab->item_ids[mid];
 
 		if (v == item_id)
-			return (int32_t) (mid + 2);
+			return (int32_t) (US_ROW_FIRST + mid);
 		if (v < item_id)
 			lo = mid + 1;
 		else
 			hi = mid - 1;
 	}
-	return 1;
+	return US_ROW_OOV;
 }
 
 int32_t
@@ -39,15 +39,15 @@ us_vocab_behavior_row(const us_vocab *vocab, const char *label, size_t len)
 {
 	/* at most US_MAX_BEHAVIORS short labels: a linear scan is fine and keeps insertion order */
 	if (vocab == NULL || vocab->behaviors == NULL || label == NULL)
-		return 1;
+		return US_ROW_OOV;
 	for (int32_t i = 0; i < vocab->n_behaviors; i++)
 	{
 		const char *b = vocab->behaviors[i];
 
 		if (strlen(b) == len && memcmp(b, label, len) == 0)
-			return i + 2;
+			return US_ROW_FIRST + i;
 	}
-	return 1;
+	return US_ROW_OOV;
 }
 
 int32_t
@@ -161,7 +161,7 @@ us_vocab_build_items(us_vocab *vocab, const int64_t *ids, size_t n_ids,
 		keep = (size_t) max_items;
 		qsort(uniq, keep, sizeof(id_count), cmp_id);
 	}
-	if (keep > (size_t) US_MAX_ITEMS - 2)
+	if (keep > (size_t) US_MAX_ITEMS - US_ROW_FIRST)
 	{
 		alloc->free(alloc->ctx, uniq);
 		return US_ELIMIT;

@@ -1,11 +1,12 @@
 /*
- * pgalloc.c: adapts the core's allocator and progress callback to PostgreSQL: memory comes
- * from a memory context (so an ERROR or cancel that longjmps out of core code leaks nothing),
- * and progress reaches CHECK_FOR_INTERRUPTS() from the backend's own thread.
+ * pgalloc.c: adapts the core's allocator to PostgreSQL: memory comes from a memory context
+ * (so an ERROR or cancel that longjmps out of core code leaks nothing); and progress of long
+ * runs shown in pg_stat_activity.
  */
 #include "userseq_pg.h"
 
-#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/backend_status.h"
 
 static void *
 UsContextAlloc(void *ctx, size_t size)
@@ -32,19 +33,14 @@ UsContextAllocator(MemoryContext cxt)
 	return a;
 }
 
-static int
-UsCheckInterrupts(void *ctx, int64_t done, int64_t total)
+void
+UsReportActivity(const char *fmt,...)
 {
-	CHECK_FOR_INTERRUPTS();
-	return 0;
-}
+	char		msg[512];
+	va_list		ap;
 
-us_progress
-UsInterruptProgress(void)
-{
-	us_progress p;
-
-	p.fn = UsCheckInterrupts;
-	p.ctx = NULL;
-	return p;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pgstat_report_activity(STATE_RUNNING, msg);
 }

@@ -1,5 +1,6 @@
 /*
- * userseq.c: module magic and _PG_init: the userseq.* GUCs and the BLAS thread setting.
+ * userseq.c: module magic and _PG_init: the userseq.* GUCs, the BLAS thread setting and the
+ * fixed search_path of internal SQL.
  * Each subsystem's SQL functions live in their own file; this one holds no SQL functions.
  */
 #include "userseq_pg.h"
@@ -20,6 +21,22 @@ int			userseq_train_memory_kb = 2 * 1024 * 1024;
 int			userseq_model_cache_size = 8;
 
 static int	applied_threads = -1;
+
+int
+UsInternalSqlBegin(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+void
+UsInternalSqlEnd(int level)
+{
+	AtEOXact_GUC(true, level);
+}
 
 /* OpenBLAS reads its thread count once; keep it in step with the GUC. */
 void

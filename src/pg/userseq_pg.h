@@ -1,6 +1,6 @@
 /*
  * userseq_pg.h: declarations shared by the PostgreSQL glue (src/pg): GUCs, the core-status
- * to SQLSTATE mapping, the memory-context allocator adapter and the interrupt callback.
+ * to SQLSTATE mapping, the memory-context allocator adapter and progress in pg_stat_activity.
  * Only glue code includes this; the core (src/core) never sees PostgreSQL headers.
  */
 #ifndef USERSEQ_PG_H
@@ -30,13 +30,24 @@ extern int	userseq_model_cache_size;	/* decoded models kept per backend */
  * operation ("decode model \"churn\""); detail may be NULL. Returns only for US_OK.
  */
 extern void UsCheckStatus(us_status status, const char *what, const char *detail);
+/* UsCheckStatus for a scoring call: a non-finite score (US_ENONFINITE) is 22003, never a row. */
+extern void UsCheckScoreStatus(us_status status, const char *what);
 /* The SQLSTATE a core status maps to (for callers that build their own ereport). */
 extern int	UsStatusSqlState(us_status status);
 
 /* An allocator that pallocs (huge allocations allowed, NULL on failure) in cxt. */
 extern us_allocator UsContextAllocator(MemoryContext cxt);
-/* A progress callback that runs CHECK_FOR_INTERRUPTS(); ctx unused. */
-extern us_progress UsInterruptProgress(void);
+/* Shows msg (printf format) as this backend's query in pg_stat_activity (long runs). */
+extern void UsReportActivity(const char *fmt,...) pg_attribute_printf(1, 2);
+
+/*
+ * Internal SQL (the extension's own statements on its catalog, never a user's query) runs
+ * between these two: search_path = pg_catalog, pg_temp, so no operator, function or type of
+ * the caller's search_path is ever resolved in it. Begin returns the GUC nest level for End.
+ * On error the (sub)transaction abort restores search_path.
+ */
+extern int	UsInternalSqlBegin(void);
+extern void UsInternalSqlEnd(int level);
 
 /* Applies userseq.threads to OpenBLAS (cheap when unchanged). Call before BLAS-heavy work. */
 extern void UsApplyThreads(void);

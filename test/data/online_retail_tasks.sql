@@ -131,7 +131,7 @@ WITH buys AS (
 ),
 j AS (
 	SELECT user_id, ts AS invoice_ts, item_id,
-		ts + ('x' || substr(md5(user_id || ':' || item_id || ':' || ts), 1, 8))::bit(32)::bigint % 60
+		ts + ('x' || substr(md5(user_id || ':' || item_id || ':' || extract(epoch FROM ts)), 1, 8))::bit(32)::bigint % 60
 			* interval '1 second' AS ts,
 		max(ts) OVER (PARTITION BY user_id) AS last_invoice_ts,
 		md5(user_id || ':' || item_id) AS pick

@@ -18,6 +18,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_class.h"
@@ -34,11 +35,12 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "userseq/us_format.h"
-#include "train/train.h"
+#include "models/catalog.h"
 #include "userseq_pg.h"
 
 /* pg_extension.extnamespace (get_extension_schema is not exported before PostgreSQL 16) */
@@ -127,23 +129,26 @@ UsBecomeCatalogOwner(UsElevation *e)
 	SetUserIdAndSecContext(owner, e->save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	/* operators and functions of our statements resolve in pg_catalog only */
-	e->guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	e->guc_level = UsInternalSqlBegin();
 }
 
 static void
 UsRestoreUser(UsElevation *e)
 {
-	AtEOXact_GUC(true, e->guc_level);
+	UsInternalSqlEnd(e->guc_level);
 	SetUserIdAndSecContext(e->save_user, e->save_sec);
 }
 
 /* ------------------------------------------------------------------ ownership */
 
-/* Owner role name of a model, or NULL when the name has no version. SPI must be connected. */
+/*
+ * Owner role name of a model, or NULL when the name has no version. SPI must be connected.
+ * fresh: read with a new snapshot (as the version lookup and the writes that follow do), as
+ * needed under the catalog lock; otherwise with the statement's snapshot, which in READ
+ * COMMITTED may predate a concurrent writer that committed while we waited for the lock.
+ */
 static char *
-UsModelOwnerName(const char *name)
+UsModelOwnerName(const char *name, bool fresh)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
@@ -152,7 +157,7 @@ UsModelOwnerName(const char *name)
 	bool		isnull;
 	Datum		d;
 
-	if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(sql, 1, types, args, NULL, !fresh, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the models catalog");
 	if (SPI_processed == 0)
 		return NULL;
@@ -178,7 +183,7 @@ UsCheckOwner(Oid user, const char *owner_name, const char *name)
 static void
 UsCheckOwnerLocked(Oid user, const char *name)
 {
-	char	   *owner_name = UsModelOwnerName(name);
+	char	   *owner_name = UsModelOwnerName(name, true);
 
 	if (owner_name == NULL)
 		ereport(ERROR,
@@ -193,9 +198,13 @@ UsCatalogCheckWrite(const char *name, bool must_exist)
 	char	   *owner_name;
 	Oid			owner;
 
+	int			level;
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	owner_name = UsModelOwnerName(name);
+	level = UsInternalSqlBegin();
+	owner_name = UsModelOwnerName(name, false);
+	UsInternalSqlEnd(level);
 	if (owner_name == NULL)
 	{
 		SPI_finish();
@@ -212,14 +221,46 @@ UsCatalogCheckWrite(const char *name, bool must_exist)
 	return OidIsValid(owner) ? owner : GetUserId();
 }
 
-/* Locks the models table against concurrent writers (readers are not blocked). */
+/* The rows of name as seen by snapshot, as text (their ctids: any write changes them). */
+static char *
+UsNameRows(const char *name, Snapshot snapshot)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	char	   *sql = psprintf("SELECT array_agg(ctid ORDER BY ctid)::text FROM %s WHERE name = $1",
+							   UsQualified("models"));
+	SPIPlanPtr	plan = SPI_prepare(sql, 1, types);
+	bool		isnull;
+	Datum		d;
+
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, args, NULL, snapshot, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the models catalog");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? "" : TextDatumGetCString(d);
+}
+
+/*
+ * Locks the models table against concurrent writers (readers are not blocked) and makes
+ * sure the reads that follow see every committed write to name: once we hold the lock no
+ * writer is in progress, so a fresh snapshot (READ COMMITTED) sees them all. In REPEATABLE
+ * READ and SERIALIZABLE the transaction snapshot may predate a writer that committed while
+ * we waited; then the owner check and the version number could be decided on stale rows,
+ * so that is a serialization failure (retry the transaction).
+ */
 static void
-UsLockModels(void)
+UsLockModels(const char *name)
 {
 	char	   *sql = psprintf("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", UsQualified("models"));
 
 	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not lock the models catalog");
+	if (IsolationUsesXactSnapshot() &&
+		strcmp(UsNameRows(name, GetTransactionSnapshot()), UsNameRows(name, GetLatestSnapshot())) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent change of model \"%s\"", name),
+				 errhint("Retry the transaction.")));
 }
 
 /*
@@ -234,7 +275,7 @@ UsBeginModelWrite(const char *name, UsElevation *e)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	UsBecomeCatalogOwner(e);
-	UsLockModels();
+	UsLockModels(name);
 	UsCheckOwnerLocked(e->save_user, name);
 }
 
@@ -303,10 +344,10 @@ UsCatalogStore(const UsStoreRequest *req, UsStoreResult *res)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	UsBecomeCatalogOwner(&e);
-	UsLockModels();
+	UsLockModels(req->name);
 
 	/* checked again under the lock: the name may have been taken meanwhile */
-	owner_name = UsModelOwnerName(req->name);
+	owner_name = UsModelOwnerName(req->name, true);
 	if (owner_name)
 	{
 		owner_name = pstrdup(owner_name);
@@ -538,6 +579,7 @@ userseq_export(PG_FUNCTION_ARGS)
 	Datum		d;
 	bytea	   *result;
 	MemoryContext caller = CurrentMemoryContext;
+	int			level;
 
 	/* read with the caller's privileges, like any SELECT on the catalog */
 	if (any)
@@ -548,8 +590,10 @@ userseq_export(PG_FUNCTION_ARGS)
 					   UsQualified("models"));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	level = UsInternalSqlBegin();
 	if (SPI_execute_with_args(sql, any ? 1 : 2, types, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the models catalog");
+	UsInternalSqlEnd(level);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -575,7 +619,7 @@ UsModelConfigJson(const us_model *m)
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"task\": \"%s\", \"embedding_dim\": %d, \"filter_widths\": [",
-					 UsTaskName(c->task), c->embed_dim);
+					 us_task_name(c->task), c->embed_dim);
 	for (int i = 0; i < c->n_widths; i++)
 		appendStringInfo(&buf, "%s%d", i ? ", " : "", c->widths[i]);
 	appendStringInfo(&buf, "], \"num_filters\": %d, \"hidden_dim\": %d, \"dropout\": %.9g, "
@@ -621,7 +665,7 @@ userseq_import(PG_FUNCTION_ARGS)
 								  &alloc, &model),
 				  "decode the imported model", NULL);
 	config = UsModelConfigJson(model);
-	task = UsTaskName(model->cfg.task);
+	task = us_task_name(model->cfg.task);
 
 	memset(&req, 0, sizeof(req));
 	req.name = name;

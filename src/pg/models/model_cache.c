@@ -28,7 +28,6 @@
 #include "utils/memutils.h"
 
 #include "models/model_cache.h"
-#include "train/train.h"
 #include "userseq_pg.h"
 #include "userseq/us_format.h"
 
@@ -295,6 +294,7 @@ UsResolveName(FunctionCallInfo fcinfo, const char *name)
 	us_format_header h;
 	UsModelEntry *entry;
 	char	   *what;
+	int			level;
 
 	/* the catalog lives in the schema of this very function, i.e. the extension's */
 	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
@@ -307,6 +307,7 @@ UsResolveName(FunctionCallInfo fcinfo, const char *name)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	level = UsInternalSqlBegin();
 	ret = SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 2);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s.models: SPI_execute_with_args returned %d", schema, ret);
@@ -334,6 +335,7 @@ UsResolveName(FunctionCallInfo fcinfo, const char *name)
 				 errmsg("model \"%s\" does not exist", name),
 				 errhint("Train it with userseq_train, or list the models in %s.models.", schema)));
 	}
+	UsInternalSqlEnd(level);
 	if (SPI_processed > 1)
 		elog(ERROR, "model \"%s\" has more than one deployed version. Please report a bug.", name);
 
@@ -471,16 +473,16 @@ UsRequireTask(UsModelEntry *entry, uint32 task_mask, const char *function, const
 	initStringInfo(&allowed);
 	for (int t = US_TASK_BINARY; t <= US_TASK_NEXT_BEHAVIOR; t++)
 		if (task_mask & US_TASK_BIT(t))
-			appendStringInfo(&allowed, "%s%s", allowed.len ? ", " : "", UsTaskName((us_task) t));
+			appendStringInfo(&allowed, "%s%s", allowed.len ? ", " : "", us_task_name((us_task) t));
 	if (name)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s does not apply to model \"%s\" of task %s", function, name,
-						UsTaskName((us_task) task)),
+						us_task_name((us_task) task)),
 				 errdetail("%s needs a model of task %s.", function, allowed.data)));
 	ereport(ERROR,
 			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-			 errmsg("%s does not apply to a model of task %s", function, UsTaskName((us_task) task)),
+			 errmsg("%s does not apply to a model of task %s", function, us_task_name((us_task) task)),
 			 errdetail("%s needs a model of task %s.", function, allowed.data)));
 }
 

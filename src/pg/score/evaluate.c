@@ -256,7 +256,7 @@ UsFindClass(const us_model *model, const int32 *order, const char *label)
 
 /*
  * Reads the query and scores each row with the model. Labelled range: binary / regression
- * one output; multiclass all classes; next_behavior the known behaviours (rows >= 2).
+ * one output; multiclass all classes; next_behavior the known behaviours (us_model_class_range).
  */
 static void
 UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEvalData *ed,
@@ -275,8 +275,7 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 		ed->n_out = model->cfg.n_outputs;
 	else if (task == US_TASK_NEXT_BEHAVIOR)
 	{
-		first = 2;
-		ed->n_out = Min(model->vocab.n_behaviors, model->cfg.n_outputs - 2);
+		us_model_class_range(model, &first, &ed->n_out);
 		if (ed->n_out <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
@@ -351,14 +350,14 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 					continue;
 				}
 				UsSeqToEvents(&model->cfg, &model->vocab, seq, model->cfg.max_len + 1, &buf, &events);
-				cls = events.behaviors ? events.behaviors[events.n - 1] - 2 : -1;
+				cls = events.behaviors ? events.behaviors[events.n - 1] - US_ROW_FIRST : -1;
 				if (cls >= ed->n_out)
 					cls = -1;
 				events.n--;
 				last = -1;
 				for (int32 t = 0; events.behaviors && t < events.n; t++)
 				{
-					int32		b = events.behaviors[t] - 2;
+					int32		b = events.behaviors[t] - US_ROW_FIRST;
 
 					if (b < 0 || b >= ed->n_out)
 					{
@@ -394,7 +393,7 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 				}
 			}
 			st = us_scorer_forward(entry->scorer, &events, out, NULL);
-			UsCheckStatus(st, "score sequence", NULL);
+			UsCheckScoreStatus(st, "score sequence");
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
 
@@ -433,6 +432,7 @@ UsModelPrior(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *key)
 	Oid			argtypes[2] = {INT8OID, TEXTOID};
 	Datum		args[2];
 	double		v = NAN;
+	int			level;
 
 	if (!entry->by_name)
 		return NAN;
@@ -442,6 +442,7 @@ UsModelPrior(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *key)
 				 quote_identifier(schema));
 	args[0] = Int64GetDatum(entry->model_id);
 	args[1] = CStringGetTextDatum(key);
+	level = UsInternalSqlBegin();
 	if (SPI_execute_with_args(q, 2, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
@@ -451,6 +452,7 @@ UsModelPrior(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *key)
 		if (!isnull)
 			v = DatumGetFloat8(d);
 	}
+	UsInternalSqlEnd(level);
 	return v;
 }
 
@@ -677,7 +679,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 			   int32 n_neg, uint64 seed, UsNextItemData *d, MemoryContext keep)
 {
 	int32		n_rows = model->cfg.n_items;
-	int32		n_cand = n_rows - 2;
+	int32		n_cand = n_rows - US_ROW_FIRST;
 	bool		has_beh = model->cfg.n_behaviors > 0;
 	bool		has_gap = model->cfg.n_gap_buckets > 0;
 	uint8	   *mark = MemoryContextAllocZero(keep, Max(n_rows, 1));
@@ -739,13 +741,13 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 			MemoryContextSwitchTo(old);
 			m = ev.n;
 			target = ev.items[m - 1];
-			if (target < 2)
+			if (target < US_ROW_FIRST)
 				d->unknown_targets++;
 
 			/* transitions among known items strictly before the target */
 			UsGrow((void **) &d->pairs, &d->pairs_cap, d->n_pairs + m, sizeof(uint64), keep);
 			for (int32 i = 0; i + 1 < m - 1; i++)
-				if (ev.items[i] >= 2 && ev.items[i + 1] >= 2)
+				if (ev.items[i] >= US_ROW_FIRST && ev.items[i + 1] >= US_ROW_FIRST)
 					d->pairs[d->n_pairs++] = ((uint64) ev.items[i] << 32) | (uint32) ev.items[i + 1];
 
 			/* input = the max_len events before the target, with the target after them */
@@ -770,7 +772,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 			/* negatives: distinct known items absent from the whole sequence, uniform */
 			marked = palloc(sizeof(int32) * (m + n_neg + 1));
 			for (int32 i = 0; i < m; i++)
-				if (ev.items[i] >= 2 && !mark[ev.items[i]])
+				if (ev.items[i] >= US_ROW_FIRST && !mark[ev.items[i]])
 				{
 					mark[ev.items[i]] = 1;
 					marked[n_marked++] = ev.items[i];
@@ -785,7 +787,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 
 				if (pool == NULL)
 					pool = MemoryContextAllocHuge(keep, sizeof(int32) * (Size) Max(n_cand, 1));
-				for (int32 row = 2; row < n_rows; row++)
+				for (int32 row = US_ROW_FIRST; row < n_rows; row++)
 					if (!mark[row])
 						pool[n_pool++] = row;
 				for (int32 i = 0; i < want; i++)
@@ -804,7 +806,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 				/* rejection: at least half the catalogue is eligible, so few retries */
 				while (drawn < want)
 				{
-					int32		row = 2 + (int32) us_rng_below(&rng, (uint64) n_cand);
+					int32		row = US_ROW_FIRST + (int32) us_rng_below(&rng, (uint64) n_cand);
 
 					if (mark[row])
 						continue;
@@ -841,15 +843,16 @@ UsRankBoth(const float *scores, int32 n_rows, const UsNextItemData *d, int64 s, 
 				n1 = d->neg_off[s + 1];
 	int32		nn = (int32) (n1 - n0);
 
-	if (target < 2)
+	if (target < US_ROW_FIRST)
 	{
 		/* an item the model cannot name is a miss at every cutoff, reciprocal rank ~0 */
 		us_ranking_add(full, PG_INT64_MAX);
 		us_ranking_add(sampled, PG_INT64_MAX);
 		return;
 	}
-	us_ranking_add(full, us_rank_of_target(scores + 2, (size_t) (n_rows - 2),
-										   (size_t) (target - 2), NULL));
+	us_ranking_add(full, us_rank_of_target(scores + US_ROW_FIRST,
+										   (size_t) (n_rows - US_ROW_FIRST),
+										   (size_t) (target - US_ROW_FIRST), NULL));
 	cand[0] = scores[target];
 	for (int32 j = 0; j < nn; j++)
 		cand[j + 1] = scores[d->negs[n0 + j]];
@@ -896,7 +899,8 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 	cand = palloc(sizeof(float) * ((Size) n_neg + 1));
 	for (int32 r = 0; r < n_rows; r++)
 	{
-		double		c = (r >= 2 && model->vocab.item_counts) ? model->vocab.item_counts[r - 2] : 0.0;
+		double		c = (r >= US_ROW_FIRST && model->vocab.item_counts) ?
+			model->vocab.item_counts[r - US_ROW_FIRST] : 0.0;
 
 		pop[r] = (float) c;
 		max_pop = Max(max_pop, c);
@@ -939,14 +943,14 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 		ev.gaps = d.gaps ? d.gaps + d.offsets[s] : NULL;
 		ev.n = (int32) (d.offsets[s + 1] - d.offsets[s]);
 		st = us_scorer_forward(entry->scorer, &ev, logits, NULL);
-		UsCheckStatus(st, "score sequence", NULL);
+		UsCheckScoreStatus(st, "score sequence");
 		UsRankBoth(logits, n_rows, &d, s, cand, &rm[0][0], &rm[0][1]);
 		UsRankBoth(pop, n_rows, &d, s, cand, &rm[1][0], &rm[1][1]);
 
 		for (int32 r = 0; r < n_rows; r++)
 			markov[r] = (float) (pop[r] / (max_pop + 1.0));
 		prev = ev.n > 0 ? ev.items[ev.n - 1] : 0;
-		if (prev >= 2)
+		if (prev >= US_ROW_FIRST)
 			for (int64 t = tr_start[prev]; t < tr_start[prev + 1]; t++)
 				markov[tr_to[t]] += tr_count[t];
 		UsRankBoth(markov, n_rows, &d, s, cand, &rm[2][0], &rm[2][1]);

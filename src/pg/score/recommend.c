@@ -93,7 +93,7 @@ UsRecommend(FunctionCallInfo fcinfo, bool by_value)
 			/* known items seen only before the window: the core cannot know about them */
 			old_rows = palloc(sizeof(int32) * skip);
 			for (int32 i = 0; i < skip; i++)
-				if (all.items[i] >= 2)
+				if (all.items[i] >= US_ROW_FIRST)
 					old_rows[n_old++] = all.items[i];
 			qsort(old_rows, n_old, sizeof(int32), UsInt32Cmp);
 			{
@@ -113,7 +113,7 @@ UsRecommend(FunctionCallInfo fcinfo, bool by_value)
 	/* per-request work: BLAS threads would only add hand-offs (use parallel query instead) */
 	UsApplyThreadCount(1);
 	st = us_scorer_topk(entry->scorer, &input, k_req, exclude_seen ? 1 : 0, rows, scores, &found);
-	UsCheckStatus(st, "recommend items", NULL);
+	UsCheckScoreStatus(st, "recommend items");
 
 	for (int32 i = 0; i < found && emitted < k_eff; i++)
 	{
@@ -122,11 +122,11 @@ UsRecommend(FunctionCallInfo fcinfo, bool by_value)
 
 		if (n_old > 0 && bsearch(&rows[i], old_rows, n_old, sizeof(int32), UsInt32Cmp))
 			continue;
-		if (rows[i] < 2 || rows[i] - 2 >= n_catalogue)
+		if (rows[i] < US_ROW_FIRST || rows[i] - US_ROW_FIRST >= n_catalogue)
 			elog(ERROR, "top-k returned row %d outside the catalogue. Please report a bug.", rows[i]);
 		emitted++;
 		values[0] = Int32GetDatum(emitted);
-		values[1] = Int64GetDatum(model->vocab.item_ids[rows[i] - 2]);
+		values[1] = Int64GetDatum(model->vocab.item_ids[rows[i] - US_ROW_FIRST]);
 		values[2] = Float8GetDatum((double) scores[i]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

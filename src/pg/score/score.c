@@ -16,6 +16,7 @@
 #include "utils/builtins.h"
 
 #include "models/model_cache.h"
+#include "score/score.h"
 #include "seq/seq_events.h"
 #include "userseq_pg.h"
 #include "seq/userseq_type.h"
@@ -53,29 +54,10 @@ UsScoreSeq(FunctionCallInfo fcinfo, UsModelEntry *entry, Datum seqd, float **fea
 	/* one sequence is far too little work to split: threaded BLAS only adds hand-offs */
 	UsApplyThreadCount(1);
 	st = us_scorer_forward(entry->scorer, &events, out, feat);
-	UsCheckStatus(st, "score sequence", NULL);
+	UsCheckScoreStatus(st, "score sequence");
 	if (features)
 		*features = feat;
 	return out;
-}
-
-/*
- * First output and count of the outputs that carry a class label: multiclass all outputs,
- * next_behavior the rows of known behaviours (rows 0 = padding and 1 = unknown have none).
- */
-static void
-UsClassRange(const us_model *model, int32 *first, int32 *count)
-{
-	if (model->cfg.task == US_TASK_NEXT_BEHAVIOR)
-	{
-		*first = 2;
-		*count = Min(model->vocab.n_behaviors, model->cfg.n_outputs - 2);
-	}
-	else
-	{
-		*first = 0;
-		*count = model->cfg.n_outputs;
-	}
 }
 
 /* Label of output first + i. */
@@ -101,16 +83,20 @@ UsArgmax(const float *p, int32 count)
 	return best;
 }
 
-static Datum
-UsPredict(FunctionCallInfo fcinfo, bool by_value)
+/*
+ * The value userseq_predict returns for seq under entry (isnull for a classifier without
+ * labelled classes); name is the model's name for messages (NULL: by value).
+ */
+double
+UsPredictValue(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *name, Datum seq,
+			   bool *isnull)
 {
-	const char *name;
-	UsModelEntry *entry = UsModelArg(fcinfo, by_value, &name);
 	const us_model *model = entry->model;
 	float	   *out;
 	int32		first,
 				count;
 
+	*isnull = false;
 	if (model->cfg.task == US_TASK_NEXT_ITEM)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -118,13 +104,29 @@ UsPredict(FunctionCallInfo fcinfo, bool by_value)
 						name ? "model \"" : "a model", name ? name : "", name ? "\"" : ""),
 				 errhint("Use userseq_recommend for the most likely next items.")));
 	UsRequireTask(entry, US_PREDICT_TASKS, "userseq_predict", name);
-	out = UsScoreSeq(fcinfo, entry, PG_GETARG_DATUM(1), NULL);
+	out = UsScoreSeq(fcinfo, entry, seq, NULL);
 	if (model->cfg.task == US_TASK_BINARY || model->cfg.task == US_TASK_REGRESSION)
-		PG_RETURN_FLOAT8((double) out[0]);
-	UsClassRange(model, &first, &count);
+		return (double) out[0];
+	us_model_class_range(model, &first, &count);
 	if (count <= 0)
+	{
+		*isnull = true;
+		return 0.0;
+	}
+	return (double) out[first + UsArgmax(out + first, count)];
+}
+
+static Datum
+UsPredict(FunctionCallInfo fcinfo, bool by_value)
+{
+	const char *name;
+	UsModelEntry *entry = UsModelArg(fcinfo, by_value, &name);
+	bool		isnull;
+	double		v = UsPredictValue(fcinfo, entry, name, PG_GETARG_DATUM(1), &isnull);
+
+	if (isnull)
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8((double) out[first + UsArgmax(out + first, count)]);
+	PG_RETURN_FLOAT8(v);
 }
 
 /* Probability (binary), value (regression) or top-class probability of a sequence */
@@ -166,7 +168,7 @@ UsPredictProba(FunctionCallInfo fcinfo, bool by_value)
 	}
 	else
 	{
-		UsClassRange(model, &first, &count);
+		us_model_class_range(model, &first, &count);
 		elems = palloc(sizeof(Datum) * Max(count, 1));
 		for (int32 i = 0; i < count; i++)
 			elems[i] = Float8GetDatum((double) out[first + i]);
@@ -205,7 +207,7 @@ UsPredictClass(FunctionCallInfo fcinfo, bool by_value)
 	out = UsScoreSeq(fcinfo, entry, PG_GETARG_DATUM(1), NULL);
 	if (model->cfg.task == US_TASK_BINARY)
 		PG_RETURN_TEXT_P(cstring_to_text(out[0] >= 0.5f ? "true" : "false"));
-	UsClassRange(model, &first, &count);
+	us_model_class_range(model, &first, &count);
 	if (count <= 0)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(UsClassLabel(model, UsArgmax(out + first, count)));
@@ -280,7 +282,7 @@ UsClassLabels(FunctionCallInfo fcinfo, bool by_value)
 	}
 	else
 	{
-		UsClassRange(model, &first, &count);
+		us_model_class_range(model, &first, &count);
 		elems = palloc(sizeof(Datum) * Max(count, 1));
 		for (int32 i = 0; i < count; i++)
 			elems[i] = PointerGetDatum(UsClassLabel(model, i));

@@ -68,4 +68,14 @@ extern void UsCheckTime(TimestampTz t);
 extern UserSeq *UsSeqAssemble(UsEvent *events, int32 n, const UsLabel *labels, int n_labels,
 							  bool sorted);
 
+/*
+ * Allocates a value of n events whose label table is labels[0..n_labels-1] (already distinct,
+ * used and in bytewise order) and writes its header and label table; the caller fills items,
+ * times and behaviour codes.
+ */
+extern UserSeq *UsSeqAlloc(int32 n, const UsLabel *const *labels, int n_labels);
+
+/* All labels of seq at once (labels needs room for UserSeqNumLabels entries). */
+extern void UsSeqLabels(const UserSeq *seq, UsLabel *labels);
+
 #endif

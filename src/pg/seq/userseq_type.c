@@ -199,8 +199,7 @@ UsSeqSize(int32 n, const UsLabel *const *labels, int n_labels)
 	return size;
 }
 
-/* Writes the header and the label table (labels already in table order) of a new value. */
-static UserSeq *
+UserSeq *
 UsSeqAlloc(int32 n, const UsLabel *const *labels, int n_labels)
 {
 	Size		size = UsSeqSize(n, labels, n_labels);
@@ -295,8 +294,7 @@ UserSeqLabel(const UserSeq *seq, int i, int *len)
 	return (const char *) p + 1;
 }
 
-/* All labels of seq at once (labels needs room for UserSeqNumLabels entries). */
-static void
+void
 UsSeqLabels(const UserSeq *seq, UsLabel *labels)
 {
 	const uint8 *p = UserSeqBehaviors(seq) + seq->n_events;

@@ -86,4 +86,13 @@ extern const char *UserSeqLabel(const UserSeq *seq, int i, int *len);
 extern UserSeq *UserSeqBuild(int32 n, const int64 *items, const TimestampTz *times,
 							 const char *const *behaviors);
 
+/*
+ * seq (NULL: empty) plus one event, in canonical order; label NULL for none (label_len bytes,
+ * checked as the type's input checks labels). With max_len > 0 only the max_len most recent
+ * events of the result are kept. The newest event (the common case) is placed without a search
+ * or sort; a late one by binary search. Result palloc'd in CurrentMemoryContext.
+ */
+extern UserSeq *UserSeqAppend(const UserSeq *seq, int64 item, TimestampTz ts,
+							  const char *label, int label_len, int32 max_len);
+
 #endif

@@ -1,9 +1,10 @@
 /*
- * train.c: userseq_train (value-per-call SRF: one row per finished epoch) and userseq_retrain,
- * option parsing, the epoch loop with validation, early stopping, progress reporting
+ * train.c: userseq_train (value-per-call SRF: one row per finished epoch) and userseq_retrain:
+ * the epoch loop with validation, early stopping, progress reporting
  * (NOTICE per epoch, pg_stat_activity during the run) and the final encode + store.
  *
- * Reading the query and building datasets is train_data.c; catalog writes are catalog.c.
+ * Options are options.c; reading the query and building datasets is train_data.c; catalog
+ * writes are catalog.c.
  * Nothing is written before the last call: an error, a cancel or a client that stops fetching
  * leaves the catalog untouched.
  */
@@ -19,9 +20,11 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
@@ -29,49 +32,9 @@
 
 #include "userseq/us_format.h"
 #include "userseq/us_metrics.h"
-#include "train/train.h"
+#include "models/catalog.h"
+#include "train/train_data.h"
 #include "userseq_pg.h"
-
-/* ------------------------------------------------------------------ tasks */
-
-us_task
-UsParseTask(const char *task)
-{
-	if (strcmp(task, "binary") == 0)
-		return US_TASK_BINARY;
-	if (strcmp(task, "multiclass") == 0)
-		return US_TASK_MULTICLASS;
-	if (strcmp(task, "regression") == 0)
-		return US_TASK_REGRESSION;
-	if (strcmp(task, "next_item") == 0)
-		return US_TASK_NEXT_ITEM;
-	if (strcmp(task, "next_behavior") == 0)
-		return US_TASK_NEXT_BEHAVIOR;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unrecognized task \"%s\"", task),
-			 errdetail("Valid tasks are binary, multiclass, regression, next_item and next_behavior.")));
-	return 0;					/* keep compiler quiet */
-}
-
-const char *
-UsTaskName(us_task task)
-{
-	switch (task)
-	{
-		case US_TASK_BINARY:
-			return "binary";
-		case US_TASK_MULTICLASS:
-			return "multiclass";
-		case US_TASK_REGRESSION:
-			return "regression";
-		case US_TASK_NEXT_ITEM:
-			return "next_item";
-		case US_TASK_NEXT_BEHAVIOR:
-			return "next_behavior";
-	}
-	return "unknown";
-}
 
 static const char *
 UsMetricName(us_task task)
@@ -93,527 +56,6 @@ static bool
 UsHigherIsBetter(us_task task)
 {
 	return task != US_TASK_REGRESSION;
-}
-
-/* ------------------------------------------------------------------ options */
-
-static const char *const us_option_names[] = {
-	"batch_size", "behavior", "clip_norm", "deploy", "dropout", "embed_init_std",
-	"embedding_dim", "epochs", "filter_widths", "hidden_dim", "learning_rate", "lr_gamma",
-	"lr_schedule", "lr_step_epochs",
-	"max_examples_per_seq", "max_items", "max_len", "min_count", "momentum", "negatives",
-	"num_filters", "optimizer", "patience", "pos_weight", "recent_window", "seed", "threads",
-	"tie_output", "time_gaps", "validation", "weight_decay", NULL
-};
-
-static char *
-UsJoinNames(const char *const *names)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	for (int i = 0; names[i]; i++)
-		appendStringInfo(&buf, "%s%s", i ? ", " : "", names[i]);
-	return buf.data;
-}
-
-static const char *us_current_option = NULL;
-
-static void
-UsOptionErrorContext(void *arg)
-{
-	if (us_current_option)
-		errcontext("option \"%s\"", us_current_option);
-}
-
-static double
-UsOptNumber(const char *key, JsonbValue *v)
-{
-	double		d;
-
-	if (v->type != jbvNumeric)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a number", key)));
-	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-	if (isnan(d) || isinf(d))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a finite number", key)));
-	return d;
-}
-
-static int64
-UsOptInt(const char *key, JsonbValue *v, int64 min, int64 max)
-{
-	double		d = UsOptNumber(key, v);
-
-	if (d != floor(d) || d < (double) min || d > (double) max)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be an integer between " INT64_FORMAT " and " INT64_FORMAT,
-						key, min, max)));
-	return (int64) d;
-}
-
-/* min_open / max_open: the bound itself is excluded */
-static double
-UsOptFloat(const char *key, JsonbValue *v, double min, bool min_open, double max, bool max_open)
-{
-	double		d = UsOptNumber(key, v);
-
-	if ((min_open ? d <= min : d < min) || (max_open ? d >= max : d > max))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be in the range %s%g, %g%s", key,
-						min_open ? "(" : "[", min, max, max_open ? ")" : "]")));
-	return d;
-}
-
-static bool
-UsOptBool(const char *key, JsonbValue *v)
-{
-	if (v->type != jbvBool)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be true or false", key)));
-	return v->val.boolean;
-}
-
-static char *
-UsOptString(const char *key, JsonbValue *v, const char *allowed)
-{
-	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a string: one of %s", key, allowed)));
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-static void
-UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
-{
-	JsonbIterator *it;
-	JsonbValue	k,
-				val;
-	JsonbIteratorToken r;
-	char	   *method = NULL;
-	bool		has_fraction = false,
-				has_cutoff = false;
-	static const char *const valid_keys[] = {"cutoff", "fraction", "method", NULL};
-
-	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"validation\" must be an object"),
-				 errhint("For example {\"method\": \"random\", \"fraction\": 0.1}, {\"method\": \"time\", \"cutoff\": \"2011-10-01\"} or {\"method\": \"leave_one_out\"}.")));
-	it = JsonbIteratorInit(v->val.binary.data);
-	r = JsonbIteratorNext(&it, &k, false);	/* WJB_BEGIN_OBJECT */
-	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
-	{
-		char	   *key;
-
-		if (r != WJB_KEY)
-			continue;
-		key = pnstrdup(k.val.string.val, k.val.string.len);
-		r = JsonbIteratorNext(&it, &val, true);
-		if (strcmp(key, "method") == 0)
-		{
-			method = UsOptString("validation.method", &val, "random, time, leave_one_out");
-			if (strcmp(method, "random") == 0)
-				opts->valid_method = US_VALID_RANDOM;
-			else if (strcmp(method, "time") == 0)
-				opts->valid_method = US_VALID_TIME;
-			else if (strcmp(method, "leave_one_out") == 0)
-				opts->valid_method = US_VALID_LEAVE_ONE_OUT;
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unrecognized validation method \"%s\"", method),
-						 errdetail("Valid methods are random, time and leave_one_out.")));
-		}
-		else if (strcmp(key, "fraction") == 0)
-		{
-			opts->valid_fraction = UsOptFloat("validation.fraction", &val, 0, true, 0.9, false);
-			has_fraction = true;
-		}
-		else if (strcmp(key, "cutoff") == 0)
-		{
-			char	   *s = UsOptString("validation.cutoff", &val, "a timestamp such as \"2011-10-01 00:00:00+00\"");
-
-			us_current_option = "validation.cutoff";
-			opts->valid_cutoff = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-																		 CStringGetDatum(s),
-																		 ObjectIdGetDatum(InvalidOid),
-																		 Int32GetDatum(-1)));
-			if (TIMESTAMP_NOT_FINITE(opts->valid_cutoff))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"validation.cutoff\" must be a finite timestamp")));
-			us_current_option = "validation";
-			has_cutoff = true;
-		}
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unrecognized key \"%s\" in option \"validation\"", key),
-					 errdetail("Valid keys are %s.", UsJoinNames(valid_keys))));
-	}
-	if (method == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"validation\" needs a \"method\""),
-				 errdetail("Valid methods are random, time and leave_one_out.")));
-	if (has_fraction && opts->valid_method != US_VALID_RANDOM)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("\"fraction\" applies only to validation method \"random\"")));
-	if (opts->valid_method == US_VALID_TIME && !has_cutoff)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("validation method \"time\" needs a \"cutoff\" timestamp")));
-	if (has_cutoff && opts->valid_method != US_VALID_TIME)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("\"cutoff\" applies only to validation method \"time\"")));
-	if (opts->valid_method == US_VALID_LEAVE_ONE_OUT &&
-		opts->task != US_TASK_NEXT_ITEM && opts->task != US_TASK_NEXT_BEHAVIOR)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("validation method \"leave_one_out\" applies only to tasks next_item and next_behavior")));
-}
-
-static void
-UsParseWidths(JsonbValue *v, UsTrainOptions *opts)
-{
-	JsonbIterator *it;
-	JsonbValue	e;
-	JsonbIteratorToken r;
-	int32		n = 0;
-
-	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"filter_widths\" must be an array of integers between 1 and %d",
-						US_MAX_FILTER_WIDTH)));
-	it = JsonbIteratorInit(v->val.binary.data);
-	while ((r = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
-	{
-		int32		w;
-
-		if (r != WJB_ELEM)
-			continue;
-		if (n >= US_MAX_WIDTHS)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"filter_widths\" has more than %d widths", US_MAX_WIDTHS)));
-		w = (int32) UsOptInt("filter_widths", &e, 1, US_MAX_FILTER_WIDTH);
-		for (int32 i = 0; i < n; i++)
-			if (opts->widths[i] == w)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"filter_widths\" lists width %d twice", w)));
-		opts->widths[n++] = w;
-	}
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"filter_widths\" must not be empty")));
-	/* ascending, as the core expects */
-	for (int32 i = 1; i < n; i++)
-		for (int32 j = i; j > 0 && opts->widths[j - 1] > opts->widths[j]; j--)
-		{
-			int32		t = opts->widths[j];
-
-			opts->widths[j] = opts->widths[j - 1];
-			opts->widths[j - 1] = t;
-		}
-	opts->n_widths = n;
-}
-
-static void
-UsDefaultOptions(UsTrainOptions *o, us_task task)
-{
-	bool		next_task = (task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR);
-
-	memset(o, 0, sizeof(*o));
-	o->task = task;
-	o->epochs = 10;
-	o->batch_size = 64;
-	o->learning_rate = 0.002;
-	o->optimizer = US_OPT_ADAM;
-	o->weight_decay = 0;
-	o->momentum = 0.9;
-	o->clip_norm = 5.0;
-	o->lr_schedule = US_LR_CONSTANT;
-	o->lr_step_epochs = 5;
-	o->lr_gamma = 0.5;
-	o->embedding_dim = 64;
-	o->n_widths = 3;
-	o->widths[0] = 2;
-	o->widths[1] = 3;
-	o->widths[2] = 4;
-	o->num_filters = 64;
-	o->hidden_dim = 64;
-	o->dropout = 0.2;
-	o->embed_init_std = next_task ? US_EMBED_INIT_STD_NEXT : 1.0;
-	o->max_len = next_task ? 50 : 100;
-	o->min_count = 1;
-	o->max_items = 0;
-	o->valid_method = next_task ? US_VALID_LEAVE_ONE_OUT : US_VALID_RANDOM;
-	o->valid_fraction = 0.1;
-	o->patience = 3;
-	o->seed = 42;
-	o->threads = userseq_threads;
-	o->behavior = -1;
-	o->time_gaps = -1;			/* auto: on for label tasks on userseq input */
-	o->recent_window = next_task ? 3 : 0;
-	o->tie_output = false;
-	o->negatives = -1;
-	o->max_examples_per_seq = 0;
-	o->pos_weight = 1.0;
-	o->deploy = true;
-}
-
-static void
-UsOnlyFor(const char *key, us_task task, bool ok, const char *tasks)
-{
-	if (!ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" applies only to task%s %s, not to \"%s\"", key,
-						strchr(tasks, ' ') ? "s" : "", tasks, UsTaskName(task))));
-}
-
-void
-UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
-{
-	JsonbIterator *it;
-	JsonbValue	k,
-				v;
-	JsonbIteratorToken r;
-	ErrorContextCallback errcb;
-	bool		next_task = (task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR);
-	bool		set_hidden = false,
-				set_embed = false;
-
-	UsDefaultOptions(opts, task);
-	if (options == NULL)
-		return;
-	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("training options must be a JSON object"),
-				 errdetail("Valid keys are %s.", UsJoinNames(us_option_names))));
-
-	errcb.callback = UsOptionErrorContext;
-	errcb.arg = NULL;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-
-	it = JsonbIteratorInit(&options->root);
-	r = JsonbIteratorNext(&it, &k, false);
-	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
-	{
-		char	   *key;
-
-		if (r != WJB_KEY)
-			continue;
-		key = pnstrdup(k.val.string.val, k.val.string.len);
-		us_current_option = key;
-		r = JsonbIteratorNext(&it, &v, true);
-
-		if (strcmp(key, "epochs") == 0)
-			opts->epochs = (int32) UsOptInt(key, &v, 1, 10000);
-		else if (strcmp(key, "batch_size") == 0)
-			opts->batch_size = (int32) UsOptInt(key, &v, 1, 65536);
-		else if (strcmp(key, "learning_rate") == 0)
-			opts->learning_rate = UsOptFloat(key, &v, 0, true, 10, false);
-		else if (strcmp(key, "optimizer") == 0)
-		{
-			char	   *s = UsOptString(key, &v, "adam, adamw, sgd");
-
-			if (strcmp(s, "adam") == 0)
-				opts->optimizer = US_OPT_ADAM;
-			else if (strcmp(s, "adamw") == 0)
-				opts->optimizer = US_OPT_ADAMW;
-			else if (strcmp(s, "sgd") == 0)
-				opts->optimizer = US_OPT_SGD;
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unrecognized optimizer \"%s\"", s),
-						 errdetail("Valid optimizers are adam, adamw and sgd.")));
-		}
-		else if (strcmp(key, "weight_decay") == 0)
-			opts->weight_decay = UsOptFloat(key, &v, 0, false, 1, false);
-		else if (strcmp(key, "momentum") == 0)
-			opts->momentum = UsOptFloat(key, &v, 0, false, 1, true);
-		else if (strcmp(key, "clip_norm") == 0)
-			opts->clip_norm = UsOptFloat(key, &v, 0, false, 1e6, false);
-		else if (strcmp(key, "lr_schedule") == 0)
-		{
-			char	   *s = UsOptString(key, &v, "constant, step, cosine");
-
-			if (strcmp(s, "constant") == 0)
-				opts->lr_schedule = US_LR_CONSTANT;
-			else if (strcmp(s, "step") == 0)
-				opts->lr_schedule = US_LR_STEP;
-			else if (strcmp(s, "cosine") == 0)
-				opts->lr_schedule = US_LR_COSINE;
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unrecognized learning-rate schedule \"%s\"", s),
-						 errdetail("Valid schedules are constant, step and cosine.")));
-		}
-		else if (strcmp(key, "lr_step_epochs") == 0)
-			opts->lr_step_epochs = (int32) UsOptInt(key, &v, 1, 10000);
-		else if (strcmp(key, "lr_gamma") == 0)
-			opts->lr_gamma = UsOptFloat(key, &v, 0, true, 1, false);
-		else if (strcmp(key, "embedding_dim") == 0)
-		{
-			opts->embedding_dim = (int32) UsOptInt(key, &v, 1, US_MAX_EMBED_DIM);
-			set_embed = true;
-		}
-		else if (strcmp(key, "filter_widths") == 0)
-			UsParseWidths(&v, opts);
-		else if (strcmp(key, "num_filters") == 0)
-			opts->num_filters = (int32) UsOptInt(key, &v, 1, US_MAX_FILTERS);
-		else if (strcmp(key, "hidden_dim") == 0)
-		{
-			opts->hidden_dim = (int32) UsOptInt(key, &v, 1, US_MAX_HIDDEN);
-			set_hidden = true;
-		}
-		else if (strcmp(key, "dropout") == 0)
-			opts->dropout = UsOptFloat(key, &v, 0, false, 1, true);
-		else if (strcmp(key, "embed_init_std") == 0)
-			opts->embed_init_std = UsOptFloat(key, &v, 0, true, 10, false);
-		else if (strcmp(key, "max_len") == 0)
-			opts->max_len = (int32) UsOptInt(key, &v, 1, US_MAX_LEN);
-		else if (strcmp(key, "min_count") == 0)
-			opts->min_count = (int32) UsOptInt(key, &v, 1, INT32_MAX);
-		else if (strcmp(key, "max_items") == 0)
-			opts->max_items = (int32) UsOptInt(key, &v, 0, US_MAX_ITEMS - 2);
-		else if (strcmp(key, "validation") == 0)
-			UsParseValidation(&v, opts);
-		else if (strcmp(key, "patience") == 0)
-			opts->patience = (int32) UsOptInt(key, &v, 0, 10000);
-		else if (strcmp(key, "seed") == 0)
-			opts->seed = UsOptInt(key, &v, 0, (INT64CONST(1) << 53) - 1);
-		else if (strcmp(key, "threads") == 0)
-			opts->threads = (int32) UsOptInt(key, &v, 1, 64);
-		else if (strcmp(key, "behavior") == 0)
-			opts->behavior = UsOptBool(key, &v) ? 1 : 0;
-		else if (strcmp(key, "time_gaps") == 0)
-		{
-			if (v.type == jbvBool)
-				opts->time_gaps = v.val.boolean ? US_DEFAULT_GAP_BUCKETS : 0;
-			else if (v.type == jbvNumeric)
-				opts->time_gaps = (int32) UsOptInt(key, &v, 3, US_MAX_GAP_BUCKETS);
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"time_gaps\" must be true, false or a bucket count between 3 and %d",
-								US_MAX_GAP_BUCKETS)));
-		}
-		else if (strcmp(key, "recent_window") == 0)
-			opts->recent_window = (int32) UsOptInt(key, &v, 0, US_MAX_RECENT);
-		else if (strcmp(key, "tie_output") == 0)
-		{
-			UsOnlyFor(key, task, task == US_TASK_NEXT_ITEM, "next_item");
-			opts->tie_output = UsOptBool(key, &v);
-		}
-		else if (strcmp(key, "negatives") == 0)
-		{
-			UsOnlyFor(key, task, task == US_TASK_NEXT_ITEM, "next_item");
-			if (v.type == jbvString && v.val.string.len == 4 &&
-				memcmp(v.val.string.val, "auto", 4) == 0)
-				opts->negatives = -1;
-			else if (v.type == jbvNumeric)
-				opts->negatives = (int32) UsOptInt(key, &v, 0, US_MAX_ITEMS);
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"negatives\" must be \"auto\" or an integer between 0 (full softmax) and %d",
-								US_MAX_ITEMS)));
-		}
-		else if (strcmp(key, "max_examples_per_seq") == 0)
-		{
-			UsOnlyFor(key, task, next_task, "next_item next_behavior");
-			opts->max_examples_per_seq = (int32) UsOptInt(key, &v, 0, US_MAX_LEN);
-		}
-		else if (strcmp(key, "pos_weight") == 0)
-		{
-			UsOnlyFor(key, task, task == US_TASK_BINARY, "binary");
-			opts->pos_weight = UsOptFloat(key, &v, 0, true, 1e6, false);
-		}
-		else if (strcmp(key, "deploy") == 0)
-			opts->deploy = UsOptBool(key, &v);
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unrecognized option \"%s\"", key),
-					 errdetail("Valid options are %s.", UsJoinNames(us_option_names))));
-	}
-	us_current_option = NULL;
-	error_context_stack = errcb.previous;
-
-	if (opts->tie_output)
-	{
-		/* a tied output layer needs hidden_dim == embedding_dim: follow whichever was given */
-		if (set_hidden && set_embed && opts->hidden_dim != opts->embedding_dim)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"tie_output\" needs hidden_dim equal to embedding_dim (%d and %d given)",
-							opts->hidden_dim, opts->embedding_dim)));
-		if (set_hidden)
-			opts->embedding_dim = opts->hidden_dim;
-		else
-			opts->hidden_dim = opts->embedding_dim;
-	}
-	if (task == US_TASK_NEXT_BEHAVIOR && opts->behavior == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("task \"next_behavior\" needs \"behavior\": true")));
-}
-
-void
-UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
-{
-	static const char *const optim[] = {"", "adam", "adamw", "sgd"};
-	static const char *const sched[] = {"", "constant", "step", "cosine"};
-	static const char *const vmeth[] = {"", "random", "time", "leave_one_out"};
-
-	appendStringInfo(buf, "\"task\": \"%s\", \"epochs\": %d, \"batch_size\": %d, "
-					 "\"learning_rate\": %.17g, \"optimizer\": \"%s\", \"weight_decay\": %.17g, "
-					 "\"momentum\": %.17g, \"clip_norm\": %.17g, \"lr_schedule\": \"%s\", "
-					 "\"lr_step_epochs\": %d, \"lr_gamma\": %.17g, \"embedding_dim\": %d, "
-					 "\"filter_widths\": [",
-					 UsTaskName(o->task), o->epochs, o->batch_size, o->learning_rate,
-					 optim[o->optimizer], o->weight_decay, o->momentum, o->clip_norm,
-					 sched[o->lr_schedule], o->lr_step_epochs, o->lr_gamma, o->embedding_dim);
-	for (int i = 0; i < o->n_widths; i++)
-		appendStringInfo(buf, "%s%d", i ? ", " : "", o->widths[i]);
-	appendStringInfo(buf, "], \"num_filters\": %d, \"hidden_dim\": %d, \"dropout\": %.17g, "
-					 "\"embed_init_std\": %.17g, "
-					 "\"max_len\": %d, \"min_count\": %d, \"max_items\": %d, "
-					 "\"validation\": {\"method\": \"%s\"",
-					 o->num_filters, o->hidden_dim, o->dropout,
-					 o->embed_init_std, o->max_len, o->min_count,
-					 o->max_items, vmeth[o->valid_method]);
-	if (o->valid_method == US_VALID_RANDOM)
-		appendStringInfo(buf, ", \"fraction\": %.17g", o->valid_fraction);
-	if (o->valid_method == US_VALID_TIME)
-		appendStringInfo(buf, ", \"cutoff\": \"%s\"", timestamptz_to_str(o->valid_cutoff));
-	appendStringInfo(buf, "}, \"patience\": %d, \"seed\": " INT64_FORMAT ", \"threads\": %d, "
-					 "\"behavior\": %s, \"time_gaps\": %d, \"recent_window\": %d, "
-					 "\"tie_output\": %s, \"negatives\": %d, \"max_examples_per_seq\": %d, "
-					 "\"pos_weight\": %.17g, \"deploy\": %s",
-					 o->patience, o->seed, o->threads, o->behavior > 0 ? "true" : "false",
-					 o->time_gaps, o->recent_window, o->tie_output ? "true" : "false",
-					 o->negatives, o->max_examples_per_seq, o->pos_weight,
-					 o->deploy ? "true" : "false");
 }
 
 static void
@@ -666,18 +108,6 @@ typedef struct UsTrainRun
 	int32		eval_chunk;
 	float	   *eval_out;		/* (eval_chunk, n_outputs) */
 } UsTrainRun;
-
-void
-UsReportActivity(const char *fmt,...)
-{
-	char		msg[512];
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pgstat_report_activity(STATE_RUNNING, msg);
-}
 
 static double
 UsSecondsSince(TimestampTz t)
@@ -859,9 +289,9 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	memset(&run->cfg, 0, sizeof(run->cfg));
 	us_model_config_default(&run->cfg, t);
 	run->cfg.task = t;
-	run->cfg.n_items = run->data.vocab.n_items + 2;
+	run->cfg.n_items = US_ROW_FIRST + run->data.vocab.n_items;
 	nb = run->data.vocab.n_behaviors;
-	run->cfg.n_behaviors = run->opts.behavior > 0 ? nb + 2 : 0;
+	run->cfg.n_behaviors = run->opts.behavior > 0 ? US_ROW_FIRST + nb : 0;
 	run->cfg.n_gap_buckets = run->opts.time_gaps;
 	switch (t)
 	{
@@ -910,7 +340,7 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 		if (run->opts.negatives < 0)
 			run->tc.n_negatives = run->cfg.n_items > US_NEGATIVES_AUTO_CROSSOVER ? US_NEGATIVES_AUTO_COUNT : 0;
 		else
-			run->tc.n_negatives = Min(run->opts.negatives, run->cfg.n_items - 2);
+			run->tc.n_negatives = Min(run->opts.negatives, run->cfg.n_items - US_ROW_FIRST);
 	}
 	else
 		run->tc.n_negatives = 0;
@@ -983,7 +413,7 @@ UsEvaluate(UsTrainRun *run, double *loss_out, double *metric_out, char **json_ou
 		us_ranking_init(&rm, cutoffs, 4);
 		/* padding and out-of-vocabulary rows are never recommended */
 		skip = palloc0(k);
-		skip[0] = skip[1] = 1;
+		skip[US_ROW_PAD] = skip[US_ROW_OOV] = 1;
 	}
 
 	run->phase = "validating";
@@ -1017,7 +447,7 @@ UsEvaluate(UsTrainRun *run, double *loss_out, double *metric_out, char **json_ou
 						int32		target = vs->classes[s];
 
 						/* an out-of-vocabulary target counts as a miss */
-						us_ranking_add(&rm, target >= 2 ? us_rank_of_target(o, k, target, skip) : k);
+						us_ranking_add(&rm, target >= US_ROW_FIRST ? us_rank_of_target(o, k, target, skip) : k);
 						break;
 					}
 				default:
@@ -1206,9 +636,9 @@ UsPopularityBaseline(UsTrainRun *run)
 		int32		t = run->data.valid.classes[s];
 		int64		rank;
 
-		if (t >= 2 && t < nv + 2)
+		if (t >= US_ROW_FIRST && t < US_ROW_FIRST + nv)
 		{
-			uint32		c = v->item_counts[t - 2];
+			uint32		c = v->item_counts[t - US_ROW_FIRST];
 			int32		lo = 0,
 						hi = nv;
 
@@ -1225,7 +655,7 @@ UsPopularityBaseline(UsTrainRun *run)
 			rank = nv - lo;
 		}
 		else
-			rank = (int64) nv + 2;
+			rank = (int64) nv + US_ROW_FIRST;
 		us_ranking_add(&rm, rank);
 	}
 	us_ranking_result(&rm, &hr, &ndcg, &mrr);
@@ -1274,7 +704,7 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 
 	if (run->best)
 		UsCheckStatus(us_model_copy_weights(run->model, run->best), "restore the best epoch", NULL);
-	UsCheckStatus(us_model_check_finite(run->model), "store the model", NULL);
+	UsCheckStatus(us_model_check_weights(run->model), "store the model", NULL);
 	size = us_model_encoded_size(run->model);
 	if (size == 0 || size > US_FORMAT_MAX_SIZE || size > MaxAllocHugeSize - VARHDRSZ ||
 		size + VARHDRSZ > (Size) 0x3FFFFFFF)
@@ -1312,7 +742,7 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 
 	memset(&req, 0, sizeof(req));
 	req.name = run->name;
-	req.task = UsTaskName(run->cfg.task);
+	req.task = us_task_name(run->cfg.task);
 	req.config_json = config.data;
 	req.query = run->query;
 	req.options = stored_options ? stored_options : run->options;
@@ -1444,6 +874,11 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	bool		nulls[7] = {false};
 	Datum		d;
 	bool		isnull;
+	char	   *owner_name;
+	Oid			owner;
+	Oid			save_user;
+	int			save_sec;
+	int			guc_level;
 
 	(void) UsCatalogCheckWrite(name, true);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -1453,10 +888,11 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	/* the deployed version's recipe, or the newest version's when none is deployed */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	guc_level = UsInternalSqlBegin();
 	{
 		Oid			argtypes[1] = {TEXTOID};
 		Datum		args[1] = {CStringGetTextDatum(name)};
-		char	   *sql = psprintf("SELECT query, task, options FROM %s.models WHERE name = $1 "
+		char	   *sql = psprintf("SELECT query, task, options, owner::text FROM %s.models WHERE name = $1 "
 								   "ORDER BY deployed DESC, version DESC LIMIT 1",
 								   quote_identifier(get_namespace_name(UsCatalogNamespace())));
 
@@ -1478,8 +914,19 @@ userseq_retrain(PG_FUNCTION_ARGS)
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
 		options = (Jsonb *) MemoryContextAllocHuge(fcinfo->flinfo->fn_mcxt, VARSIZE_ANY(DatumGetPointer(d)));
 		memcpy(options, DatumGetJsonbP(d), VARSIZE_ANY(DatumGetJsonbP(d)));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+		owner_name = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, TextDatumGetCString(d));
 	}
+	UsInternalSqlEnd(guc_level);
 	SPI_finish();
+	owner = get_role_oid(owner_name, true);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("owner role \"%s\" of model \"%s\" does not exist", owner_name, name),
+				 errdetail("A stored training query runs as the role that owns the model."),
+				 errhint("A superuser can give the model to an existing role: UPDATE %s.models SET owner = ... WHERE name = ...",
+						 quote_identifier(get_namespace_name(UsCatalogNamespace())))));
 
 	if (override)
 		options = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(options),
@@ -1488,7 +935,21 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
 												 CStringGetTextDatum("deploy")));
 
+	/*
+	 * The stored query (and every function it calls) runs as the model's owner, never as the
+	 * caller: a superuser or a pg_cron job retraining bob's model must not run bob's code
+	 * with its own rights. Restricted as PostgreSQL restricts maintenance commands that run
+	 * a table owner's code (no SET ROLE, no temporary objects); GUCs the query sets are
+	 * undone. An error aborts the (sub)transaction, which restores the user id.
+	 */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	guc_level = NewGUCNestLevel();
 	run = UsTrainBegin(name, query, task, options, CurrentMemoryContext);
+	AtEOXact_GUC(false, guc_level);
+	SetUserIdAndSecContext(save_user, save_sec);
+
 	while (UsTrainEpoch(run, &row))
 		;
 	UsTrainStore(run, force, !force, NULL, &res);

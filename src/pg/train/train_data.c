@@ -24,7 +24,8 @@
 #include "utils/array.h"
 
 #include "userseq/us_rng.h"
-#include "train/train.h"
+#include "models/catalog.h"
+#include "train/train_data.h"
 #include "userseq_pg.h"
 #include "seq/userseq_type.h"
 
@@ -258,7 +259,7 @@ UsRawAddUserSeq(UsRaw *raw, const UserSeq *seq, const UsTrainOptions *opts, bool
 
 		map[l + 1] = (int16) (1 + UsLabelId(raw->beh_hash, label, len, &raw->n_beh,
 											&raw->beh_names, &raw->beh_cap,
-											US_MAX_BEHAVIORS - 2, "behaviour label", raw->cxt));
+											US_MAX_BEHAVIORS - US_ROW_FIRST, "behaviour label", raw->cxt));
 	}
 	for (int32 i = 0; i < m; i++)
 	{
@@ -401,7 +402,7 @@ UsReadQuery(const char *name, const char *query, UsTrainOptions *opts, UsRaw *ra
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("training query has no column \"label\""),
-				 errdetail("Task \"%s\" needs a label per sequence.", UsTaskName(opts->task))));
+				 errdetail("Task \"%s\" needs a label per sequence.", us_task_name(opts->task))));
 	if (needs_label)
 	{
 		label_type = SPI_gettypeid(tupdesc, label_col);

@@ -1,0 +1,70 @@
+/*
+ * catalog.h: the model catalog (models, training_log) as the rest of the glue writes it:
+ * ownership checks, run ids and storing a finished run with its deploy policy (catalog.c).
+ * Reading a deployed model for scoring is model_cache.h.
+ */
+#ifndef USERSEQ_CATALOG_H
+#define USERSEQ_CATALOG_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "utils/jsonb.h"
+
+/* Namespace of the extension (where models and training_log live). */
+extern Oid	UsCatalogNamespace(void);
+
+/* Next run id (no privilege needed: ids are not secret and gaps are harmless). */
+extern int64 UsCatalogNextRunId(void);
+
+/*
+ * Errors unless the current user may write a model of this name: the name is new, or the
+ * user has the privileges of its owner role. Returns the owner to record (existing owner, or
+ * the current user for a new name).
+ */
+extern Oid	UsCatalogCheckWrite(const char *name, bool must_exist);
+
+/* One epoch row of training_log. */
+typedef struct UsEpochRow
+{
+	int32		epoch;			/* 1-based */
+	double		train_loss;
+	double		valid_loss;
+	double		valid_metric;
+	double		learning_rate;
+	double		seconds;
+	TimestampTz ended_at;
+} UsEpochRow;
+
+/* What a stored run needs to write. */
+typedef struct UsStoreRequest
+{
+	const char *name;
+	const char *task;
+	const char *config_json;
+	const char *query;			/* may be NULL (import) */
+	Jsonb	   *options;		/* as given by the user */
+	const char *metrics_json;
+	bytea	   *weights;
+	int64		run_id;			/* 0: none */
+	const UsEpochRow *epochs;
+	int32		n_epochs;
+	const char *metric_name;
+	/* deploy policy */
+	bool		deploy;			/* deploy unconditionally */
+	bool		deploy_if_not_worse;	/* retrain: compare with the deployed version */
+	bool		higher_is_better;
+	double		new_metric;
+} UsStoreRequest;
+
+typedef struct UsStoreResult
+{
+	int32		version;
+	bool		deployed;
+	int32		old_version;	/* deployed before, 0 if none */
+	double		old_metric;		/* NaN if none */
+} UsStoreResult;
+
+extern void UsCatalogStore(const UsStoreRequest *req, UsStoreResult *res);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * options.h: the options of userseq_train / userseq_retrain, parsed from jsonb and resolved
+ * against the defaults (options.c), and their JSON form stored in models.config.
+ */
+#ifndef USERSEQ_OPTIONS_H
+#define USERSEQ_OPTIONS_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+
+#include "userseq/us_model.h"
+
+/* validation methods */
+#define US_VALID_RANDOM			1
+#define US_VALID_TIME			2
+#define US_VALID_LEAVE_ONE_OUT	3
+
+/* sampled-softmax crossover: full softmax up to this many item rows (see README) */
+#define US_NEGATIVES_AUTO_CROSSOVER	20000
+#define US_NEGATIVES_AUTO_COUNT		256
+
+/* gap buckets of "time_gaps": true (2 + log2(1 + seconds) reaches 27 at about a year) */
+#define US_DEFAULT_GAP_BUCKETS		28
+
+/* Every option of userseq_train, resolved (defaults filled in). */
+typedef struct UsTrainOptions
+{
+	us_task		task;
+	int32		epochs;
+	int32		batch_size;
+	double		learning_rate;
+	int32		optimizer;		/* us_optimizer */
+	double		weight_decay;
+	double		momentum;
+	double		clip_norm;
+	int32		lr_schedule;	/* us_lr_schedule */
+	int32		lr_step_epochs;
+	double		lr_gamma;
+	int32		embedding_dim;
+	int32		n_widths;
+	int32		widths[US_MAX_WIDTHS];
+	int32		num_filters;
+	int32		hidden_dim;
+	double		dropout;
+	double		embed_init_std; /* embedding rows start N(0, this) */
+	int32		max_len;
+	int32		min_count;
+	int32		max_items;		/* 0 = no cap */
+	int32		valid_method;
+	double		valid_fraction;
+	TimestampTz valid_cutoff;
+	int32		patience;		/* 0 = no early stopping */
+	int64		seed;
+	int32		threads;
+	int32		behavior;		/* -1 = auto (on when the data has labels) */
+	int32		time_gaps;		/* gap buckets, 0 = off, -1 = auto (resolved on reading) */
+	int32		recent_window;
+	bool		tie_output;
+	int32		negatives;		/* -1 = auto */
+	int32		max_examples_per_seq;
+	double		pos_weight;
+	bool		deploy;
+} UsTrainOptions;
+
+extern void UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts);
+/* The task of a task name; an error naming the valid tasks otherwise. */
+extern us_task UsParseTask(const char *task);
+/* Appends the resolved options as a JSON object (the models.config column). */
+extern void UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *opts);
+
+#endif
