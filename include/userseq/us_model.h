@@ -67,6 +67,8 @@
 /* Default embedding init scale of the prefix tasks (README, "Next-item quality"): N(0, 1) rows
  * have norm ~sqrt(E), so Adam's ~lr steps barely move them and a tied output layer cannot learn */
 #define US_EMBED_INIT_STD_NEXT	0.05f
+/* Default batch of the prefix tasks, in training examples (batch_examples = 1) */
+#define US_BATCH_EXAMPLES_NEXT	256
 
 typedef enum us_task
 {
@@ -267,7 +269,11 @@ typedef struct us_train_config
 	int32_t		lr_step_epochs;
 	float		lr_gamma;
 	int32_t		epochs;			/* for the cosine schedule */
-	int32_t		batch_size;		/* sequences per step */
+	int32_t		batch_size;		/* sequences per step, or examples (batch_examples) */
+	int32_t		batch_examples;	/* 1: batch_size counts training examples (prefix tasks: the
+								 * prefixes, one per event after the first): whole sequences in
+								 * shuffled order fill a step while they fit, at least one per
+								 * step; 0: batch_size sequences per step */
 	int32_t		n_negatives;	/* next_item: sampled softmax negatives per step, 0 = full */
 	int32_t		max_examples_per_seq;	/* next_*: last C prefixes per sequence, 0 = all */
 	uint64_t	seed;			/* shuffling, dropout, negatives */

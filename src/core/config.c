@@ -205,6 +205,7 @@ us_train_config_default(us_train_config *tc)
 	tc->lr_gamma = 0.1f;
 	tc->epochs = 10;
 	tc->batch_size = 256;
+	tc->batch_examples = 0;
 	tc->n_negatives = 0;
 	tc->max_examples_per_seq = 0;
 	tc->seed = 12345;
@@ -261,6 +262,7 @@ us_train_config_validate(const us_train_config *tc, char *msg, size_t msglen)
 					(double) tc->lr_gamma);
 	RANGE(tc->epochs, "epochs", 1, 1000000);
 	RANGE(tc->batch_size, "batch_size", 1, 65536);
+	RANGE(tc->batch_examples, "batch_examples", 0, 1);
 	if (tc->n_negatives != 0)
 		RANGE(tc->n_negatives, "n_negatives (or 0 for the full softmax)", 2, 1 << 20);
 	RANGE(tc->max_examples_per_seq, "max_examples_per_seq (or 0 for all prefixes)", 0, US_MAX_LEN);

@@ -29,7 +29,8 @@
  *     validate on the second-to-last, --report-test 1 also the last), as torch_textcnn.py does
  *   --n-neg N (sampled candidates; --negatives FILE, loo also FILE.test, from torch_textcnn.py
  *     negatives), --tie, --recent-window, --embed-init-std, --clip-norm, --weight-decay,
- *     --optimizer adamw, --train-negatives M (sampled softmax), --patience P
+ *     --optimizer adamw, --train-negatives M (sampled softmax), --patience P, --batch-examples 1
+ *     (--batch counts training examples; the seq/s figures then assume --batch sequences)
  *   After every epoch the validation metrics; the model of the best epoch (validation NDCG@10
  *     over the full catalogue, as userseq_train) is restored for the summary, which adds the
  *     popularity and first-order markov baselines (transitions of the training part and the
@@ -60,7 +61,7 @@ typedef struct opts
 	int32_t		n_widths;
 	int32_t		widths[US_MAX_WIDTHS];
 	int32_t		max_ex, infer_batches;
-	int32_t		tie, recent, loo, patience, report_test, train_neg, adamw;
+	int32_t		tie, recent, loo, patience, report_test, train_neg, adamw, batch_examples;
 	float		dropout, lr, init_std, clip, wd, embed_dropout;
 	double		valid_fraction, score_seconds;
 	uint64_t	seed, negatives_seed;
@@ -225,6 +226,8 @@ parse_args(int argc, char **argv, opts *o)
 			o->infer_batches = atoi(v);
 		else if (!strcmp(a, "--score-seconds"))
 			o->score_seconds = strtod(v, NULL);
+		else if (!strcmp(a, "--batch-examples"))
+			o->batch_examples = atoi(v);
 		else if (!strcmp(a, "--tie"))
 			o->tie = atoi(v);
 		else if (!strcmp(a, "--recent-window"))
@@ -1011,6 +1014,7 @@ main(int argc, char **argv)
 	tc.n_threads = o.threads;
 	tc.max_examples_per_seq = o.max_ex;
 	tc.clip_norm = o.clip;
+	tc.batch_examples = o.batch_examples;
 	tc.weight_decay = o.wd;
 	tc.optimizer = o.adamw ? US_OPT_ADAMW : US_OPT_ADAM;
 	tc.n_negatives = o.train_neg;
@@ -1154,10 +1158,11 @@ main(int argc, char **argv)
 		{
 			printf("\"negatives\": \"%s\", \"n_neg\": %d, \"protocol\": \"%s\", "
 				   "\"best_epoch\": %d, \"tie\": %d, \"recent_window\": %d, \"embed_init_std\": %g, "
-				   "\"clip_norm\": %g, \"weight_decay\": %g, \"embed_dropout\": %g, \"popularity_baseline\": {",
+				   "\"clip_norm\": %g, \"weight_decay\": %g, \"embed_dropout\": %g, \"batch_examples\": %d, "
+				   "\"popularity_baseline\": {",
 				   o.negatives ? "file (peer sampler)" : "own draws (us_rng)", N_NEG,
 				   o.loo ? "loo" : "heldout", best_epoch, o.tie, o.recent, (double) cfg.embed_init_std, o.clip,
-				   o.wd, o.embed_dropout);
+				   o.wd, o.embed_dropout, o.batch_examples);
 			print_ranking("full_ranking", &pop_full);
 			printf(", ");
 			print_ranking("sampled_99", &pop_sampled);
