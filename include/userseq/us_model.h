@@ -351,4 +351,45 @@ us_status	us_scorer_topk(us_scorer *scorer, const us_events *events, int32_t k, 
 						   int32_t *rows, float *scores, int32_t *n_found);
 void		us_scorer_free(us_scorer *scorer);
 
+
+/* ------------------------------------------------------------------ explanations, surprise */
+
+typedef enum us_attr_method
+{
+	US_ATTR_INTEGRATED_GRADIENTS = 1,
+	US_ATTR_GRADIENT_X_INPUT = 2
+} us_attr_method;
+
+/*
+ * Per-event attributions of the most recent min(n, max_len) events toward one output f:
+ * binary P(true) (target ignored), regression the value (target ignored), multiclass the
+ * probability of class target, next_behavior the probability of behaviour row target,
+ * next_item the logit of item row target. The gradient is taken with respect to each event's
+ * summed input vector x_t (item + behaviour + gap embedding) by backpropagation:
+ *   integrated gradients: attr_t = x_t . integral over a in [0, 1] of grad f(a x), from the
+ *     all-padding baseline (every x_t = 0, same length; the padding rows are zero), the path
+ *     cut into steps equal parts and at every relu kink, each piece by its midpoint gradient
+ *     (binary: the sigmoid's exact mean slope on the piece), so sum_t attr_t = f(x) -
+ *     f(baseline) up to rounding for binary, regression and next_item, and up to the
+ *     midpoint rule's error on the pieces for the softmax heads;
+ *   gradient x input: attr_t = x_t . grad f(x) (steps ignored).
+ * See src/core/explain.c for why the convolution runs once per call.
+ * attr gets min(n, max_len) values, oldest first; fx / fbase (may be NULL) get f(x) and
+ * f(baseline). Allocates scratch through the model's allocator for the call.
+ */
+us_status	us_model_attribute(const us_model *model, const us_events *events, int32_t target,
+							   int method, int32_t steps, double *attr, double *fx,
+							   double *fbase);
+
+/*
+ * next_item / next_behavior: how surprising each event of the most recent min(n, max_len)
+ * events is, given the events before it in that window (one pass, as training's prefix loss):
+ * for t = 1 .. m-1, nll[t-1] = -log p(event t | events 0..t-1) under the full softmax and
+ * rank[t-1] = 1 + the number of catalogue rows (>= 2) whose score is higher than or equal to the
+ * actual one's (ties count against it), or 0 when the actual item / behaviour is unknown
+ * (row < 2). nll and rank (may be NULL) have room for m - 1 values.
+ */
+us_status	us_model_surprise(const us_model *model, const us_events *events, double *nll,
+							  int32_t *rank);
+
 #endif
