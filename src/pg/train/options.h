@@ -62,11 +62,19 @@ typedef struct UsTrainOptions
 	int32		max_examples_per_seq;
 	double		pos_weight;
 	bool		deploy;
+	/* "init_from": copy compatible weights from another model (NULL: random init) */
+	char	   *init_model;
+	int32		init_version;	/* 0: the deployed version */
+	uint32		freeze;			/* US_BLOCK_* kept fixed in training */
+	/* userseq_retrain's "warm_start" (never stored: each retrain decides) */
+	bool		warm_start;
 } UsTrainOptions;
 
 extern void UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts);
 /* The task of a task name; an error naming the valid tasks otherwise. */
 extern us_task UsParseTask(const char *task);
+/* Whether key is an option of userseq_train (this build's list). */
+extern bool UsIsTrainOption(const char *key);
 /* Appends the resolved options as a JSON object (the models.config column). */
 extern void UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *opts);
 
