@@ -100,5 +100,6 @@ SELECT tu_err('[1, 2]');
 SELECT tu_err('{"tie_output": [true]}', task => 'binary');
 SELECT tu_err(NULL, '{"learnin_rate": 0.1}');
 SELECT tu_err(NULL, trials => 0);
+SELECT tu_err(NULL, '{"warm_start": true}');
 SELECT tu_err(NULL, task => 'next_thing');
 SELECT count(*) AS nothing_written FROM models WHERE name = 'tu_x';

@@ -526,6 +526,11 @@ userseq_tune(PG_FUNCTION_ARGS)
 				 errmsg("trials must be between 1 and %d", US_TUNE_MAX_TRIALS)));
 
 	/* everything that can be checked before reading data */
+	if (UsJsonbHasKey(base, "warm_start"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"warm_start\" is an option of userseq_retrain"),
+				 errhint("To start every trial from another model's weights, use \"init_from\" and fix the shape options it needs.")));
 	task = UsParseTask(task_name);
 	UsParseTrainOptions(base, task, &base_opts);
 	UsBuildSpace(space, base, task, &sp);
