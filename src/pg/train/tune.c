@@ -364,7 +364,7 @@ static char *
 UsSample(const UsTuneSpace *sp, us_rng *rng, const UsTrainOptions *base_opts)
 {
 	StringInfoData buf;
-	bool		tie = false;
+	bool		tie = base_opts->tie_output;	/* a tie_output entry of the space overrides */
 	char	   *embed = NULL;
 
 	initStringInfo(&buf);
