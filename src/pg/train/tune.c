@@ -60,7 +60,7 @@ typedef struct UsTunable
 
 static const UsTunable us_tunables[] = {
 	{"learning_rate", true, false, "{\"min\": 0.0003, \"max\": 0.01, \"log\": true}"},
-	{"batch_size", true, true, "[32, 64, 128, 256]"},
+	{"batch_size", true, true, "[32, 64, 128, 256]"},	/* sequences; examples: below */
 	{"dropout", true, false, "{\"min\": 0, \"max\": 0.5}"},
 	{"embedding_dropout", true, false, "{\"min\": 0, \"max\": 0.5}"},
 	{"weight_decay", true, false, "[0, 0.000001, 0.00001, 0.0001]"},
@@ -74,6 +74,7 @@ static const UsTunable us_tunables[] = {
 	{"optimizer", false, false, NULL},
 	{"lr_schedule", false, false, NULL},
 	{"clip_norm", true, false, NULL},
+	{"embed_init_std", true, false, NULL},
 	{NULL, false, false, NULL}
 };
 
@@ -279,7 +280,7 @@ UsCheckParam(const UsTuneParam *p, Jsonb *base, us_task task)
  * options), then every key of space replacing or adding an entry (null removes it).
  */
 static void
-UsBuildSpace(Jsonb *space, Jsonb *base, us_task task, UsTuneSpace *out)
+UsBuildSpace(Jsonb *space, Jsonb *base, us_task task, bool batch_examples, UsTuneSpace *out)
 {
 	ErrorContextCallback errcb;
 	bool		removed[lengthof(us_tunables)] = {false};
@@ -344,7 +345,9 @@ UsBuildSpace(Jsonb *space, Jsonb *base, us_task task, UsTuneSpace *out)
 				 !UsJsonbHasKey(base, t->key) &&
 				 (strcmp(t->key, "tie_output") != 0 || task == US_TASK_NEXT_ITEM))
 		{
-			Jsonb	   *jb = UsJsonbFromText(t->default_space);
+			/* batch_unit "examples" (next_* default): steps of 256 examples, not 256 sequences */
+			Jsonb	   *jb = UsJsonbFromText(strcmp(t->key, "batch_size") == 0 && batch_examples ?
+											 "[128, 256, 512, 1024]" : t->default_space);
 			JsonbValue	v;
 
 			us_tune_key = t->key;
@@ -533,7 +536,7 @@ userseq_tune(PG_FUNCTION_ARGS)
 				 errhint("To start every trial from another model's weights, use \"init_from\" and fix the shape options it needs.")));
 	task = UsParseTask(task_name);
 	UsParseTrainOptions(base, task, &base_opts);
-	UsBuildSpace(space, base, task, &sp);
+	UsBuildSpace(space, base, task, base_opts.batch_examples, &sp);
 	(void) UsCatalogCheckWrite(name, false);
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
