@@ -32,9 +32,9 @@ SELECT u, userseq(ARRAY(
 	FROM generate_series(0, 7 + u % 8) e ORDER BY e)) AS seq
 FROM generate_series(1, 2000) u;
 SELECT ok((SELECT count(*) FROM userseq_train('sr_sas', 'SELECT seq FROM sr_d WHERE u <= 1600 ORDER BY u', 'next_item',
-	'{"architecture": "sasrec", "epochs": 5, "learning_rate": 0.005, "seed": 2}')) = 5, 'sasrec trains 5 epochs');
+	'{"architecture": "sasrec", "epochs": 5, "learning_rate": 0.001, "seed": 2}')) = 5, 'sasrec trains 5 epochs');
 SELECT ok((SELECT count(*) FROM userseq_train('sr_cnn', 'SELECT seq FROM sr_d WHERE u <= 1600 ORDER BY u', 'next_item',
-	'{"epochs": 5, "learning_rate": 0.005, "seed": 2}')) = 5, 'the text-CNN peer trains 5 epochs');
+	'{"epochs": 5, "learning_rate": 0.001, "seed": 2}')) = 5, 'the text-CNN peer trains 5 epochs');
 CREATE TEMP TABLE sr_e AS
 SELECT 'sasrec' AS arch, * FROM userseq_evaluate('sr_sas', 'SELECT seq FROM sr_d WHERE u > 1600 ORDER BY u')
 UNION ALL
