@@ -11,7 +11,9 @@
  *     from another draw of the same Zipf distribution; the default 256 MB budget (screened
  *     top-k, folded or hottest-rows-folded convolutions) against budget 0 as the peer.
  * argv[2], if given, picks the configurations whose name contains it (spec, lean, next_item_5k,
- * next_item_50k, next_item_h64_50k).
+ * next_item_50k, next_item_h64_50k); next_item_h64_1m (1,000,000 item rows, E = F = H = 64, 1,000
+ * requests; about 1.3 GB) runs only when named exactly. Top-k lines also give the model's and
+ * the screen's size and the process's peak RSS.
  * Each measurement runs `runs` times (argv[1], default 5) over a fresh pass of pre-generated
  * sequences and prints every run and the median, one JSON line per configuration: "median"
  * and "runs" are wall-clock rates; "cpu_median" is the rate per second of this thread's CPU
@@ -267,9 +269,11 @@ bench_topk(const char *name, int V, int dim, int L, int n_req, int runs)
 			crates[v][r] = n_req / (cpu_now() - c1);
 		}
 	snprintf(extra, sizeof(extra), ", \"V\": %d, \"E\": %d, \"H\": %d, \"L\": %d, \"screened\": %d, "
-			 "\"folded_rows\": %d, \"checksum\": \"%016llx\"", V, dim, dim, L,
+			 "\"folded_rows\": %d, \"checksum\": \"%016llx\", \"model_mb\": %.0f, "
+			 "\"screen_mb\": %.0f, \"peak_rss_mb\": %.0f", V, dim, dim, L,
 			 us_scorer_is_screened(sc[0]), (int) us_scorer_folded_rows(sc[0]),
-			 (unsigned long long) checksum[0]);
+			 (unsigned long long) checksum[0], m->n_params * 4.0 / 1048576.0,
+			 us_scorer_screen_bytes(&m->cfg) / 1048576.0, bench_peak_rss_mb());
 	report(name, "topk10_per_s", rates[0], crates[0], runs, extra);
 	snprintf(extra, sizeof(extra), ", \"checksum\": \"%016llx\"", (unsigned long long) checksum[1]);
 	report(name, "topk10_per_s_peer_budget0", rates[1], crates[1], runs, extra);
@@ -302,5 +306,8 @@ main(int argc, char **argv)
 		bench_topk("next_item_50k", 50000, 128, 50, 5000, runs);
 	if (strstr("next_item_h64_50k", only))
 		bench_topk("next_item_h64_50k", 50000, 64, 50, 5000, runs);
+	/* only when asked for by name: about 1.3 GB and a slow fp32 peer */
+	if (strcmp(only, "next_item_h64_1m") == 0)
+		bench_topk("next_item_h64_1m", 1000000, 64, 50, 1000, runs);
 	return 0;
 }
