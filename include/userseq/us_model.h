@@ -386,4 +386,54 @@ us_status	us_model_attribute(const us_model *model, const us_events *events, int
 us_status	us_model_surprise(const us_model *model, const us_events *events, double *nll,
 							  int32_t *rank);
 
+/* ------------------------------------------------------------------ transfer between models */
+
+/*
+ * Named parameter blocks, for copying weights from another model (init_from, warm start) and
+ * for freezing them in training.
+ */
+#define US_BLOCK_ITEM_EMB		(1u << 0)	/* "item_embedding" */
+#define US_BLOCK_BEHAVIOR_EMB	(1u << 1)	/* "behavior_embedding" */
+#define US_BLOCK_GAP_EMB		(1u << 2)	/* "gap_embedding" */
+#define US_BLOCK_CONV			(1u << 3)	/* "conv": every width's filters and biases */
+#define US_BLOCK_DENSE			(1u << 4)	/* "dense" */
+#define US_BLOCK_OUTPUT			(1u << 5)	/* "output": out_w and out_b */
+#define US_N_BLOCKS				6
+#define US_BLOCK_ALL			((1u << US_N_BLOCKS) - 1)
+
+/* "item_embedding", ... for block index i (0..US_N_BLOCKS-1), NULL otherwise */
+const char *us_block_name(int i);
+/* the bit of a block name, 0 if unknown */
+uint32_t	us_block_from_name(const char *name);
+
+typedef struct us_init_report
+{
+	uint32_t	copied;			/* blocks copied (embeddings: the rows both models know) */
+	uint32_t	absent;			/* blocks one of the two models does not have */
+	uint32_t	incompatible;	/* blocks both have whose shapes or meaning differ */
+	int32_t		item_rows;		/* item rows matched by id (of dst's vocabulary) */
+	int32_t		behavior_rows;	/* behaviour rows matched by label */
+	int32_t		output_rows;	/* outputs matched by item id / label (1 for binary, regression) */
+	char		reason[US_N_BLOCKS][192];	/* why a block is incompatible */
+} us_init_report;
+
+/*
+ * Copies into dst every parameter of src that has the same meaning, for the blocks in mask:
+ * item rows matched by item id, behaviour rows by label (out-of-vocabulary rows copied too),
+ * gap buckets when both have the same buckets, the convolutions when E, the widths and F
+ * agree, the dense layer when its input (W*F + R*E) and H agree in layout, the output layer
+ * when the tasks agree (binary / regression: same H; multiclass: outputs matched by class
+ * name; next_item: by item id; next_behavior: by label; a tied layer is the item table).
+ * Rows src does not know keep dst's (fresh) values. Never fails for incompatible blocks: rep
+ * says which were copied, absent or incompatible (with a reason). US_EINVAL for NULL args.
+ */
+us_status	us_model_init_from(us_model *dst, const us_model *src, uint32_t mask,
+							   us_init_report *rep);
+
+/*
+ * Blocks whose weights the trainer leaves unchanged (no update, no weight decay, no moments);
+ * their gradients still flow to the blocks below. A tied next_item output is the item table.
+ */
+void		us_trainer_freeze(us_trainer *trainer, uint32_t blocks);
+
 #endif

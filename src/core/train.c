@@ -46,6 +46,7 @@ struct us_trainer
 	float	   *m1;
 	float	   *m2;
 	int64_t		t;				/* optimizer steps so far */
+	uint32_t	frozen;			/* US_BLOCK_* left unchanged by the optimizer */
 	int64_t		stamp;
 	touch		tch[3];			/* item, behaviour, gap rows */
 	int32_t    *perm;
@@ -386,6 +387,8 @@ optimizer_step(us_trainer *tr, float lr)
 	size_t		off[3];
 	int32_t		rows[3];
 	size_t		dense0;
+	size_t		bounds[4];
+	const uint32_t bits[3] = {US_BLOCK_CONV, US_BLOCK_DENSE, US_BLOCK_OUTPUT};
 	opt_step	s;
 
 	emb_tables(model, off, rows);
@@ -410,13 +413,22 @@ optimizer_step(us_trainer *tr, float lr)
 		s.bc1 = 1.0f;
 	if (s.bc2 <= 0.0f)
 		s.bc2 = 1.0f;
+	/* conv, dense and output lie in this order after the embeddings */
+	bounds[0] = dense0;
+	bounds[1] = (size_t) (model->p.dense_w - model->params_block);
+	bounds[2] = (size_t) ((model->p.out_w ? model->p.out_w : model->p.out_b) - model->params_block);
+	bounds[3] = model->n_params;
+	/* frozen blocks: zero gradients (out of the clip norm, no update, no weight decay) */
+	for (int b = 0; b < 3; b++)
+		if (tr->frozen & bits[b])
+			memset(tr->grads + bounds[b], 0, (bounds[b + 1] - bounds[b]) * sizeof(float));
 	if (tc->clip_norm > 0.0f)
 	{
 		double		ss = sumsq(tr->grads + dense0, model->n_params - dense0);
 		double		norm;
 
 		for (int t = 0; t < 3; t++)
-			for (int32_t i = 0; i < tr->tch[t].n; i++)
+			for (int32_t i = 0; i < tr->tch[t].n && !(tr->frozen & (US_BLOCK_ITEM_EMB << t)); i++)
 				ss += sumsq(tr->grads + off[t] + (size_t) tr->tch[t].list[i] * E, E);
 		norm = sqrt(ss);
 		if (norm > tc->clip_norm)
@@ -428,13 +440,32 @@ optimizer_step(us_trainer *tr, float lr)
 		{
 			size_t		o = off[t] + (size_t) tr->tch[t].list[i] * E;
 
-			update_range(&s, model->params_block + o, tr->grads + o, tr->m1 + o,
-						 tr->m2 ? tr->m2 + o : tr->m1 + o, E);
+			if (tr->frozen & (US_BLOCK_ITEM_EMB << t))
+				memset(tr->grads + o, 0, E * sizeof(float));
+			else
+				update_range(&s, model->params_block + o, tr->grads + o, tr->m1 + o,
+							 tr->m2 ? tr->m2 + o : tr->m1 + o, E);
 		}
 		tr->tch[t].n = 0;
 	}
-	update_range(&s, model->params_block + dense0, tr->grads + dense0, tr->m1 + dense0,
-				 tr->m2 ? tr->m2 + dense0 : tr->m1 + dense0, model->n_params - dense0);
+	if (tr->frozen == 0)
+	{
+		update_range(&s, model->params_block + dense0, tr->grads + dense0, tr->m1 + dense0,
+					 tr->m2 ? tr->m2 + dense0 : tr->m1 + dense0, model->n_params - dense0);
+		return;
+	}
+	for (int b = 0; b < 3; b++)
+		if (!(tr->frozen & bits[b]))
+			update_range(&s, model->params_block + bounds[b], tr->grads + bounds[b],
+						 tr->m1 + bounds[b], tr->m2 ? tr->m2 + bounds[b] : tr->m1 + bounds[b],
+						 bounds[b + 1] - bounds[b]);
+}
+
+void
+us_trainer_freeze(us_trainer *tr, uint32_t blocks)
+{
+	if (tr)
+		tr->frozen = blocks & US_BLOCK_ALL;
 }
 
 /* ------------------------------------------------------------------ trainer */

@@ -11,6 +11,7 @@
 
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
@@ -37,10 +38,10 @@ UsParseTask(const char *task)
 
 static const char *const us_option_names[] = {
 	"batch_size", "behavior", "clip_norm", "deploy", "dropout", "embedding_dim", "epochs",
-	"filter_widths", "hidden_dim", "learning_rate", "lr_gamma", "lr_schedule", "lr_step_epochs",
+	"filter_widths", "hidden_dim", "init_from", "learning_rate", "lr_gamma", "lr_schedule", "lr_step_epochs",
 	"max_examples_per_seq", "max_items", "max_len", "min_count", "momentum", "negatives",
 	"num_filters", "optimizer", "patience", "pos_weight", "recent_window", "seed", "threads",
-	"tie_output", "time_gaps", "validation", "weight_decay", NULL
+	"tie_output", "time_gaps", "validation", "warm_start", "weight_decay", NULL
 };
 
 bool
@@ -227,6 +228,96 @@ UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("validation method \"leave_one_out\" applies only to tasks next_item and next_behavior")));
+}
+
+/* "init_from": {"model": "name", "version": n, "freeze": ["item_embedding", ...]} */
+static void
+UsParseInitFrom(JsonbValue *v, UsTrainOptions *opts)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				val;
+	JsonbIteratorToken r;
+	static const char *const valid_keys[] = {"freeze", "model", "version", NULL};
+	const char *blocks[US_N_BLOCKS + 1];
+
+	for (int i = 0; i < US_N_BLOCKS; i++)
+		blocks[i] = us_block_name(i);
+	blocks[US_N_BLOCKS] = NULL;
+	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"init_from\" must be an object"),
+				 errhint("For example {\"model\": \"pretrained\", \"version\": 2, \"freeze\": [\"item_embedding\"]}.")));
+	it = JsonbIteratorInit(v->val.binary.data);
+	r = JsonbIteratorNext(&it, &k, false);
+	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (r != WJB_KEY)
+			continue;
+		key = pnstrdup(k.val.string.val, k.val.string.len);
+		r = JsonbIteratorNext(&it, &val, true);
+		if (strcmp(key, "model") == 0)
+		{
+			if (val.type != jbvString || val.val.string.len == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"init_from.model\" must be a model name")));
+			opts->init_model = pnstrdup(val.val.string.val, val.val.string.len);
+		}
+		else if (strcmp(key, "version") == 0)
+		{
+			if (val.type != jbvNull)
+				opts->init_version = (int32) UsOptInt("init_from.version", &val, 1, INT32_MAX);
+		}
+		else if (strcmp(key, "freeze") == 0)
+		{
+			JsonbIterator *ai;
+			JsonbValue	e;
+
+			if (val.type != jbvBinary || !JsonContainerIsArray(val.val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"init_from.freeze\" must be an array of block names"),
+						 errdetail("Blocks are %s.", UsJoinNames(blocks))));
+			ai = JsonbIteratorInit(val.val.binary.data);
+			while ((r = JsonbIteratorNext(&ai, &e, true)) != WJB_DONE)
+			{
+				uint32		bit = 0;
+
+				if (r != WJB_ELEM)
+					continue;
+				if (e.type == jbvString)
+				{
+					char	   *name = pnstrdup(e.val.string.val, e.val.string.len);
+
+					bit = us_block_from_name(name);
+					if (bit == 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("unrecognized block \"%s\" in option \"init_from.freeze\"", name),
+								 errdetail("Blocks are %s.", UsJoinNames(blocks))));
+				}
+				else
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("option \"init_from.freeze\" must be an array of block names"),
+							 errdetail("Blocks are %s.", UsJoinNames(blocks))));
+				opts->freeze |= bit;
+			}
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized key \"%s\" in option \"init_from\"", key),
+					 errdetail("Valid keys are %s.", UsJoinNames(valid_keys))));
+	}
+	if (opts->init_model == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"init_from\" needs a \"model\"")));
 }
 
 static void
@@ -493,6 +584,10 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 		}
 		else if (strcmp(key, "deploy") == 0)
 			opts->deploy = UsOptBool(key, &v);
+		else if (strcmp(key, "init_from") == 0)
+			UsParseInitFrom(&v, opts);
+		else if (strcmp(key, "warm_start") == 0)
+			opts->warm_start = UsOptBool(key, &v);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -555,4 +650,16 @@ UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 					 o->time_gaps, o->recent_window, o->tie_output ? "true" : "false",
 					 o->negatives, o->max_examples_per_seq, o->pos_weight,
 					 o->deploy ? "true" : "false");
+	if (o->init_model)
+	{
+		appendStringInfoString(buf, ", \"init_from\": {\"model\": ");
+		escape_json(buf, o->init_model);
+		if (o->init_version > 0)
+			appendStringInfo(buf, ", \"version\": %d", o->init_version);
+		appendStringInfoString(buf, ", \"freeze\": [");
+		for (int i = 0, n = 0; i < US_N_BLOCKS; i++)
+			if (o->freeze & (1u << i))
+				appendStringInfo(buf, "%s\"%s\"", n++ ? ", " : "", us_block_name(i));
+		appendStringInfoString(buf, "]}");
+	}
 }

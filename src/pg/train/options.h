@@ -62,6 +62,12 @@ typedef struct UsTrainOptions
 	int32		max_examples_per_seq;
 	double		pos_weight;
 	bool		deploy;
+	/* "init_from": copy compatible weights from another model (NULL: random init) */
+	char	   *init_model;
+	int32		init_version;	/* 0: the deployed version */
+	uint32		freeze;			/* US_BLOCK_* kept fixed in training */
+	/* userseq_retrain's "warm_start" (never stored: each retrain decides) */
+	bool		warm_start;
 } UsTrainOptions;
 
 extern void UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts);

@@ -35,6 +35,7 @@
 #include "models/catalog.h"
 #include "train/train_data.h"
 #include "train/train.h"
+#include "train/transfer.h"
 #include "userseq_pg.h"
 
 static const char *
@@ -94,6 +95,9 @@ struct UsTrainRun
 	double		best_metric;
 	int32		since_best;
 	UsEpochRow *rows;
+	char	   *init_json;		/* init_from / warm_start report for metrics, or "" */
+	int32		training_run;	/* training_log.training_run */
+	int64		continues_run;	/* warm start: the run continued, 0: none */
 	char	   *best_metrics;	/* JSON fragment: ", \"k\": v, ..." of the best epoch */
 	TimestampTz start;
 	double		seconds_total;
@@ -276,6 +280,8 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	run->options = options ? (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(options)) : NULL;
 	run->alloc = UsContextAllocator(cxt);
 	UsParseTrainOptions(run->options, t, &run->opts);
+	run->init_json = "";
+	run->training_run = 1;
 	if (strlen(name) == 0 || strlen(name) > NAMEDATALEN * 4)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -384,8 +390,28 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	UsApplyThreadCount(run->opts.threads);
 	UsCheckStatus(us_model_create(&run->cfg, &run->data.vocab, (uint64_t) run->opts.seed,
 								  &run->alloc, &run->model), "create the model", NULL);
+	if (run->opts.warm_start || run->opts.init_model)
+	{
+		UsInitSource src;
+
+		/* a warm start continues the deployed version of this model (init_from is overridden) */
+		run->init_json = UsInitFromCatalog(run->model,
+										   run->opts.warm_start ? name : run->opts.init_model,
+										   run->opts.warm_start ? 0 : run->opts.init_version,
+										   run->opts.freeze, run->opts.warm_start, &run->alloc, &src);
+		if (run->opts.warm_start)
+		{
+			run->training_run = src.training_run + 1;
+			run->continues_run = src.run_id;
+		}
+		ereport(NOTICE,
+				(errmsg("userseq_train \"%s\" run " INT64_FORMAT ": %s model \"%s\" version %d",
+						name, run->run_id, run->opts.warm_start ? "warm start from" : "initialised from",
+						run->opts.warm_start ? name : run->opts.init_model, src.version)));
+	}
 	UsCheckStatus(us_trainer_create(run->model, &run->tc, &run->alloc, &run->trainer),
 				  "create the trainer", NULL);
+	us_trainer_freeze(run->trainer, run->opts.freeze);
 	/* the trainer's worker threads are joined before the run's memory goes, also on error */
 	run->trainer_cb.func = UsTrainRunReset;
 	run->trainer_cb.arg = run;
@@ -750,14 +776,14 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 					 run->cfg.n_outputs, run->tc.n_negatives);
 
 	initStringInfo(&metrics);
-	appendStringInfo(&metrics, "{\"protocol\": \"%s\"%s%s%s, \"metric\": \"%s\", \"best_epoch\": %d, "
+	appendStringInfo(&metrics, "{\"protocol\": \"%s\"%s%s%s%s, \"metric\": \"%s\", \"best_epoch\": %d, "
 					 "\"epochs_run\": %d, \"train_sequences\": %d, \"valid_sequences\": %d, "
 					 "\"train_seconds\": %.3f, \"rows_read\": %lld, \"skipped_null_seq\": %lld, "
 					 "\"skipped_null_label\": %lld, \"skipped_short\": %lld, "
 					 "\"memory_estimate_mb\": %.1f, \"memory_used_mb\": %.1f%s}",
 					 UsProtocol(run), run->best_metrics ? run->best_metrics : "",
 					 run->cfg.task == US_TASK_NEXT_ITEM ? UsPopularityBaseline(run) : "",
-					 UsLabelPrior(run), run->metric_name, run->best_epoch, run->epoch, run->data.n_train,
+					 UsLabelPrior(run), run->init_json, run->metric_name, run->best_epoch, run->epoch, run->data.n_train,
 					 run->data.n_valid, run->seconds_total, (long long) run->data.rows_read,
 					 (long long) run->data.skipped_null_seq,
 					 (long long) run->data.skipped_null_label,
@@ -777,6 +803,8 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 	req.epochs = run->rows;
 	req.n_epochs = run->epoch;
 	req.metric_name = run->metric_name;
+	req.training_run = run->training_run;
+	req.continues_run = run->continues_run;
 	req.deploy = deploy;
 	req.deploy_if_not_worse = if_not_worse;
 	req.higher_is_better = run->higher_better;
@@ -870,6 +898,12 @@ userseq_train(PG_FUNCTION_ARGS)
 			elog(ERROR, "return type must be a row type");
 		funcctx->tuple_desc = BlessTupleDesc(tupdesc);
 		MemoryContextSwitchTo(old);
+		if (options && DatumGetBool(DirectFunctionCall2(jsonb_exists, JsonbPGetDatum(options),
+														 CStringGetTextDatum("warm_start"))))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"warm_start\" is an option of userseq_retrain"),
+					 errhint("To start userseq_train from another model's weights, use \"init_from\".")));
 		funcctx->user_fctx = UsTrainBegin(name, query, task, options,
 										  funcctx->multi_call_memory_ctx, NULL);
 	}
@@ -928,6 +962,7 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	char	   *query;
 	char	   *task;
 	Jsonb	   *options;
+	Jsonb	   *stored;
 	UsTrainRun *run;
 	UsEpochRow	row;
 	UsStoreResult res;
@@ -996,6 +1031,9 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	/* the deploy decision belongs to retrain */
 	options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
 												 CStringGetTextDatum("deploy")));
+	/* each retrain decides on a warm start: it is never stored with the new version */
+	stored = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
+												CStringGetTextDatum("warm_start")));
 
 	/*
 	 * The stored query (and every function it calls) runs as the model's owner, never as the
@@ -1014,7 +1052,7 @@ userseq_retrain(PG_FUNCTION_ARGS)
 
 	while (UsTrainEpoch(run, &row))
 		;
-	UsTrainStore(run, force, !force, NULL, &res);
+	UsTrainStore(run, force, !force, stored, &res);
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(res.old_version);
