@@ -378,10 +378,10 @@ typedef enum us_attr_method
  * summed input vector x_t (item + behaviour + gap embedding) by backpropagation:
  *   integrated gradients: attr_t = x_t . integral over a in [0, 1] of grad f(a x), from the
  *     all-padding baseline (every x_t = 0, same length; the padding rows are zero), the path
- *     cut into steps equal parts and at every relu kink, each piece by its midpoint gradient
- *     (binary: the sigmoid's exact mean slope on the piece), so sum_t attr_t = f(x) -
- *     f(baseline) up to rounding for binary, regression and next_item, and up to the
- *     midpoint rule's error on the pieces for the softmax heads;
+ *     cut at every relu kink (and, for the softmax heads only, into steps equal parts), each
+ *     piece by its midpoint gradient (binary: the sigmoid's exact mean slope on the piece), so
+ *     sum_t attr_t = f(x) - f(baseline) up to rounding for binary, regression and next_item
+ *     whatever steps, and up to the midpoint rule's error on the pieces for the softmax heads;
  *   gradient x input: attr_t = x_t . grad f(x) (steps ignored).
  * See src/core/explain.c for why the convolution runs once per call.
  * attr gets min(n, max_len) values, oldest first; fx / fbase (may be NULL) get f(x) and
