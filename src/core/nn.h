@@ -151,6 +151,7 @@ typedef struct batch_opts
 	int			enc_dropout;	/* sasrec: encoder dropout on, masks from enc_seed */
 	uint64_t	enc_seed;
 	int			hidden_only;	/* stop after the dense layer (ws->Hh), no head */
+	uint64_t	edrop_key;		/* embedding dropout mask of the step (cfg.embed_dropout), 0: none */
 } batch_opts;
 
 
