@@ -64,6 +64,12 @@
 #define US_ROW_OOV			1			/* out of vocabulary: an item or label the model never saw */
 #define US_ROW_FIRST		2			/* vocabulary entry i has row US_ROW_FIRST + i */
 
+/* Default embedding init scale of the prefix tasks (README, "Next-item quality"): N(0, 1) rows
+ * have norm ~sqrt(E), so Adam's ~lr steps barely move them and a tied output layer cannot learn */
+#define US_EMBED_INIT_STD_NEXT	0.05f
+/* Default batch of the prefix tasks, in training examples (batch_examples = 1) */
+#define US_BATCH_EXAMPLES_NEXT	256
+
 typedef enum us_task
 {
 	US_TASK_BINARY = 1,
@@ -101,9 +107,12 @@ typedef struct us_model_config
 	int32_t		tie_output;		/* next_item only, needs H == E */
 	float		dropout;		/* after the dense layer, training only, [0, 1) */
 	float		pos_weight;		/* binary: weight of positive examples in the loss, > 0 */
+	/* Creation and training only, not stored in the model bytes (a decoded model has 0): */
+	float		embed_init_std;	/* embedding rows start N(0, embed_init_std), (0, 10]; 0 = 1 */
 } us_model_config;
 
-/* Fills defaults (E=F=H=128, widths 3,4,5, dropout 0.5, max_len 100, R 0, pos_weight 1). */
+/* Fills defaults (E=F=H=128, widths 3,4,5, dropout 0.5, max_len 100, R 0, pos_weight 1,
+ * embed_init_std US_EMBED_INIT_STD_NEXT for next_item / next_behavior, else 1). */
 void		us_model_config_default(us_model_config *cfg, us_task task);
 
 /* Checks every field against the limits; msg gets a human sentence on failure. */
@@ -262,7 +271,11 @@ typedef struct us_train_config
 	int32_t		lr_step_epochs;
 	float		lr_gamma;
 	int32_t		epochs;			/* for the cosine schedule */
-	int32_t		batch_size;		/* sequences per step */
+	int32_t		batch_size;		/* sequences per step, or examples (batch_examples) */
+	int32_t		batch_examples;	/* 1: batch_size counts training examples (prefix tasks: the
+								 * prefixes, one per event after the first): whole sequences in
+								 * shuffled order fill a step while they fit, at least one per
+								 * step; 0: batch_size sequences per step */
 	int32_t		n_negatives;	/* next_item: sampled softmax negatives per step, 0 = full */
 	int32_t		max_examples_per_seq;	/* next_*: last C prefixes per sequence, 0 = all */
 	uint64_t	seed;			/* shuffling, dropout, negatives */

@@ -50,6 +50,7 @@ struct us_trainer
 	int64_t		stamp;
 	touch		tch[3];			/* item, behaviour, gap rows */
 	int32_t    *perm;
+	int32_t    *bounds;			/* (perm_cap + 1) first shuffled sequence of every step */
 	int32_t		perm_cap;
 	double	   *neg_cdf;		/* sampled softmax: cumulative distribution over the rows
 								 * after padding (US_ROW_OOV ..) */
@@ -601,6 +602,8 @@ us_trainer_free(us_trainer *tr)
 	}
 	if (tr->perm)
 		a.free(a.ctx, tr->perm);
+	if (tr->bounds)
+		a.free(a.ctx, tr->bounds);
 	if (tr->neg_cdf)
 		a.free(a.ctx, tr->neg_cdf);
 	a.free(a.ctx, tr);
@@ -1071,12 +1074,56 @@ threads_stop(us_trainer *tr)
 	tr->nt = 0;
 }
 
+/*
+ * The steps of an epoch over the shuffled tr->perm[0..n-1]: tr->bounds[s] is the first
+ * sequence of step s, tr->bounds[steps] = n; returns steps (-1: a bad sequence id). batch_size
+ * sequences per step, or with batch_examples whole sequences while their training examples
+ * (build_batch's count) fit in batch_size, at least one sequence per step.
+ */
+static int64_t
+batch_bounds(us_trainer *tr, const us_dataset *data, int32_t n)
+{
+	const us_model_config *c = &tr->model->cfg;
+	int32_t		B = tr->tc.batch_size;
+	int32_t		max_ex = tr->tc.max_examples_per_seq;
+	int			prefix = is_prefix_task(c->task);
+	int64_t		steps = 0,
+				in_step = 0;
+
+	for (int32_t i = 0; i < n; i++)
+	{
+		int32_t		s = tr->perm[i];
+		int64_t		k = 1;		/* examples of sequence s (sequence mode: counts 1) */
+
+		if (s < 0 || s >= data->n_seqs)
+			return -1;
+		if (tr->tc.batch_examples && prefix)
+		{
+			int64_t		len = data->offsets[s + 1] - data->offsets[s];
+
+			k = (len > c->max_len ? c->max_len : len) - 1;
+			if (max_ex > 0 && k > max_ex)
+				k = max_ex;
+			if (k < 0)
+				k = 0;
+		}
+		/* a new step at the start, or when s would overflow a non-empty step */
+		if (i == 0 || (in_step > 0 && in_step + k > B))
+		{
+			tr->bounds[steps++] = i;
+			in_step = 0;
+		}
+		in_step += k;
+	}
+	tr->bounds[steps] = n;
+	return steps;
+}
+
 us_status
 us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids, int32_t n,
 				 int32_t epoch, const us_progress *progress, us_epoch_stats *stats)
 {
 	us_model   *model;
-	int32_t		B;
 	int64_t		n_steps;
 	us_rng		rng;
 	double		loss_sum = 0.0;
@@ -1087,7 +1134,6 @@ us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids,
 	if (tr == NULL || data == NULL || (seq_ids == NULL && n > 0) || n < 0 || epoch < 0)
 		return US_EINVAL;
 	model = tr->model;
-	B = tr->tc.batch_size;
 	lr = us_train_learning_rate(&tr->tc, epoch);
 	if (!isfinite(lr))
 		return US_ENONFINITE;
@@ -1097,9 +1143,12 @@ us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids,
 	{
 		if (tr->perm)
 			tr->alloc.free(tr->alloc.ctx, tr->perm);
+		if (tr->bounds)
+			tr->alloc.free(tr->alloc.ctx, tr->bounds);
 		tr->perm_cap = 0;
 		tr->perm = zalloc(&tr->alloc, (size_t) n, sizeof(int32_t));
-		if (tr->perm == NULL)
+		tr->bounds = zalloc(&tr->alloc, (size_t) n + 1, sizeof(int32_t));
+		if (tr->perm == NULL || tr->bounds == NULL)
 			return US_ENOMEM;
 		tr->perm_cap = n;
 	}
@@ -1114,11 +1163,13 @@ us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids,
 		tr->perm[i] = tr->perm[j];
 		tr->perm[j] = t;
 	}
-	n_steps = ((int64_t) n + B - 1) / B;
+	n_steps = n > 0 ? batch_bounds(tr, data, n) : 0;
+	if (n_steps < 0)
+		return US_EINVAL;
 	for (int64_t step = 0; step < n_steps; step++)
 	{
-		int32_t		b0 = (int32_t) (step * B);
-		int32_t		nb = n - b0 < B ? n - b0 : B;
+		int32_t		b0 = tr->bounds[step];
+		int32_t		nb = tr->bounds[step + 1] - b0;
 		double		bl = 0.0;
 		int64_t		n_ex = 0;
 

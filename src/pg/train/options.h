@@ -44,7 +44,9 @@ typedef struct UsTrainOptions
 	int32		widths[US_MAX_WIDTHS];
 	int32		num_filters;
 	int32		hidden_dim;
+	bool		batch_examples;	/* batch_unit: true = examples, false = sequences */
 	double		dropout;
+	double		embed_init_std; /* embedding rows start N(0, this) */
 	int32		max_len;
 	int32		min_count;
 	int32		max_items;		/* 0 = no cap */

@@ -199,8 +199,11 @@ UsCheckRunMemory(UsTrainRun *run)
 	const us_model_config *c = &run->cfg;
 	double		params = UsParamCount(c) * sizeof(float);
 	double		sumw = 0;
-	double		b = run->opts.batch_size;
 	double		l = Min(run->opts.max_len, US_MAX_LEN);
+	/* sequences per step; with batch_unit examples, steps hold about batch_size + max_len
+	 * events and at most max(batch_size, max_len) examples: bounded like this many sequences */
+	double		b = run->opts.batch_examples ? Max(run->opts.batch_size / l, 1.0) + 1.0
+		: run->opts.batch_size;
 	double		scratch,
 				total,
 				budget = (double) userseq_train_memory_kb * 1024.0;
@@ -339,6 +342,7 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	run->cfg.recent_window = run->opts.recent_window;
 	run->cfg.tie_output = run->opts.tie_output ? 1 : 0;
 	run->cfg.dropout = (float) run->opts.dropout;
+	run->cfg.embed_init_std = (float) run->opts.embed_init_std;
 	run->cfg.pos_weight = (float) run->opts.pos_weight;
 	st = us_model_config_validate(&run->cfg, msg, sizeof(msg));
 	if (st != US_OK)
@@ -356,6 +360,7 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	run->tc.lr_gamma = (float) run->opts.lr_gamma;
 	run->tc.epochs = run->opts.epochs;
 	run->tc.batch_size = run->opts.batch_size;
+	run->tc.batch_examples = run->opts.batch_examples ? 1 : 0;
 	if (t == US_TASK_NEXT_ITEM)
 	{
 		if (run->opts.negatives < 0)
