@@ -1341,24 +1341,35 @@ us_nn_surprise_next_item(const us_model *model, us_ws *ws, double *nll, int32_t 
 			const float *x = T + (size_t) r * nv;
 			float		mx = -FLT_MAX,
 						xt = (float) st[3 * r + 2];
-			float		lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+			float		lane[16] = {0};
 			double		sum = 0.0;
 			int32_t		hi = 0;
 			int			j;
 
-			for (j = 0; j < nv; j++)
-				mx = x[j] > mx ? x[j] : mx;
+			{
+				/* 8 independent lanes: a single running max is a scalar dependency chain */
+				float		lm[8] = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX};
+
+				for (j = 0; j + 8 <= nv; j += 8)
+					for (int l = 0; l < 8; l++)
+						lm[l] = x[j + l] > lm[l] ? x[j + l] : lm[l];
+				for (; j < nv; j++)
+					lm[0] = x[j] > lm[0] ? x[j] : lm[0];
+				for (int l = 0; l < 8; l++)
+					mx = lm[l] > mx ? lm[l] : mx;
+			}
 			if (mx > st[3 * r])
 			{
 				st[3 * r + 1] *= exp(st[3 * r] - mx);
 				st[3 * r] = mx;
 			}
-			for (j = 0; j + 8 <= nv; j += 8)
-				for (int l = 0; l < 8; l++)
+			/* 16 lanes: two vector accumulators, so the adds do not wait on each other */
+			for (j = 0; j + 16 <= nv; j += 16)
+				for (int l = 0; l < 16; l++)
 					lane[l] += vexpf(x[j + l] - (float) st[3 * r]);
 			for (; j < nv; j++)
 				lane[0] += vexpf(x[j] - (float) st[3 * r]);
-			for (int l = 0; l < 8; l++)
+			for (int l = 0; l < 16; l++)
 				sum += lane[l];
 			st[3 * r + 1] += sum;
 			for (j = v0 < 2 ? 2 - v0 : 0; j < nv; j++)
