@@ -18,7 +18,8 @@
 #include "userseq/us_model.h"
 
 #define US_FORMAT_MAGIC			0x4D515355u	/* "USQM" read as little-endian u32 */
-#define US_FORMAT_VERSION		2u	/* newest written (sasrec models); text-CNNs stay 1 */
+/* newest written: 1 fp32 text-CNN, 2 int8 text-CNN, 3 sasrec (fp32) */
+#define US_FORMAT_VERSION		3u
 #define US_FORMAT_VERSION_MIN	1u	/* oldest read */
 #define US_FORMAT_HEADER_SIZE	32u
 #define US_FORMAT_MAX_SIZE		((uint64_t) 1 << 30)	/* PostgreSQL bytea limit */

@@ -190,6 +190,8 @@ typedef struct us_model
 	float	   *params_block;
 	us_params	p;
 	us_allocator alloc;
+	int32_t		quantized;		/* 1: weights lie on the int8 grid (us_model_quantize); encoded
+								 * as format version 2, decoded back to these floats */
 } us_model;
 
 /*
@@ -419,6 +421,19 @@ us_status	us_model_attribute(const us_model *model, const us_events *events, int
  */
 us_status	us_model_surprise(const us_model *model, const us_events *events, double *nll,
 							  int32_t *rank);
+
+/* ------------------------------------------------------------------ int8 models */
+
+/*
+ * Rounds every weight matrix to symmetric int8 with one fp32 scale per group, in place, and
+ * sets model->quantized (the encoder then writes format version 2: about 4x smaller). Groups:
+ * a row of each embedding table (item, behaviour, gap), a filter of each convolution, a hidden
+ * unit (column) of the dense layer, an output (column) of the output layer; biases stay fp32.
+ * scale = max |w| of the group / 127, w := round(w / scale) * scale, so every weight moves by at
+ * most scale / 2. max_err (may be NULL) gets the largest |change|. Quantizing twice changes
+ * nothing. Text-CNN only: a sasrec model gives US_EUNSUPPORTED and is left unchanged.
+ */
+us_status	us_model_quantize(us_model *model, double *max_err);
 
 /* ------------------------------------------------------------------ transfer between models */
 

@@ -20,6 +20,7 @@ typedef enum us_status
 	US_ENONFINITE,				/* NaN or infinity in weights, inputs, the loss or a score */
 	US_ERANGE,					/* a weight beyond US_MAX_ABS_WEIGHT */
 	US_ECANCELED,				/* the progress callback asked to stop */
+	US_EUNSUPPORTED,			/* a valid request the core does not implement (e.g. int8 sasrec) */
 	US_EINTERNAL				/* broken invariant: a bug */
 } us_status;
 

@@ -33,6 +33,8 @@ us_status_str(us_status status)
 			return "weight beyond the bound that keeps every score finite (|w| <= 1e6)";
 		case US_ECANCELED:
 			return "canceled";
+		case US_EUNSUPPORTED:
+			return "not supported for this model";
 		case US_EINTERNAL:
 			return "internal error";
 	}

@@ -27,6 +27,8 @@ UsStatusSqlState(us_status status)
 			return ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
 		case US_ECANCELED:
 			return ERRCODE_QUERY_CANCELED;
+		case US_EUNSUPPORTED:
+			return ERRCODE_FEATURE_NOT_SUPPORTED;
 		case US_EINTERNAL:
 			return ERRCODE_INTERNAL_ERROR;
 	}

@@ -67,7 +67,7 @@ SELECT is((SELECT array_agg(item ORDER BY rank) FROM models m, sr_d d, LATERAL u
 		  'recommend by value gives the same items');
 SELECT is((SELECT array_length(userseq_embed('sr_sas', seq), 1) FROM sr_d WHERE u = 1650), 64, 'embed: the encoder''s last position (E = 64)');
 SELECT is((SELECT config->>'architecture' FROM models WHERE name = 'sr_sas'), 'sasrec', 'the catalog keeps the architecture');
-SELECT is(userseq_import('sr_imp', userseq_export('sr_sas')), 1, 'import of the exported bytes (format version 2)');
+SELECT is(userseq_import('sr_imp', userseq_export('sr_sas')), 1, 'import of the exported bytes (format version 3)');
 SELECT is((SELECT array_agg(item ORDER BY rank) FROM sr_d d, LATERAL userseq_recommend('sr_imp', d.seq, 10) WHERE d.u = 1650),
 		  (SELECT array_agg(item ORDER BY rank) FROM sr_d d, LATERAL userseq_recommend('sr_sas', d.seq, 10) WHERE d.u = 1650),
 		  'export / import round trip recommends the same items');

@@ -151,8 +151,8 @@ test_round_trip(void)
 			continue;
 		}
 		CHECK_OK(us_format_peek(b1, 32, &h));
-		/* a text-CNN keeps format version 1, a sasrec model needs 2 */
-		CHECK(h.version == (sasrec ? 2u : 1u) && h.total_size == n1 &&
+		/* an fp32 text-CNN keeps format version 1, a sasrec model needs 3 */
+		CHECK(h.version == (sasrec ? 3u : 1u) && h.total_size == n1 &&
 			  h.crc32c == us_crc32c(0, b1 + 32, n1 - 32), "variant %d peek", v);
 		CHECK_OK(us_model_decode(b1, n1, us_malloc_allocator(), &d));
 		if (d)
@@ -259,7 +259,14 @@ test_corrupt(void)
 		else if (i / 8 < 4)
 			CHECK(st == US_EFORMAT, "magic flip: %s", us_status_str(st));
 		else if (i / 8 < 8)
-			CHECK(st == US_EVERSION, "version flip: %s", us_status_str(st));
+		{
+			uint32_t	fv = (uint32_t) b[4] | (uint32_t) b[5] << 8 | (uint32_t) b[6] << 16 |
+				(uint32_t) b[7] << 24;
+
+			/* a flip to another known version (1 -> 3) is refused by the body's layout */
+			CHECK(st == US_EVERSION || (fv >= US_FORMAT_VERSION_MIN && fv <= US_FORMAT_VERSION),
+				  "version flip: %s", us_status_str(st));
+		}
 		else if (i / 8 >= 24 && i / 8 < 28)
 			CHECK(st == US_ECHECKSUM, "crc flip: %s", us_status_str(st));
 		else if (i / 8 >= 16 && i / 8 < 24)
@@ -278,6 +285,9 @@ test_corrupt(void)
 	memcpy(b, good, n);
 	put32(b + 4, US_FORMAT_VERSION + 1);
 	CHECK(decode_status(b, n) == US_EVERSION, "unknown version");
+	memcpy(b, good, n);
+	put32(b + 4, 2);
+	CHECK(decode_status(b, n) != US_OK, "fp32 body labelled version 2 rejected");
 	memcpy(b, good, n);
 	put32(b + 4, 0);
 	CHECK(decode_status(b, n) == US_EVERSION, "version 0");
@@ -460,17 +470,19 @@ test_alloc_failure(void)
 }
 
 /*
- * Version 2 exists for the sasrec config words: the bytes of a text-CNN (version 1) relabelled
- * as version 2 are refused (one config, one encoding). Stored bytes of every version are
- * checked by test_format_fixtures.
+ * Version 3 exists for the sasrec config words: the bytes of a text-CNN (version 1) relabelled
+ * as version 3 are refused (one config, one encoding), and so are a sasrec model's bytes
+ * relabelled as version 2 (int8). A sasrec model is not quantized: us_model_quantize refuses it
+ * and leaves it as it was. Stored bytes of every version are checked by test_format_fixtures.
  */
 static void
-test_version2_text_cnn_refused(void)
+test_version3_text_cnn_refused(void)
 {
 	fixture_opts o;
 	us_model   *m = NULL;
 	uint8_t    *b;
 	size_t		n;
+	double		err = -1.0;
 
 	fixture_default(&o, US_TASK_NEXT_ITEM);
 	CHECK_OK(fixture_model(&o, 5, &m));
@@ -480,8 +492,34 @@ test_version2_text_cnn_refused(void)
 	CHECK(b != NULL && b[4] == 1, "a text-CNN is written as version 1");
 	if (b)
 	{
+		b[4] = 3;
+		CHECK(decode_status(b, n) != US_OK, "version 3 bytes of a version 1 body refused");
+	}
+	free(b);
+	us_model_free(m);
+
+	m = NULL;
+	fixture_variant_sasrec(&o, 0);
+	CHECK_OK(fixture_model(&o, 6, &m));
+	if (m == NULL)
+		return;
+	b = encode(m, &n);
+	CHECK(b != NULL && b[4] == 3, "a sasrec model is written as version 3");
+	if (b)
+	{
+		uint8_t    *b2;
+
+		CHECK(us_model_quantize(m, &err) == US_EUNSUPPORTED && !m->quantized && err == -1.0,
+			  "us_model_quantize refuses a sasrec model");
+		b2 = encode(m, &n);
+		CHECK(b2 != NULL && memcmp(b, b2, n) == 0, "a refused sasrec model is unchanged");
+		free(b2);
+		m->quantized = 1;
+		CHECK(us_model_encode(m, b, n) == US_EUNSUPPORTED, "no format holds an int8 sasrec model");
+		m->quantized = 0;
+		CHECK_OK(us_model_encode(m, b, n));
 		b[4] = 2;
-		CHECK(decode_status(b, n) != US_OK, "version 2 bytes of a version 1 body refused");
+		CHECK(decode_status(b, n) != US_OK, "version 2 bytes of a sasrec body refused");
 	}
 	free(b);
 	us_model_free(m);
@@ -492,7 +530,7 @@ main(void)
 {
 	test_crc();
 	test_round_trip();
-	test_version2_text_cnn_refused();
+	test_version3_text_cnn_refused();
 	test_corrupt();
 	test_alloc_failure();
 	return unit_finish("test_format");

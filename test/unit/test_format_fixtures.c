@@ -9,8 +9,8 @@
  *
  * `test_format_fixtures --write DIR` writes fixtures of the current format version into DIR;
  * run it once when the format version changes, and commit the new files beside the old ones.
- * Version 2 is written only for sasrec models (a text-CNN stays version 1), so its fixtures
- * are sasrec variants.
+ * Version 2 is the int8 format: its fixtures are quantized text-CNNs (us_model_quantize).
+ * Version 3 is written only for sasrec models (fp32), so its fixtures are sasrec variants.
  */
 #include <dirent.h>
 #include <math.h>
@@ -85,11 +85,14 @@ write_fixtures(const char *dir)
 		int32_t		items[64], behs[64], gaps[64];
 		float		out[4096];
 
-		if (US_FORMAT_VERSION == 2)
+		if (US_FORMAT_VERSION == 3)
 			fixture_variant_sasrec(&o, v);
 		else
 			fixture_variant(&o, v);
 		if (fixture_model(&o, 9000 + v, &m) != US_OK)
+			return 1;
+		/* when version 2 was current: it is written for int8 models only */
+		if (US_FORMAT_VERSION == 2 && us_model_quantize(m, NULL) != US_OK)
 			return 1;
 		n = us_model_encoded_size(m);
 		buf = malloc(n);
@@ -141,6 +144,7 @@ check_fixture(const char *stem)
 	snprintf(path, sizeof(path), "%s/%s.usqm", FIXTURE_DIR, stem);
 	CHECK(read_file(path, &buf, &len) == 0, "read_file(path, &buf, &len) == 0");
 	CHECK(us_format_peek(buf, len, &hdr) == US_OK, "us_format_peek(buf, len, &hdr) == US_OK");
+	CHECK(hdr.version == (uint32_t) (stem[1] - '0'), "%s: header says format version %u", stem, hdr.version);
 	CHECK(us_model_decode(buf, len, us_malloc_allocator(), &m) == US_OK, "decode %s", stem);
 	if (m == NULL)
 		return;
