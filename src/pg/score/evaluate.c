@@ -24,7 +24,9 @@
  * target is seen): 'prior' = behaviour frequencies, 'markov' = first-order behaviour-to-
  * behaviour transitions from the last input event (add-one smoothed; no last event: prior).
  *
- * This file does not train and does not score single rows for users (score.c does).
+ * The baselines and argmax are computed by src/core/evaluation.c (us_evaluation.h), the
+ * validation figures of training too. This file does not train and does not score single
+ * rows for users (score.c does).
  */
 #include "postgres.h"
 
@@ -48,7 +50,7 @@
 #include "seq/seq_events.h"
 #include "userseq_pg.h"
 #include "seq/userseq_type.h"
-#include "userseq/us_metrics.h"
+#include "userseq/us_evaluation.h"
 #include "userseq/us_rng.h"
 
 #define US_FETCH_ROWS	1000
@@ -218,8 +220,7 @@ typedef struct UsEvalData
 	char	  **class_names;	/* multiclass: sorted index for label lookup */
 	int32	   *class_order;
 	/* next_behavior baselines: counts over the input events, and each row's last behaviour */
-	double	   *beh_freq;		/* (n_out) */
-	double	   *beh_trans;		/* (n_out, n_out) from, to */
+	us_behavior_counts beh;
 	int32	   *last_cls;		/* (n) -1: no known last behaviour */
 	int64		last_cap;
 } UsEvalData;
@@ -269,6 +270,7 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 	UsEventBuffer buf;
 	MemoryContext rowcxt;
 	float	   *out = UsEntryOutput(entry);
+	us_allocator alloc = UsContextAllocator(keep);
 
 	memset(ed, 0, sizeof(*ed));
 	if (task == US_TASK_MULTICLASS)
@@ -280,8 +282,7 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("next_behavior model has no known behaviours to evaluate")));
-		ed->beh_freq = MemoryContextAllocZero(keep, sizeof(double) * ed->n_out);
-		ed->beh_trans = MemoryContextAllocZero(keep, sizeof(double) * ed->n_out * ed->n_out);
+		UsCheckStatus(us_behavior_counts_init(&ed->beh, ed->n_out, &alloc), "count behaviours", NULL);
 	}
 	else
 		ed->n_out = 1;
@@ -354,21 +355,7 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 				if (cls >= ed->n_out)
 					cls = -1;
 				events.n--;
-				last = -1;
-				for (int32 t = 0; events.behaviors && t < events.n; t++)
-				{
-					int32		b = events.behaviors[t] - US_ROW_FIRST;
-
-					if (b < 0 || b >= ed->n_out)
-					{
-						last = -1;
-						continue;
-					}
-					ed->beh_freq[b] += 1.0;
-					if (last >= 0)
-						ed->beh_trans[last * ed->n_out + b] += 1.0;
-					last = b;
-				}
+				last = us_behavior_counts_add(&ed->beh, events.behaviors, events.n);
 			}
 			else
 			{
@@ -526,32 +513,14 @@ static void
 UsEmitBehaviorBaselines(ReturnSetInfo *rsinfo, const UsEvalData *ed)
 {
 	int32		C = ed->n_out;
-	double	   *prior = palloc(sizeof(double) * C);
 	double	   *p = palloc(sizeof(double) * Max(ed->n, 1) * C);
-	double		total = 0.0;
 
-	for (int32 c = 0; c < C; c++)
-		total += ed->beh_freq[c];
-	for (int32 c = 0; c < C; c++)
-		prior[c] = (ed->beh_freq[c] + 1.0) / (total + C);
 	for (int64 i = 0; i < ed->n; i++)
-		memcpy(p + i * C, prior, sizeof(double) * C);
+		us_behavior_prior(&ed->beh, p + i * C);
 	UsEmitMulticlass(rsinfo, "prior", "leave_last_out", p, ed);
-
 	for (int64 i = 0; i < ed->n; i++)
-	{
-		int32		a = ed->last_cls[i];
-		double		row = 0.0;
-
-		if (a < 0)
-			continue;
-		for (int32 c = 0; c < C; c++)
-			row += ed->beh_trans[a * C + c];
-		for (int32 c = 0; c < C; c++)
-			p[i * C + c] = (ed->beh_trans[a * C + c] + 1.0) / (row + C);
-	}
+		us_behavior_markov(&ed->beh, ed->last_cls[i], p + i * C);
 	UsEmitMulticlass(rsinfo, "markov", "leave_last_out", p, ed);
-	pfree(prior);
 	pfree(p);
 }
 
@@ -637,15 +606,6 @@ UsEvaluateRows(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry *ent
 }
 
 /* ------------------------------------------------------------------ next_item */
-
-static int
-UsUint64Cmp(const void *a, const void *b)
-{
-	uint64		x = *(const uint64 *) a;
-	uint64		y = *(const uint64 *) b;
-
-	return (x > y) - (x < y);
-}
 
 /* Leave-last-out data of next_item evaluation: inputs, targets, negatives, transitions. */
 typedef struct UsNextItemData
@@ -746,9 +706,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 
 			/* transitions among known items strictly before the target */
 			UsGrow((void **) &d->pairs, &d->pairs_cap, d->n_pairs + m, sizeof(uint64), keep);
-			for (int32 i = 0; i + 1 < m - 1; i++)
-				if (ev.items[i] >= US_ROW_FIRST && ev.items[i + 1] >= US_ROW_FIRST)
-					d->pairs[d->n_pairs++] = ((uint64) ev.items[i] << 32) | (uint32) ev.items[i + 1];
+			d->n_pairs += us_item_pairs(ev.items, m - 1, d->pairs + d->n_pairs);
 
 			/* input = the max_len events before the target, with the target after them */
 			start = Max(0, m - 1 - model->cfg.max_len);
@@ -874,11 +832,8 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 			   *markov,
 			   *cand;
 	float	   *logits = UsEntryOutput(entry);
-	int64	   *tr_start;
-	int32	   *tr_to;
-	float	   *tr_count;
-	int64		n_tr = 0;
-	double		max_pop = 0.0;
+	us_allocator alloc = UsContextAllocator(keep);
+	us_item_markov tr;
 
 	UsCheckEvalMemory((double) n_rows * 3 * sizeof(float));
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -893,38 +848,13 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 				(errmsg("%lld of %lld targets are not in the model's vocabulary and count as misses",
 						(long long) d.unknown_targets, (long long) d.n)));
 
-	/* popularity: training counts; markov base: popularity scaled below 1 (tie-break only) */
+	/* baselines: training counts, and transitions among the histories' known items */
 	pop = MemoryContextAllocHuge(keep, sizeof(float) * (Size) n_rows);
 	markov = MemoryContextAllocHuge(keep, sizeof(float) * (Size) n_rows);
 	cand = palloc(sizeof(float) * ((Size) n_neg + 1));
-	for (int32 r = 0; r < n_rows; r++)
-	{
-		double		c = (r >= US_ROW_FIRST && model->vocab.item_counts) ?
-			model->vocab.item_counts[r - US_ROW_FIRST] : 0.0;
-
-		pop[r] = (float) c;
-		max_pop = Max(max_pop, c);
-	}
-
-	/* transitions: sort the pairs and run-length count them into a CSR by source row */
-	qsort(d.pairs, d.n_pairs, sizeof(uint64), UsUint64Cmp);
-	tr_start = MemoryContextAllocZero(keep, sizeof(int64) * ((Size) n_rows + 1));
-	tr_to = palloc(sizeof(int32) * Max(d.n_pairs, 1));
-	tr_count = palloc(sizeof(float) * Max(d.n_pairs, 1));
-	for (int64 i = 0; i < d.n_pairs;)
-	{
-		int64		j = i;
-
-		while (j < d.n_pairs && d.pairs[j] == d.pairs[i])
-			j++;
-		tr_to[n_tr] = (int32) (d.pairs[i] & 0xffffffffu);
-		tr_count[n_tr] = (float) (j - i);
-		tr_start[(d.pairs[i] >> 32) + 1]++;
-		n_tr++;
-		i = j;
-	}
-	for (int32 r = 0; r < n_rows; r++)
-		tr_start[r + 1] += tr_start[r];
+	us_popularity_scores(&model->vocab, n_rows, pop);
+	UsCheckStatus(us_item_markov_build(d.pairs, d.n_pairs, n_rows, &model->vocab, &alloc, &tr),
+				  "count item transitions", NULL);
 
 	for (int s = 0; s < 3; s++)
 		for (int p = 0; p < 2; p++)
@@ -935,7 +865,6 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 	{
 		us_events	ev;
 		us_status	st;
-		int32		prev;
 
 		CHECK_FOR_INTERRUPTS();
 		ev.items = d.items + d.offsets[s];
@@ -947,12 +876,7 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 		UsRankBoth(logits, n_rows, &d, s, cand, &rm[0][0], &rm[0][1]);
 		UsRankBoth(pop, n_rows, &d, s, cand, &rm[1][0], &rm[1][1]);
 
-		for (int32 r = 0; r < n_rows; r++)
-			markov[r] = (float) (pop[r] / (max_pop + 1.0));
-		prev = ev.n > 0 ? ev.items[ev.n - 1] : 0;
-		if (prev >= US_ROW_FIRST)
-			for (int64 t = tr_start[prev]; t < tr_start[prev + 1]; t++)
-				markov[tr_to[t]] += tr_count[t];
+		us_item_markov_scores(&tr, ev.n > 0 ? ev.items[ev.n - 1] : US_ROW_PAD, markov);
 		UsRankBoth(markov, n_rows, &d, s, cand, &rm[2][0], &rm[2][1]);
 	}
 
@@ -1148,9 +1072,7 @@ userseq_confusion_matrix(PG_FUNCTION_ARGS)
 			const double *p = ed.pred + i * ed.n_out;
 
 			actual = ed.cls[i];
-			for (int32 c = 1; c < ed.n_out; c++)
-				if (p[c] > p[pred])
-					pred = c;
+			pred = us_argmax_double(p, ed.n_out);
 		}
 		keys[i] = (int64) (actual + 1) * (int64) (n_labels + 1) + pred;
 	}
