@@ -164,6 +164,37 @@ SELECT userseq_report('next_item', NULL, $$SELECT eval_seq AS seq FROM or_next_i
 \pset tuples_only off
 \pset format aligned
 \echo 'wrote demo-out/churn_report.html and demo-out/next_item_report.html (open them in a browser)'
+
+\echo
+\echo '== 8. real time: a trigger (userseq_live_attach) keeps each customer''s sequence and churn score as events arrive'
+CREATE TABLE live_customers (user_id bigint PRIMARY KEY, seq userseq, churn float8, updated timestamptz);
+SELECT userseq_live_attach('events', 'live_customers', '{"scores": {"churn": "churn"}}') AS attached;
+SELECT userseq_live_rebuild('events', 'live_customers') AS customers_kept;
+-- the customer whose churn score one return the day after the data ends would raise most
+-- (computed by value with userseq_append, nothing written); the alert line is set between
+-- that customer's score before and after, so the demo shows one crossing
+SELECT c.user_id AS live_user, c.item AS live_item, round(c.before::numeric, 4) AS churn_before,
+	round(((c.before + c.after) / 2)::numeric, 4) AS alert_line
+FROM (SELECT l.user_id, b.item_id AS item, l.churn AS before,
+		userseq_predict('churn', userseq_append(l.seq, b.item_id, p.end_ts + interval '1 day', 'return', 300)) AS after
+	FROM live_customers l, or_params p,
+		LATERAL (SELECT item_id FROM events e WHERE e.user_id = l.user_id AND e.behavior = 'buy' ORDER BY ts DESC, item_id LIMIT 1) b) c
+ORDER BY c.after - c.before DESC, c.user_id LIMIT 1 \gset
+\echo 'the customer, the item returned, the churn score now and the alert line:'
+SELECT :live_user AS user_id, :live_item AS item_id, :churn_before AS churn_before, :alert_line AS alert_above;
+SELECT userseq_live_attach('events', 'live_customers', format('{"scores": {"churn": "churn"},
+	"notify": [{"column": "churn", "above": %s, "channel": "churn_alert"}]}', :alert_line)::jsonb) AS attached;
+LISTEN churn_alert;
+\echo 'INSERT the return; the trigger appends it, re-scores and sends the NOTIFY that psql prints below:'
+INSERT INTO events (user_id, ts, behavior, item_id, quantity, price, stock_code)
+SELECT e.user_id, p.end_ts + interval '1 day', 'return', e.item_id, 1, e.price, e.stock_code
+FROM events e, or_params p WHERE e.user_id = :live_user AND e.item_id = :live_item AND e.behavior = 'buy'
+ORDER BY e.ts DESC LIMIT 1;
+SELECT user_id, :churn_before AS churn_before, round(churn::numeric, 4) AS churn_now, userseq_length(seq) AS events_kept,
+	userseq_last(seq, 2) AS last_two_events
+FROM live_customers WHERE user_id = :live_user;
+UNLISTEN churn_alert;
+SELECT userseq_live_detach('events', 'live_customers') AS detached;
 \else
 \echo 'userseq_train is not available in this build: training skipped'
 \endif

@@ -37,8 +37,9 @@ size_t		us_model_encoded_size(const us_model *model);
 us_status	us_model_encode(const us_model *model, uint8_t *buf, size_t len);
 /*
  * Validates everything (header, CRC, every count against the limits before allocating,
- * config, vocabulary order, finite weights) and builds a model. Specific status per failure:
- * US_EFORMAT, US_EVERSION, US_ETRUNCATED, US_ECHECKSUM, US_ELIMIT, US_ENONFINITE, US_ENOMEM.
+ * config, vocabulary order, finite weights within +-US_MAX_ABS_WEIGHT) and builds a model.
+ * Specific status per failure: US_EFORMAT, US_EVERSION, US_ETRUNCATED, US_ECHECKSUM,
+ * US_ELIMIT, US_ENONFINITE, US_ERANGE, US_ENOMEM.
  */
 us_status	us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc,
 							us_model **out);

@@ -48,6 +48,16 @@
 #define US_MAX_RECENT		32			/* recent-window events */
 #define US_MAX_GAP_BUCKETS	64
 #define US_MAX_LABEL_BYTES	255			/* behaviour / class label length */
+/*
+ * Largest weight magnitude a model may hold (the decoder rejects larger ones with US_ERANGE),
+ * chosen so that no model within the limits above can compute a non-finite activation or
+ * score. With every |w| <= B = 1e6: |x| <= 3B (three embeddings), a convolution <= B +
+ * 16 * 1024 * B * 3B ~ 4.9e16, a dense unit <= B + (8 * 1024 + 32 * 1024) * B * 4.9e16
+ * ~ 2.0e27, an output logit <= B + 4096 * B * 2.0e27 ~ 8.2e36 < FLT_MAX = 3.4e38 (41x
+ * margin, which also covers float rounding of the sums); sigmoid and softmax of finite
+ * logits are finite. Trained weights are orders of magnitude smaller.
+ */
+#define US_MAX_ABS_WEIGHT	1.0e6f
 
 /* Rows of the item and behaviour tables, and outputs of next_item / next_behavior models. */
 #define US_ROW_PAD			0			/* padding: no event (kept zero) */
@@ -177,6 +187,8 @@ us_status	us_model_clone(const us_model *src, const us_allocator *alloc, us_mode
 us_status	us_model_copy_weights(us_model *dst, const us_model *src);
 /* US_ENONFINITE if any weight is NaN or infinite. */
 us_status	us_model_check_finite(const us_model *model);
+/* us_model_check_finite, then US_ERANGE if any |weight| > US_MAX_ABS_WEIGHT (what decode requires). */
+us_status	us_model_check_weights(const us_model *model);
 
 /* One sequence as row indices, oldest first. behaviors / gaps may be NULL (treated as row 0). */
 typedef struct us_events
@@ -311,17 +323,60 @@ int32_t		us_scorer_folded_rows(const us_scorer *scorer);
 /* 1 if next_item top-k screens with the int8 copy (exact either way) */
 int			us_scorer_is_screened(const us_scorer *scorer);
 /* out (n_outputs) as in us_model_predict; features (D) may be NULL. An empty sequence is valid
- * (all-padding input). */
+ * (all-padding input). US_ENONFINITE if an output or feature is not finite (never for a
+ * decoded model: see US_MAX_ABS_WEIGHT). */
 us_status	us_scorer_forward(us_scorer *scorer, const us_events *events, float *out,
 							  float *features);
 /*
  * next_item: the k best item rows (>= US_ROW_FIRST) by logit, best first, ties by lower row; exclude_seen
  * drops rows present in events. rows / scores have room for k; *n_found may be < k.
  * Exactly the rows and logits us_scorer_forward gives, without scoring every item in fp32
- * when screened, and with partial selection, not a full sort.
+ * when screened, and with partial selection, not a full sort. US_ENONFINITE if a logit is not
+ * finite.
  */
 us_status	us_scorer_topk(us_scorer *scorer, const us_events *events, int32_t k, int exclude_seen,
 						   int32_t *rows, float *scores, int32_t *n_found);
 void		us_scorer_free(us_scorer *scorer);
+
+
+/* ------------------------------------------------------------------ explanations, surprise */
+
+typedef enum us_attr_method
+{
+	US_ATTR_INTEGRATED_GRADIENTS = 1,
+	US_ATTR_GRADIENT_X_INPUT = 2
+} us_attr_method;
+
+/*
+ * Per-event attributions of the most recent min(n, max_len) events toward one output f:
+ * binary P(true) (target ignored), regression the value (target ignored), multiclass the
+ * probability of class target, next_behavior the probability of behaviour row target,
+ * next_item the logit of item row target. The gradient is taken with respect to each event's
+ * summed input vector x_t (item + behaviour + gap embedding) by backpropagation:
+ *   integrated gradients: attr_t = x_t . integral over a in [0, 1] of grad f(a x), from the
+ *     all-padding baseline (every x_t = 0, same length; the padding rows are zero), the path
+ *     cut into steps equal parts and at every relu kink, each piece by its midpoint gradient
+ *     (binary: the sigmoid's exact mean slope on the piece), so sum_t attr_t = f(x) -
+ *     f(baseline) up to rounding for binary, regression and next_item, and up to the
+ *     midpoint rule's error on the pieces for the softmax heads;
+ *   gradient x input: attr_t = x_t . grad f(x) (steps ignored).
+ * See src/core/explain.c for why the convolution runs once per call.
+ * attr gets min(n, max_len) values, oldest first; fx / fbase (may be NULL) get f(x) and
+ * f(baseline). Allocates scratch through the model's allocator for the call.
+ */
+us_status	us_model_attribute(const us_model *model, const us_events *events, int32_t target,
+							   int method, int32_t steps, double *attr, double *fx,
+							   double *fbase);
+
+/*
+ * next_item / next_behavior: how surprising each event of the most recent min(n, max_len)
+ * events is, given the events before it in that window (one pass, as training's prefix loss):
+ * for t = 1 .. m-1, nll[t-1] = -log p(event t | events 0..t-1) under the full softmax and
+ * rank[t-1] = 1 + the number of catalogue rows (>= 2) whose score is higher than or equal to the
+ * actual one's (ties count against it), or 0 when the actual item / behaviour is unknown
+ * (row < 2). nll and rank (may be NULL) have room for m - 1 values.
+ */
+us_status	us_model_surprise(const us_model *model, const us_events *events, double *nll,
+							  int32_t *rank);
 
 #endif

@@ -17,7 +17,8 @@ typedef enum us_status
 	US_EVERSION,				/* model bytes of an unknown format version */
 	US_ETRUNCATED,				/* model bytes shorter than their header says */
 	US_ECHECKSUM,				/* model bytes fail their CRC32C */
-	US_ENONFINITE,				/* NaN or infinity in weights, inputs or the loss */
+	US_ENONFINITE,				/* NaN or infinity in weights, inputs, the loss or a score */
+	US_ERANGE,					/* a weight beyond US_MAX_ABS_WEIGHT */
 	US_ECANCELED,				/* the progress callback asked to stop */
 	US_EINTERNAL				/* broken invariant: a bug */
 } us_status;

@@ -64,3 +64,35 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.model_id_seq', '');
 
 REVOKE ALL ON @extschema@.models, @extschema@.training_log, @extschema@.run_id_seq FROM PUBLIC;
 GRANT SELECT ON @extschema@.models, @extschema@.training_log TO PUBLIC;
+
+-- Dump and restore by the extension's owner (issue 10.6): the database owner who created the
+-- trusted extension is not a superuser, yet pg_dump reads both sequences and pg_restore
+-- --no-owner, run as that role, COPYs both tables and calls setval on both sequences. The
+-- owner gets exactly those rights (no UPDATE or DELETE of models). Rows it inserts directly
+-- keep their owner names, except that a row naming a superuser becomes the inserting role's:
+-- userseq_retrain runs a stored query as the model's owner, so a directly inserted row must
+-- never make a superuser run it.
+DO $$
+DECLARE
+	extowner text := (SELECT pg_catalog.quote_ident(r.rolname)
+					  FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) e.extowner
+					  WHERE e.extname OPERATOR(pg_catalog.=) 'userseq');
+BEGIN
+	EXECUTE pg_catalog.format('GRANT INSERT ON @extschema@.models, @extschema@.training_log TO %s', extowner);
+	EXECUTE pg_catalog.format('GRANT SELECT, UPDATE ON SEQUENCE @extschema@.model_id_seq, @extschema@.run_id_seq TO %s', extowner);
+END $$;
+
+CREATE FUNCTION @extschema@.userseq_models_insert_guard() RETURNS trigger
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+	   AND (SELECT rolsuper FROM pg_roles WHERE rolname = NEW.owner) THEN
+		RAISE WARNING 'userseq: model "%" version % names the superuser "%" as its owner; it now belongs to "%"',
+			NEW.name, NEW.version, NEW.owner, current_user;
+		NEW.owner := current_user;
+	END IF;
+	RETURN NEW;
+END $$;
+COMMENT ON FUNCTION @extschema@.userseq_models_insert_guard() IS 'internal: a models row inserted directly by a non-superuser (pg_restore by the extension owner) may not name a superuser as its owner';
+CREATE TRIGGER models_insert_guard BEFORE INSERT ON @extschema@.models
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.userseq_models_insert_guard();

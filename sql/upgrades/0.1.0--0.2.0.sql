@@ -13,6 +13,49 @@ CREATE FUNCTION @extschema@.userseq_append(seq @extschema@.userseq, item pg_cata
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.userseq_append(@extschema@.userseq, pg_catalog.int8, pg_catalog.timestamptz, pg_catalog.text, pg_catalog.int4) IS 'seq plus one event in time order (the newest event is appended without a sort, a late one lands in place); a NULL seq gives a one-event sequence; with max_len only the max_len most recent events are kept; NULL item or ts is an error';
 
+-- ---------------------------------------------------------------- generator: fraud_rate (issue 11)
+-- The 0.1.0 function gets a ninth argument with a default, so calls and rows stay the same.
+DROP FUNCTION @extschema@.userseq_generate_events(pg_catalog.int4, pg_catalog.int8, pg_catalog.int4,
+	pg_catalog.int4, pg_catalog.int4, pg_catalog.timestamptz, pg_catalog.float8, pg_catalog.float8);
+
+-- 0.2.0: fraud_rate added (DEFAULT 0: the 0.1.0 rows, column for column)
+CREATE FUNCTION @extschema@.userseq_generate_events(
+	users pg_catalog.int4,
+	seed pg_catalog.int8 DEFAULT 1,
+	items pg_catalog.int4 DEFAULT 10000,
+	categories pg_catalog.int4 DEFAULT 50,
+	days pg_catalog.int4 DEFAULT 90,
+	start_at pg_catalog.timestamptz DEFAULT '2024-01-01 00:00:00+00',
+	churn_rate pg_catalog.float8 DEFAULT 0.3,
+	zipf pg_catalog.float8 DEFAULT 1.0,
+	fraud_rate pg_catalog.float8 DEFAULT 0.0)
+RETURNS TABLE (user_id pg_catalog.int8, ts pg_catalog.timestamptz, behavior pg_catalog.text,
+	item_id pg_catalog.int8, category pg_catalog.int4)
+AS 'MODULE_PATHNAME', 'userseq_generate_events'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+SUPPORT @extschema@.userseq_generate_events_support;
+COMMENT ON FUNCTION @extschema@.userseq_generate_events(pg_catalog.int4, pg_catalog.int8, pg_catalog.int4,
+	pg_catalog.int4, pg_catalog.int4, pg_catalog.timestamptz, pg_catalog.float8, pg_catalog.float8, pg_catalog.float8) IS
+'seeded synthetic e-commerce event log (view, search, cart, buy, return) for users 1..users (at most 10000000), items 1..items (10..10000000) in categories 1..categories over days days from start_at; Zipf popularity, sessions, funnels, returns, churn, planted next-item and churn patterns; about 50 events per user at the defaults; a fraction fraud_rate of users gets a planted anomalous episode (userseq_generate_anomalies lists them)';
+
+CREATE FUNCTION @extschema@.userseq_generate_anomalies(
+	users pg_catalog.int4,
+	seed pg_catalog.int8 DEFAULT 1,
+	items pg_catalog.int4 DEFAULT 10000,
+	categories pg_catalog.int4 DEFAULT 50,
+	days pg_catalog.int4 DEFAULT 90,
+	start_at pg_catalog.timestamptz DEFAULT '2024-01-01 00:00:00+00',
+	churn_rate pg_catalog.float8 DEFAULT 0.3,
+	zipf pg_catalog.float8 DEFAULT 1.0,
+	fraud_rate pg_catalog.float8 DEFAULT 0.0)
+RETURNS TABLE (user_id pg_catalog.int8, pattern pg_catalog.text, since pg_catalog.timestamptz,
+	events pg_catalog.int4)
+AS 'MODULE_PATHNAME', 'userseq_generate_anomalies'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.userseq_generate_anomalies(pg_catalog.int4, pg_catalog.int8, pg_catalog.int4,
+	pg_catalog.int4, pg_catalog.int4, pg_catalog.timestamptz, pg_catalog.float8, pg_catalog.float8, pg_catalog.float8) IS
+'the anomalous users of userseq_generate_events with the same arguments: pattern (bot_burst: unrelated views seconds apart; carding: one rarely bought item carted and bought over and over within minutes; account_takeover: straight cart + buy pairs in a category the user never browsed), since (the first planted event; every event of the user from then on is planted) and the number of planted events';
+
 -- ---------------------------------------------------------------- real time (issue 17): as sql/parts/85_live.sql
 -- userseq_live_attach checks an events table, a target table and the models, then creates an
 -- AFTER INSERT FOR EACH ROW trigger (C) that keeps target's row of the event's user up to date
@@ -326,3 +369,36 @@ BEGIN
 	RETURN n;
 END $$;
 COMMENT ON FUNCTION @extschema@.userseq_live_rebuild(pg_catalog.regclass, pg_catalog.regclass) IS 'replaces every row of target with what the attached trigger would hold after inserting all of events (after a bulk load, or after events were updated or deleted, which the trigger does not follow); returns the number of users';
+
+-- ---------------------------------------------------------------- catalog: dump/restore by the extension owner (issue 10.6), as sql/parts/40_catalog.sql
+-- Dump and restore by the extension's owner (issue 10.6): the database owner who created the
+-- trusted extension is not a superuser, yet pg_dump reads both sequences and pg_restore
+-- --no-owner, run as that role, COPYs both tables and calls setval on both sequences. The
+-- owner gets exactly those rights (no UPDATE or DELETE of models). Rows it inserts directly
+-- keep their owner names, except that a row naming a superuser becomes the inserting role's:
+-- userseq_retrain runs a stored query as the model's owner, so a directly inserted row must
+-- never make a superuser run it.
+DO $$
+DECLARE
+	extowner text := (SELECT pg_catalog.quote_ident(r.rolname)
+					  FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) e.extowner
+					  WHERE e.extname OPERATOR(pg_catalog.=) 'userseq');
+BEGIN
+	EXECUTE pg_catalog.format('GRANT INSERT ON @extschema@.models, @extschema@.training_log TO %s', extowner);
+	EXECUTE pg_catalog.format('GRANT SELECT, UPDATE ON SEQUENCE @extschema@.model_id_seq, @extschema@.run_id_seq TO %s', extowner);
+END $$;
+
+CREATE FUNCTION @extschema@.userseq_models_insert_guard() RETURNS trigger
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+	   AND (SELECT rolsuper FROM pg_roles WHERE rolname = NEW.owner) THEN
+		RAISE WARNING 'userseq: model "%" version % names the superuser "%" as its owner; it now belongs to "%"',
+			NEW.name, NEW.version, NEW.owner, current_user;
+		NEW.owner := current_user;
+	END IF;
+	RETURN NEW;
+END $$;
+COMMENT ON FUNCTION @extschema@.userseq_models_insert_guard() IS 'internal: a models row inserted directly by a non-superuser (pg_restore by the extension owner) may not name a superuser as its owner';
+CREATE TRIGGER models_insert_guard BEFORE INSERT ON @extschema@.models
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.userseq_models_insert_guard();

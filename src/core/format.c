@@ -6,7 +6,8 @@
  * the header, the CRC32C, and then every count against the documented limits and against the
  * bytes that remain, with overflow-safe arithmetic, before it allocates anything; it never reads
  * outside [buf, buf + len). It does not interpret the weights beyond requiring them finite
- * (padding rows need not be zero), and it does not know the parameter layout: that belongs to
+ * and within +-US_MAX_ABS_WEIGHT, the bound that keeps every score finite (padding rows need
+ * not be zero), and it does not know the parameter layout: that belongs to
  * model.c (us_model_param_count, us_params_bind), whose flat block is copied in order.
  *
  * Byte layout, format version 1 (offsets in bytes; u32/i32/u64/i64/f32 little-endian):
@@ -33,14 +34,15 @@
  *     n_behavior_labels times: u32 length (<= 255), then that many bytes (no NUL; labels distinct)
  *     n_class_labels times: the same
  *     u64 n_params (must equal the count the config implies)
- *     f32 params[n_params], finite, in the order of us_model.params_block
+ *     f32 params[n_params], finite, |w| <= 1e6, in the order of us_model.params_block
  *   The body ends exactly at the total size; trailing bytes are an error.
  *
  * Statuses: US_ETRUNCATED when len is shorter than the header or the total size it states;
  * US_EFORMAT for bad magic, header size, flags, reserved bits, trailing bytes or any field that
  * is inconsistent with the rest; US_EVERSION for another format version; US_ECHECKSUM for a
  * CRC mismatch; US_ELIMIT for a count or size beyond a documented limit; US_ENONFINITE for a
- * NaN or infinite weight; US_ENOMEM when the allocator fails.
+ * NaN or infinite weight (reported before) US_ERANGE for a finite weight beyond
+ * +-US_MAX_ABS_WEIGHT; US_ENOMEM when the allocator fails.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -484,6 +486,7 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	us_model   *model = NULL;
 	char		msg[256];
 	us_status	st;
+	us_status	range = US_OK;
 
 	if (out == NULL)
 		return US_EINVAL;
@@ -564,12 +567,23 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	if (remaining(&r) != n_params * 4)
 		return US_EFORMAT;
 	w_pos = r.pos;
-	for (uint64_t i = 0; i < n_params; i++)
 	{
-		uint32_t	u = get_u32(buf + w_pos + 4 * i);
+		float		bound = US_MAX_ABS_WEIGHT;
+		uint32_t	bound_bits;
 
-		if ((u & 0x7F800000u) == 0x7F800000u)
-			return US_ENONFINITE;
+		/* magnitudes of finite floats order as their bit patterns without the sign */
+		memcpy(&bound_bits, &bound, 4);
+		for (uint64_t i = 0; i < n_params; i++)
+		{
+			uint32_t	u = get_u32(buf + w_pos + 4 * i);
+
+			if ((u & 0x7F800000u) == 0x7F800000u)
+				return US_ENONFINITE;
+			if ((u & 0x7FFFFFFFu) > bound_bits)
+				range = US_ERANGE;
+		}
+		if (range != US_OK)
+			return range;
 	}
 
 	/* Everything checked: now allocate. */

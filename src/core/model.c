@@ -282,6 +282,19 @@ us_model_check_finite(const us_model *model)
 	return acc == 0.0f ? US_OK : US_ENONFINITE;
 }
 
+us_status
+us_model_check_weights(const us_model *model)
+{
+	us_status	st = us_model_check_finite(model);
+
+	if (st != US_OK)
+		return st;
+	for (size_t i = 0; i < model->n_params; i++)
+		if (fabsf(model->params_block[i]) > US_MAX_ABS_WEIGHT)
+			return US_ERANGE;
+	return US_OK;
+}
+
 void
 us_model_class_range(const us_model *model, int32_t *first, int32_t *count)
 {

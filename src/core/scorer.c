@@ -1068,6 +1068,21 @@ softmax(float *y, int32_t n)
 		y[i] = (float) (y[i] / sum);
 }
 
+/*
+ * 1 if every x[i] is finite. Decoded models cannot fail it (US_MAX_ABS_WEIGHT bounds every
+ * activation); a model built or trained in memory can, and a NaN must never become a score.
+ */
+static int
+all_finite(const float *x, size_t n)
+{
+	float		acc = 0.0f;
+
+	/* x * 0 is 0 for finite x and NaN otherwise */
+	for (size_t i = 0; i < n; i++)
+		acc += x[i] * 0.0f;
+	return acc == 0.0f;
+}
+
 us_status
 us_scorer_forward(us_scorer *s, const us_events *events, float *out, float *features)
 {
@@ -1082,7 +1097,11 @@ us_scorer_forward(us_scorer *s, const us_events *events, float *out, float *feat
 	p = &s->model->p;
 	hidden(s, events);
 	if (features)
+	{
 		memcpy(features, s->z, (size_t) s->D * sizeof(float));
+		if (!all_finite(features, (size_t) s->D))
+			return US_ENONFINITE;
+	}
 	/* out may be NULL when only the features are wanted (userseq_embed) */
 	if (out == NULL)
 		return US_OK;
@@ -1111,7 +1130,7 @@ us_scorer_forward(us_scorer *s, const us_events *events, float *out, float *feat
 			softmax(out, s->O);
 			break;
 	}
-	return US_OK;
+	return all_finite(out, (size_t) s->model->cfg.n_outputs) ? US_OK : US_ENONFINITE;
 }
 
 /* ------------------------------------------------------------------ top-k */
@@ -1533,10 +1552,17 @@ us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_see
 		rows[m] = tr;
 		sift_down(rows, scores, m, 0);
 	}
-	/* Report the real logits (NaN stays NaN), not the ranking keys; screened ones are finite. */
+	/* Report the real logits, not the ranking keys; screened ones are finite. */
 	if (!screened)
+	{
+		/* a non-finite logit anywhere is an error, not a row quietly ranked last */
+		if (!all_finite(s->logits, (size_t) s->model->cfg.n_outputs))
+			return US_ENONFINITE;
 		for (int32_t i = 0; i < n; i++)
 			scores[i] = s->logits[rows[i]];
+	}
+	else if (!all_finite(scores, (size_t) n))
+		return US_ENONFINITE;
 	*n_found = n;
 	return US_OK;
 }

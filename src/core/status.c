@@ -29,6 +29,8 @@ us_status_str(us_status status)
 			return "model bytes fail their checksum";
 		case US_ENONFINITE:
 			return "non-finite value";
+		case US_ERANGE:
+			return "weight beyond the bound that keeps every score finite (|w| <= 1e6)";
 		case US_ECANCELED:
 			return "canceled";
 		case US_EINTERNAL:

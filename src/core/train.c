@@ -2450,3 +2450,98 @@ done:
 	ws_free(&ws);
 	return st;
 }
+
+/* ------------------------------------------------------------------ surprise */
+
+us_status
+us_model_surprise(const us_model *model, const us_events *events, double *nll, int32_t *rank)
+{
+	const us_model_config *c;
+	us_ws		ws;
+	us_dataset	data;
+	int64_t		offsets[2];
+	int32_t		id = 0;
+	int32_t		n,
+				start,
+				V;
+	float	   *out = NULL;
+	batch_opts	o;
+	double		unused = 0.0;
+	us_status	st;
+
+	if (model == NULL || events == NULL || events->n < 0 || (events->n > 0 && events->items == NULL))
+		return US_EINVAL;
+	c = &model->cfg;
+	if (!is_prefix_task(c->task) || (c->task == US_TASK_NEXT_BEHAVIOR && events->n > 0 && events->behaviors == NULL))
+		return US_EINVAL;
+	n = events->n > c->max_len ? c->max_len : events->n;
+	if (n < 2)
+		return US_OK;
+	start = events->n - n;
+	V = c->n_outputs;
+	memset(&data, 0, sizeof data);
+	offsets[0] = 0;
+	offsets[1] = n;
+	data.n_seqs = 1;
+	data.offsets = offsets;
+	data.items = events->items + start;
+	data.behaviors = events->behaviors ? events->behaviors + start : NULL;
+	data.gaps = events->gaps ? events->gaps + start : NULL;
+	memset(&ws, 0, sizeof ws);
+	ws.alloc = model->alloc;
+	/* every prefix of the window at once, as training's prefix loss */
+	if ((st = build_batch(model, &data, &id, 1, 1, 0, 0, &ws)) != US_OK)
+		goto done;
+	out = model->alloc.alloc(model->alloc.ctx, (size_t) ws.n_ex * V * sizeof(float));
+	if (out == NULL)
+	{
+		st = US_ENOMEM;
+		goto done;
+	}
+	memset(&o, 0, sizeof o);
+	o.pred = out;				/* next_item: logits; next_behavior: probabilities */
+	if ((st = run_batch(model, &ws, &o, &unused)) != US_OK)
+		goto done;
+	for (int32_t e = 0; e < ws.n_ex; e++)
+	{
+		const float *x = out + (size_t) e * V;
+		int32_t		tg = I32(ws.ex_tgt)[e];
+		float		xt = x[tg];
+		int32_t		higher = 0;
+		double		l;
+
+		if (c->task == US_TASK_NEXT_ITEM)
+		{
+			float		mx = -FLT_MAX;
+			float		lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+			double		sum = 0.0;
+			int			j;
+
+			for (j = 0; j < V; j++)
+				mx = x[j] > mx ? x[j] : mx;
+			for (j = 0; j + 8 <= V; j += 8)
+				for (int q = 0; q < 8; q++)
+					lane[q] += vexpf(x[j + q] - mx);
+			for (; j < V; j++)
+				lane[0] += vexpf(x[j] - mx);
+			for (int q = 0; q < 8; q++)
+				sum += lane[q];
+			l = log(sum) - ((double) xt - mx);
+		}
+		else
+			l = -log(xt > FLT_MIN ? (double) xt : (double) FLT_MIN);
+		for (int32_t j = 2; j < V; j++)
+			higher += x[j] >= xt;
+		if (nll)
+			nll[e] = l;
+		if (rank)
+			rank[e] = tg >= 2 ? higher : 0;	/* the target itself counts once: 1 + others */
+	}
+	if (!isfinite(unused))
+		st = US_ENONFINITE;
+done:
+	if (out)
+		model->alloc.free(model->alloc.ctx, out);
+	ws_free(&ws);
+	return st;
+}

@@ -23,6 +23,8 @@ UsStatusSqlState(us_status status)
 			return ERRCODE_INVALID_BINARY_REPRESENTATION;
 		case US_ENONFINITE:
 			return ERRCODE_DATA_EXCEPTION;
+		case US_ERANGE:
+			return ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
 		case US_ECANCELED:
 			return ERRCODE_QUERY_CANCELED;
 		case US_EINTERNAL:
@@ -57,6 +59,9 @@ UsCheckStatus(us_status status, const char *what, const char *detail)
 		case US_ENONFINITE:
 			hint = "Training diverged or the input holds NaN or infinity; try a lower learning_rate or gradient clipping.";
 			break;
+		case US_ERANGE:
+			hint = "A userseq model keeps every weight within +-1e6, which bounds every score; larger weights come from crafted bytes or a diverged training run.";
+			break;
 		default:
 			break;
 	}
@@ -65,4 +70,15 @@ UsCheckStatus(us_status status, const char *what, const char *detail)
 			 errmsg("could not %s: %s", what, us_status_str(status)),
 			 detail ? errdetail("%s", detail) : 0,
 			 hint ? errhint("%s", hint) : 0));
+}
+
+void
+UsCheckScoreStatus(us_status status, const char *what)
+{
+	if (status == US_ENONFINITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("could not %s: the model produced a non-finite score", what),
+				 errhint("The model's weights are beyond what its scores can represent; retrain it.")));
+	UsCheckStatus(status, what, NULL);
 }

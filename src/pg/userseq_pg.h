@@ -30,6 +30,8 @@ extern int	userseq_model_cache_size;	/* decoded models kept per backend */
  * operation ("decode model \"churn\""); detail may be NULL. Returns only for US_OK.
  */
 extern void UsCheckStatus(us_status status, const char *what, const char *detail);
+/* UsCheckStatus for a scoring call: a non-finite score (US_ENONFINITE) is 22003, never a row. */
+extern void UsCheckScoreStatus(us_status status, const char *what);
 /* The SQLSTATE a core status maps to (for callers that build their own ereport). */
 extern int	UsStatusSqlState(us_status status);
 

@@ -95,6 +95,26 @@ SELECT userseq_length(seq) AS not_followed_after_detach FROM lv_t WHERE user_id 
 SELECT userseq_live_rebuild('lv_ev', 'lv_t');
 SELECT userseq_live_detach('lv_ev', 'lv_t');
 
+-- anonymous sessions: recommend from the current session's events only, by value (README, Real time)
+CREATE TABLE lv_web (session_id text, item_id bigint, ts timestamptz, behavior text);
+INSERT INTO lv_web VALUES ('s-1', 4, '2024-03-01 10:00', 'view'), ('s-1', 9, '2024-03-01 10:01', 'view'),
+						  ('s-1', 14, '2024-03-01 10:02', 'cart'), ('s-2', 30, '2024-03-01 10:00', 'view');
+PREPARE lv_session_recs(text) AS
+SELECT r.rank, r.item, r.score
+FROM userseq_recommend('lv_ni', (SELECT userseq_agg(item_id, ts, behavior) FROM lv_web WHERE session_id = $1), 10) r;
+CREATE TEMP TABLE lv_recs AS EXECUTE lv_session_recs('s-1');
+SELECT count(*) AS recommendations, count(*) FILTER (WHERE item IN (4, 9, 14)) AS seen_recommended,
+	   count(DISTINCT item) AS distinct_items FROM lv_recs;
+-- the same as for the literal sequence of those three events, and not what the other session gets
+SELECT count(*) AS differ FROM lv_recs r FULL JOIN userseq_recommend('lv_ni',
+	'[4@2024-03-01T10:00:00Z view, 9@2024-03-01T10:01:00Z view, 14@2024-03-01T10:02:00Z cart]', 10) x USING (rank)
+WHERE r.item IS DISTINCT FROM x.item OR r.score IS DISTINCT FROM x.score;
+SELECT count(*) < 10 AS other_session_differs FROM lv_recs r JOIN userseq_recommend('lv_ni',
+	(SELECT userseq_agg(item_id, ts, behavior) FROM lv_web WHERE session_id = 's-2'), 10) x USING (rank, item);
+-- a session without events yet: no sequence, no rows (STRICT)
+SELECT count(*) AS unknown_session FROM userseq_recommend('lv_ni', (SELECT userseq_agg(item_id, ts, behavior) FROM lv_web WHERE session_id = 'none'), 10);
+DROP TABLE lv_web, lv_recs;
+
 DROP TABLE lv_ev, lv_t, lv_nokey, lv_noseq, lv_d, lv_before;
 DROP ROLE lv_writer;
 SELECT userseq_drop_model('lv_bin') + userseq_drop_model('lv_reg') + userseq_drop_model('lv_ni') + userseq_drop_model('lv_mc') AS dropped;

@@ -332,6 +332,23 @@ test_corrupt(void)
 	EDIT_EXPECT(put32(b + off_np + 8 + 4 * 5, 0x7FC00000u), US_ENONFINITE, "NaN weight");
 	EDIT_EXPECT(put32(b + n - 4, 0xFF800000u), US_ENONFINITE, "-Inf last weight");
 	EDIT_EXPECT(put32(b + off_np + 8, 0x7F800001u), US_ENONFINITE, "signalling NaN weight");
+	/* finite but huge weights (the forward would overflow): US_ERANGE; the bound itself is fine */
+	EDIT_EXPECT(put32(b + off_np + 8 + 4 * 3, 0x7F7FFFFFu), US_ERANGE, "weight 3.4e38 (FLT_MAX)");
+	EDIT_EXPECT(put32(b + n - 4, 0xFF7FFFFFu), US_ERANGE, "last weight -3.4e38");
+	{
+		float		lim = US_MAX_ABS_WEIGHT;
+		float		over = nextafterf(US_MAX_ABS_WEIGHT, INFINITY);
+		uint32_t	u;
+
+		memcpy(&u, &lim, 4);
+		EDIT_EXPECT(put32(b + off_np + 8, u), US_OK, "weight exactly +1e6");
+		EDIT_EXPECT(put32(b + off_np + 8, u | 0x80000000u), US_OK, "weight exactly -1e6");
+		memcpy(&u, &over, 4);
+		EDIT_EXPECT(put32(b + off_np + 8, u), US_ERANGE, "weight one ulp above 1e6");
+		/* a NaN is reported as such even after an out-of-range weight */
+		EDIT_EXPECT((put32(b + off_np + 8, u), put32(b + n - 4, 0x7FC00000u)), US_ENONFINITE,
+					"huge weight then NaN");
+	}
 	/* a larger embed_dim without the weights: n_params then disagrees */
 	EDIT_EXPECT(put32(b + OFF_CFG + 24, 9), US_EFORMAT, "config implies other n_params");
 

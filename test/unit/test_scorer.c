@@ -550,10 +550,17 @@ test_topk_screen(void)
 		}
 		us_scorer_free(sc);
 		sc = NULL;
-		/* a non-finite weight: no screen, and the full scan ranks the NaN row last */
+		/*
+		 * a non-finite weight (only a model built in memory can hold one: the decoder refuses
+		 * it): no screen, and forward and top-k report US_ENONFINITE, never a NaN score
+		 */
 		if (!o.tie)
 		{
 			seqbuf		s;
+			float	   *logits = malloc((size_t) V * 4);
+			int32_t		rows[10];
+			float		scores[10];
+			int32_t		nf = -1;
 
 			m->p.out_w[(size_t) 2 * O + 77] = NAN;
 			CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &sc));
@@ -561,11 +568,65 @@ test_topk_screen(void)
 			{
 				CHECK(!us_scorer_is_screened(sc), "no screen over a NaN weight");
 				random_seq(&s, &m->cfg, 9, &rng);
-				check_topk(sc, m, &s.ev, 10, 0);
-				check_topk(sc, m, &s.ev, V - 2, 1);
+				CHECK(us_scorer_forward(sc, &s.ev, logits, NULL) == US_ENONFINITE,
+					  "forward over a NaN weight: US_ENONFINITE");
+				CHECK(us_scorer_topk(sc, &s.ev, 10, 0, rows, scores, &nf) == US_ENONFINITE && nf == 0,
+					  "top-k over a NaN weight: US_ENONFINITE, no rows");
 			}
 			us_scorer_free(sc);
+			free(logits);
 		}
+		us_model_free(m);
+	}
+}
+
+/*
+ * The run-time check behind "a non-finite score is an error": a model built in memory with
+ * weights beyond US_MAX_ABS_WEIGHT (the decoder refuses such bytes) overflows; forward must
+ * say so for the output and for the features, for every task.
+ */
+static void
+test_nonfinite_scores(void)
+{
+	static const int tasks[] = {US_TASK_BINARY, US_TASK_MULTICLASS, US_TASK_REGRESSION,
+	US_TASK_NEXT_ITEM, US_TASK_NEXT_BEHAVIOR};
+
+	for (size_t t = 0; t < sizeof(tasks) / sizeof(tasks[0]); t++)
+	{
+		fixture_opts o;
+		us_model   *m = NULL;
+		us_scorer  *sc = NULL;
+		us_rng		rng;
+		seqbuf		s;
+		float	   *out,
+				   *feat;
+
+		fixture_default(&o, tasks[t]);
+		CHECK_OK(fixture_model(&o, 900 + t, &m));
+		if (!m)
+			continue;
+		CHECK(us_model_check_weights(m) == US_OK, "task %d: fixture weights within the bound", tasks[t]);
+		/* every activation overflows to +inf; output rows of both signs then give inf - inf */
+		for (size_t i = 0; i < m->n_params; i++)
+			m->params_block[i] = 3.4e38f;
+		for (int32_t i = 0; i < m->cfg.hidden_dim * m->cfg.n_outputs; i++)
+			m->p.out_w[i] = i % 2 ? -3.4e38f : 3.4e38f;
+		CHECK(us_model_check_weights(m) == US_ERANGE, "task %d: 3.4e38 weights are US_ERANGE", tasks[t]);
+		out = malloc((size_t) m->cfg.n_outputs * 4);
+		feat = malloc((size_t) us_model_feature_dim(&m->cfg) * 4);
+		us_rng_seed(&rng, 77 + t);
+		random_seq(&s, &m->cfg, 7, &rng);
+		CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &sc));
+		if (sc)
+		{
+			CHECK(us_scorer_forward(sc, &s.ev, out, feat) == US_ENONFINITE,
+				  "task %d: forward with overflowing weights is US_ENONFINITE", tasks[t]);
+			CHECK(us_scorer_forward(sc, &s.ev, NULL, feat) == US_ENONFINITE,
+				  "task %d: features alone are US_ENONFINITE too", tasks[t]);
+		}
+		us_scorer_free(sc);
+		free(out);
+		free(feat);
 		us_model_free(m);
 	}
 }
@@ -618,5 +679,6 @@ main(void)
 	CHECK(n_partial_tested >= 10, "partly folded scorers compared: %d", n_partial_tested);
 	test_topk();
 	test_topk_screen();
+	test_nonfinite_scores();
 	return unit_finish("test_scorer");
 }

@@ -277,85 +277,156 @@ UsCacheLoad(Datum weights, const us_format_header *h, bool by_name, int64 model_
 	return entry;
 }
 
+/*
+ * Kept plans of the by-name lookup (per backend, for the schema they were made for). The key
+ * query reads no weights: a cached entry read from the same catalog row version (model_id,
+ * version, the row's xmin and ctid, which any rewrite of the row changes) is used as it is, so a
+ * statement that scores one row (a trigger, an OLTP read) pays one index lookup, not a parse,
+ * a plan and a TOAST fetch of the weights' header. (xmin alone is not enough: a frozen row
+ * reports xmin 2; the extension never rewrites weights in place, but a hand-made UPDATE would
+ * also move the row to a new ctid.)
+ */
+static Oid	lookup_schema = InvalidOid;
+static SPIPlanPtr lookup_key_plan = NULL;
+static SPIPlanPtr lookup_row_plan = NULL;
+
+static void
+UsPrepareLookups(Oid nsp, const char *schema)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	SPIPlanPtr	key,
+				row;
+
+	if (lookup_schema == nsp && lookup_key_plan && lookup_row_plan)
+		return;
+	key = SPI_prepare(psprintf("SELECT model_id, version, xmin, ctid FROM %s.models WHERE name = $1 AND deployed",
+							   quote_identifier(schema)), 1, argtypes);
+	row = SPI_prepare(psprintf("SELECT model_id, version, weights, xmin, ctid FROM %s.models WHERE name = $1 AND deployed",
+							   quote_identifier(schema)), 1, argtypes);
+	if (key == NULL || row == NULL)
+		elog(ERROR, "could not prepare the model lookup in schema %s: %s", schema,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(key) != 0 || SPI_keepplan(row) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	if (lookup_key_plan)
+		SPI_freeplan(lookup_key_plan);
+	if (lookup_row_plan)
+		SPI_freeplan(lookup_row_plan);
+	lookup_key_plan = key;
+	lookup_row_plan = row;
+	lookup_schema = nsp;
+}
+
+/* Raises the error for a name without a deployed row (inside the SPI connection). */
+static void
+UsNoDeployedModel(const char *name, const char *schema, Datum *args)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	char	   *q2 = psprintf("SELECT count(*) FROM %s.models WHERE name = $1",
+							  quote_identifier(schema));
+	int64		versions = 0;
+	bool		isnull;
+
+	if (SPI_execute_with_args(q2, 1, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+		versions = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+	if (versions > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" has no deployed version", name),
+				 errdetail_plural("It has %lld stored version, not deployed.",
+								  "It has %lld stored versions, none of them deployed.",
+								  (unsigned long) versions, (long long) versions),
+				 errhint("Deploy a version by setting deployed = true on its row in %s.models.",
+						 schema)));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("model \"%s\" does not exist", name),
+			 errhint("Train it with userseq_train, or list the models in %s.models.", schema)));
+}
+
 /* Looks up the deployed row of name and returns its (pinned) entry. */
 static UsModelEntry *
 UsResolveName(FunctionCallInfo fcinfo, const char *name)
 {
 	MemoryContext caller = CurrentMemoryContext;
+	Oid			nsp;
 	char	   *schema;
-	char	   *query;
-	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	int			ret;
 	bool		isnull;
 	int64		model_id;
 	int32		version;
+	TransactionId xmin;
+	ItemPointerData tid;
 	Datum		weights;
 	us_format_header h;
-	UsModelEntry *entry;
+	UsModelEntry *entry = NULL;
 	char	   *what;
-	int			level;
 
 	/* the catalog lives in the schema of this very function, i.e. the extension's */
-	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
+	nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+	schema = get_namespace_name(nsp);
 	if (schema == NULL)
 		elog(ERROR, "could not find the schema of function %u", fcinfo->flinfo->fn_oid);
-	query = psprintf("SELECT model_id, version, weights FROM %s.models WHERE name = $1 AND deployed",
-					 quote_identifier(schema));
 	args[0] = CStringGetTextDatum(name);
-	what = psprintf("load model \"%s\"", name);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	level = UsInternalSqlBegin();
-	ret = SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 2);
+	UsPrepareLookups(nsp, schema);
+	ret = SPI_execute_plan(lookup_key_plan, args, NULL, true, 2);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.models: SPI_execute_with_args returned %d", schema, ret);
+		elog(ERROR, "could not read %s.models: SPI_execute_plan returned %d", schema, ret);
 	if (SPI_processed == 0)
-	{
-		char	   *q2 = psprintf("SELECT count(*) FROM %s.models WHERE name = $1",
-								  quote_identifier(schema));
-		int64		versions = 0;
-
-		if (SPI_execute_with_args(q2, 1, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
-			SPI_processed == 1)
-			versions = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1, &isnull));
-		if (versions > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" has no deployed version", name),
-					 errdetail_plural("It has %lld stored version, not deployed.",
-									  "It has %lld stored versions, none of them deployed.",
-									  (unsigned long) versions, (long long) versions),
-					 errhint("Deploy a version by setting deployed = true on its row in %s.models.",
-							 schema)));
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", name),
-				 errhint("Train it with userseq_train, or list the models in %s.models.", schema)));
-	}
-	UsInternalSqlEnd(level);
+		UsNoDeployedModel(name, schema, args);
 	if (SPI_processed > 1)
 		elog(ERROR, "model \"%s\" has more than one deployed version. Please report a bug.", name);
-
 	model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	weights = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model \"%s\" version %d has no weights", name, version)));
+	xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	for (int i = 0; i < n_cache; i++)
+		if (cache[i]->by_name && cache[i]->model_id == model_id && cache[i]->version == version &&
+			cache[i]->row_xmin == xmin && ItemPointerEquals(&cache[i]->row_tid, &tid))
+		{
+			entry = cache[i];
+			stat_hits++;
+			break;
+		}
 
-	UsReadHeader(weights, &h, what);
-	entry = UsCacheFind(true, model_id, version, h.crc32c, h.total_size);
 	if (entry == NULL)
 	{
-		/* decode into a context that outlives SPI_finish */
-		MemoryContext spi = MemoryContextSwitchTo(caller);
+		ret = SPI_execute_plan(lookup_row_plan, args, NULL, true, 2);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read %s.models: SPI_execute_plan returned %d", schema, ret);
+		if (SPI_processed == 0)
+			UsNoDeployedModel(name, schema, args);
+		if (SPI_processed > 1)
+			elog(ERROR, "model \"%s\" has more than one deployed version. Please report a bug.", name);
+		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		weights = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("model \"%s\" version %d has no weights", name, version)));
+		xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+		tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+		what = psprintf("load model \"%s\"", name);
 
-		entry = UsCacheLoad(weights, &h, true, model_id, version, what);
-		MemoryContextSwitchTo(spi);
+		UsReadHeader(weights, &h, what);
+		entry = UsCacheFind(true, model_id, version, h.crc32c, h.total_size);
+		if (entry == NULL)
+		{
+			/* decode into a context that outlives SPI_finish */
+			MemoryContext spi = MemoryContextSwitchTo(caller);
+
+			entry = UsCacheLoad(weights, &h, true, model_id, version, what);
+			MemoryContextSwitchTo(spi);
+		}
+		entry->row_xmin = xmin;
+		entry->row_tid = tid;
 	}
 	UsEntryPin(entry);
 	SPI_finish();

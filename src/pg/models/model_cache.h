@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "storage/itemptr.h"
 
 #include "seq/seq_events.h"
 #include "userseq/us_model.h"
@@ -19,6 +20,8 @@ typedef struct UsModelEntry
 	bool		by_name;		/* model_id / version are meaningful */
 	int64		model_id;
 	int32		version;
+	TransactionId row_xmin;		/* xmin and ctid of the catalog row version it was read */
+	ItemPointerData row_tid;	/* from (by name) */
 	uint32		crc;			/* from the format header */
 	uint64		total_size;
 	us_model   *model;

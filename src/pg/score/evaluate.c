@@ -380,7 +380,7 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 				}
 			}
 			st = us_scorer_forward(entry->scorer, &events, out, NULL);
-			UsCheckStatus(st, "score sequence", NULL);
+			UsCheckScoreStatus(st, "score sequence");
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
 
@@ -872,7 +872,7 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 		ev.gaps = d.gaps ? d.gaps + d.offsets[s] : NULL;
 		ev.n = (int32) (d.offsets[s + 1] - d.offsets[s]);
 		st = us_scorer_forward(entry->scorer, &ev, logits, NULL);
-		UsCheckStatus(st, "score sequence", NULL);
+		UsCheckScoreStatus(st, "score sequence");
 		UsRankBoth(logits, n_rows, &d, s, cand, &rm[0][0], &rm[0][1]);
 		UsRankBoth(pop, n_rows, &d, s, cand, &rm[1][0], &rm[1][1]);
 

@@ -113,7 +113,7 @@ UsRecommend(FunctionCallInfo fcinfo, bool by_value)
 	/* per-request work: BLAS threads would only add hand-offs (use parallel query instead) */
 	UsApplyThreadCount(1);
 	st = us_scorer_topk(entry->scorer, &input, k_req, exclude_seen ? 1 : 0, rows, scores, &found);
-	UsCheckStatus(st, "recommend items", NULL);
+	UsCheckScoreStatus(st, "recommend items");
 
 	for (int32 i = 0; i < found && emitted < k_eff; i++)
 	{

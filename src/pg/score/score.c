@@ -55,7 +55,7 @@ UsScoreSeq(FunctionCallInfo fcinfo, UsModelEntry *entry, Datum seqd, float **fea
 	/* one sequence is far too little work to split: threaded BLAS only adds hand-offs */
 	UsApplyThreadCount(1);
 	st = us_scorer_forward(entry->scorer, &events, out, feat);
-	UsCheckStatus(st, "score sequence", NULL);
+	UsCheckScoreStatus(st, "score sequence");
 	if (features)
 		*features = feat;
 	return out;

@@ -43,6 +43,10 @@
  *   (c) buy: active users come back to an abandoned cart (wish list) at 25% of steps, then
  *       cart it with probability 0.6 and buy it with 0.75, so an earlier cart of an item
  *       announces a later buy of it.
+ *   (d) anomalies (fraud_rate > 0): see GenPlantAnomaly. userseq_generate_anomalies, with the
+ *       same arguments, lists the anomalous users, their episode's kind and first event (every
+ *       event of the user from then on is planted). The output columns of the events stay
+ *       those of 0.1.0, so callers of the 8-argument form see exactly the rows they saw.
  */
 #include "userseq_pg.h"
 
@@ -498,10 +502,103 @@ GenUser(const GenCatalog *cat, GenUserBuf *buf, uint64 seed, int64 user,
 		qsort(buf->ev, buf->n, sizeof(GenEvent), GenEventCmp);
 }
 
-/* Generate a synthetic e-commerce event log */
-FUNCTION_PREFIX PG_FUNCTION_INFO_V1(userseq_generate_events);
-Datum
-userseq_generate_events(PG_FUNCTION_ARGS)
+/*
+ * Planted anomalies (fraud_rate): the user's own history is cut at a random event in its second
+ * half and one anomalous episode follows a few hours to two days later, drawn from a stream of
+ * its own so that the history before the cut is the same as without fraud_rate:
+ *   0 bot burst: 15-30 views of unrelated items (uniform over the catalogue, any category)
+ *     1-3 seconds apart;
+ *   1 carding: one rarely bought item (popularity rank in the catalogue's bottom half) carted and
+ *     bought 5-10 times over, 5-40 seconds apart;
+ *   2 account takeover: a category the user never browsed, 4-7 straight cart + buy pairs (no
+ *     views) of its items, 10-90 seconds apart.
+ */
+static const char *const gen_anomaly_names[3] = {"bot_burst", "carding", "account_takeover"};
+
+/* Plants the episode; returns its kind and sets *first to the index of its first event. */
+static int32
+GenPlantAnomaly(const GenCatalog *cat, GenUserBuf *buf, uint64 seed, int64 user, int64 end,
+				int32 *first_out)
+{
+	us_rng		rng;
+	int32		kind,
+				cut;
+	int64		s;
+
+	us_rng_seed(&rng, (seed ^ UINT64CONST(0xA5A5F00DF00DA5A5)) * UINT64CONST(0x9E3779B97F4A7C15) +
+				(uint64) user * 3 + 1);
+	kind = (int32) us_rng_below(&rng, 3);
+	cut = buf->n < 4 ? buf->n : buf->n / 2 + (int32) us_rng_below(&rng, (uint64) (buf->n - buf->n / 2));
+	buf->n = cut;
+	s = cut > 0 ? buf->ev[cut - 1].t : (int64) (us_rng_uniform(&rng) * 0.5 * (double) end);
+	s += 3 * 3600 + (int64) us_rng_below(&rng, 2 * SECS_PER_DAY);
+	/* the episode (at most ~15 minutes) must fit before the end */
+	if (s > end - 3600)
+		s = Max(cut > 0 ? buf->ev[cut - 1].t + 60 : 0, end - 3600);
+	{
+		int32		first = buf->n;
+
+		if (kind == 0)
+		{
+			int32		k = 15 + (int32) us_rng_below(&rng, 16);
+
+			for (int32 i = 0; i < k; i++)
+			{
+				GenEmit(buf, s, GEN_VIEW, (int32) us_rng_below(&rng, (uint64) cat->n_items));
+				s += 1 + (int64) us_rng_below(&rng, 3);
+			}
+		}
+		else if (kind == 1)
+		{
+			int32		k = 5 + (int32) us_rng_below(&rng, 6);
+			int32		x = cat->n_items / 2 + (int32) us_rng_below(&rng, (uint64) (cat->n_items - cat->n_items / 2));
+
+			for (int32 i = 0; i < k; i++)
+			{
+				GenEmit(buf, s, GEN_CART, x);
+				s += 5 + (int64) us_rng_below(&rng, 36);
+				GenEmit(buf, s, GEN_BUY, x);
+				s += 5 + (int64) us_rng_below(&rng, 36);
+			}
+		}
+		else
+		{
+			int32		k = 4 + (int32) us_rng_below(&rng, 4);
+			int32		c = (int32) us_rng_below(&rng, (uint64) cat->n_cats);
+
+			/* a category this user never browsed, if there is one */
+			for (int32 tries = 0; tries < 20; tries++)
+			{
+				bool		seen = false;
+
+				for (int32 i = 0; i < buf->n && !seen; i++)
+					seen = cat->cat_of[buf->ev[i].rank] == c;
+				if (!seen)
+					break;
+				c = (int32) us_rng_below(&rng, (uint64) cat->n_cats);
+			}
+			for (int32 i = 0; i < k; i++)
+			{
+				int32		x = cat->members[cat->cat_start[c] +
+											 (int32) us_rng_below(&rng, (uint64) (cat->cat_start[c + 1] - cat->cat_start[c]))];
+
+				GenEmit(buf, s, GEN_CART, x);
+				s += 10 + (int64) us_rng_below(&rng, 81);
+				GenEmit(buf, s, GEN_BUY, x);
+				s += 10 + (int64) us_rng_below(&rng, 81);
+			}
+		}
+		*first_out = first;
+	}
+	return kind;
+}
+
+/*
+ * Both SQL functions: the events (anomalies = false) or one row per anomalous user with its
+ * episode's kind and first event (anomalies = true).
+ */
+static Datum
+GenRun(FunctionCallInfo fcinfo, bool anomalies)
 {
 	int32		users = PG_GETARG_INT32(0);
 	int64		seed = PG_GETARG_INT64(1);
@@ -511,6 +608,8 @@ userseq_generate_events(PG_FUNCTION_ARGS)
 	TimestampTz start = PG_GETARG_TIMESTAMPTZ(5);
 	double		churn_rate = PG_GETARG_FLOAT8(6);
 	double		zipf = PG_GETARG_FLOAT8(7);
+	/* 0.2.0 adds fraud_rate (0 = none: the 0.1.0 output) */
+	double		fraud_rate = PG_NARGS() > 8 ? PG_GETARG_FLOAT8(8) : 0.0;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext gen_cxt;
 	MemoryContext old_cxt;
@@ -525,6 +624,7 @@ userseq_generate_events(PG_FUNCTION_ARGS)
 	CheckGenIntArg("days", days, 1, GEN_MAX_DAYS);
 	CheckGenFloatArg("churn_rate", churn_rate, 0.0, 1.0);
 	CheckGenFloatArg("zipf", zipf, 0.0, GEN_MAX_ZIPF);
+	CheckGenFloatArg("fraud_rate", fraud_rate, 0.0, 1.0);
 	if (TIMESTAMP_NOT_FINITE(start) ||
 		!IS_VALID_TIMESTAMP(start + (int64) days * USECS_PER_DAY))
 		ereport(ERROR,
@@ -549,15 +649,39 @@ userseq_generate_events(PG_FUNCTION_ARGS)
 	{
 		Datum		values[5];
 		bool		nulls[5] = {false, false, false, false, false};
+		int32		kind = -1,
+					first = 0;
 
 		/* can take a while, so ensure we can interrupt */
 		CHECK_FOR_INTERRUPTS();
 
 		old_cxt = MemoryContextSwitchTo(gen_cxt);
 		GenUser(&cat, &buf, (uint64) seed, u, end, churn_rate);
+		if (fraud_rate > 0.0)
+		{
+			/* who is anomalous comes from a stream of its own: the others are unchanged */
+			us_rng		frng;
+
+			us_rng_seed(&frng, ((uint64) seed ^ UINT64CONST(0x0F0F1234ABCD5678)) *
+						UINT64CONST(0xD1B54A32D192ED03) + (uint64) u);
+			if (us_rng_uniform(&frng) < fraud_rate)
+				kind = GenPlantAnomaly(&cat, &buf, (uint64) seed, u, end, &first);
+		}
 		MemoryContextSwitchTo(old_cxt);
 
 		values[0] = Int64GetDatum(u);
+		if (anomalies)
+		{
+			if (kind >= 0 && first < buf.n)
+			{
+				values[1] = CStringGetTextDatum(gen_anomaly_names[kind]);
+				values[2] = TimestampTzGetDatum(start + buf.ev[first].t * USECS_PER_SEC);
+				values[3] = Int32GetDatum(buf.n - first);
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			}
+			continue;
+		}
+
 		for (int32 k = 0; k < buf.n; k++)
 		{
 			const GenEvent *e = &buf.ev[k];
@@ -572,6 +696,22 @@ userseq_generate_events(PG_FUNCTION_ARGS)
 
 	MemoryContextDelete(gen_cxt);
 	return (Datum) 0;
+}
+
+/* Generate a synthetic e-commerce event log */
+FUNCTION_PREFIX PG_FUNCTION_INFO_V1(userseq_generate_events);
+Datum
+userseq_generate_events(PG_FUNCTION_ARGS)
+{
+	return GenRun(fcinfo, false);
+}
+
+/* The anomalous users of a userseq_generate_events call with fraud_rate > 0 */
+FUNCTION_PREFIX PG_FUNCTION_INFO_V1(userseq_generate_anomalies);
+Datum
+userseq_generate_anomalies(PG_FUNCTION_ARGS)
+{
+	return GenRun(fcinfo, true);
 }
 
 /* Planner support: row estimate of userseq_generate_events from its users and days */
@@ -591,7 +731,7 @@ userseq_generate_events_support(PG_FUNCTION_ARGS)
 	if (!is_funcclause(req->node))
 		PG_RETURN_POINTER(NULL);
 	fexpr = (FuncExpr *) req->node;
-	if (list_length(fexpr->args) != 8)
+	if (list_length(fexpr->args) != 8 && list_length(fexpr->args) != 9)
 		PG_RETURN_POINTER(NULL);
 	users_arg = estimate_expression_value(req->root, linitial(fexpr->args));
 	days_arg = estimate_expression_value(req->root, list_nth(fexpr->args, 4));

@@ -521,7 +521,7 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 
 	if (run->best)
 		UsCheckStatus(us_model_copy_weights(run->model, run->best), "restore the best epoch", NULL);
-	UsCheckStatus(us_model_check_finite(run->model), "store the model", NULL);
+	UsCheckStatus(us_model_check_weights(run->model), "store the model", NULL);
 	size = us_model_encoded_size(run->model);
 	if (size == 0 || size > US_FORMAT_MAX_SIZE || size > MaxAllocHugeSize - VARHDRSZ ||
 		size + VARHDRSZ > (Size) 0x3FFFFFFF)
