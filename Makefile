@@ -7,6 +7,7 @@
 #   make unit-asan              the same under AddressSanitizer + UBSan
 #   make unit-valgrind          the same under valgrind
 #   make bench-train            training sequences/s of the core (BENCH_THREADS=1)
+#   make train-digest           fingerprint of the core's training floats (diff before/after a refactor)
 #   make fuzz                   libFuzzer harness of the model decoder (clang), bounded run
 #   make fuzz-corpus            regenerate the fuzz seed models in test/fuzz/corpus
 #   make bench-core             single-sequence scoring benchmark of src/core (-O2 -march=native)
@@ -51,7 +52,7 @@ PG_CPPFLAGS = -Iinclude -Isrc/pg
 SHLIB_LINK = -lopenblas -lm -pthread
 EXTRA_CLEAN = test/unit/build results regression.diffs regression.out build
 
-STANDALONE_GOALS = unit unit-asan unit-valgrind unit-valgrind-run fuzz fuzz-corpus bench-core bench-train bench-torch core-train core-lib
+STANDALONE_GOALS = unit unit-asan unit-valgrind unit-valgrind-run fuzz fuzz-corpus bench-core bench-train bench-torch core-train core-lib train-digest
 ifeq ($(filter $(STANDALONE_GOALS),$(MAKECMDGOALS)),)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -79,7 +80,7 @@ UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_BUILD = test/unit/build
 
 .PHONY: unit unit-asan unit-valgrind fuzz
-$(UNIT_BUILD)/%: test/unit/%.c test/unit/unit.h $(CORE_SRCS) $(wildcard include/userseq/*.h)
+$(UNIT_BUILD)/%: test/unit/%.c test/unit/unit.h $(CORE_SRCS) $(CORE_HEADERS)
 	@mkdir -p $(UNIT_BUILD)
 	$(CC) $(CORE_CFLAGS) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) -lopenblas -lm -pthread
 
@@ -107,6 +108,14 @@ bench-train:
 	@mkdir -p test/bench/build
 	$(CC) $(CORE_CFLAGS) -O3 -pthread -o test/bench/build/bench_train test/bench/bench_train.c $(CORE_SRCS) -lopenblas -lm -pthread
 	OPENBLAS_NUM_THREADS=$(BENCH_THREADS) test/bench/build/bench_train $(BENCH_ARGS)
+
+# hashes of trained weights, gradients and predictions (test/bench/train_digest.c): a
+# restructuring of src/core must leave this output unchanged
+.PHONY: train-digest
+train-digest:
+	@mkdir -p test/bench/build
+	@$(CC) $(CORE_CFLAGS) -o test/bench/build/train_digest test/bench/train_digest.c $(CORE_SRCS) -lopenblas -lm -pthread
+	@OPENBLAS_NUM_THREADS=1 test/bench/build/train_digest
 
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -146,7 +155,7 @@ $(CORE_LIB): $(CORE_LIB_OBJS)
 CORE_TRAIN = test/bench/build/core_train
 .PHONY: core-train bench-torch
 core-train: $(CORE_TRAIN)
-$(CORE_TRAIN): test/bench/core_train.c test/bench/bench_common.h $(CORE_SRCS) $(wildcard include/userseq/*.h)
+$(CORE_TRAIN): test/bench/core_train.c test/bench/bench_common.h $(CORE_SRCS) $(CORE_HEADERS)
 	@mkdir -p test/bench/build
 	$(CC) $(CORE_CFLAGS) -o $@ $< $(CORE_SRCS) -lopenblas -lm
 bench-torch: $(CORE_TRAIN)

@@ -306,7 +306,7 @@ BEGIN
 				   'FROM %s WHERE %I IS NOT NULL GROUP BY 1) s WHERE s.seq IS NOT NULL',
 				   a[1], cols, exprs, a[2], a[3], a[4],
 				   CASE WHEN a[5] = '' THEN 'NULL::pg_catalog.text' ELSE format('%I::pg_catalog.text', a[5]) END,
-				   a[6], events, a[2]);
+				   a[6]::int, events, a[2]);
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END $$;

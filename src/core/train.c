@@ -1,18 +1,13 @@
 /*
- * train.c: batched forward and backward of the text-CNN over a minibatch, the losses of the
- * five tasks, the optimizers (Adam, AdamW, SGD with momentum; lazy on embedding rows), the
- * trainer and us_model_predict. One code path serves training, the gradient checks
- * (us_model_loss_and_grad) and evaluation. Single-sequence scoring lives in scorer.c.
+ * train.c: everything around the network (nn.c): batch assembly (the events of a minibatch
+ * concatenated without padding, one example per sequence or per prefix), one batch through the
+ * network, the optimizers (Adam, AdamW, SGD with momentum; lazy on embedding rows), the
+ * trainer with its threads, and us_model_predict. One code path serves training, the gradient
+ * checks (us_model_loss_and_grad) and evaluation. Single-sequence scoring lives in scorer.c.
  *
- * Speed notes. The events of a minibatch are concatenated without padding; the convolution of
- * all widths and taps is one GEMM of the tokens (T, E) against the taps concatenated
- * (E, sum_k k*F), followed by a shift-add per window. Max-pool backward is sparse: only the
- * argmax window of each (example, width, filter) gets gradient, so for one example per
- * sequence the conv backward costs O(B * F * k * E) instead of O(T * ...); for the prefix
- * tasks (one example per event) the gradient is scattered to (token, tap, filter) and pushed
- * through two GEMMs. Embedding gradients and optimizer updates touch only the rows the batch
- * used ("lazy" Adam as TF LazyAdam / torch SparseAdam: moments of an unused row are not decayed
- * in that step, so it differs from dense Adam; weight decay likewise applies to used rows only).
+ * Embedding gradients and optimizer updates touch only the rows the batch used ("lazy" Adam as
+ * TF LazyAdam / torch SparseAdam: moments of an unused row are not decayed in that step, so it
+ * differs from dense Adam; weight decay likewise applies to used rows only).
  * Determinism: every reduction of ours runs in a fixed order on the calling thread.
  *
  * Threads (us_train_config.n_threads = T > 1): a step cuts the batch into T contiguous slices
@@ -31,99 +26,15 @@
 #include <signal.h>
 #include <string.h>
 
-/*
- * The row loops here (adds, maxima and axpys over F or E floats) must vectorise: PostgreSQL
- * builds with -O2, where gcc 12 only vectorises loops whose trip count it knows, and gcc 12
- * maps -march=native on recent AMD cores to znver1 tuning, which uses 128-bit vectors. Both
- * cost about 2x in training speed, so this file asks for O3 and 256-bit vectors; no FP traps
- * are used, and without -fno-trapping-math gcc will not if-convert float compares.
- */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("O3", "no-trapping-math")
-#ifdef __AVX2__
-#pragma GCC target("prefer-vector-width=256")
-#endif
-#endif
+#include "us_vectorize.h"		/* before any definition: O3, 256-bit vectors */
 
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
 #include "us_internal.h"
+#include "nn.h"
 
-/* scratch bounds: conv output chunk and logits chunk, in floats */
-#define CONV_CHUNK_FLOATS	((size_t) 2 << 20)
-#define LOGIT_CHUNK_FLOATS	((size_t) 16 << 20)	/* 64 MB */
 #define PREDICT_MAX_SEQS	256
 #define PREDICT_TAP_FLOATS	((size_t) 16 << 20)	/* predict: distinct inputs x conv taps */
-
-typedef struct buf
-{
-	void	   *p;
-	size_t		cap;			/* bytes */
-} buf;
-
-typedef struct us_ws
-{
-	us_allocator alloc;
-	int			frozen;			/* set while a worker thread uses it: reserve must not allocate */
-	int64_t		n_norm;			/* examples the step's mean loss divides by; 0: n_ex */
-	/* batch: tokens of the sequences, concatenated, and the examples */
-	int32_t		nseq;
-	buf			seq_tok;		/* int64 (nseq + 1) */
-	buf			tok_item,
-				tok_beh,
-				tok_gap;		/* int32 (T) */
-	int64_t		T;
-	int32_t		n_ex;
-	buf			ex_seq,			/* int32: batch sequence of the example */
-				ex_len,			/* int32: events visible to the example */
-				ex_tgt;			/* int32: class / row target */
-	buf			ex_y,			/* float: binary / regression target */
-				ex_w;			/* float: weight */
-	int			has_target;
-	/* distinct (item, behaviour, gap) inputs of the batch: the conv is linear, so it runs on
-	 * these U rows (U << T under a skewed popularity) and windows gather rows by index */
-	int32_t		U;
-	buf			tok_u,			/* int32 (T): distinct input of each token */
-	 			hash,			/* int32 open-addressing table */
-				u_item,
-				u_beh,
-				u_gap;			/* int32 (U) */
-	/* forward */
-	buf			X,				/* (U, E) input vectors */
-				Wcat,			/* (E, Ftot) */
-				WT,				/* (Ftot, E) */
-				Y,				/* (U, Ftot) per-input conv taps, reused as dY */
-				Z,				/* (n_ex, D) */
-				A,				/* (n_ex, H) pre-activation */
-				Hh,				/* (n_ex, H) after relu and dropout */
-				drop,			/* (n_ex, H) dropout scale */
-				amax,			/* int32 (n_ex, W*F) */
-				run,			/* (2 * W * F) running max / partial sums */
-				logits;			/* chunk */
-	/* backward */
-	buf			dH,
-				dZ,
-				dX,				/* (U, E) */
-				dWT,			/* (Ftot, E) sparse path accumulator */
-				dWcat;			/* (E, Ftot) dense path accumulator */
-	/* sampled softmax */
-	buf			neg,			/* int32 (m) */
-				neg_logq,		/* float (m) */
-				negW,			/* (m, H) */
-				dnegW,			/* (m, H) */
-				wpos;			/* (H) */
-	int32_t		n_neg;
-	buf			mask;			/* threaded steps: dropout scales of the whole batch */
-} us_ws;
-
-/* touched embedding rows of the step (lazy updates) */
-typedef struct touch
-{
-	int32_t		n_rows;
-	int32_t	   *list;
-	int32_t		n;
-	int64_t    *stamp;
-} touch;
 
 struct us_trainer
 {
@@ -139,7 +50,8 @@ struct us_trainer
 	touch		tch[3];			/* item, behaviour, gap rows */
 	int32_t    *perm;
 	int32_t		perm_cap;
-	double	   *neg_cdf;		/* sampled softmax: cumulative distribution over rows 1.. */
+	double	   *neg_cdf;		/* sampled softmax: cumulative distribution over the rows
+								 * after padding (US_ROW_OOV ..) */
 	int32_t		neg_rows;
 	/* threaded steps (tc.n_threads > 1): slice s of a batch runs on worker s, slice 0 on the
 	 * caller's thread; workers wait on go for a new generation and signal done */
@@ -157,79 +69,10 @@ struct us_trainer
 
 /* ------------------------------------------------------------------ helpers */
 
-static us_status
-reserve(us_ws *ws, buf *b, size_t n, size_t elem)
-{
-	size_t		bytes;
-
-	if (!us_mul_size(n, elem, &bytes) || bytes > (SIZE_MAX >> 2))
-		return US_ELIMIT;
-	if (bytes <= b->cap && b->p != NULL)
-		return US_OK;
-	/* a worker thread must never call the caller's allocator (PostgreSQL's is not
-	 * thread-safe); everything it needs was reserved on the calling thread */
-	if (ws->frozen)
-		return US_EINTERNAL;
-	if (b->p)
-		ws->alloc.free(ws->alloc.ctx, b->p);
-	b->cap = 0;
-	/* grow geometrically so a varying batch shape does not reallocate every step */
-	if (bytes < (SIZE_MAX >> 3))
-		bytes += bytes / 4;
-	b->p = ws->alloc.alloc(ws->alloc.ctx, bytes ? bytes : 16);
-	if (b->p == NULL)
-		return US_ENOMEM;
-	b->cap = bytes;
-	return US_OK;
-}
-
-static void
-ws_free(us_ws *ws)
-{
-	buf		   *all[] = {&ws->seq_tok, &ws->tok_item, &ws->tok_beh, &ws->tok_gap, &ws->ex_seq,
-		&ws->ex_len, &ws->ex_tgt, &ws->ex_y, &ws->ex_w, &ws->X, &ws->Wcat, &ws->WT, &ws->Y, &ws->Z,
-		&ws->A, &ws->Hh, &ws->drop, &ws->amax, &ws->run, &ws->logits, &ws->dH, &ws->dZ, &ws->dX,
-	&ws->dWT, &ws->dWcat, &ws->neg, &ws->neg_logq, &ws->negW, &ws->dnegW, &ws->wpos, &ws->tok_u,
-	&ws->hash, &ws->u_item, &ws->u_beh, &ws->u_gap, &ws->mask};
-
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-		if (all[i]->p)
-		{
-			ws->alloc.free(ws->alloc.ctx, all[i]->p);
-			all[i]->p = NULL;
-			all[i]->cap = 0;
-		}
-}
-
-#define F32(b) ((float *) (b).p)
-#define I32(b) ((int32_t *) (b).p)
-#define I64(b) ((int64_t *) (b).p)
-
-static inline void
-axpy(int n, float a, const float *x, float *y)
-{
-	for (int i = 0; i < n; i++)
-		y[i] += a * x[i];
-}
-
 static inline int
 is_prefix_task(int task)
 {
 	return task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR;
-}
-
-/* total width of the concatenated taps and the column of (width i, tap 0) */
-static int
-conv_cols(const us_model_config *c, int *col0)
-{
-	int			tot = 0;
-
-	for (int i = 0; i < c->n_widths; i++)
-	{
-		col0[i] = tot;
-		tot += c->widths[i] * c->n_filters;
-	}
-	return tot;
 }
 
 /* ------------------------------------------------------------------ batch assembly */
@@ -280,15 +123,15 @@ build_batch(const us_model *model, const us_dataset *data, const int32_t *ids, i
 		else
 			n_ex++;
 	}
-	if ((st = reserve(ws, &ws->seq_tok, (size_t) n + 1, sizeof(int64_t))) ||
-		(st = reserve(ws, &ws->tok_item, (size_t) T, sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->tok_beh, (size_t) T, sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->tok_gap, (size_t) T, sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->ex_seq, (size_t) n_ex, sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->ex_len, (size_t) n_ex, sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->ex_tgt, (size_t) n_ex, sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->ex_y, (size_t) n_ex, sizeof(float))) ||
-		(st = reserve(ws, &ws->ex_w, (size_t) n_ex, sizeof(float))))
+	if ((st = us_ws_reserve(ws, &ws->seq_tok, (size_t) n + 1, sizeof(int64_t))) ||
+		(st = us_ws_reserve(ws, &ws->tok_item, (size_t) T, sizeof(int32_t))) ||
+		(st = us_ws_reserve(ws, &ws->tok_beh, (size_t) T, sizeof(int32_t))) ||
+		(st = us_ws_reserve(ws, &ws->tok_gap, (size_t) T, sizeof(int32_t))) ||
+		(st = us_ws_reserve(ws, &ws->ex_seq, (size_t) n_ex, sizeof(int32_t))) ||
+		(st = us_ws_reserve(ws, &ws->ex_len, (size_t) n_ex, sizeof(int32_t))) ||
+		(st = us_ws_reserve(ws, &ws->ex_tgt, (size_t) n_ex, sizeof(int32_t))) ||
+		(st = us_ws_reserve(ws, &ws->ex_y, (size_t) n_ex, sizeof(float))) ||
+		(st = us_ws_reserve(ws, &ws->ex_w, (size_t) n_ex, sizeof(float))))
 		return st;
 	if (n_ex > INT32_MAX / 2 || T > INT32_MAX / 2)
 		return US_ELIMIT;
@@ -331,7 +174,7 @@ build_batch(const us_model *model, const us_dataset *data, const int32_t *ids, i
 			for (int64_t i = start; i < end; i++, t++)
 			{
 				int32_t		it = data->items[i];
-				int32_t		bh = use_beh ? data->behaviors[i] : 0;
+				int32_t		bh = use_beh ? data->behaviors[i] : US_ROW_PAD;
 				int32_t		gp = use_gap ? data->gaps[i] : 0;
 
 				if (it < 0 || it >= c->n_items || bh < 0 || (use_beh && bh >= c->n_behaviors) ||
@@ -403,1078 +246,17 @@ build_batch(const us_model *model, const us_dataset *data, const int32_t *ids, i
 	return US_OK;
 }
 
-/* ------------------------------------------------------------------ forward */
-
-/* finds the distinct inputs of the batch (first-occurrence order); reserves their vectors */
-static us_status
-gather_dedup(const us_model *model, us_ws *ws)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim;
-	const int32_t *ti = I32(ws->tok_item),
-			   *tb = I32(ws->tok_beh),
-			   *tg = I32(ws->tok_gap);
-	int64_t		nb = c->n_behaviors > 0 ? c->n_behaviors : 1,
-				ng = c->n_gap_buckets > 0 ? c->n_gap_buckets : 1;
-	size_t		T = (size_t) ws->T,
-				hsize = 64;
-	int			hbits = 6;
-	int32_t    *tu,
-			   *ht,
-			   *ui,
-			   *ub,
-			   *ug;
-	int32_t		U = 0;
-	us_status	st;
-
-	while (hsize < 2 * T)
-	{
-		hsize <<= 1;
-		hbits++;
-	}
-	if ((st = reserve(ws, &ws->tok_u, T ? T : 1, sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->hash, hsize, sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->u_item, T ? T : 1, sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->u_beh, T ? T : 1, sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->u_gap, T ? T : 1, sizeof(int32_t))))
-		return st;
-	tu = I32(ws->tok_u);
-	ht = I32(ws->hash);
-	ui = I32(ws->u_item);
-	ub = I32(ws->u_beh);
-	ug = I32(ws->u_gap);
-	memset(ht, 0, hsize * sizeof(int32_t));
-	for (size_t t = 0; t < T; t++)
-	{
-		uint64_t	key = ((uint64_t) ti[t] * (uint64_t) nb + (uint64_t) tb[t]) * (uint64_t) ng + (uint64_t) tg[t];
-		size_t		h = (size_t) ((key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - hbits));
-
-		for (;;)
-		{
-			int32_t		u = ht[h] - 1;
-
-			if (u < 0)
-			{
-				ht[h] = U + 1;
-				ui[U] = ti[t];
-				ub[U] = tb[t];
-				ug[U] = tg[t];
-				tu[t] = U++;
-				break;
-			}
-			if (ui[u] == ti[t] && ub[u] == tb[t] && ug[u] == tg[t])
-			{
-				tu[t] = u;
-				break;
-			}
-			h = (h + 1) & (hsize - 1);
-		}
-	}
-	ws->U = U;
-	return reserve(ws, &ws->X, (size_t) (U > 0 ? U : 1), (size_t) E * sizeof(float));
-}
-
-/* the input vectors of the distinct inputs: item + behaviour + gap embeddings */
-static void
-gather_fill(const us_model *model, us_ws *ws)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim;
-	const int32_t *ui = I32(ws->u_item),
-			   *ub = I32(ws->u_beh),
-			   *ug = I32(ws->u_gap);
-	float	   *X = F32(ws->X);
-
-	for (int32_t u = 0; u < ws->U; u++)
-	{
-		float	   *x = X + (size_t) u * E;
-
-		memcpy(x, model->p.item_emb + (size_t) ui[u] * E, (size_t) E * sizeof(float));
-		if (c->n_behaviors > 0 && ub[u] > 0)
-			axpy(E, 1.0f, model->p.behavior_emb + (size_t) ub[u] * E, x);
-		if (c->n_gap_buckets > 0 && ug[u] > 0)
-			axpy(E, 1.0f, model->p.gap_emb + (size_t) ug[u] * E, x);
-	}
-}
-
-/* Wcat (E, Ftot): column block (width i, tap j) holds conv_w[i][j] (E, F) */
-static void
-pack_conv(const us_model *model, float *Wcat, int Ftot, const int *col0)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim,
-				F = c->n_filters;
-
-	for (int i = 0; i < c->n_widths; i++)
-		for (int j = 0; j < c->widths[i]; j++)
-			for (int e = 0; e < E; e++)
-				memcpy(Wcat + (size_t) e * Ftot + col0[i] + j * F,
-					   model->p.conv_w[i] + ((size_t) j * E + e) * F, (size_t) F * sizeof(float));
-}
-
-/*
- * Convolution + max-pool for every example: Z[:, 0:W*F] = relu(max over windows) and amax =
- * the first window attaining the max. Examples of a sequence are consecutive, prefixes in
- * ascending length.
- */
-static us_status
-conv_forward(const us_model *model, us_ws *ws, const int *col0, int Ftot)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim,
-				F = c->n_filters,
-				W = c->n_widths,
-				D = us_model_feature_dim(c);
-	const int64_t *seq_tok = I64(ws->seq_tok);
-	const int32_t *es = I32(ws->ex_seq),
-			   *el = I32(ws->ex_len);
-	const int32_t *tok_u = I32(ws->tok_u);
-	float	   *Z = F32(ws->Z);
-	int32_t    *amax = I32(ws->amax);
-	float	   *Y;
-	us_status	st;
-	float	   *best = F32(ws->run),
-			   *part = best + (size_t) W * F;
-	int32_t		e = 0;
-	int			WF = W * F;
-
-	if ((st = reserve(ws, &ws->Y, (size_t) (ws->U > 0 ? ws->U : 1), (size_t) Ftot * sizeof(float))))
-		return st;
-	Y = F32(ws->Y);
-	if (ws->U > 0)
-		us_gemm(0, 0, ws->U, Ftot, E, 1.0f, F32(ws->X), E, F32(ws->Wcat), Ftot, 0.0f, Y, Ftot);
-	{
-		int32_t		b0 = 0,
-					b1 = ws->nseq;
-
-		for (int32_t b = b0; b < b1; b++)
-		{
-			int64_t		n = seq_tok[b + 1] - seq_tok[b];
-			const int32_t *tu = tok_u + seq_tok[b];
-
-			if (e >= ws->n_ex || es[e] != b)
-				continue;		/* a prefix-task sequence with no examples */
-			if (el[e] == n && (e + 1 >= ws->n_ex || es[e + 1] != b))
-			{
-				/* one example seeing the whole sequence: plain max over windows */
-				float	   *z = Z + (size_t) e * D;
-				int32_t    *am = amax + (size_t) e * WF;
-
-				for (int i = 0; i < W; i++)
-				{
-					int			k = c->widths[i];
-					int64_t		nwin = n >= k ? n - k + 1 : 1;
-					const float *bias = model->p.conv_b[i];
-					float	   *bst = best + i * F;
-					int32_t    *ami = am + i * F;
-
-					for (int64_t p = 0; p < nwin; p++)
-					{
-						int			taps = (int) (n - p < k ? n - p : k);
-						float	   *acc = part + i * F;
-
-						memcpy(acc, bias, (size_t) F * sizeof(float));
-						for (int j = 0; j < taps; j++)
-						{
-							const float *y = Y + (size_t) tu[p + j] * Ftot + col0[i] + j * F;
-
-							for (int f = 0; f < F; f++)
-								acc[f] += y[f];
-						}
-						if (p == 0)
-						{
-							memcpy(bst, acc, (size_t) F * sizeof(float));
-							for (int f = 0; f < F; f++)
-								ami[f] = 0;
-						}
-						else
-							for (int f = 0; f < F; f++)
-								if (acc[f] > bst[f])
-								{
-									bst[f] = acc[f];
-									ami[f] = (int32_t) p;
-								}
-					}
-					for (int f = 0; f < F; f++)
-						z[i * F + f] = bst[f] > 0.0f ? bst[f] : 0.0f;
-				}
-				e++;
-				continue;
-			}
-			/* prefixes: lengths el[e..] ascending; running max over full windows */
-			{
-				int32_t		lmax = 0;
-				int32_t		e_first = e;
-
-				while (e < ws->n_ex && es[e] == b)
-					lmax = el[e++];
-				for (int i = 0; i < W; i++)
-				{
-					int			k = c->widths[i];
-					const float *bias = model->p.conv_b[i];
-					float	   *bst = best + i * F;
-					float	   *acc = part + i * F;
-					int32_t	   *barg = (int32_t *) (part + (size_t) WF) + i * F;
-					int32_t		ee = e_first;
-
-					memcpy(acc, bias, (size_t) F * sizeof(float));
-					for (int32_t t = 1; t <= lmax; t++)
-					{
-						if (t <= k)
-						{
-							/* partial first window grows by tap t-1 (complete at t == k) */
-							const float *y = Y + (size_t) tu[t - 1] * Ftot + col0[i] + (t - 1) * F;
-
-							for (int f = 0; f < F; f++)
-								acc[f] += y[f];
-							memcpy(bst, acc, (size_t) F * sizeof(float));
-							for (int f = 0; f < F; f++)
-								barg[f] = 0;
-						}
-						else
-						{
-							/* window p = t - k is fully inside the prefix of length t */
-							int64_t		p = t - k;
-
-							memcpy(acc, bias, (size_t) F * sizeof(float));
-							for (int j = 0; j < k; j++)
-							{
-								const float *y = Y + (size_t) tu[p + j] * Ftot + col0[i] + j * F;
-
-								for (int f = 0; f < F; f++)
-									acc[f] += y[f];
-							}
-							for (int f = 0; f < F; f++)
-								if (acc[f] > bst[f])
-								{
-									bst[f] = acc[f];
-									barg[f] = (int32_t) p;
-								}
-						}
-						if (ee < e && el[ee] == t)
-						{
-							float	   *z = Z + (size_t) ee * D + i * F;
-							int32_t    *am = amax + (size_t) ee * WF + i * F;
-
-							for (int f = 0; f < F; f++)
-							{
-								z[f] = bst[f] > 0.0f ? bst[f] : 0.0f;
-								am[f] = barg[f];
-							}
-							ee++;
-						}
-					}
-				}
-			}
-		}
-		(void) b0;
-	}
-	return US_OK;
-}
-
-/* recent window: the embeddings of the last R visible events, zeros before the start */
-static void
-recent_forward(const us_model *model, us_ws *ws)
-{
-	const us_model_config *c = &model->cfg;
-	int			R = c->recent_window,
-				E = c->embed_dim,
-				D = us_model_feature_dim(c),
-				off = c->n_widths * c->n_filters;
-	const int64_t *seq_tok = I64(ws->seq_tok);
-	const int32_t *es = I32(ws->ex_seq),
-			   *el = I32(ws->ex_len);
-	const float *X = F32(ws->X);
-	const int32_t *tok_u = I32(ws->tok_u);
-	float	   *Z = F32(ws->Z);
-
-	if (R == 0)
-		return;
-	for (int32_t e = 0; e < ws->n_ex; e++)
-	{
-		float	   *z = Z + (size_t) e * D + off;
-		int64_t		base = seq_tok[es[e]];
-
-		for (int r = 0; r < R; r++)
-		{
-			int64_t		idx = (int64_t) el[e] - R + r;
-
-			if (idx >= 0)
-				memcpy(z + (size_t) r * E, X + (size_t) tok_u[base + idx] * E, (size_t) E * sizeof(float));
-			else
-				memset(z + (size_t) r * E, 0, (size_t) E * sizeof(float));
-		}
-	}
-}
-
-/*
- * dense layer + relu (+ inverted dropout when rng is given, or with the precomputed scales
- * mask: a threaded step draws the batch's mask once, in the order one thread would)
- */
-static void
-dense_forward(const us_model *model, us_ws *ws, us_rng *rng, const float *mask)
-{
-	const us_model_config *c = &model->cfg;
-	int			D = us_model_feature_dim(c),
-				H = c->hidden_dim;
-	size_t		nh = (size_t) ws->n_ex * H;
-	float	   *A = F32(ws->A),
-			   *Hh = F32(ws->Hh),
-			   *dr = F32(ws->drop);
-
-	for (int32_t e = 0; e < ws->n_ex; e++)
-		memcpy(A + (size_t) e * H, model->p.dense_b, (size_t) H * sizeof(float));
-	us_gemm(0, 0, ws->n_ex, H, D, 1.0f, F32(ws->Z), D, model->p.dense_w, H, 1.0f, A, H);
-	if (rng != NULL && c->dropout > 0.0f)
-	{
-		/* keep with probability 1 - p, compared on 24 random bits */
-		uint32_t	thr = (uint32_t) ((double) c->dropout * 16777216.0);
-		float		scale = 1.0f / (1.0f - c->dropout);
-
-		for (size_t i = 0; i < nh; i++)
-		{
-			uint32_t	r = (uint32_t) (us_rng_next(rng) >> 40);
-
-			dr[i] = r >= thr ? scale : 0.0f;
-			Hh[i] = A[i] > 0.0f ? A[i] * dr[i] : 0.0f;
-		}
-	}
-	else if (mask != NULL)
-	{
-		memcpy(dr, mask, nh * sizeof(float));
-		for (size_t i = 0; i < nh; i++)
-			Hh[i] = A[i] > 0.0f ? A[i] * dr[i] : 0.0f;
-	}
-	else
-	{
-		for (size_t i = 0; i < nh; i++)
-			dr[i] = 1.0f;
-		for (size_t i = 0; i < nh; i++)
-			Hh[i] = A[i] > 0.0f ? A[i] : 0.0f;
-	}
-}
-
-/* ------------------------------------------------------------------ heads */
-
-static inline double
-softplus(double x)
-{
-	return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
-}
-
-/*
- * exp for softmax rows, vectorisable (Cephes expf: range reduction by ln 2 and a degree-6
- * polynomial, relative error ~2e-7); 0 below -87.3, where expf underflows anyway.
- */
-static inline float
-vexpf(float x)
-{
-	float		xc = x > 88.7f ? 88.7f : (x < -87.3f ? -87.3f : x);
-	/* round to nearest by the 1.5 * 2^23 trick: no libm call, vectorises */
-	float		n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-	float		r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-	float		p = 1.9875691500e-4f;
-	union
-	{
-		int32_t		i;
-		float		f;
-	}			two_n;
-
-	p = p * r + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	two_n.i = ((int32_t) n + 127) << 23;
-	return x < -87.3f ? 0.0f : (p * r * r + r + 1.0f) * two_n.f;
-}
-
-/*
- * Softmax cross-entropy of one row x (n logits, target tg): returns -log p[tg]. grad (may
- * alias x) gets scale * (p - onehot); prob gets p. Sums in 8 fixed lanes: vectorised and
- * deterministic.
- */
-static double
-softmax_row(float *x, int n, int tg, float scale, float *grad, float *prob)
-{
-	float		mx = -FLT_MAX;
-	float		lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-	float	   *dst = grad ? grad : prob;
-	double		sum = 0.0;
-	float		xt = tg >= 0 ? x[tg] : 0.0f;
-	int			j;
-
-	for (j = 0; j < n; j++)
-		mx = x[j] > mx ? x[j] : mx;
-	if (dst)
-	{
-		for (j = 0; j + 8 <= n; j += 8)
-			for (int l = 0; l < 8; l++)
-			{
-				float		e = vexpf(x[j + l] - mx);
-
-				dst[j + l] = e;
-				lane[l] += e;
-			}
-		for (; j < n; j++)
-		{
-			dst[j] = vexpf(x[j] - mx);
-			lane[0] += dst[j];
-		}
-	}
-	else
-	{
-		for (j = 0; j + 8 <= n; j += 8)
-			for (int l = 0; l < 8; l++)
-				lane[l] += vexpf(x[j + l] - mx);
-		for (; j < n; j++)
-			lane[0] += vexpf(x[j] - mx);
-	}
-	for (int l = 0; l < 8; l++)
-		sum += lane[l];
-	if (dst)
-	{
-		float		inv = (float) (1.0 / sum);
-
-		if (grad && prob)
-			for (j = 0; j < n; j++)
-				prob[j] = grad[j] * inv;
-		if (grad)
-		{
-			float		gs = inv * scale;
-
-			for (j = 0; j < n; j++)
-				grad[j] *= gs;
-			if (tg >= 0)
-				grad[tg] -= scale;
-		}
-		else
-			for (j = 0; j < n; j++)
-				prob[j] *= inv;
-	}
-	return log(sum) - ((double) xt - mx);
-}
-
-/*
- * Loss rows r0..r1-1 of logits L (row stride ld): adds w * loss to *loss_sum; when dL is
- * given, writes d(mean loss)/dlogit there (may alias L); pred (stride n_out) gets the
- * prediction (probability / value; next_item logits are already in place).
- */
-static void
-head_rows(const us_model *model, us_ws *ws, int32_t r0, int32_t r1, float *L, int ld,
-		  float *dL, double inv_n, double *loss_sum, float *pred)
-{
-	const us_model_config *c = &model->cfg;
-	int			task = c->task;
-	int			V = c->n_outputs;
-	const int32_t *et = I32(ws->ex_tgt);
-	const float *ey = F32(ws->ex_y),
-			   *ew = F32(ws->ex_w);
-	int			has_t = ws->has_target;
-
-	for (int32_t r = r0; r < r1; r++)
-	{
-		float	   *x = L + (size_t) (r - r0) * ld;
-		float	   *g = dL ? dL + (size_t) (r - r0) * ld : NULL;
-		double		w = ew[r];
-
-		if (task == US_TASK_BINARY)
-		{
-			double		z = x[0],
-						y = ey[r],
-						pw = c->pos_weight;
-			double		sig = 1.0 / (1.0 + exp(-z));
-
-			if (has_t)
-				*loss_sum += w * (pw * y * softplus(-z) + (1.0 - y) * softplus(z));
-			if (g)
-				g[0] = (float) (w * (-pw * y * (1.0 - sig) + (1.0 - y) * sig) * inv_n);
-			if (pred)
-				pred[(size_t) r * V] = (float) sig;
-		}
-		else if (task == US_TASK_REGRESSION)
-		{
-			double		d = (double) x[0] - ey[r];
-
-			if (has_t)
-				*loss_sum += w * d * d;
-			if (g)
-				g[0] = (float) (2.0 * w * d * inv_n);
-			if (pred)
-				pred[(size_t) r * V] = x[0];
-		}
-		else
-		{
-			float	   *pr = (pred && task != US_TASK_NEXT_ITEM) ? pred + (size_t) r * V : NULL;
-			double		l = softmax_row(x, V, et[r], (float) (w * inv_n), g, pr);
-
-			if (has_t)
-				*loss_sum += w * l;
-		}
-	}
-}
-
-/*
- * Full output layer over all examples, in chunks of bounded logits. grads == NULL: no
- * backward. pred: predictions (n_ex, n_out) or NULL.
- */
-static us_status
-head_full(const us_model *model, us_ws *ws, us_params *g, double *loss_sum, float *pred)
-{
-	const us_model_config *c = &model->cfg;
-	int			V = c->n_outputs,
-				H = c->hidden_dim;
-	int			tied = c->tie_output;
-	const float *Wo = tied ? model->p.item_emb : model->p.out_w;
-	int32_t		n_ex = ws->n_ex;
-	int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) V);
-	double		inv_n = ws->n_norm > 0 ? 1.0 / ws->n_norm : (n_ex > 0 ? 1.0 / n_ex : 0.0);
-	float	   *Hh = F32(ws->Hh),
-			   *dH = g ? F32(ws->dH) : NULL;
-	us_status	st;
-
-	if (rows < 1)
-		rows = 1;
-	if (rows > n_ex)
-		rows = n_ex;
-	if (n_ex == 0)
-		return US_OK;
-	if (!(pred && c->task == US_TASK_NEXT_ITEM) &&
-		(st = reserve(ws, &ws->logits, (size_t) rows, (size_t) V * sizeof(float))) != US_OK)
-		return st;
-	for (int32_t r0 = 0; r0 < n_ex; r0 += rows)
-	{
-		int32_t		nr = n_ex - r0 < rows ? n_ex - r0 : rows;
-		float	   *L = (pred && c->task == US_TASK_NEXT_ITEM) ? pred + (size_t) r0 * V : F32(ws->logits);
-		const float *Hc = Hh + (size_t) r0 * H;
-
-		for (int32_t r = 0; r < nr; r++)
-			memcpy(L + (size_t) r * V, model->p.out_b, (size_t) V * sizeof(float));
-		if (tied)
-			us_gemm(0, 1, nr, V, H, 1.0f, Hc, H, Wo, H, 1.0f, L, V);
-		else
-			us_gemm(0, 0, nr, V, H, 1.0f, Hc, H, Wo, V, 1.0f, L, V);
-		head_rows(model, ws, r0, r0 + nr, L, V, g ? L : NULL, inv_n, loss_sum, pred);
-		if (g)
-		{
-			float	   *dHc = dH + (size_t) r0 * H;
-
-			for (int32_t r = 0; r < nr; r++)
-				axpy(V, 1.0f, L + (size_t) r * V, g->out_b);
-			if (tied)
-			{
-				us_gemm(0, 0, nr, H, V, 1.0f, L, V, Wo, H, 0.0f, dHc, H);
-				us_gemm(1, 0, V, H, nr, 1.0f, L, V, Hc, H, 1.0f, g->item_emb, H);
-			}
-			else
-			{
-				us_gemm(0, 1, nr, H, V, 1.0f, L, V, Wo, V, 0.0f, dHc, H);
-				us_gemm(1, 0, H, V, nr, 1.0f, Hc, H, L, V, 1.0f, g->out_w, V);
-			}
-		}
-	}
-	return US_OK;
-}
-
-/*
- * Sampled softmax (next_item training): candidates [positive, negatives ws->neg] per example,
- * logits corrected by -log(m * q) (logQ), accidental hits of the positive masked out.
- */
-static us_status
-head_sampled(const us_model *model, us_ws *ws, us_params *g, double *loss_sum,
-			 const double *cdf, int32_t n_cdf)
-{
-	const us_model_config *c = &model->cfg;
-	int			V = c->n_outputs,
-				H = c->hidden_dim;
-	int			tied = c->tie_output;
-	int			m = ws->n_neg;
-	int			ld = m + 1;
-	int32_t		n_ex = ws->n_ex;
-	int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) ld);
-	double		inv_n = ws->n_norm > 0 ? 1.0 / ws->n_norm : (n_ex > 0 ? 1.0 / n_ex : 0.0);
-	const int32_t *neg = I32(ws->neg),
-			   *et = I32(ws->ex_tgt);
-	const float *ew = F32(ws->ex_w),
-			   *nlq = F32(ws->neg_logq);
-	float	   *negW = F32(ws->negW),
-			   *dnegW = F32(ws->dnegW),
-			   *wpos = F32(ws->wpos);
-	float	   *Hh = F32(ws->Hh),
-			   *dH = F32(ws->dH);
-	us_status	st;
-
-	if (n_ex == 0)
-		return US_OK;
-	if (rows > n_ex)
-		rows = n_ex;
-	if ((st = reserve(ws, &ws->logits, (size_t) rows, (size_t) ld * sizeof(float))) != US_OK)
-		return st;
-	/* gather the negatives' output vectors */
-	for (int j = 0; j < m; j++)
-	{
-		if (tied)
-			memcpy(negW + (size_t) j * H, model->p.item_emb + (size_t) neg[j] * H, (size_t) H * sizeof(float));
-		else
-			for (int h = 0; h < H; h++)
-				negW[(size_t) j * H + h] = model->p.out_w[(size_t) h * V + neg[j]];
-	}
-	memset(dnegW, 0, (size_t) m * H * sizeof(float));
-	for (int32_t r0 = 0; r0 < n_ex; r0 += rows)
-	{
-		int32_t		nr = n_ex - r0 < rows ? n_ex - r0 : rows;
-		float	   *L = F32(ws->logits);
-		const float *Hc = Hh + (size_t) r0 * H;
-		float	   *dHc = dH + (size_t) r0 * H;
-
-		us_gemm(0, 1, nr, m, H, 1.0f, Hc, H, negW, H, 0.0f, L + 1, ld);
-		for (int32_t r = 0; r < nr; r++)
-		{
-			int32_t		e = r0 + r;
-			int32_t		pos = et[e];
-			float	   *x = L + (size_t) r * ld;
-			const float *h = Hc + (size_t) r * H;
-			double		dot = 0.0,
-						q,
-						w = ew[e];
-
-			if (tied)
-				memcpy(wpos, model->p.item_emb + (size_t) pos * H, (size_t) H * sizeof(float));
-			else
-				for (int hh = 0; hh < H; hh++)
-					wpos[hh] = model->p.out_w[(size_t) hh * V + pos];
-			for (int hh = 0; hh < H; hh++)
-				dot += (double) h[hh] * wpos[hh];
-			q = pos >= 1 && pos <= n_cdf ? cdf[pos - 1] - (pos >= 2 ? cdf[pos - 2] : 0.0) : 0.0;
-			if (q <= 0.0)
-				q = 1e-12;
-			x[0] = (float) (dot + model->p.out_b[pos] - log((double) m * q));
-			for (int j = 0; j < m; j++)
-			{
-				if (neg[j] == pos)
-					x[1 + j] = -INFINITY;
-				else
-					x[1 + j] += model->p.out_b[neg[j]] - nlq[j];
-			}
-			*loss_sum += w * softmax_row(x, ld, 0, (float) (w * inv_n), g ? x : NULL, NULL);
-			if (g)
-			{
-				float		gpos;
-
-				gpos = x[0];
-				/* positive: bias, output vector, hidden */
-				g->out_b[pos] += gpos;
-				for (int hh = 0; hh < H; hh++)
-					dHc[(size_t) r * H + hh] = gpos * wpos[hh];
-				if (tied)
-					axpy(H, gpos, h, g->item_emb + (size_t) pos * H);
-				else
-					for (int hh = 0; hh < H; hh++)
-						g->out_w[(size_t) hh * V + pos] += gpos * h[hh];
-				for (int j = 0; j < m; j++)
-					g->out_b[neg[j]] += x[1 + j];
-			}
-		}
-		if (g)
-		{
-			/* negatives: dH += dL @ negW, dnegW += dL^T @ H */
-			us_gemm(0, 0, nr, H, m, 1.0f, L + 1, ld, negW, H, 1.0f, dHc, H);
-			us_gemm(1, 0, m, H, nr, 1.0f, L + 1, ld, Hc, H, 1.0f, dnegW, H);
-		}
-	}
-	if (g)
-		for (int j = 0; j < m; j++)
-		{
-			if (tied)
-				axpy(H, 1.0f, dnegW + (size_t) j * H, g->item_emb + (size_t) neg[j] * H);
-			else
-				for (int h = 0; h < H; h++)
-					g->out_w[(size_t) h * V + neg[j]] += dnegW[(size_t) j * H + h];
-		}
-	return US_OK;
-}
-
-/* ------------------------------------------------------------------ backward */
-
-static inline void
-touch_mark(touch *tc, int32_t row, int64_t stamp)
-{
-	if (tc == NULL || row <= 0)
-		return;
-	if (tc->stamp[row] != stamp)
-	{
-		tc->stamp[row] = stamp;
-		tc->list[tc->n++] = row;
-	}
-}
-
-static us_status
-conv_backward_sparse(const us_model *model, us_ws *ws, us_params *g, const int *col0, int Ftot)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim,
-				F = c->n_filters,
-				W = c->n_widths,
-				D = us_model_feature_dim(c),
-				WF = W * F;
-	const int64_t *seq_tok = I64(ws->seq_tok);
-	const int32_t *es = I32(ws->ex_seq),
-			   *el = I32(ws->ex_len),
-			   *amax = I32(ws->amax);
-	const float *X = F32(ws->X),
-			   *Z = F32(ws->Z),
-			   *dZ = F32(ws->dZ),
-			   *Wcat = F32(ws->Wcat);
-	float	   *dX = F32(ws->dX);
-	const int32_t *tok_u = I32(ws->tok_u);
-	float	   *WT,
-			   *dWT;
-	us_status	st;
-
-	if ((st = reserve(ws, &ws->WT, (size_t) Ftot, (size_t) E * sizeof(float))) ||
-		(st = reserve(ws, &ws->dWT, (size_t) Ftot, (size_t) E * sizeof(float))))
-		return st;
-	WT = F32(ws->WT);
-	dWT = F32(ws->dWT);
-	for (int e = 0; e < E; e++)
-		for (int q = 0; q < Ftot; q++)
-			WT[(size_t) q * E + e] = Wcat[(size_t) e * Ftot + q];
-	memset(dWT, 0, (size_t) Ftot * E * sizeof(float));
-	for (int32_t x = 0; x < ws->n_ex; x++)
-	{
-		int64_t		base = seq_tok[es[x]];
-		int32_t		len = el[x];
-		const float *z = Z + (size_t) x * D;
-		const float *dz = dZ + (size_t) x * D;
-		const int32_t *am = amax + (size_t) x * WF;
-
-		for (int i = 0; i < W; i++)
-		{
-			int			k = c->widths[i];
-
-			for (int f = 0; f < F; f++)
-				if (z[i * F + f] > 0.0f)
-					g->conv_b[i][f] += dz[i * F + f];
-			/* tap-major: the rows of dWT / WT touched for one tap are consecutive */
-			for (int j = 0; j < k; j++)
-			{
-				size_t		q0 = (size_t) col0[i] + (size_t) j * F;
-				const int32_t *tu = tok_u + base + j;
-
-				for (int f = 0; f < F; f++)
-				{
-					float		gv = dz[i * F + f];
-					int32_t		p = am[i * F + f];
-					size_t		row;
-
-					if (z[i * F + f] <= 0.0f || gv == 0.0f || j >= len - p)
-						continue;
-					row = (size_t) tu[p];
-					axpy(E, gv, X + row * E, dWT + (q0 + f) * E);
-					axpy(E, gv, WT + (q0 + f) * E, dX + row * E);
-				}
-			}
-		}
-	}
-	for (int i = 0; i < W; i++)
-		for (int j = 0; j < c->widths[i]; j++)
-			for (int e = 0; e < E; e++)
-			{
-				float	   *gw = g->conv_w[i] + ((size_t) j * E + e) * F;
-				const float *s = dWT + ((size_t) col0[i] + (size_t) j * F) * E + e;
-
-				for (int f = 0; f < F; f++)
-					gw[f] += s[(size_t) f * E];
-			}
-	return US_OK;
-}
-
-static us_status
-conv_backward_dense(const us_model *model, us_ws *ws, us_params *g, const int *col0, int Ftot)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim,
-				F = c->n_filters,
-				W = c->n_widths,
-				D = us_model_feature_dim(c),
-				WF = W * F;
-	const int64_t *seq_tok = I64(ws->seq_tok);
-	const int32_t *es = I32(ws->ex_seq),
-			   *el = I32(ws->ex_len),
-			   *amax = I32(ws->amax),
-			   *tok_u = I32(ws->tok_u);
-	const float *Z = F32(ws->Z),
-			   *dZ = F32(ws->dZ),
-			   *Wcat = F32(ws->Wcat);
-	float	   *dX = F32(ws->dX);
-	float	   *dWcat,
-			   *dY;
-	int32_t		U = ws->U;
-	us_status	st;
-
-	if ((st = reserve(ws, &ws->dWcat, (size_t) E, (size_t) Ftot * sizeof(float))) ||
-		(st = reserve(ws, &ws->Y, (size_t) (U > 0 ? U : 1), (size_t) Ftot * sizeof(float))))
-		return st;
-	dWcat = F32(ws->dWcat);
-	dY = F32(ws->Y);
-	/* gradient of the per-input taps: summed over the tokens sharing an input */
-	memset(dY, 0, (size_t) U * Ftot * sizeof(float));
-	for (int32_t x = 0; x < ws->n_ex; x++)
-	{
-		const int32_t *tu = tok_u + seq_tok[es[x]];
-		int32_t		len = el[x];
-		const float *z = Z + (size_t) x * D;
-		const float *dz = dZ + (size_t) x * D;
-		const int32_t *am = amax + (size_t) x * WF;
-
-		for (int i = 0; i < W; i++)
-		{
-			int			k = c->widths[i];
-
-			for (int f = 0; f < F; f++)
-			{
-				float		gv = dz[i * F + f];
-				int32_t		p = am[i * F + f];
-				int			taps = len - p < k ? len - p : k;
-
-				if (z[i * F + f] <= 0.0f || gv == 0.0f)
-					continue;
-				g->conv_b[i][f] += gv;
-				for (int j = 0; j < taps; j++)
-					dY[(size_t) tu[p + j] * Ftot + col0[i] + j * F + f] += gv;
-			}
-		}
-	}
-	if (U > 0)
-	{
-		us_gemm(1, 0, E, Ftot, U, 1.0f, F32(ws->X), E, dY, Ftot, 0.0f, dWcat, Ftot);
-		us_gemm(0, 1, U, E, Ftot, 1.0f, dY, Ftot, Wcat, Ftot, 1.0f, dX, E);
-	}
-	else
-		memset(dWcat, 0, (size_t) E * Ftot * sizeof(float));
-	for (int i = 0; i < W; i++)
-		for (int j = 0; j < c->widths[i]; j++)
-			for (int e = 0; e < E; e++)
-				axpy(F, 1.0f, dWcat + (size_t) e * Ftot + col0[i] + j * F,
-					 g->conv_w[i] + ((size_t) j * E + e) * F);
-	return US_OK;
-}
-
-static us_status
-backward(const us_model *model, us_ws *ws, us_params *g, int conv_mode, const int *col0,
-		 int Ftot, touch *tch, int64_t stamp)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim,
-				H = c->hidden_dim,
-				D = us_model_feature_dim(c),
-				R = c->recent_window,
-				off = c->n_widths * c->n_filters;
-	int32_t		n_ex = ws->n_ex;
-	size_t		nh = (size_t) n_ex * H;
-	float	   *dH = F32(ws->dH),
-			   *A = F32(ws->A),
-			   *dr = F32(ws->drop),
-			   *dZ,
-			   *dX;
-	const int64_t *seq_tok = I64(ws->seq_tok);
-	const int32_t *es = I32(ws->ex_seq),
-			   *el = I32(ws->ex_len);
-	us_status	st;
-
-	if ((st = reserve(ws, &ws->dZ, (size_t) n_ex, (size_t) D * sizeof(float))) ||
-		(st = reserve(ws, &ws->dX, (size_t) (ws->U > 0 ? ws->U : 1), (size_t) E * sizeof(float))))
-		return st;
-	dZ = F32(ws->dZ);
-	dX = F32(ws->dX);
-	for (size_t i = 0; i < nh; i++)
-		dH[i] = A[i] > 0.0f ? dH[i] * dr[i] : 0.0f;
-	for (int32_t x = 0; x < n_ex; x++)
-		axpy(H, 1.0f, dH + (size_t) x * H, g->dense_b);
-	us_gemm(1, 0, D, H, n_ex, 1.0f, F32(ws->Z), D, dH, H, 1.0f, g->dense_w, H);
-	us_gemm(0, 1, n_ex, D, H, 1.0f, dH, H, model->p.dense_w, H, 0.0f, dZ, D);
-	memset(dX, 0, (size_t) ws->U * E * sizeof(float));
-
-	if (conv_mode == US_CONV_BWD_AUTO)
-		conv_mode = (int64_t) n_ex * 4 <= ws->T ? US_CONV_BWD_SPARSE : US_CONV_BWD_DENSE;
-	st = conv_mode == US_CONV_BWD_SPARSE ? conv_backward_sparse(model, ws, g, col0, Ftot)
-		: conv_backward_dense(model, ws, g, col0, Ftot);
-	if (st != US_OK)
-		return st;
-	if (R > 0)
-		for (int32_t x = 0; x < n_ex; x++)
-		{
-			int64_t		base = seq_tok[es[x]];
-
-			for (int r = 0; r < R; r++)
-			{
-				int64_t		idx = (int64_t) el[x] - R + r;
-
-				if (idx >= 0)
-					axpy(E, 1.0f, dZ + (size_t) x * D + off + (size_t) r * E,
-						 dX + (size_t) I32(ws->tok_u)[base + idx] * E);
-			}
-		}
-	{
-		const int32_t *ti = I32(ws->u_item),
-				   *tb = I32(ws->u_beh),
-				   *tg = I32(ws->u_gap);
-
-		for (int32_t t = 0; t < ws->U; t++)
-		{
-			const float *dx = dX + (size_t) t * E;
-
-			if (ti[t] > 0)
-			{
-				axpy(E, 1.0f, dx, g->item_emb + (size_t) ti[t] * E);
-				touch_mark(tch ? &tch[0] : NULL, ti[t], stamp);
-			}
-			if (c->n_behaviors > 0 && tb[t] > 0)
-			{
-				axpy(E, 1.0f, dx, g->behavior_emb + (size_t) tb[t] * E);
-				touch_mark(tch ? &tch[1] : NULL, tb[t], stamp);
-			}
-			if (c->n_gap_buckets > 0 && tg[t] > 0)
-			{
-				axpy(E, 1.0f, dx, g->gap_emb + (size_t) tg[t] * E);
-				touch_mark(tch ? &tch[2] : NULL, tg[t], stamp);
-			}
-		}
-	}
-	return US_OK;
-}
-
 /* ------------------------------------------------------------------ one batch */
 
-typedef struct batch_opts
-{
-	us_params  *g;				/* gradient tensors, NULL: forward only */
-	int			conv_mode;
-	touch	   *tch;
-	int64_t		stamp;
-	us_rng	   *drop_rng;		/* NULL: no dropout */
-	int			sampled;		/* sampled softmax with ws->neg */
-	const double *cdf;
-	int32_t		n_cdf;
-	float	   *pred;
-	const float *drop_mask;		/* precomputed dropout scales (n_ex, H), or NULL */
-} batch_opts;
-
-/*
- * Everything run_batch_compute will reserve, reserved here (on the calling thread) so that a
- * worker thread can run the compute part with a frozen workspace; also finds the batch's
- * distinct inputs, which fixes the sizes.
- */
-static us_status
-run_batch_reserve(const us_model *model, us_ws *ws, const batch_opts *o)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim,
-				H = c->hidden_dim,
-				D = us_model_feature_dim(c),
-				WF = c->n_widths * c->n_filters;
-	int			col0[US_MAX_WIDTHS];
-	int			Ftot = conv_cols(c, col0);
-	size_t		n_ex = (size_t) (ws->n_ex > 0 ? ws->n_ex : 1);
-	size_t		U;
-	us_status	st;
-
-	if ((st = reserve(ws, &ws->Wcat, (size_t) E, (size_t) Ftot * sizeof(float))) ||
-		(st = reserve(ws, &ws->Z, n_ex, (size_t) D * sizeof(float))) ||
-		(st = reserve(ws, &ws->A, n_ex, (size_t) H * sizeof(float))) ||
-		(st = reserve(ws, &ws->Hh, n_ex, (size_t) H * sizeof(float))) ||
-		(st = reserve(ws, &ws->drop, n_ex, (size_t) H * sizeof(float))) ||
-		(st = reserve(ws, &ws->dH, n_ex, (size_t) H * sizeof(float))) ||
-		(st = reserve(ws, &ws->amax, n_ex, (size_t) WF * sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->run, 3, (size_t) WF * sizeof(float))))
-		return st;
-	if (ws->n_ex == 0)
-		return US_OK;
-	if ((st = gather_dedup(model, ws)) != US_OK)
-		return st;
-	U = (size_t) (ws->U > 0 ? ws->U : 1);
-	if ((st = reserve(ws, &ws->Y, U, (size_t) Ftot * sizeof(float))))
-		return st;
-	if (o->sampled)
-	{
-		int			ld = ws->n_neg + 1;
-		int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) ld);
-
-		if (rows > ws->n_ex)
-			rows = ws->n_ex;
-		if ((st = reserve(ws, &ws->logits, (size_t) rows, (size_t) ld * sizeof(float))))
-			return st;
-	}
-	else if (!(o->pred && c->task == US_TASK_NEXT_ITEM))
-	{
-		int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) c->n_outputs);
-
-		if (rows < 1)
-			rows = 1;
-		if (rows > ws->n_ex)
-			rows = ws->n_ex;
-		if ((st = reserve(ws, &ws->logits, (size_t) rows, (size_t) c->n_outputs * sizeof(float))))
-			return st;
-	}
-	if (o->g == NULL)
-		return US_OK;
-	if ((st = reserve(ws, &ws->dZ, (size_t) ws->n_ex, (size_t) D * sizeof(float))) ||
-		(st = reserve(ws, &ws->dX, U, (size_t) E * sizeof(float))) ||
-		(st = reserve(ws, &ws->WT, (size_t) Ftot, (size_t) E * sizeof(float))) ||
-		(st = reserve(ws, &ws->dWT, (size_t) Ftot, (size_t) E * sizeof(float))) ||
-		(st = reserve(ws, &ws->dWcat, (size_t) E, (size_t) Ftot * sizeof(float))))
-		return st;
-	return US_OK;
-}
-
-/* forward (+ loss, + backward when o->g) of a batch prepared by run_batch_reserve */
-static us_status
-run_batch_compute(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum)
-{
-	const us_model_config *c = &model->cfg;
-	int			col0[US_MAX_WIDTHS];
-	int			Ftot = conv_cols(c, col0);
-	us_status	st;
-
-	if (ws->n_ex == 0)
-		return US_OK;
-	gather_fill(model, ws);
-	pack_conv(model, F32(ws->Wcat), Ftot, col0);
-	if ((st = conv_forward(model, ws, col0, Ftot)) != US_OK)
-		return st;
-	recent_forward(model, ws);
-	dense_forward(model, ws, o->drop_rng, o->drop_mask);
-	if (o->sampled)
-		st = head_sampled(model, ws, o->g, loss_sum, o->cdf, o->n_cdf);
-	else
-		st = head_full(model, ws, o->g, loss_sum, o->pred);
-	if (st != US_OK || o->g == NULL)
-		return st;
-	if (c->tie_output && o->tch)
-	{
-		/* the output layer reached item rows: every row (full softmax) or the candidates */
-		if (o->sampled)
-		{
-			for (int j = 0; j < ws->n_neg; j++)
-				touch_mark(&o->tch[0], I32(ws->neg)[j], o->stamp);
-			for (int32_t x = 0; x < ws->n_ex; x++)
-				touch_mark(&o->tch[0], I32(ws->ex_tgt)[x], o->stamp);
-		}
-		else
-			for (int32_t r = 1; r < c->n_items; r++)
-				touch_mark(&o->tch[0], r, o->stamp);
-	}
-	return backward(model, ws, o->g, o->conv_mode, col0, Ftot, o->tch, o->stamp);
-}
-
+/* one batch (built by build_batch) through the network: reserve, then compute */
 static us_status
 run_batch(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum)
 {
-	us_status	st = run_batch_reserve(model, ws, o);
+	us_status	st = us_nn_reserve(model, ws, o);
 
 	if (st != US_OK || ws->n_ex == 0)
 		return st;
-	return run_batch_compute(model, ws, o, loss_sum);
+	return us_nn_run(model, ws, o, loss_sum);
 }
 
 us_status
@@ -1513,7 +295,7 @@ us_model_loss_and_grad(const us_model *model, const us_dataset *data, const int3
 		if (loss)
 			*loss = ws.n_ex > 0 ? sum / ws.n_ex : 0.0;
 	}
-	ws_free(&ws);
+	us_ws_free(&ws);
 	return st;
 }
 
@@ -1731,23 +513,24 @@ us_trainer_create(us_model *model, const us_train_config *tc, const us_allocator
 		goto fail;
 	if (model->cfg.task == US_TASK_NEXT_ITEM && tc->n_negatives > 0)
 	{
-		/* unigram^0.75 over rows 1..V-1 (OOV and unknown counts weigh as one occurrence) */
+		/* unigram^0.75 over rows US_ROW_OOV..V-1 (OOV and unknown counts weigh as one occurrence) */
 		int32_t		V = model->cfg.n_items;
 		double		acc = 0.0;
 
-		tr->neg_rows = V - 1;
+		tr->neg_rows = V - US_ROW_OOV;
 		tr->neg_cdf = zalloc(alloc, (size_t) tr->neg_rows, sizeof(double));
 		if (tr->neg_cdf == NULL)
 			goto fail;
-		for (int32_t r = 1; r < V; r++)
+		for (int32_t r = US_ROW_OOV; r < V; r++)
 		{
 			double		cnt = 1.0;
 
-			if (r >= 2 && model->vocab.item_counts && r - 2 < model->vocab.n_items &&
-				model->vocab.item_counts[r - 2] > 1)
-				cnt = model->vocab.item_counts[r - 2];
+			if (r >= US_ROW_FIRST && model->vocab.item_counts &&
+				r - US_ROW_FIRST < model->vocab.n_items &&
+				model->vocab.item_counts[r - US_ROW_FIRST] > 1)
+				cnt = model->vocab.item_counts[r - US_ROW_FIRST];
 			acc += pow(cnt, 0.75);
-			tr->neg_cdf[r - 1] = acc;
+			tr->neg_cdf[r - US_ROW_OOV] = acc;
 		}
 		for (int32_t r = 0; r < tr->neg_rows; r++)
 			tr->neg_cdf[r] /= acc;
@@ -1771,7 +554,7 @@ us_trainer_free(us_trainer *tr)
 		return;
 	a = tr->alloc;
 	threads_stop(tr);
-	ws_free(&tr->ws);
+	us_ws_free(&tr->ws);
 	if (tr->grads)
 		a.free(a.ctx, tr->grads);
 	if (tr->m1)
@@ -1806,11 +589,11 @@ draw_negatives(us_trainer *tr, us_rng *rng)
 	us_status	st;
 	int			H = tr->model->cfg.hidden_dim;
 
-	if ((st = reserve(ws, &ws->neg, (size_t) m, sizeof(int32_t))) ||
-		(st = reserve(ws, &ws->neg_logq, (size_t) m, sizeof(float))) ||
-		(st = reserve(ws, &ws->negW, (size_t) m, (size_t) H * sizeof(float))) ||
-		(st = reserve(ws, &ws->dnegW, (size_t) m, (size_t) H * sizeof(float))) ||
-		(st = reserve(ws, &ws->wpos, 1, (size_t) H * sizeof(float))))
+	if ((st = us_ws_reserve(ws, &ws->neg, (size_t) m, sizeof(int32_t))) ||
+		(st = us_ws_reserve(ws, &ws->neg_logq, (size_t) m, sizeof(float))) ||
+		(st = us_ws_reserve(ws, &ws->negW, (size_t) m, (size_t) H * sizeof(float))) ||
+		(st = us_ws_reserve(ws, &ws->dnegW, (size_t) m, (size_t) H * sizeof(float))) ||
+		(st = us_ws_reserve(ws, &ws->wpos, 1, (size_t) H * sizeof(float))))
 		return st;
 	for (int j = 0; j < m; j++)
 	{
@@ -1829,7 +612,7 @@ draw_negatives(us_trainer *tr, us_rng *rng)
 				lo = mid + 1;
 		}
 		q = tr->neg_cdf[lo] - (lo > 0 ? tr->neg_cdf[lo - 1] : 0.0);
-		I32(ws->neg)[j] = lo + 1;
+		I32(ws->neg)[j] = US_ROW_OOV + lo;
 		F32(ws->neg_logq)[j] = (float) log((double) m * (q > 0 ? q : 1e-12));
 	}
 	ws->n_neg = m;
@@ -1868,7 +651,7 @@ worker_job(us_worker *w)
 	us_trainer *tr = w->tr;
 
 	if (tr->job == JOB_STEP && w->ws->n_ex > 0)
-		w->st = run_batch_compute(tr->model, w->ws, &w->o, &w->loss);
+		w->st = us_nn_run(tr->model, w->ws, &w->o, &w->loss);
 }
 
 static void *
@@ -2069,7 +852,7 @@ step_grads(us_trainer *tr, const us_dataset *data, const int32_t *ids, int32_t n
 		size_t		nh = (size_t) total * H;
 		float	   *m;
 
-		if ((st = reserve(&tr->ws, &tr->ws.mask, (size_t) total, (size_t) H * sizeof(float))))
+		if ((st = us_ws_reserve(&tr->ws, &tr->ws.mask, (size_t) total, (size_t) H * sizeof(float))))
 			return st;
 		m = F32(tr->ws.mask);
 		for (size_t i = 0; i < nh; i++)
@@ -2103,18 +886,18 @@ step_grads(us_trainer *tr, const us_dataset *data, const int32_t *ids, int32_t n
 				w->o.n_cdf = tr->neg_rows;
 				if (s > 0)
 				{
-					if ((st = reserve(ws, &ws->neg, (size_t) m, sizeof(int32_t))) ||
-						(st = reserve(ws, &ws->neg_logq, (size_t) m, sizeof(float))) ||
-						(st = reserve(ws, &ws->negW, (size_t) m, (size_t) H * sizeof(float))) ||
-						(st = reserve(ws, &ws->dnegW, (size_t) m, (size_t) H * sizeof(float))) ||
-						(st = reserve(ws, &ws->wpos, 1, (size_t) H * sizeof(float))))
+					if ((st = us_ws_reserve(ws, &ws->neg, (size_t) m, sizeof(int32_t))) ||
+						(st = us_ws_reserve(ws, &ws->neg_logq, (size_t) m, sizeof(float))) ||
+						(st = us_ws_reserve(ws, &ws->negW, (size_t) m, (size_t) H * sizeof(float))) ||
+						(st = us_ws_reserve(ws, &ws->dnegW, (size_t) m, (size_t) H * sizeof(float))) ||
+						(st = us_ws_reserve(ws, &ws->wpos, 1, (size_t) H * sizeof(float))))
 						return st;
 					memcpy(ws->neg.p, tr->ws.neg.p, (size_t) m * sizeof(int32_t));
 					memcpy(ws->neg_logq.p, tr->ws.neg_logq.p, (size_t) m * sizeof(float));
 					ws->n_neg = m;
 				}
 			}
-			if ((st = run_batch_reserve(model, ws, &w->o)) != US_OK)
+			if ((st = us_nn_reserve(model, ws, &w->o)) != US_OK)
 				return st;
 		}
 	}
@@ -2241,7 +1024,7 @@ threads_stop(us_trainer *tr)
 	{
 		us_worker  *w = &tr->wk[s];
 
-		ws_free(&w->own_ws);
+		us_ws_free(&w->own_ws);
 		if (w->grads)
 			a.free(a.ctx, w->grads);
 		for (int t = 0; t < 3; t++)
@@ -2447,7 +1230,7 @@ us_model_predict(const us_model *model, const us_dataset *data, const int32_t *s
 	if (counted > 0 && !isfinite(sum))
 		st = US_ENONFINITE;
 done:
-	ws_free(&ws);
+	us_ws_free(&ws);
 	return st;
 }
 
@@ -2511,23 +1294,7 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 		double		l;
 
 		if (c->task == US_TASK_NEXT_ITEM)
-		{
-			float		mx = -FLT_MAX;
-			float		lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-			double		sum = 0.0;
-			int			j;
-
-			for (j = 0; j < V; j++)
-				mx = x[j] > mx ? x[j] : mx;
-			for (j = 0; j + 8 <= V; j += 8)
-				for (int q = 0; q < 8; q++)
-					lane[q] += vexpf(x[j + q] - mx);
-			for (; j < V; j++)
-				lane[0] += vexpf(x[j] - mx);
-			for (int q = 0; q < 8; q++)
-				sum += lane[q];
-			l = log(sum) - ((double) xt - mx);
-		}
+			l = us_nn_softmax_nll(x, V, tg);
 		else
 			l = -log(xt > FLT_MIN ? (double) xt : (double) FLT_MIN);
 		for (int32_t j = 2; j < V; j++)
@@ -2542,6 +1309,6 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 done:
 	if (out)
 		model->alloc.free(model->alloc.ctx, out);
-	ws_free(&ws);
+	us_ws_free(&ws);
 	return st;
 }

@@ -21,16 +21,19 @@
 #   seq+2        + the binary and the regression score
 #   seq+1+top10  seq+1, then SELECT userseq_recommend(next_item model, seq, 10) for that user
 #                (3,500 and 50,000 items), as a second statement of the same transaction
-# Then the backend CPU time per event of plain / seq / seq+1 / seq+2 (utime + stime of one
-# backend from /proc over CPU_EVENTS single-row INSERT statements in a DO loop, one transaction,
-# medians of RUNS): on a shared machine this is the figure that does not depend on the load.
+#   plpgsql-seq, plpgsql-seq+1   the peer: issue 17's hand-written PL/pgSQL AFTER INSERT trigger
+#                (INSERT ... ON CONFLICT DO UPDATE SET seq = userseq_last(l.seq || EXCLUDED.seq,
+#                100) [, churn = userseq_predict('lb_churn', <the same>)])
+# Then the backend CPU time per event (utime + stime of one backend from /proc over CPU_EVENTS
+# single-row INSERTs in a DO loop, each committed, synchronous_commit off, medians of RUNS): on
+# a shared machine this is the figure that depends least on the load.
 set -eu
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
 T=${SECONDS_PER_RUN:-8}
 USERS=${USERS:-4000}
 DIR=${BENCH_DIR:-/tmp/userseq_live_bench}
-CONFIGS=${CONFIGS:-"plain seq seq+1 seq+2 seq+1+top10-3.5k seq+1+top10-50k"}
+CONFIGS=${CONFIGS:-"plain seq seq+1 seq+2 seq+1+top10-3.5k seq+1+top10-50k plpgsql-seq plpgsql-seq+1"}
 mkdir -p "$DIR"
 chmod 777 "$DIR"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
@@ -66,6 +69,22 @@ CREATE TABLE lb_t (user_id bigint PRIMARY KEY, seq userseq, churn float8, buys f
 SELECT userseq_live_attach('lb_ev', 'lb_t', '{"scores": {"churn": "lb_churn", "buys": "lb_buys"}}');
 SELECT userseq_live_rebuild('lb_ev', 'lb_t');
 VACUUM ANALYZE lb_ev, lb_t;
+CREATE OR REPLACE FUNCTION lb_plpgsql_seq() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO lb_t AS l (user_id, seq, updated)
+	VALUES (NEW.user_id, userseq(ARRAY[NEW.item_id], ARRAY[NEW.ts], ARRAY[NEW.behavior]), now())
+	ON CONFLICT (user_id) DO UPDATE SET seq = userseq_last(l.seq || EXCLUDED.seq, 100), updated = now();
+	RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION lb_plpgsql_seq1() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO lb_t AS l (user_id, seq, churn, updated)
+	VALUES (NEW.user_id, userseq(ARRAY[NEW.item_id], ARRAY[NEW.ts], ARRAY[NEW.behavior]),
+			userseq_predict('lb_churn', userseq(ARRAY[NEW.item_id], ARRAY[NEW.ts], ARRAY[NEW.behavior])), now())
+	ON CONFLICT (user_id) DO UPDATE SET seq = userseq_last(l.seq || EXCLUDED.seq, 100),
+		churn = userseq_predict('lb_churn', userseq_last(l.seq || EXCLUDED.seq, 100)), updated = now();
+	RETURN NULL;
+END $$;
 SQL
 echo "# setup $(( $(date +%s) - t0 )) s: $(q -c "SELECT count(*) || ' events, ' || (SELECT count(*) FROM lb_t) || ' users, mean length ' || (SELECT round(avg(userseq_length(seq)), 1) FROM lb_t) FROM lb_ev")"
 
@@ -74,7 +93,10 @@ insert="\\set u random(1, $USERS)
 \\set b random(1, 4)
 INSERT INTO lb_ev (user_id, item_id, ts, behavior) VALUES (:u, :i, now(), (ARRAY['view', 'view', 'cart', 'buy'])[:b]);"
 attach() {	# config
+	q -c "DROP TRIGGER IF EXISTS lb_plpgsql ON lb_ev" >/dev/null
 	case $1 in
+		plpgsql-*) q -c "SELECT userseq_live_detach('lb_ev', 'lb_t')" >/dev/null 2>&1
+			q -c "CREATE TRIGGER lb_plpgsql AFTER INSERT ON lb_ev FOR EACH ROW EXECUTE FUNCTION lb_plpgsql_$([ "$1" = plpgsql-seq ] && echo seq || echo seq1)()" >/dev/null ;;
 		plain) q -c "SELECT userseq_live_detach('lb_ev', 'lb_t')" >/dev/null 2>&1 ;;
 		seq) q -c "SELECT userseq_live_attach('lb_ev', 'lb_t', '{\"max_len\": 100}')" >/dev/null ;;
 		seq+2) q -c "SELECT userseq_live_attach('lb_ev', 'lb_t', '{\"max_len\": 100, \"scores\": {\"churn\": \"lb_churn\", \"buys\": \"lb_buys\"}}')" >/dev/null ;;
@@ -103,6 +125,7 @@ for r in $(seq 1 "$RUNS"); do
 	done
 done
 CPU_EVENTS=${CPU_EVENTS:-10000}
+CPU_CONFIGS=${CPU_CONFIGS:-"plain seq seq+1 seq+2 plpgsql-seq plpgsql-seq+1"}
 cpu_per_event() {	# config -> backend CPU microseconds per event (needs the server on this machine)
 	attach "$1"
 	q <<SQL
@@ -112,15 +135,17 @@ INSERT INTO lb_ev VALUES (1, 1, now(), 'view');
 \\o
 \\setenv PID :pid
 \\! awk '{print \$14 + \$15}' /proc/\$PID/stat > $DIR/cpu0
+SET synchronous_commit = off;
 DO \$\$ BEGIN FOR i IN 1..$CPU_EVENTS LOOP
 INSERT INTO lb_ev VALUES (1 + (random() * ($USERS - 1))::int, 1 + (random() * 3499)::int, now(), (ARRAY['view', 'view', 'cart', 'buy'])[1 + (random() * 3)::int]);
+COMMIT;
 END LOOP; END \$\$;
 \\! awk '{print \$14 + \$15}' /proc/\$PID/stat > $DIR/cpu1
 SQL
 	echo $(( ($(cat "$DIR/cpu1") - $(cat "$DIR/cpu0")) * 1000000 / $(getconf CLK_TCK) / CPU_EVENTS ))
 }
 for r in $(seq 1 "$RUNS"); do
-	for c in plain seq seq+1 seq+2; do
+	for c in $CPU_CONFIGS; do
 		us=$(cpu_per_event "$c")
 		echo "cpu $c $us" >>"$DIR/results.$$"
 		echo "# round $r $c: backend CPU $us us per event"
@@ -141,7 +166,7 @@ echo "# medians of $RUNS rounds of $T s; load at end: $(cut -d' ' -f1-3 /proc/lo
 echo
 echo "| backend CPU per event (one session, one INSERT per event) | µs |"
 echo "|---|---|"
-for c in plain seq seq+1 seq+2; do
+for c in $CPU_CONFIGS; do
 	echo "| $c | $(awk -v c="$c" '$1 == "cpu" && $2 == c {print $3}' "$DIR/results.$$" | median) |"
 done
 rm -f "$DIR/results.$$"

@@ -1,10 +1,12 @@
 -- Issue 10.4: model bytes with finite but huge weights (CRC repaired, so only the weight bound
 -- stops them) are rejected with 22003 by every by-value function and by userseq_import, which
 -- stores nothing; a weight at the bound (|w| = 1e6) is accepted and scores finite.
+-- Also: scoring by name in a plpgsql loop follows a deploy made between two iterations (found
+-- by the adversarial tier: one call site kept the name resolved for the whole transaction).
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS userseq;
 \ir ../adversarial/model_bytes.sql
-SELECT plan(20);
+SELECT plan(21);
 SET LOCAL client_min_messages = warning;
 
 CREATE TEMP TABLE tr_d AS
@@ -67,6 +69,25 @@ SELECT ok((SELECT bool_and(score::text NOT IN ('NaN', 'Infinity', '-Infinity')) 
 SELECT is(userseq_import('tr_edge', bytes), 1, 'userseq_import accepts weights at the bound') FROM tr_edge WHERE name = 'tr_bin';
 SELECT is((SELECT weights FROM models WHERE name = 'tr_edge'), (SELECT bytes FROM tr_edge WHERE name = 'tr_bin'),
 		  'and stores the bytes unchanged');
+
+-- the same call site, before and after a deploy in the same transaction
+SELECT count(*) FROM userseq_train('tr_bin', 'SELECT seq, label FROM tr_d', 'binary',
+	'{"epochs": 1, "embedding_dim": 4, "num_filters": 4, "hidden_dim": 4, "seed": 2, "deploy": false}');
+CREATE FUNCTION pg_temp.tr_follow() RETURNS float8[] LANGUAGE plpgsql AS $$
+DECLARE
+	s userseq := (SELECT seq FROM tr_seq);
+	r float8[] := '{}';
+BEGIN
+	FOR i IN 1..2 LOOP
+		IF i = 2 THEN PERFORM userseq_deploy('tr_bin', 2); END IF;
+		r := r || userseq_predict('tr_bin', s);
+	END LOOP;
+	RETURN r;
+END $$;
+SELECT is(pg_temp.tr_follow(),
+		  ARRAY[(SELECT userseq_predict(weights, (SELECT seq FROM tr_seq)) FROM models WHERE name = 'tr_bin' AND version = 1),
+				(SELECT userseq_predict(weights, (SELECT seq FROM tr_seq)) FROM models WHERE name = 'tr_bin' AND version = 2)],
+		  'a plpgsql loop scoring by name sees version 1, then version 2 after a deploy');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -11,27 +11,33 @@
  * For each inserted event the trigger keeps the user's row of target in the inserting
  * transaction, with the inserting role's privileges (plain SPI, no SECURITY DEFINER):
  *
- *   loop:  SELECT ctid, seq, <notified scores> FROM target WHERE user_id = $1 FOR NO KEY UPDATE
- *          found:     seq' = userseq_append(seq, event, max_len); scores of seq';
- *                     UPDATE target SET ... WHERE ctid = $1            (the row stays locked)
- *          not found: seq' = the one event; scores;
- *                     INSERT ... ON CONFLICT (user_id) DO NOTHING
- *                     inserted: done; else another transaction inserted the user first and
- *                     committed (ON CONFLICT waited for it): loop, the row lock now finds it
+ *   without notifications (no old score needed):
+ *          UPDATE target SET seq = userseq_append(seq, event, max_len),
+ *                 <score> = userseq_predict(model, <the same>) WHERE user_id = $1
+ *   with notifications:
+ *          SELECT ctid, seq, <notified scores> FROM target WHERE user_id = $1 FOR NO KEY UPDATE
+ *          found: seq' = userseq_append(seq, event, max_len) and its scores in C;
+ *                 UPDATE target SET ... WHERE ctid = $1            (the row stays locked)
+ *   a new user (no row): seq' = the one event, scores in C;
+ *          INSERT ... ON CONFLICT (user_id) DO NOTHING
+ *          inserted: done; else another transaction inserted the user first and committed
+ *          (ON CONFLICT waited for it): start over, the row is there now
  *
  * Under READ COMMITTED each SPI statement takes a new snapshot and FOR NO KEY UPDATE follows
  * a concurrent update to the newest row version, so concurrent inserters for one user
- * serialise on the row lock and lose no event; under REPEATABLE READ / SERIALIZABLE a
+ * serialise on the row lock and lose no event (the UPDATE re-evaluates its expressions on the
+ * newest row version); under REPEATABLE READ / SERIALIZABLE a
  * concurrent change gives the usual serialization failure (40001) and the client retries.
  *
  * Scores are userseq_predict's values (score/score.h) from the model cache, resolved by name
  * once per statement, so the next statement after a redeploy uses the new version. The SPI
- * plans are prepared once per backend and trigger (keyed by the trigger's OID; its arguments
- * never change) and kept; PostgreSQL re-plans them when the target changes and checks the
+ * plans are prepared once per backend and trigger (keyed by the trigger's OID, and made again
+ * when its arguments differ: attaching again replaces the trigger in place) and kept; PostgreSQL re-plans them when the target changes and checks the
  * current role's privileges at every execution.
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
@@ -47,6 +53,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -93,6 +100,7 @@ typedef struct LiveConfig
 	int			n_notify;
 	LiveNotify *notify;
 	Oid			user_type;		/* of the plans' $1 */
+	SPIPlanPtr	fast_plan;		/* without notifications: one UPDATE does it all */
 	SPIPlanPtr	lock_plan;
 	SPIPlanPtr	update_plan;
 	SPIPlanPtr	insert_plan;
@@ -139,7 +147,15 @@ LiveParseArgs(LiveConfig *cfg, Trigger *tg)
 	cfg->args = MemoryContextAlloc(live_cxt, sizeof(char *) * Max(tg->tgnargs, 1));
 	for (int a = 0; a < tg->tgnargs; a++)
 		cfg->args[a] = MemoryContextStrdup(live_cxt, tg->tgargs[a]);
-	cfg->target = MemoryContextStrdup(live_cxt, LiveArg(tg, 0));
+	/* the target by its catalog name, quoted here: the argument is never pasted into SQL as is */
+	{
+		List	   *names = stringToQualifiedNameList(LiveArg(tg, 0));
+		Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
+
+		cfg->target = MemoryContextStrdup(live_cxt,
+										  quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+																	 get_rel_name(relid)));
+	}
 	cfg->user_col = MemoryContextStrdup(live_cxt, LiveArg(tg, 1));
 	cfg->item_col = MemoryContextStrdup(live_cxt, LiveArg(tg, 2));
 	cfg->ts_col = MemoryContextStrdup(live_cxt, LiveArg(tg, 3));
@@ -199,12 +215,12 @@ LivePrepare(const char *sql, int nargs, Oid *types)
 
 /* Prepares the three statements (inside an SPI connection). */
 static void
-LivePreparePlans(LiveConfig *cfg, Oid seq_type)
+LivePreparePlans(LiveConfig *cfg, Oid seq_type, const char *ext)
 {
 	StringInfoData lock,
 				upd,
 				ins;
-	Oid		   *types = palloc(sizeof(Oid) * (cfg->n_scores + 2));
+	Oid		   *types = palloc(sizeof(Oid) * Max(cfg->n_scores + 2, 5));
 	int			col = 3;		/* ctid, seq, then the notified scores' old values */
 
 	initStringInfo(&lock);
@@ -247,6 +263,34 @@ LivePreparePlans(LiveConfig *cfg, Oid seq_type)
 		appendStringInfoString(&ins, ", pg_catalog.now()");
 	appendStringInfoString(&ins, ") ON CONFLICT (user_id) DO NOTHING");
 
+	/*
+	 * Without notifications no old score is needed: an existing user's row is updated by one
+	 * statement that appends and re-scores in SQL (the same functions, so the same values; in
+	 * READ COMMITTED the UPDATE re-evaluates them on the newest row version if another
+	 * transaction updated the user meanwhile). $1 user, $2 item, $3 ts, $4 behavior, $5 max_len.
+	 */
+	if (cfg->n_notify == 0)
+	{
+		StringInfoData fast;
+		char	   *append = psprintf("%s.userseq_append(t.seq, $2, $3, $4, $5)", ext);
+
+		initStringInfo(&fast);
+		appendStringInfo(&fast, "UPDATE %s AS t SET seq = %s", cfg->target, append);
+		for (int k = 0; k < cfg->n_scores; k++)
+			appendStringInfo(&fast, ", %s = %s.userseq_predict(%s::pg_catalog.text, %s)",
+							 quote_identifier(cfg->scores[k].column), ext,
+							 quote_literal_cstr(cfg->scores[k].model), append);
+		if (cfg->has_updated)
+			appendStringInfoString(&fast, ", updated = pg_catalog.now()");
+		appendStringInfoString(&fast, " WHERE t.user_id OPERATOR(pg_catalog.=) $1");
+		types[0] = cfg->user_type;
+		types[1] = INT8OID;
+		types[2] = TIMESTAMPTZOID;
+		types[3] = TEXTOID;
+		types[4] = INT4OID;
+		cfg->fast_plan = LivePrepare(fast.data, 5, types);
+	}
+
 	types[0] = cfg->user_type;
 	cfg->lock_plan = LivePrepare(lock.data, 1, types);
 	types[1] = seq_type;
@@ -285,6 +329,8 @@ LiveGetConfig(Trigger *tg)
 		if (same)
 			return cfg;
 		/* attached again with other options: start over (the old strings stay in live_cxt) */
+		if (cfg->fast_plan)
+			SPI_freeplan(cfg->fast_plan);
 		if (cfg->lock_plan)
 			SPI_freeplan(cfg->lock_plan);
 		if (cfg->update_plan)
@@ -388,6 +434,21 @@ LiveGetQuery(FunctionCallInfo fcinfo, TriggerData *td)
 	return q;
 }
 
+/* The scored models, resolved once per statement (the C path scores with them). */
+static void
+LiveResolveModels(LiveQuery *q)
+{
+	for (int k = 0; k < q->cfg->n_scores; k++)
+		if (q->entries[k] == NULL)
+		{
+			UsModelEntry *e = UsModelByName(q->model_fcinfo, cstring_to_text(q->cfg->scores[k].model));
+
+			UsRequireTask(e, US_TASK_BIT(US_TASK_BINARY) | US_TASK_BIT(US_TASK_REGRESSION),
+						  "userseq_live", q->cfg->scores[k].model);
+			q->entries[k] = e;
+		}
+}
+
 /* JSON for a notification: {"user": .., "column": .., "old": .., "new": ..} */
 static char *
 LivePayload(LiveQuery *q, Datum user, const char *column, bool old_null, double old_v, double new_v)
@@ -466,17 +527,6 @@ userseq_live_trigger(PG_FUNCTION_ARGS)
 			behavior = DatumGetTextPP(d);
 	}
 
-	/* resolve the models once per statement, before any write */
-	for (int k = 0; k < cfg->n_scores; k++)
-		if (q->entries[k] == NULL)
-		{
-			UsModelEntry *e = UsModelByName(q->model_fcinfo, cstring_to_text(cfg->scores[k].model));
-
-			UsRequireTask(e, US_TASK_BIT(US_TASK_BINARY) | US_TASK_BIT(US_TASK_REGRESSION),
-						  "userseq_live", cfg->scores[k].model);
-			q->entries[k] = e;
-		}
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "userseq_live: SPI_connect failed");
 	if (!cfg->ready)
@@ -486,7 +536,8 @@ userseq_live_trigger(PG_FUNCTION_ARGS)
 
 		if (!OidIsValid(seq_type))
 			elog(ERROR, "userseq_live: type userseq not found in the extension's schema");
-		LivePreparePlans(cfg, seq_type);
+		LivePreparePlans(cfg, seq_type,
+						 quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid))));
 		cfg->ready = true;
 	}
 
@@ -505,10 +556,32 @@ userseq_live_trigger(PG_FUNCTION_ARGS)
 		ItemPointer ctid = NULL;
 		int			ret;
 
-		ret = SPI_execute_plan(cfg->lock_plan, &user, NULL, false, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "userseq_live: lock query returned %d", ret);
-		found = SPI_processed == 1;
+		if (cfg->fast_plan)
+		{
+			Datum		fargs[5];
+			char		fnulls[6] = "     ";
+
+			fargs[0] = user;
+			fargs[1] = Int64GetDatum(item);
+			fargs[2] = TimestampTzGetDatum(ts);
+			fargs[3] = PointerGetDatum(behavior);
+			if (behavior == NULL)
+				fnulls[3] = 'n';
+			fargs[4] = Int32GetDatum(cfg->max_len);
+			ret = SPI_execute_plan(cfg->fast_plan, fargs, fnulls, false, 0);
+			if (ret != SPI_OK_UPDATE)
+				elog(ERROR, "userseq_live: update of %s returned %d", cfg->target, ret);
+			if (SPI_processed == 1)
+				break;
+			found = false;		/* a new user: insert below */
+		}
+		else
+		{
+			ret = SPI_execute_plan(cfg->lock_plan, &user, NULL, false, 1);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "userseq_live: lock query returned %d", ret);
+			found = SPI_processed == 1;
+		}
 		for (int k = 0; k < cfg->n_scores; k++)
 			old_nulls[k] = true;
 		if (found)
@@ -531,6 +604,7 @@ userseq_live_trigger(PG_FUNCTION_ARGS)
 		seq = UserSeqAppend(old_seq, item, ts, behavior ? VARDATA_ANY(behavior) : NULL,
 							behavior ? VARSIZE_ANY_EXHDR(behavior) : 0, cfg->max_len);
 		values[1] = PointerGetDatum(seq);
+		LiveResolveModels(q);
 		for (int k = 0; k < cfg->n_scores; k++)
 		{
 			bool		snull;

@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "models/model_cache.h"
 #include "userseq_pg.h"
@@ -48,6 +49,17 @@ typedef struct UsQueryRef
 	int			n_names;
 	char	   *names[US_QUERY_NAMES];
 	UsModelEntry *name_entries[US_QUERY_NAMES];
+	/*
+	 * The snapshot the names were resolved under. A plpgsql loop evaluates the same call
+	 * site statement after statement with one fn_extra; when the active snapshot has moved
+	 * (a new statement that sees other commits, or our own catalog change), names resolve
+	 * again, as a new query would. Within one query the snapshot stays and so do the versions.
+	 */
+	bool		snap_valid;
+	TransactionId snap_xmin;
+	TransactionId snap_xmax;
+	CommandId	snap_cid;
+	uint64		snap_completions;
 	/* by value: the last model seen and how it was recognised */
 	UsModelEntry *value_entry;
 	uint32		value_crc;
@@ -299,9 +311,16 @@ UsPrepareLookups(Oid nsp, const char *schema)
 
 	if (lookup_schema == nsp && lookup_key_plan && lookup_row_plan)
 		return;
-	key = SPI_prepare(psprintf("SELECT model_id, version, xmin, ctid FROM %s.models WHERE name = $1 AND deployed",
+	/*
+	 * Every operator qualified: these run in the caller's search_path (no GUC switch on this
+	 * hot path), and a plan is re-analysed when that path changes, so nothing may resolve
+	 * through it (test/t/trust_search_path.sh).
+	 */
+	key = SPI_prepare(psprintf("SELECT model_id, version, xmin, ctid FROM %s.models "
+							   "WHERE name OPERATOR(pg_catalog.=) $1 AND deployed",
 							   quote_identifier(schema)), 1, argtypes);
-	row = SPI_prepare(psprintf("SELECT model_id, version, weights, xmin, ctid FROM %s.models WHERE name = $1 AND deployed",
+	row = SPI_prepare(psprintf("SELECT model_id, version, weights, xmin, ctid FROM %s.models "
+							   "WHERE name OPERATOR(pg_catalog.=) $1 AND deployed",
 							   quote_identifier(schema)), 1, argtypes);
 	if (key == NULL || row == NULL)
 		elog(ERROR, "could not prepare the model lookup in schema %s: %s", schema,
@@ -322,7 +341,7 @@ static void
 UsNoDeployedModel(const char *name, const char *schema, Datum *args)
 {
 	Oid			argtypes[1] = {TEXTOID};
-	char	   *q2 = psprintf("SELECT count(*) FROM %s.models WHERE name = $1",
+	char	   *q2 = psprintf("SELECT pg_catalog.count(*) FROM %s.models WHERE name OPERATOR(pg_catalog.=) $1",
 							  quote_identifier(schema));
 	int64		versions = 0;
 	bool		isnull;
@@ -440,6 +459,27 @@ UsModelByName(FunctionCallInfo fcinfo, text *name)
 	char	   *cname = text_to_cstring(name);
 	UsModelEntry *entry;
 	MemoryContext old;
+
+	if (ActiveSnapshotSet())
+	{
+		Snapshot	snap = GetActiveSnapshot();
+
+		if (!ref->snap_valid || snap->xmin != ref->snap_xmin || snap->xmax != ref->snap_xmax ||
+			snap->curcid != ref->snap_cid || snap->snapXactCompletionCount != ref->snap_completions)
+		{
+			for (int i = 0; i < ref->n_names; i++)
+			{
+				pfree(ref->names[i]);
+				UsEntryUnpin(ref->name_entries[i]);
+			}
+			ref->n_names = 0;
+			ref->snap_valid = true;
+			ref->snap_xmin = snap->xmin;
+			ref->snap_xmax = snap->xmax;
+			ref->snap_cid = snap->curcid;
+			ref->snap_completions = snap->snapXactCompletionCount;
+		}
+	}
 
 	for (int i = 0; i < ref->n_names; i++)
 		if (strcmp(ref->names[i], cname) == 0)

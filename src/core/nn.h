@@ -1,0 +1,164 @@
+/*
+ * nn.h: private interface between the trainer (train.c: batch assembly, optimizer, threads,
+ * predict) and the network (nn.c: forward / backward per layer, the heads). Not installed.
+ *
+ * The workspace us_ws carries one minibatch through the network: train.c fills the batch part
+ * (build_batch), nn.c owns the rest. Shapes: T tokens of the batch, U distinct (item,
+ * behaviour, gap) inputs among them, n_ex examples, E embedding, F filters per width, W widths,
+ * Ftot = sum_k k*F conv taps, D = W*F + R*E features, H hidden, V outputs.
+ */
+#ifndef USERSEQ_NN_H
+#define USERSEQ_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "userseq/us_model.h"
+#include "userseq/us_rng.h"
+#include "us_internal.h"
+
+/* a growable scratch buffer of the workspace */
+typedef struct buf
+{
+	void	   *p;
+	size_t		cap;			/* bytes */
+} buf;
+
+typedef struct us_ws
+{
+	us_allocator alloc;
+	int			frozen;			/* set while a worker thread uses it: reserve must not allocate */
+	int64_t		n_norm;			/* examples the step's mean loss divides by; 0: n_ex */
+	/* batch: tokens of the sequences, concatenated, and the examples */
+	int32_t		nseq;
+	buf			seq_tok;		/* int64 (nseq + 1) */
+	buf			tok_item,
+				tok_beh,
+				tok_gap;		/* int32 (T) */
+	int64_t		T;
+	int32_t		n_ex;
+	buf			ex_seq,			/* int32: batch sequence of the example */
+				ex_len,			/* int32: events visible to the example */
+				ex_tgt;			/* int32: class / row target */
+	buf			ex_y,			/* float: binary / regression target */
+				ex_w;			/* float: weight */
+	int			has_target;
+	/* distinct (item, behaviour, gap) inputs of the batch: the conv is linear, so it runs on
+	 * these U rows (U << T under a skewed popularity) and windows gather rows by index */
+	int32_t		U;
+	buf			tok_u,			/* int32 (T): distinct input of each token */
+	 			hash,			/* int32 open-addressing table */
+				u_item,
+				u_beh,
+				u_gap;			/* int32 (U) */
+	/* forward */
+	buf			X,				/* (U, E) input vectors */
+				Wcat,			/* (E, Ftot) */
+				WT,				/* (Ftot, E) */
+				Y,				/* (U, Ftot) per-input conv taps, reused as dY */
+				Z,				/* (n_ex, D) */
+				A,				/* (n_ex, H) pre-activation */
+				Hh,				/* (n_ex, H) after relu and dropout */
+				drop,			/* (n_ex, H) dropout scale */
+				amax,			/* int32 (n_ex, W*F) */
+				run,			/* (2 * W * F) running max / partial sums */
+				logits;			/* chunk */
+	/* backward */
+	buf			dH,
+				dZ,
+				dX,				/* (U, E) */
+				dWT,			/* (Ftot, E) sparse path accumulator */
+				dWcat;			/* (E, Ftot) dense path accumulator */
+	/* sampled softmax */
+	buf			neg,			/* int32 (m) */
+				neg_logq,		/* float (m) */
+				negW,			/* (m, H) */
+				dnegW,			/* (m, H) */
+				wpos;			/* (H) */
+	int32_t		n_neg;
+	buf			mask;			/* threaded steps: dropout scales of the whole batch */
+} us_ws;
+
+#define F32(b) ((float *) (b).p)
+#define I32(b) ((int32_t *) (b).p)
+#define I64(b) ((int64_t *) (b).p)
+
+/* Makes b hold n elements of elem bytes (grows geometrically; never allocates when frozen). */
+us_status	us_ws_reserve(us_ws *ws, buf *b, size_t n, size_t elem);
+/* Frees every buffer of the workspace. */
+void		us_ws_free(us_ws *ws);
+
+/* touched embedding rows of the step (lazy updates) */
+typedef struct touch
+{
+	int32_t		n_rows;
+	int32_t	   *list;
+	int32_t		n;
+	int64_t    *stamp;
+} touch;
+
+static inline void
+touch_mark(touch *tc, int32_t row, int64_t stamp)
+{
+	if (tc == NULL || row <= US_ROW_PAD)	/* padding rows are not trained */
+		return;
+	if (tc->stamp[row] != stamp)
+	{
+		tc->stamp[row] = stamp;
+		tc->list[tc->n++] = row;
+	}
+}
+
+static inline void
+axpy(int n, float a, const float *x, float *y)
+{
+	for (int i = 0; i < n; i++)
+		y[i] += a * x[i];
+}
+
+/* total width of the concatenated taps and the column of (width i, tap 0) */
+static inline int
+conv_cols(const us_model_config *c, int *col0)
+{
+	int			tot = 0;
+
+	for (int i = 0; i < c->n_widths; i++)
+	{
+		col0[i] = tot;
+		tot += c->widths[i] * c->n_filters;
+	}
+	return tot;
+}
+
+/* What one pass of the network over a built batch does. */
+typedef struct batch_opts
+{
+	us_params  *g;				/* gradient tensors, NULL: forward only */
+	int			conv_mode;		/* US_CONV_BWD_* */
+	touch	   *tch;			/* item, behaviour, gap rows the gradient reached, or NULL */
+	int64_t		stamp;
+	us_rng	   *drop_rng;		/* NULL: no dropout */
+	int			sampled;		/* sampled softmax with ws->neg */
+	const double *cdf;
+	int32_t		n_cdf;
+	float	   *pred;			/* predictions (n_ex, n_outputs), or NULL */
+	const float *drop_mask;		/* precomputed dropout scales (n_ex, H), or NULL */
+} batch_opts;
+
+/* -log softmax(x)[tg] over n logits, summed as the softmax heads sum (8 fixed lanes) */
+double		us_nn_softmax_nll(const float *x, int n, int tg);
+
+/*
+ * Everything us_nn_run will reserve, reserved here (on the calling thread) so that a worker
+ * thread can run the compute part with a frozen workspace; also finds the batch's distinct
+ * inputs, which fixes the sizes.
+ */
+us_status	us_nn_reserve(const us_model *model, us_ws *ws, const batch_opts *o);
+
+/*
+ * Forward of a batch prepared by us_nn_reserve, its loss added to *loss_sum (weighted, not
+ * yet divided), and when o->g the backward: gradients added into o->g, touched rows marked.
+ */
+us_status	us_nn_run(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum);
+
+#endif
