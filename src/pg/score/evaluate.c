@@ -50,10 +50,10 @@
 #include "seq/seq_events.h"
 #include "userseq_pg.h"
 #include "seq/userseq_type.h"
+#include "user_query.h"
 #include "userseq/us_evaluation.h"
 #include "userseq/us_rng.h"
 
-#define US_FETCH_ROWS	1000
 #define US_MAX_NEGATIVES 100000
 
 /* ------------------------------------------------------------------ shared helpers */
@@ -96,111 +96,10 @@ UsGrow(void **arr, int64 *cap, int64 need, Size elem, MemoryContext cxt)
 
 	if (need <= c)
 		return;
-	c = Max(need, Max(c * 2, 1024));
+	c = UsGrowCapacity(c, need, 1024);
 	UsCheckEvalMemory((double) c * elem);
-	if (*arr == NULL)
-		*arr = MemoryContextAllocHuge(cxt, (Size) c * elem);
-	else
-		*arr = repalloc_huge(*arr, (Size) c * elem);
+	*arr = UsResizeArray(*arr, elem, c, cxt);
 	*cap = c;
-}
-
-/* Opens the user's query as a cursor and finds its userseq column and its label column. */
-typedef struct UsQueryCursor
-{
-	Portal		portal;
-	int			seq_col;		/* 1-based */
-	int			label_col;		/* 1-based, 0 = none */
-	Oid			label_type;
-	FmgrInfo	label_out;
-} UsQueryCursor;
-
-static void
-UsOpenQuery(FunctionCallInfo fcinfo, const char *query, bool need_label, UsQueryCursor *qc)
-{
-	Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
-	Oid			seqtype = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-										  CStringGetDatum("userseq"), ObjectIdGetDatum(nsp));
-	SPIPlanPtr	plan;
-	TupleDesc	td;
-
-	memset(qc, 0, sizeof(*qc));
-	plan = SPI_prepare(query, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for the evaluation query: %s",
-			 SPI_result_code_string(SPI_result));
-	if (!SPI_is_cursor_plan(plan))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("evaluation query must be a single SELECT returning rows")));
-	qc->portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
-	td = qc->portal->tupDesc;
-
-	for (int i = 1; i <= td->natts; i++)
-		if (!TupleDescAttr(td, i - 1)->attisdropped && SPI_gettypeid(td, i) == seqtype)
-		{
-			qc->seq_col = i;
-			break;
-		}
-	if (qc->seq_col == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("evaluation query returns no column of type userseq"),
-				 errhint("Return the sequence (for example userseq_agg(...)) and, except for next_item and next_behavior models, a label column.")));
-	if (!need_label)
-		return;
-	qc->label_col = SPI_fnumber(td, "label");
-	if (qc->label_col <= 0)
-	{
-		qc->label_col = 0;
-		for (int i = 1; i <= td->natts; i++)
-			if (i != qc->seq_col && !TupleDescAttr(td, i - 1)->attisdropped)
-			{
-				qc->label_col = i;
-				break;
-			}
-	}
-	if (qc->label_col == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("evaluation query returns no label column"),
-				 errhint("Return the sequence and its label, the label named \"label\" or second.")));
-	qc->label_type = SPI_gettypeid(td, qc->label_col);
-	{
-		Oid			outfn;
-		bool		varlena;
-
-		getTypeOutputInfo(qc->label_type, &outfn, &varlena);
-		fmgr_info(outfn, &qc->label_out);
-	}
-}
-
-/* Numeric value of a label of any numeric or boolean type. */
-static double
-UsLabelNumber(UsQueryCursor *qc, Datum d)
-{
-	switch (qc->label_type)
-	{
-		case BOOLOID:
-			return DatumGetBool(d) ? 1.0 : 0.0;
-		case INT2OID:
-			return (double) DatumGetInt16(d);
-		case INT4OID:
-			return (double) DatumGetInt32(d);
-		case INT8OID:
-			return (double) DatumGetInt64(d);
-		case FLOAT4OID:
-			return (double) DatumGetFloat4(d);
-		case FLOAT8OID:
-			return DatumGetFloat8(d);
-		case NUMERICOID:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("label column of type %s is not numeric or boolean",
-					format_type_be(qc->label_type))));
-	return 0.0;
 }
 
 /* ------------------------------------------------------------------ per-row tasks */
@@ -266,7 +165,8 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 	const us_model *model = entry->model;
 	int32		task = model->cfg.task;
 	int32		first = 0;
-	UsQueryCursor qc;
+	UsUserQuery q;
+	FmgrInfo	label_out;
 	UsEventBuffer buf;
 	MemoryContext rowcxt;
 	float	   *out = UsEntryOutput(entry);
@@ -298,14 +198,20 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 	UsEventBufferInit(&buf, keep);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "userseq evaluate rows",
 								   ALLOCSET_DEFAULT_SIZES);
-	UsOpenQuery(fcinfo, query, task != US_TASK_NEXT_BEHAVIOR, &qc);
+	UsUserQueryOpen(&q, "evaluation query", query,
+					task != US_TASK_NEXT_BEHAVIOR ? us_task_name(task) : NULL);
+	if (q.label_col)
+	{
+		Oid			outfn;
+		bool		varlena;
+
+		getTypeOutputInfo(q.label_type, &outfn, &varlena);
+		fmgr_info(outfn, &label_out);
+	}
 	UsApplyThreads();
 
-	for (;;)
+	while (UsUserQueryFetch(&q))
 	{
-		SPI_cursor_fetch(qc.portal, true, US_FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[r];
@@ -322,15 +228,15 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 			double		truth = 0.0;
 
 			CHECK_FOR_INTERRUPTS();
-			seqd = SPI_getbinval(tup, td, qc.seq_col, &isnull);
+			seqd = SPI_getbinval(tup, td, q.seq_col, &isnull);
 			if (isnull)
 			{
 				ed->skipped++;
 				continue;
 			}
-			if (qc.label_col)
+			if (q.label_col)
 			{
-				labeld = SPI_getbinval(tup, td, qc.label_col, &isnull);
+				labeld = SPI_getbinval(tup, td, q.label_col, &isnull);
 				if (isnull)
 				{
 					ed->skipped++;
@@ -338,7 +244,7 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 				}
 			}
 			old = MemoryContextSwitchTo(rowcxt);
-			seq = DatumGetUserSeqP(seqd);
+			seq = UsUserQuerySeq(&q, seqd);
 
 			if (task == US_TASK_NEXT_BEHAVIOR)
 			{
@@ -362,13 +268,13 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 				UsSeqToEvents(&model->cfg, &model->vocab, seq, model->cfg.max_len, &buf, &events);
 				if (task == US_TASK_MULTICLASS)
 				{
-					char	   *s = OutputFunctionCall(&qc.label_out, labeld);
+					char	   *s = OutputFunctionCall(&label_out, labeld);
 
 					cls = ed->class_order ? UsFindClass(model, ed->class_order, s) : -1;
 				}
 				else
 				{
-					truth = UsLabelNumber(&qc, labeld);
+					truth = UsDatumNumber(labeld, q.label_type);
 					if (!isfinite(truth))
 						ereport(ERROR,
 								(errcode(ERRCODE_DATA_EXCEPTION),
@@ -406,7 +312,7 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_cursor_close(qc.portal);
+	UsUserQueryClose(&q);
 	MemoryContextDelete(rowcxt);
 }
 
@@ -645,7 +551,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 	uint8	   *mark = MemoryContextAllocZero(keep, Max(n_rows, 1));
 	int32	   *pool = NULL;
 	us_rng		rng;
-	UsQueryCursor qc;
+	UsUserQuery q;
 	UsEventBuffer buf;
 	MemoryContext rowcxt;
 
@@ -658,18 +564,15 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 	UsGrow((void **) &d->neg_off, &d->neg_off_cap, 1, sizeof(int64), keep);
 	d->offsets[0] = 0;
 	d->neg_off[0] = 0;
-	UsOpenQuery(fcinfo, query, false, &qc);
+	UsUserQueryOpen(&q, "evaluation query", query, NULL);
 
-	for (;;)
+	while (UsUserQueryFetch(&q))
 	{
-		SPI_cursor_fetch(qc.portal, true, US_FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			bool		isnull;
 			Datum		seqd = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
-											 qc.seq_col, &isnull);
+											 q.seq_col, &isnull);
 			UserSeq    *seq;
 			us_events	ev;
 			MemoryContext old;
@@ -689,7 +592,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 				continue;
 			}
 			old = MemoryContextSwitchTo(rowcxt);
-			seq = DatumGetUserSeqP(seqd);
+			seq = UsUserQuerySeq(&q, seqd);
 			if (UserSeqLength(seq) == 0)
 			{
 				MemoryContextSwitchTo(old);
@@ -787,7 +690,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_cursor_close(qc.portal);
+	UsUserQueryClose(&q);
 	MemoryContextDelete(rowcxt);
 }
 
@@ -1127,21 +1030,13 @@ UsAucReserve(UsAucState *st, int64 need, MemoryContext cxt)
 
 	if (need <= st->cap)
 		return;
-	cap = Max(need, Max(st->cap * 2, 64));
+	cap = UsGrowCapacity(st->cap, need, 64);
 	if ((Size) cap > MaxAllocHugeSize / sizeof(double))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("userseq_auc cannot hold more than %zu rows", MaxAllocHugeSize / sizeof(double))));
-	if (st->scores == NULL)
-	{
-		st->scores = MemoryContextAllocHuge(cxt, sizeof(double) * cap);
-		st->labels = MemoryContextAllocHuge(cxt, cap);
-	}
-	else
-	{
-		st->scores = repalloc_huge(st->scores, sizeof(double) * cap);
-		st->labels = repalloc_huge(st->labels, cap);
-	}
+	st->scores = UsResizeArray(st->scores, sizeof(double), cap, cxt);
+	st->labels = UsResizeArray(st->labels, 1, cap, cxt);
 	st->cap = cap;
 }
 

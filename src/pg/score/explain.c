@@ -221,9 +221,7 @@ UsOcclusion(UsModelEntry *entry, const UserSeq *seq, const us_events *all, int32
 			bh[k] = all->behaviors ? all->behaviors[i] : 0;
 			gp[k] = all->gaps ? all->gaps[i] : 0;
 			if (all->gaps && i == j + 1)
-				gp[k] = j == 0 ? us_gap_bucket(1, 0.0, model->cfg.n_gap_buckets)
-					: us_gap_bucket(0, (double) (times[i] - times[j - 1]) / USECS_PER_SEC,
-									model->cfg.n_gap_buckets);
+				gp[k] = UsEventGapBucket(times, j - 1, i, model->cfg.n_gap_buckets);
 			k++;
 		}
 		ev.n = Min(k, L);
