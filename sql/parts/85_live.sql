@@ -69,6 +69,9 @@ BEGIN
 				HINT = 'Options are user, item, ts, behavior, max_len, scores and notify.';
 		END IF;
 	END LOOP;
+	IF events = target THEN
+		RAISE EXCEPTION 'the events table and the target table must differ' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	IF (SELECT relkind FROM pg_class WHERE oid = events) NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION '% is not a table', events USING ERRCODE = 'wrong_object_type';
 	END IF;

@@ -1,15 +1,16 @@
 /*
  * crc32c.c: CRC32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of the model
  * format. Portable slice-by-8 tables (generated offline, so no runtime initialisation and no
- * race), plus the SSE4.2 crc32 instruction on x86-64 when the CPU has it. The CPU check lives
- * only in crc32c_have_sse42() below. It does not do incremental hashing of streams beyond the
- * usual "pass the previous value back in" chaining.
+ * race), plus the SSE4.2 crc32 instruction on x86-64 when the CPU has it (us_cpu_features
+ * decides). It does not do incremental hashing of streams beyond the usual "pass the previous
+ * value back in" chaining.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "userseq/us_format.h"
+#include "us_internal.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define US_CRC_HAVE_SSE42_PATH 1
@@ -441,14 +442,6 @@ crc32c_sse42(uint32_t crc, const uint8_t *p, size_t len)
 	}
 	return (uint32_t) c;
 }
-
-/* The one place that decides whether the hardware path may run. */
-static int
-crc32c_have_sse42(void)
-{
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("sse4.2");
-}
 #endif
 
 /* Internal: the portable path alone, so the unit test can compare both paths. */
@@ -468,7 +461,7 @@ us_crc32c(uint32_t crc, const void *data, size_t len)
 	if (len == 0)
 		return crc;
 #ifdef US_CRC_HAVE_SSE42_PATH
-	if (crc32c_have_sse42())
+	if (us_cpu_features() & US_CPU_SSE42)
 		return ~crc32c_sse42(~crc, p, len);
 #endif
 	return ~crc32c_portable(~crc, p, len);

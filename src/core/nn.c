@@ -768,33 +768,6 @@ softplus(double x)
 }
 
 /*
- * exp for softmax rows, vectorisable (Cephes expf: range reduction by ln 2 and a degree-6
- * polynomial, relative error ~2e-7); 0 below -87.3, where expf underflows anyway.
- */
-static inline float
-vexpf(float x)
-{
-	float		xc = x > 88.7f ? 88.7f : (x < -87.3f ? -87.3f : x);
-	/* round to nearest by the 1.5 * 2^23 trick: no libm call, vectorises */
-	float		n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-	float		r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-	float		p = 1.9875691500e-4f;
-	union
-	{
-		int32_t		i;
-		float		f;
-	}			two_n;
-
-	p = p * r + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	two_n.i = ((int32_t) n + 127) << 23;
-	return x < -87.3f ? 0.0f : (p * r * r + r + 1.0f) * two_n.f;
-}
-
-/*
  * Softmax cross-entropy of one row x (n logits, target tg): returns -log p[tg]. grad (may
  * alias x) gets scale * (p - onehot); prob gets p. Sums in 8 fixed lanes: vectorised and
  * deterministic.

@@ -15,9 +15,9 @@
  * rows (by training counts) are folded and the others ("cold" rows) are multiplied per request
  * with one GEMM over the sequence's cold events, so Zipf-shaped traffic still gathers.
  *
- * next_item top-k is exact and two-stage (see us_scorer_topk): an int8 copy of the output
- * rows screens every item with a proven error bound, and only the items that can still reach
- * the top k are scored in fp32, by the same row kernel us_scorer_forward uses for all of them.
+ * next_item top-k is exact and two-stage and lives in topk.c (with the int8 screen of the
+ * output rows); it reaches this file through scorer_internal.h (h, and every fp32 logit by
+ * us_row_logit, the same row kernel us_scorer_forward uses).
  *
  * Positions past the end of a short sequence are zero vectors: they contribute nothing, even
  * if a decoded model's padding rows are not zero. The scorer does not train, does no dropout,
@@ -30,94 +30,12 @@
 #include <string.h>
 
 #include <cblas.h>
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
 
 #include "userseq/us_model.h"
-#include "us_internal.h"
+#include "scorer_internal.h"
 
 /* windows per direct-path GEMM: P stays a few hundred KB for the default shapes */
 #define DIRECT_CHUNK 64
-
-struct us_scorer
-{
-	const us_model *model;
-	us_allocator alloc;
-
-	int32_t		V,				/* item rows */
-				NB,				/* behaviour rows, 0 = none */
-				NG,				/* gap buckets, 0 = none */
-				L, E, F, H, W, R, D, O;
-	int32_t		widths[US_MAX_WIDTHS];
-	size_t		S;				/* folded row width: sum_k k * F */
-	size_t		woff[US_MAX_WIDTHS];	/* column of (width w, tap 0) in a folded row */
-
-	int			folded;			/* 1: every item row folded or computable (see fold_slot) */
-	int32_t		n_fold;			/* item rows in t_item */
-	int32_t    *fold_slot;		/* (V) t_item row of each item row, -1 = cold; NULL = identity */
-	float	   *cold;			/* (L, S) per-request products of cold item rows */
-	float	   *xcold;			/* (L, E) their embeddings */
-	float	   *t_item;			/* (n_fold, S) */
-	float	   *t_beh;			/* (NB, S) or NULL */
-	float	   *t_gap;			/* (NG, S) or NULL */
-	int			beh0_zero;		/* folded row 0 of t_beh / t_gap is all zero: skip it */
-	int			gap0_zero;
-
-	/* scratch */
-	float	   *x;				/* direct: (L, E) inputs; folded: (R, E) recent rows */
-	float	   *c;				/* direct: (DIRECT_CHUNK + kmax - 1, S) tap products */
-	float	   *w_cat;			/* direct: (E, S) every width's taps side by side */
-	float	   *z;				/* (D) features */
-	float	   *h;				/* (H) */
-	float	   *logits;			/* next_item: (O) */
-	uint8_t    *seen;			/* next_item: (V + 7) / 8 bits */
-	const float **rp;			/* row pointers: folded (3 L), direct (DIRECT_CHUNK + kmax - 1) */
-
-	/* next_item output rows, row-major (V, H): item_emb when tied, else a transposed copy */
-	const float *out_rows;
-	float	   *out_rows_own;
-
-	/* int8 screen of the output rows (us_scorer_topk); screen = 0: one full fp32 pass */
-	int			screen;
-	int32_t		Vp;				/* rows padded to a multiple of SCREEN_CHUNK */
-	int8_t	   *qd;				/* (H, Vp) quantised weights, unit-major: a request reads only
-								 * the units its h leaves nonzero; 64-byte aligned in qd_raw */
-	void	   *qd_raw;
-	float	   *qscale;			/* (Vp) w ~ scale q */
-	float	   *qbias;			/* (Vp) b; padding rows -FLT_MAX / 4 */
-	float	   *qerr;			/* (Vp / 8, 4) per block of 8 rows: error coefficients */
-	uint8_t    *hq;				/* (H) quantised h */
-	int32_t    *hunits;			/* (H + 1) units with a nonzero hq, then a spare */
-	const int8_t **pair_a;		/* ((H + 1) / 2) pairs of those units: rows in qd ... */
-	const int8_t **pair_b;
-	int16_t    *pair_p;			/* ... and their quantised values (p_a | p_b << 8) */
-	int32_t    *cand;			/* (V) candidate rows */
-	float	   *cand_hi;		/* (V) their upper bounds */
-	float	   *lo_heap;		/* (V) the k best lower bounds so far */
-};
-
-/*
- * Error coefficients of a block of 8 rows (the max over its rows): of ||h||_1, of the worst
- * h quantisation error, a constant (bias rounding), and of t p_max (the screen's own float
- * rounding at the largest possible dot).
- */
-enum
-{
-	QE_C1,
-	QE_C2,
-	QE_C3,
-	QE_C4,
-	QE_N
-};
-
-/* rows per step of the screen: a unit's 64 int8 weights fill one cache line */
-#define SCREEN_CHUNK 64
-/* bytes ahead in each unit's row to prefetch (8 chunks; past the end of qd is harmless) */
-#define SCREEN_PREFETCH 512
-
-/* h is quantised to 0 .. H_LEVELS: two vpmaddubsw results then still add in int16 */
-#define H_LEVELS 63
 
 /* ------------------------------------------------------------------ small kernels */
 
@@ -162,32 +80,6 @@ vrelu(float *a, int32_t n)
 
 /* ------------------------------------------------------------------ create / free */
 
-static void *
-salloc(us_scorer *s, size_t count, size_t elem, int *fail)
-{
-	size_t		bytes;
-	void	   *p;
-
-	if (count == 0 || *fail)
-		return NULL;
-	if (!us_mul_size(count, elem, &bytes))
-	{
-		*fail = 1;
-		return NULL;
-	}
-	p = s->alloc.alloc(s->alloc.ctx, bytes);
-	if (p == NULL)
-		*fail = 1;
-	return p;
-}
-
-static void
-sfree(us_scorer *s, void *p)
-{
-	if (p)
-		s->alloc.free(s->alloc.ctx, p);
-}
-
 size_t
 us_scorer_fold_bytes(const us_model_config *cfg)
 {
@@ -203,26 +95,6 @@ us_scorer_fold_bytes(const us_model_config *cfg)
 	/* rows < 2^25, S <= 2^17: the product fits in 64 bits */
 	bytes = rows * S * sizeof(float);
 	return bytes > (uint64_t) SIZE_MAX ? SIZE_MAX : (size_t) bytes;
-}
-
-size_t
-us_scorer_screen_bytes(const us_model_config *cfg)
-{
-	uint64_t	V,
-				H,
-				Vp;
-
-	if (cfg == NULL || us_model_config_validate(cfg, NULL, 0) != US_OK ||
-		cfg->task != US_TASK_NEXT_ITEM)
-		return 0;
-	V = (uint64_t) cfg->n_items;
-	H = (uint64_t) cfg->hidden_dim;
-	Vp = (V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
-
-	/* int8 weights, scale, bias, block errors, h, candidates and bounds, fp32 rows unless tied */
-	return Vp * H + 63 + Vp * 2 * sizeof(float) + Vp / 8 * QE_N * sizeof(float) +
-		H + (H + 1) * sizeof(int32_t) + (H / 2 + 1) * (2 * sizeof(int8_t *) + sizeof(int16_t)) + V * (sizeof(int32_t) + 2 * sizeof(float)) +
-		(cfg->tie_output ? 0 : V * H * sizeof(float));
 }
 
 /* table (rows, S) = emb (rows, E) @ conv_w of every width and tap, one GEMM per tap */
@@ -244,146 +116,6 @@ row_is_zero(const float *r, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (r[i] != 0.0f)
 			return 0;
-	return 1;
-}
-
-/* ------------------------------------------------------------------ screen construction */
-
-/*
- * Quantises output row i: w ~ s q with q in [-127, 127], and raises its block's coefficients
- * of the error bound used by screen_pass (rounded up):
- *   |sum_j w_j h_j - s t sum_j q_j p_j| <= err_q ||h||_1 + s sum|q| eps_h
- * (err_q = max_j |w_j - s q_j|, eps_h = max_j |h_j - t p_j|), plus the fp32 rounding of the
- * exact logit (at most (H+2) 2^-24 (max|w| ||h||_1 + |b|)) and of the screen's own float math
- * (covered by 2^-20 (|s t dot| + |b|), with |dot| at its largest, 127 p_max H).
- * Returns 0 when the row cannot be screened safely (non-finite or huge values).
- */
-static int
-quantise_row(us_scorer *s, int32_t i, const float *w, float b)
-{
-	int32_t		H = s->H;
-	float	   *qe = s->qerr + (size_t) (i / 8) * QE_N;
-	double		mx = 0.0,
-				err = 0.0,
-				kappa = 1.01 * (H + 2) * 0x1p-24,
-				qsum = 0.0;
-	float		sc;
-
-	for (int32_t j = 0; j < H; j++)
-	{
-		if (!isfinite(w[j]))
-			return 0;
-		mx = fmax(mx, fabs((double) w[j]));
-	}
-	if (!isfinite(b) || mx > 1e15 || fabs((double) b) > 1e30)
-		return 0;
-	sc = (float) (mx / 127.0);
-	for (int32_t j = 0; j < H; j++)
-	{
-		long		q = sc > 0.0f ? lrintf(w[j] / sc) : 0;
-
-		q = q > 127 ? 127 : q < -127 ? -127 : q;
-		s->qd[(size_t) j * s->Vp + i] = (int8_t) q;
-		err = fmax(err, fabs((double) w[j] - (double) sc * (double) q));
-		qsum += (double) (q < 0 ? -q : q);
-	}
-	s->qscale[i] = sc;
-	s->qbias[i] = b;
-	qe[QE_C1] = fmaxf(qe[QE_C1], (float) ((err + kappa * mx) * (1.0 + 0x1p-20)));
-	qe[QE_C2] = fmaxf(qe[QE_C2], (float) ((double) sc * qsum * (1.0 + 0x1p-20)));
-	qe[QE_C3] = fmaxf(qe[QE_C3], (float) ((kappa + 0x1p-20) * fabs((double) b) * (1.0 + 0x1p-20) +
-										  1e-37));
-	/* |s t dot| <= s t p_max 127 H */
-	qe[QE_C4] = fmaxf(qe[QE_C4], (float) (0x1p-20 * (double) sc * 127.0 * H * (1.0 + 0x1p-20)));
-	return 1;
-}
-
-/* frees the screen's tables and clears their pointers (the scorer keeps working unscreened) */
-static void
-free_screen(us_scorer *s)
-{
-	sfree(s, s->out_rows_own);
-	sfree(s, s->qd_raw);
-	sfree(s, s->qscale);
-	sfree(s, s->qbias);
-	sfree(s, s->qerr);
-	sfree(s, s->hq);
-	sfree(s, s->hunits);
-	sfree(s, (void *) s->pair_a);
-	sfree(s, (void *) s->pair_b);
-	sfree(s, s->pair_p);
-	sfree(s, s->cand);
-	sfree(s, s->cand_hi);
-	sfree(s, s->lo_heap);
-	s->out_rows = s->out_rows_own = NULL;
-	s->qd = NULL;
-	s->qd_raw = NULL;
-	s->qscale = s->qbias = s->qerr = s->cand_hi = s->lo_heap = NULL;
-	s->hq = NULL;
-	s->hunits = s->cand = NULL;
-	s->pair_a = s->pair_b = NULL;
-	s->pair_p = NULL;
-	s->screen = 0;
-}
-
-/*
- * The fp32 output rows (row-major) and their int8 screen. Fails softly (returns 0, nothing
- * kept) when memory is short or a row cannot be bounded: top-k then scans in full.
- */
-static int
-build_screen(us_scorer *s)
-{
-	const us_params *p = &s->model->p;
-	int32_t		V = s->V,
-				H = s->H;
-	int			fail = 0;
-
-	s->Vp = (V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
-	if (p->out_w == NULL)
-		s->out_rows = p->item_emb;
-	else
-		s->out_rows = s->out_rows_own = salloc(s, (size_t) V * H, sizeof(float), &fail);
-	/* aligned so that no 32-byte load of a unit's row straddles two cache lines */
-	s->qd_raw = salloc(s, (size_t) s->Vp * H + 63, 1, &fail);
-	if (s->qd_raw)
-		s->qd = (int8_t *) (((uintptr_t) s->qd_raw + 63) & ~(uintptr_t) 63);
-	s->qscale = salloc(s, (size_t) s->Vp, sizeof(float), &fail);
-	s->qbias = salloc(s, (size_t) s->Vp, sizeof(float), &fail);
-	s->qerr = salloc(s, (size_t) s->Vp / 8 * QE_N, sizeof(float), &fail);
-	s->hq = salloc(s, (size_t) H, 1, &fail);
-	s->hunits = salloc(s, (size_t) H + 1, sizeof(int32_t), &fail);
-	s->pair_a = salloc(s, (size_t) H / 2 + 1, sizeof(int8_t *), &fail);
-	s->pair_b = salloc(s, (size_t) H / 2 + 1, sizeof(int8_t *), &fail);
-	s->pair_p = salloc(s, (size_t) H / 2 + 1, sizeof(int16_t), &fail);
-	s->cand = salloc(s, (size_t) V, sizeof(int32_t), &fail);
-	s->cand_hi = salloc(s, (size_t) V, sizeof(float), &fail);
-	s->lo_heap = salloc(s, (size_t) V, sizeof(float), &fail);
-	if (!fail)
-	{
-		memset(s->qd, 0, (size_t) s->Vp * H);
-		memset(s->qscale, 0, (size_t) s->Vp * sizeof(float));
-		memset(s->qerr, 0, (size_t) s->Vp / 8 * QE_N * sizeof(float));
-		/* padding rows: never above a threshold (and skipped anyway) */
-		for (int32_t i = V; i < s->Vp; i++)
-			s->qbias[i] = -FLT_MAX / 4;
-		if (s->out_rows_own)
-			for (int32_t j = 0; j < H; j++)
-			{
-				const float *src = p->out_w + (size_t) j * V;
-
-				for (int32_t i = 0; i < V; i++)
-					s->out_rows_own[(size_t) i * H + j] = src[i];
-			}
-		for (int32_t i = 0; i < V && !fail; i++)
-			if (!quantise_row(s, i, s->out_rows + (size_t) i * H, p->out_b[i]))
-				fail = 1;
-	}
-	if (fail)
-	{
-		free_screen(s);
-		return 0;
-	}
-	s->screen = 1;
 	return 1;
 }
 
@@ -412,12 +144,12 @@ fold_hot_rows(us_scorer *s, int32_t n)
 	float	   *emb;
 	int			fail = 0;
 
-	order = salloc(s, (size_t) s->V, sizeof(uint64_t), &fail);
-	emb = salloc(s, (size_t) chunk * s->E, sizeof(float), &fail);
+	order = us_scorer_alloc(s, (size_t) s->V, sizeof(uint64_t), &fail);
+	emb = us_scorer_alloc(s, (size_t) chunk * s->E, sizeof(float), &fail);
 	if (fail)
 	{
-		sfree(s, order);
-		sfree(s, emb);
+		us_scorer_release(s, order);
+		us_scorer_release(s, emb);
 		return 0;
 	}
 	/* key: (UINT32_MAX - count) << 32 | row, so ascending order is hottest first */
@@ -446,8 +178,8 @@ fold_hot_rows(us_scorer *s, int32_t n)
 		}
 		fold_table(s, emb, cn, s->t_item + (size_t) c0 * s->S);
 	}
-	sfree(s, order);
-	sfree(s, emb);
+	us_scorer_release(s, order);
+	us_scorer_release(s, emb);
 	return 1;
 }
 
@@ -479,23 +211,23 @@ build_folded(us_scorer *s, size_t budget)
 			return 0;
 		n = (int32_t) ((budget - fixed) / rowb);
 	}
-	s->t_item = salloc(s, (size_t) n * s->S, sizeof(float), &fail);
-	s->t_beh = salloc(s, (size_t) s->NB * s->S, sizeof(float), &fail);
-	s->t_gap = salloc(s, (size_t) s->NG * s->S, sizeof(float), &fail);
+	s->t_item = us_scorer_alloc(s, (size_t) n * s->S, sizeof(float), &fail);
+	s->t_beh = us_scorer_alloc(s, (size_t) s->NB * s->S, sizeof(float), &fail);
+	s->t_gap = us_scorer_alloc(s, (size_t) s->NG * s->S, sizeof(float), &fail);
 	if (n < s->V)
 	{
-		s->fold_slot = salloc(s, (size_t) s->V, sizeof(int32_t), &fail);
-		s->cold = salloc(s, (size_t) s->L * s->S, sizeof(float), &fail);
-		s->xcold = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
+		s->fold_slot = us_scorer_alloc(s, (size_t) s->V, sizeof(int32_t), &fail);
+		s->cold = us_scorer_alloc(s, (size_t) s->L * s->S, sizeof(float), &fail);
+		s->xcold = us_scorer_alloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
 	}
 	if (fail || (n < s->V && !fold_hot_rows(s, n)))
 	{
-		sfree(s, s->t_item);
-		sfree(s, s->t_beh);
-		sfree(s, s->t_gap);
-		sfree(s, s->fold_slot);
-		sfree(s, s->cold);
-		sfree(s, s->xcold);
+		us_scorer_release(s, s->t_item);
+		us_scorer_release(s, s->t_beh);
+		us_scorer_release(s, s->t_gap);
+		us_scorer_release(s, s->fold_slot);
+		us_scorer_release(s, s->cold);
+		us_scorer_release(s, s->xcold);
 		s->t_item = s->t_beh = s->t_gap = s->cold = s->xcold = NULL;
 		s->fold_slot = NULL;
 		return 0;
@@ -564,29 +296,29 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 	}
 
 	if (cfg->task == US_TASK_NEXT_ITEM && s->O == s->V &&
-		us_scorer_screen_bytes(cfg) <= budget && build_screen(s))
+		us_scorer_screen_bytes(cfg) <= budget && us_screen_build(s))
 		budget -= us_scorer_screen_bytes(cfg);
 	build_folded(s, budget);
 
 	if (s->folded)
-		s->x = salloc(s, (size_t) s->R * s->E, sizeof(float), &fail);
+		s->x = us_scorer_alloc(s, (size_t) s->R * s->E, sizeof(float), &fail);
 	else
 	{
-		s->x = salloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
-		s->c = salloc(s, (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1) * s->S,
+		s->x = us_scorer_alloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
+		s->c = us_scorer_alloc(s, (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1) * s->S,
 					  sizeof(float), &fail);
 	}
 	if (!s->folded || s->fold_slot)
-		s->w_cat = salloc(s, (size_t) s->E * s->S, sizeof(float), &fail);
-	s->rp = salloc(s, s->folded ? (size_t) 3 * s->L :
+		s->w_cat = us_scorer_alloc(s, (size_t) s->E * s->S, sizeof(float), &fail);
+	s->rp = us_scorer_alloc(s, s->folded ? (size_t) 3 * s->L :
 				   (size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1),
 				   sizeof(float *), &fail);
-	s->z = salloc(s, (size_t) s->D, sizeof(float), &fail);
-	s->h = salloc(s, (size_t) s->H, sizeof(float), &fail);
+	s->z = us_scorer_alloc(s, (size_t) s->D, sizeof(float), &fail);
+	s->h = us_scorer_alloc(s, (size_t) s->H, sizeof(float), &fail);
 	if (cfg->task == US_TASK_NEXT_ITEM)
 	{
-		s->logits = salloc(s, (size_t) s->O, sizeof(float), &fail);
-		s->seen = salloc(s, ((size_t) s->V + 7) / 8, 1, &fail);
+		s->logits = us_scorer_alloc(s, (size_t) s->O, sizeof(float), &fail);
+		s->seen = us_scorer_alloc(s, ((size_t) s->V + 7) / 8, 1, &fail);
 		if (s->seen)
 			memset(s->seen, 0, ((size_t) s->V + 7) / 8);
 	}
@@ -633,29 +365,29 @@ us_scorer_free(us_scorer *s)
 {
 	if (s == NULL)
 		return;
-	sfree(s, s->t_item);
-	sfree(s, s->t_beh);
-	sfree(s, s->t_gap);
-	sfree(s, s->fold_slot);
-	sfree(s, s->cold);
-	sfree(s, s->xcold);
-	sfree(s, s->x);
-	sfree(s, s->c);
-	sfree(s, s->w_cat);
-	sfree(s, s->z);
-	sfree(s, s->h);
-	sfree(s, s->logits);
-	sfree(s, s->seen);
-	sfree(s, (void *) s->rp);
-	free_screen(s);
+	us_scorer_release(s, s->t_item);
+	us_scorer_release(s, s->t_beh);
+	us_scorer_release(s, s->t_gap);
+	us_scorer_release(s, s->fold_slot);
+	us_scorer_release(s, s->cold);
+	us_scorer_release(s, s->xcold);
+	us_scorer_release(s, s->x);
+	us_scorer_release(s, s->c);
+	us_scorer_release(s, s->w_cat);
+	us_scorer_release(s, s->z);
+	us_scorer_release(s, s->h);
+	us_scorer_release(s, s->logits);
+	us_scorer_release(s, s->seen);
+	us_scorer_release(s, (void *) s->rp);
+	us_screen_free(s);
 	s->alloc.free(s->alloc.ctx, s);
 }
 
 /* ------------------------------------------------------------------ forward */
 
 /* Every row index of every event (not only the kept ones) must be in range. */
-static us_status
-check_events(const us_scorer *s, const us_events *ev)
+us_status
+us_scorer_check_events(const us_scorer *s, const us_events *ev)
 {
 	if (ev == NULL || ev->n < 0)
 		return US_EINVAL;
@@ -957,8 +689,8 @@ pool_direct(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 }
 
 /* z (features) and h (hidden) for a validated sequence */
-static void
-hidden(us_scorer *s, const us_events *ev)
+void
+us_scorer_hidden(us_scorer *s, const us_events *ev)
 {
 	const us_params *p = &s->model->p;
 	int32_t		start = ev->n > s->L ? ev->n - s->L : 0;
@@ -1001,8 +733,8 @@ __attribute__((noipa))
 #elif defined(__clang__)
 __attribute__((noinline))
 #endif
-static float
-row_logit(const float *w, const float *h, int32_t n, float b)
+float
+us_row_logit(const float *w, const float *h, int32_t n, float b)
 {
 	int32_t		j = 0;
 	float		sum = 0.0f;
@@ -1030,15 +762,15 @@ row_logit(const float *w, const float *h, int32_t n, float b)
 }
 
 /* next_item logits over all item rows (row kernel when screened, else one GEMV) */
-static void
-item_logits(const us_scorer *s, float *y)
+void
+us_scorer_item_logits(const us_scorer *s, float *y)
 {
 	const us_params *p = &s->model->p;
 
 	if (s->screen)
 	{
 		for (int32_t i = 0; i < s->V; i++)
-			y[i] = row_logit(s->out_rows + (size_t) i * s->H, s->h, s->H, p->out_b[i]);
+			y[i] = us_row_logit(s->out_rows + (size_t) i * s->H, s->h, s->H, p->out_b[i]);
 		return;
 	}
 	memcpy(y, p->out_b, (size_t) s->O * sizeof(float));
@@ -1068,21 +800,6 @@ softmax(float *y, int32_t n)
 		y[i] = (float) (y[i] / sum);
 }
 
-/*
- * 1 if every x[i] is finite. Decoded models cannot fail it (US_MAX_ABS_WEIGHT bounds every
- * activation); a model built or trained in memory can, and a NaN must never become a score.
- */
-static int
-all_finite(const float *x, size_t n)
-{
-	float		acc = 0.0f;
-
-	/* x * 0 is 0 for finite x and NaN otherwise */
-	for (size_t i = 0; i < n; i++)
-		acc += x[i] * 0.0f;
-	return acc == 0.0f;
-}
-
 us_status
 us_scorer_forward(us_scorer *s, const us_events *events, float *out, float *features)
 {
@@ -1091,15 +808,15 @@ us_scorer_forward(us_scorer *s, const us_events *events, float *out, float *feat
 
 	if (s == NULL)
 		return US_EINVAL;
-	st = check_events(s, events);
+	st = us_scorer_check_events(s, events);
 	if (st != US_OK)
 		return st;
 	p = &s->model->p;
-	hidden(s, events);
+	us_scorer_hidden(s, events);
 	if (features)
 	{
 		memcpy(features, s->z, (size_t) s->D * sizeof(float));
-		if (!all_finite(features, (size_t) s->D))
+		if (!us_all_finite(features, (size_t) s->D))
 			return US_ENONFINITE;
 	}
 	/* out may be NULL when only the features are wanted (userseq_embed) */
@@ -1109,7 +826,7 @@ us_scorer_forward(us_scorer *s, const us_events *events, float *out, float *feat
 	switch (s->model->cfg.task)
 	{
 		case US_TASK_NEXT_ITEM:
-			item_logits(s, out);
+			us_scorer_item_logits(s, out);
 			break;
 		case US_TASK_BINARY:
 		case US_TASK_REGRESSION:
@@ -1130,439 +847,6 @@ us_scorer_forward(us_scorer *s, const us_events *events, float *out, float *feat
 			softmax(out, s->O);
 			break;
 	}
-	return all_finite(out, (size_t) s->model->cfg.n_outputs) ? US_OK : US_ENONFINITE;
+	return us_all_finite(out, (size_t) s->model->cfg.n_outputs) ? US_OK : US_ENONFINITE;
 }
 
-/* ------------------------------------------------------------------ top-k */
-
-/* NaN ranks below everything, so a broken logit never displaces a real one. */
-static inline float
-rank_key(float v)
-{
-	return isnan(v) ? -INFINITY : v;
-}
-
-/* a worse than b: lower key, or equal key and higher row */
-static inline int
-worse(float sa, int32_t ra, float sb, int32_t rb)
-{
-	return sa < sb || (sa == sb && ra > rb);
-}
-
-/* min-heap on "worse" (the worst kept entry at the root), stored in the caller's arrays */
-static void
-sift_down(int32_t *rows, float *sc, int32_t n, int32_t i)
-{
-	for (;;)
-	{
-		int32_t		l = 2 * i + 1,
-					r = l + 1,
-					m = i;
-
-		if (l < n && worse(sc[l], rows[l], sc[m], rows[m]))
-			m = l;
-		if (r < n && worse(sc[r], rows[r], sc[m], rows[m]))
-			m = r;
-		if (m == i)
-			return;
-		{
-			float		ts = sc[i];
-			int32_t		tr = rows[i];
-
-			sc[i] = sc[m];
-			rows[i] = rows[m];
-			sc[m] = ts;
-			rows[m] = tr;
-		}
-		i = m;
-	}
-}
-
-static void
-sift_up(int32_t *rows, float *sc, int32_t i)
-{
-	while (i > 0)
-	{
-		int32_t		parent = (i - 1) / 2;
-
-		if (!worse(sc[i], rows[i], sc[parent], rows[parent]))
-			return;
-		{
-			float		ts = sc[i];
-			int32_t		tr = rows[i];
-
-			sc[i] = sc[parent];
-			rows[i] = rows[parent];
-			sc[parent] = ts;
-			rows[parent] = tr;
-		}
-		i = parent;
-	}
-}
-
-/* the k-th best entry enters only if strictly better (rows arrive in ascending order) */
-static inline void
-offer(int32_t *rows, float *sc, int32_t *n, int32_t k, int32_t r, float v)
-{
-	if (*n < k)
-	{
-		rows[*n] = r;
-		sc[*n] = v;
-		sift_up(rows, sc, *n);
-		(*n)++;
-	}
-	else if (v > sc[0])
-	{
-		rows[0] = r;
-		sc[0] = v;
-		sift_down(rows, sc, *n, 0);
-	}
-}
-
-/* min-heap of floats: the k best lower bounds seen so far, the k-th best at the root */
-static void
-fheap_push(float *a, int32_t n, float v)
-{
-	int32_t		i = n;
-
-	a[i] = v;
-	while (i > 0 && a[(i - 1) / 2] > a[i])
-	{
-		float		t = a[i];
-
-		a[i] = a[(i - 1) / 2];
-		a[(i - 1) / 2] = t;
-		i = (i - 1) / 2;
-	}
-}
-
-static void
-fheap_replace_root(float *a, int32_t n, float v)
-{
-	int32_t		i = 0;
-
-	a[0] = v;
-	for (;;)
-	{
-		int32_t		l = 2 * i + 1,
-					r = l + 1,
-					m = i;
-
-		if (l < n && a[l] < a[m])
-			m = l;
-		if (r < n && a[r] < a[m])
-			m = r;
-		if (m == i)
-			return;
-		{
-			float		t = a[i];
-
-			a[i] = a[m];
-			a[m] = t;
-		}
-		i = m;
-	}
-}
-
-/*
- * h (>= 0 after the ReLU) as integers p in 0 .. H_LEVELS with h ~ t p. *h1_out = ||h||_1 and
- * *eps = max_j |h_j - t p_j|, both rounded up. Returns 0 if h is not finite or too large for
- * the bound's float arithmetic (top-k then scans in full).
- */
-static int
-quantise_h(us_scorer *s, float *t_out, float *h1_out, float *eps_out)
-{
-	const float *h = s->h;
-	double		mx = 0.0,
-				h1 = 0.0,
-				eps = 0.0;
-	float		t;
-
-	for (int32_t j = 0; j < s->H; j++)
-	{
-		if (!(h[j] >= 0.0f && h[j] <= 1e15f))
-			return 0;
-		mx = fmax(mx, (double) h[j]);
-		h1 += (double) h[j];
-	}
-	t = (float) (mx / H_LEVELS);
-	for (int32_t j = 0; j < s->H; j++)
-	{
-		long		q = t > 0.0f ? lrintf(h[j] / t) : 0;
-
-		q = q > H_LEVELS ? H_LEVELS : q < 0 ? 0 : q;
-		s->hq[j] = (uint8_t) q;
-		eps = fmax(eps, fabs((double) h[j] - (double) t * (double) q));
-	}
-	*t_out = t;
-	*h1_out = (float) (h1 * (1.0 + 0x1p-20));
-	*eps_out = (float) (eps * (1.0 + 0x1p-20));
-	return 1;
-}
-
-typedef struct screen_state
-{
-	float		theta;			/* k-th best lower bound so far (-inf until k rows seen) */
-	int32_t		k,
-				nh,				/* lower bounds in lo_heap */
-				nc;				/* candidates */
-	int			exclude_seen;
-} screen_state;
-
-/*
- * The rare path: the lanes of block b whose upper bound a + eb reaches theta become
- * candidates, and their lower bounds a - eb may raise theta.
- */
-static void
-screen_take(us_scorer *s, screen_state *st, int32_t b, const float *a, float eb)
-{
-	for (int r = 0; r < 8; r++)
-	{
-		int32_t		i = b * 8 + r;
-		float		hi = a[r] + eb,
-					lo = a[r] - eb;
-
-		if (!(hi >= st->theta) || i < 2 || i >= s->V ||
-			(st->exclude_seen && (s->seen[i >> 3] >> (i & 7)) & 1))
-			continue;
-		s->cand[st->nc] = i;
-		s->cand_hi[st->nc] = hi;
-		st->nc++;
-		if (st->nh < st->k)
-		{
-			fheap_push(s->lo_heap, st->nh++, lo);
-			if (st->nh == st->k)
-				st->theta = s->lo_heap[0];
-		}
-		else if (lo > s->lo_heap[0])
-		{
-			fheap_replace_root(s->lo_heap, st->nh, lo);
-			st->theta = s->lo_heap[0];
-		}
-	}
-}
-
-/* the error bound of block b's rows for this h (one float for its 8 rows, rounded up) */
-static inline float
-block_err(const us_scorer *s, int32_t b, float h1, float eps, float tmax)
-{
-	const float *qe = s->qerr + (size_t) b * QE_N;
-
-	return (qe[QE_C1] * h1 + qe[QE_C2] * eps + qe[QE_C3] + qe[QE_C4] * tmax) * (1.0f + 0x1p-8f);
-}
-
-/*
- * Stage 1 of the exact top-k: every item's screen value a_i = b_i + s_i t dot_i (dot_i the
- * int8 x 6-bit integer dot over the nonzero units of h) with a proven bound |y_i - a_i| <= e
- * on its fp32 logit y_i (e per block of 8 rows). theta is the k-th best lower bound a - e
- * among eligible rows; an item whose upper bound a + e is below it is beaten by k others and
- * cannot be in the top k. Returns the candidates (ascending rows, upper bound >= theta when
- * seen) and the final theta (-inf if fewer than k rows are eligible).
- */
-static int32_t
-screen_pass(us_scorer *s, int32_t k, int exclude_seen, float t, float h1, float eps,
-			float *theta_out)
-{
-	screen_state st = {-INFINITY, k, 0, 0, exclude_seen};
-	size_t		Vp = (size_t) s->Vp;
-	float		tmax = t * H_LEVELS;
-	int32_t		nu = 0;
-
-	/* ReLU leaves h sparse (3 of 4 units are zero in a trained model's typical request):
-	 * only the nonzero units' weights are read */
-	for (int32_t j = 0; j < s->H; j++)
-		if (s->hq[j] != 0)
-			s->hunits[nu++] = j;
-
-#ifdef __AVX2__
-	{
-		const __m256 tv = _mm256_set1_ps(t);
-		/* pairs of units: interleaved bytes (q_a, q_b) times (p_a, p_b) in vpmaddubsw; an odd
-		 * last unit pairs with itself at weight 0 */
-		int32_t		np = (nu + 1) / 2;
-
-		for (int32_t z = 0; z < np; z++)
-		{
-			int32_t		ua = s->hunits[2 * z],
-						ub = 2 * z + 1 < nu ? s->hunits[2 * z + 1] : ua;
-			int			pb = 2 * z + 1 < nu ? s->hq[ub] : 0;
-
-			s->pair_a[z] = s->qd + ua * Vp;
-			s->pair_b[z] = s->qd + ub * Vp;
-			s->pair_p[z] = (int16_t) (s->hq[ua] | (pb << 8));
-		}
-		for (int32_t c0 = 0; c0 < s->Vp; c0 += SCREEN_CHUNK)
-		{
-			/*
-			 * acc[h * 4 + v]: rows c0 + 32 h + {0..7, 16..23, 8..15, 24..31}[v] (the lane order
-			 * of unpack lo / hi); each unit's 64 rows are one cache line.
-			 */
-			__m256i		acc[8];
-			static const int32_t acc_row[8] = {0, 16, 8, 24, 32, 48, 40, 56};
-
-			for (int v = 0; v < 8; v++)
-				acc[v] = _mm256_setzero_si256();
-			for (int32_t y = 0; y < np; y += 2)
-			{
-				__m256i		lo0 = _mm256_setzero_si256(),
-							hi0 = _mm256_setzero_si256(),
-							lo1 = _mm256_setzero_si256(),
-							hi1 = _mm256_setzero_si256();
-
-				/* two pairs add in int16: 2 x 2 x 63 x 127 < 32768 */
-				for (int32_t z = y; z < y + 2 && z < np; z++)
-				{
-					__m256i		pv = _mm256_set1_epi16(s->pair_p[z]);
-					const int8_t *a = s->pair_a[z] + c0,
-							   *b = s->pair_b[z] + c0;
-					__m256i		A0 = _mm256_load_si256((const __m256i *) a),
-								B0 = _mm256_load_si256((const __m256i *) b),
-								A1 = _mm256_load_si256((const __m256i *) (a + 32)),
-								B1 = _mm256_load_si256((const __m256i *) (b + 32));
-
-					/* one stream per unit, often more than the hardware prefetcher follows */
-					_mm_prefetch((const char *) (a + SCREEN_PREFETCH), _MM_HINT_T0);
-					_mm_prefetch((const char *) (b + SCREEN_PREFETCH), _MM_HINT_T0);
-					lo0 = _mm256_add_epi16(lo0, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A0, B0)));
-					hi0 = _mm256_add_epi16(hi0, _mm256_maddubs_epi16(pv, _mm256_unpackhi_epi8(A0, B0)));
-					lo1 = _mm256_add_epi16(lo1, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A1, B1)));
-					hi1 = _mm256_add_epi16(hi1, _mm256_maddubs_epi16(pv, _mm256_unpackhi_epi8(A1, B1)));
-				}
-				acc[0] = _mm256_add_epi32(acc[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo0)));
-				acc[1] = _mm256_add_epi32(acc[1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo0, 1)));
-				acc[2] = _mm256_add_epi32(acc[2], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi0)));
-				acc[3] = _mm256_add_epi32(acc[3], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi0, 1)));
-				acc[4] = _mm256_add_epi32(acc[4], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo1)));
-				acc[5] = _mm256_add_epi32(acc[5], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo1, 1)));
-				acc[6] = _mm256_add_epi32(acc[6], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi1)));
-				acc[7] = _mm256_add_epi32(acc[7], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi1, 1)));
-			}
-			/* in ascending rows: candidates must arrive in row order (ties go to the lower) */
-			for (int vi = 0; vi < 8; vi++)
-			{
-				int			v = (vi & 4) | ((vi & 3) == 1 ? 2 : (vi & 3) == 2 ? 1 : (vi & 3));
-				int32_t		r0 = c0 + acc_row[v];
-				float		eb = block_err(s, r0 / 8, h1, eps, tmax);
-				__m256		a = _mm256_add_ps(_mm256_loadu_ps(s->qbias + r0),
-											  _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(s->qscale + r0), tv),
-															_mm256_cvtepi32_ps(acc[v])));
-				__m256		hv = _mm256_add_ps(a, _mm256_set1_ps(eb));
-
-				if (_mm256_movemask_ps(_mm256_cmp_ps(hv, _mm256_set1_ps(st.theta), _CMP_GE_OQ)))
-				{
-					float		av[8];
-
-					_mm256_storeu_ps(av, a);
-					screen_take(s, &st, r0 / 8, av, eb);
-				}
-			}
-		}
-	}
-#else
-	for (int32_t b = 0; b < s->Vp / 8; b++)
-	{
-		float		eb = block_err(s, b, h1, eps, tmax),
-					av[8];
-		int			any = 0;
-
-		for (int r = 0; r < 8; r++)
-		{
-			int32_t		i = b * 8 + r,
-						dot = 0;
-
-			for (int32_t u = 0; u < nu; u++)
-				dot += (int32_t) s->hq[s->hunits[u]] * (int32_t) s->qd[s->hunits[u] * Vp + i];
-			av[r] = s->qbias[i] + s->qscale[i] * t * (float) dot;
-			any |= av[r] + eb >= st.theta;
-		}
-		if (any)
-			screen_take(s, &st, b, av, eb);
-	}
-#endif
-	*theta_out = st.theta;
-	return st.nc;
-}
-
-us_status
-us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_seen,
-			   int32_t *rows, float *scores, int32_t *n_found)
-{
-	us_status	st;
-	int32_t		n = 0;
-	float		t,
-				h1,
-				eps,
-				theta;
-	int			screened;
-
-	if (n_found)
-		*n_found = 0;
-	if (s == NULL || rows == NULL || scores == NULL || n_found == NULL || k <= 0)
-		return US_EINVAL;
-	if (s->model->cfg.task != US_TASK_NEXT_ITEM)
-		return US_EINVAL;
-	st = check_events(s, events);
-	if (st != US_OK)
-		return st;
-	if (k > s->V)
-		k = s->V;
-
-	hidden(s, events);
-	if (exclude_seen)
-		for (int32_t i = 0; i < events->n; i++)
-			s->seen[events->items[i] >> 3] |= (uint8_t) (1u << (events->items[i] & 7));
-
-	screened = s->screen && quantise_h(s, &t, &h1, &eps);
-	if (screened)
-	{
-		/* stage 2: the surviving candidates in fp32, by the kernel forward uses */
-		int32_t		nc = screen_pass(s, k, exclude_seen, t, h1, eps, &theta);
-
-		for (int32_t c = 0; c < nc; c++)
-			if (s->cand_hi[c] >= theta)
-			{
-				int32_t		r = s->cand[c];
-
-				offer(rows, scores, &n, k, r,
-					  row_logit(s->out_rows + (size_t) r * s->H, s->h, s->H,
-								s->model->p.out_b[r]));
-			}
-	}
-	else
-	{
-		item_logits(s, s->logits);
-		for (int32_t r = 2; r < s->V; r++)
-			if (!(exclude_seen && (s->seen[r >> 3] >> (r & 7)) & 1))
-				offer(rows, scores, &n, k, r, rank_key(s->logits[r]));
-	}
-
-	if (exclude_seen)
-		for (int32_t i = 0; i < events->n; i++)
-			s->seen[events->items[i] >> 3] = 0;
-
-	/* Heap sort in place: repeatedly move the worst to the end, giving best first. */
-	for (int32_t m = n - 1; m > 0; m--)
-	{
-		float		ts = scores[0];
-		int32_t		tr = rows[0];
-
-		scores[0] = scores[m];
-		rows[0] = rows[m];
-		scores[m] = ts;
-		rows[m] = tr;
-		sift_down(rows, scores, m, 0);
-	}
-	/* Report the real logits, not the ranking keys; screened ones are finite. */
-	if (!screened)
-	{
-		/* a non-finite logit anywhere is an error, not a row quietly ranked last */
-		if (!all_finite(s->logits, (size_t) s->model->cfg.n_outputs))
-			return US_ENONFINITE;
-		for (int32_t i = 0; i < n; i++)
-			scores[i] = s->logits[rows[i]];
-	}
-	else if (!all_finite(scores, (size_t) n))
-		return US_ENONFINITE;
-	*n_found = n;
-	return US_OK;
-}

@@ -56,6 +56,18 @@ void		us_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
 						  const float *a, int lda, const float *b, int ldb, float beta,
 						  float *c, int ldc);
 
+/*
+ * Instruction sets of the run-time selected kernels (cpu.c): what this CPU (and OS) supports,
+ * within the set allowed by us_cpu_restrict (default: everything). us_cpu_restrict is for
+ * tests and benchmarks that compare kernel bodies; it returns the previous set and is not
+ * thread-safe.
+ */
+#define US_CPU_SSE42	1u
+#define US_CPU_AVX2		2u		/* with FMA */
+#define US_CPU_AVX512	4u		/* F, BW, DQ, VL */
+unsigned	us_cpu_features(void);
+unsigned	us_cpu_restrict(unsigned allowed);
+
 /* Conv backward path: chosen by cost, or forced (gradient checks exercise both). */
 #define US_CONV_BWD_AUTO	0
 #define US_CONV_BWD_SPARSE	1

@@ -1,7 +1,8 @@
 /*
  * bench_common.h: helpers shared by the benchmark drivers in test/bench/ (header-only, one
- * translation unit per driver): a monotonic clock, the median of a sample, peak RSS, and the
- * reader of the PyTorch peer's TSV data format (../shared/bench/README.md):
+ * translation unit per driver): a monotonic clock, the median of a sample, a checksum of top-k
+ * answers, peak RSS, and the reader of the PyTorch peer's TSV data format
+ * (../shared/bench/README.md):
  *
  *     label<TAB>id id id ...      one sequence per line, oldest id first, ids 1..V-1
  *
@@ -49,6 +50,22 @@ bench_median(double *x, size_t n)
 		return NAN;
 	qsort(x, n, sizeof(double), bench_cmp_double);
 	return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* FNV-1a over n rows and the bits of their scores: a checksum of top-k answers. */
+static inline uint64_t
+bench_fnv1a(uint64_t h, const int32_t *rows, const float *scores, int32_t n)
+{
+	for (int32_t i = 0; i < n; i++)
+	{
+		uint32_t	w[2];
+
+		memcpy(&w[0], &rows[i], 4);
+		memcpy(&w[1], &scores[i], 4);
+		for (int b = 0; b < 8; b++)
+			h = (h ^ (uint8_t) (w[b / 4] >> (8 * (b % 4)))) * 1099511628211ull;
+	}
+	return h;
 }
 
 /* Peak resident set size of this process in MiB (Linux ru_maxrss is in KiB). */

@@ -18,6 +18,8 @@
  * time (less sensitive to other jobs on a shared machine, though they still share the caches)
  * and "us_per_seq_cpu" its reciprocal in microseconds.
  * Weights are random (us_model_create); speed does not depend on their values.
+ * "checksum" (forward: the sum of the outputs of the first run; top-k: an FNV-1a hash of the
+ * rows and score bits of every request of the first run) shows a change of code kept the results.
  */
 #define _DEFAULT_SOURCE			/* MADV_HUGEPAGE */
 #include <math.h>
@@ -217,6 +219,7 @@ bench_forward(const char *name, int V, int L, int E, int F, int H, int n_seqs, i
 		double		t0 = bench_now(),
 					build;
 		volatile float sink = 0;
+		double		checksum = 0;
 		int			n = folded ? n_seqs : n_seqs / 8;
 
 		if (us_scorer_create(m, folded ? SIZE_MAX : 0, bench_allocator(), &sc) != US_OK)
@@ -235,13 +238,16 @@ bench_forward(const char *name, int V, int L, int E, int F, int H, int n_seqs, i
 				if (us_scorer_forward(sc, &ev, &out, NULL) != US_OK)
 					exit(1);
 				sink += out;
+				if (r == 0)
+					checksum += out;
 			}
 			rates[r] = n / (bench_now() - t1);
 			crates[r] = n / (cpu_now() - c1);
 		}
 		snprintf(extra, sizeof(extra),
-				 ", \"sequences\": %d, \"mean_len\": %.1f, \"fold_mb\": %.1f, \"build_s\": %.3f", n,
-				 mean_len, folded ? us_scorer_fold_bytes(&m->cfg) / 1048576.0 : 0.0, build);
+				 ", \"sequences\": %d, \"mean_len\": %.1f, \"fold_mb\": %.1f, \"build_s\": %.3f, "
+				 "\"checksum\": %.9g", n, mean_len,
+				 folded ? us_scorer_fold_bytes(&m->cfg) / 1048576.0 : 0.0, build, checksum);
 		report(name, folded ? "folded_seq_per_s" : "direct_seq_per_s", rates, crates, runs, extra);
 		us_scorer_free(sc);
 	}
@@ -270,7 +276,8 @@ bench_topk(const char *name, int V, int dim, int L, int n_req, int runs)
 	int32_t		rows[2][10];
 	float		scores[2][10];
 	int32_t		nf;
-	char		extra[256];
+	uint64_t	checksum[2] = {14695981039346656037ull, 14695981039346656037ull};
+	char		extra[320];
 
 	/* training counts from another draw of the same distribution (hot-row folding uses them) */
 	{
@@ -319,14 +326,18 @@ bench_topk(const char *name, int V, int dim, int L, int n_req, int runs)
 
 				if (us_scorer_topk(sc[v], &ev, 10, 1, rows[v], scores[v], &nf) != US_OK || nf != 10)
 					exit(1);
+				if (r == 0)
+					checksum[v] = bench_fnv1a(checksum[v], rows[v], scores[v], nf);
 			}
 			rates[v][r] = n_req / (bench_now() - t1);
 			crates[v][r] = n_req / (cpu_now() - c1);
 		}
 	snprintf(extra, sizeof(extra), ", \"V\": %d, \"E\": %d, \"H\": %d, \"L\": %d, \"screened\": %d, "
-			 "\"folded_rows\": %d", V, dim, dim, L, us_scorer_is_screened(sc[0]),
-			 (int) us_scorer_folded_rows(sc[0]));
+			 "\"folded_rows\": %d, \"checksum\": \"%016llx\"", V, dim, dim, L,
+			 us_scorer_is_screened(sc[0]), (int) us_scorer_folded_rows(sc[0]),
+			 (unsigned long long) checksum[0]);
 	report(name, "topk10_per_s", rates[0], crates[0], runs, extra);
+	snprintf(extra, sizeof(extra), ", \"checksum\": \"%016llx\"", (unsigned long long) checksum[1]);
 	report(name, "topk10_per_s_peer_budget0", rates[1], crates[1], runs, extra);
 	for (int v = 0; v < 2; v++)
 	{

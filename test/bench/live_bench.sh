@@ -93,7 +93,7 @@ insert="\\set u random(1, $USERS)
 \\set b random(1, 4)
 INSERT INTO lb_ev (user_id, item_id, ts, behavior) VALUES (:u, :i, now(), (ARRAY['view', 'view', 'cart', 'buy'])[:b]);"
 attach() {	# config
-	q -c "DROP TRIGGER IF EXISTS lb_plpgsql ON lb_ev" >/dev/null
+	q -c "SET client_min_messages = warning" -c "DROP TRIGGER IF EXISTS lb_plpgsql ON lb_ev" >/dev/null
 	case $1 in
 		plpgsql-*) q -c "SELECT userseq_live_detach('lb_ev', 'lb_t')" >/dev/null 2>&1
 			q -c "CREATE TRIGGER lb_plpgsql AFTER INSERT ON lb_ev FOR EACH ROW EXECUTE FUNCTION lb_plpgsql_$([ "$1" = plpgsql-seq ] && echo seq || echo seq1)()" >/dev/null ;;

@@ -1,6 +1,8 @@
 -- Real time: userseq_live_attach errors one by one, what the trigger keeps, privileges, rebuild
 CREATE EXTENSION IF NOT EXISTS userseq;
 SET TimeZone = 'UTC';
+-- no CONTEXT lines: PL/pgSQL line numbers would tie this file to the layout of 85_live.sql
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 CREATE TABLE lv_d AS
 SELECT u, userseq(ARRAY(SELECT ((u * 3 + e * 5) % 40 + 1)::int8 FROM generate_series(1, 3 + u % 9) e)) AS seq,
@@ -30,6 +32,7 @@ SELECT userseq_live_attach('lv_ev', 'lv_t', '{"notify": [{"column": "risk", "abo
 SELECT userseq_live_attach('lv_ev', 'lv_t', '{"scores": {"risk": "lv_bin"}, "notify": [{"column": "risk", "above": 0.5, "below": 0.1, "channel": "x"}]}');
 SELECT userseq_live_attach('lv_ev', 'lv_t', '{"max_len": 0}');
 SELECT userseq_live_attach('lv_ev', 'lv_t', '{"maxlen": 5}');
+SELECT userseq_live_attach('lv_t', 'lv_t');
 CREATE TABLE lv_nokey (user_id int, seq userseq);
 SELECT userseq_live_attach('lv_ev', 'lv_nokey');                                     -- no unique key
 CREATE UNIQUE INDEX ON lv_nokey (user_id) WHERE user_id > 0;
@@ -94,6 +97,19 @@ INSERT INTO lv_ev VALUES (1, 16, '2024-01-07', 'view');
 SELECT userseq_length(seq) AS not_followed_after_detach FROM lv_t WHERE user_id = 1;
 SELECT userseq_live_rebuild('lv_ev', 'lv_t');
 SELECT userseq_live_detach('lv_ev', 'lv_t');
+
+-- a partitioned events table: the trigger is cloned to the partitions, attaching again replaces them all
+CREATE TABLE lv_pe (user_id int, item_id bigint, ts timestamptz, behavior text) PARTITION BY RANGE (ts);
+CREATE TABLE lv_pe_2024 PARTITION OF lv_pe FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE lv_pe_2025 PARTITION OF lv_pe FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE lv_pt (user_id int PRIMARY KEY, seq userseq);
+SELECT userseq_live_attach('lv_pe', 'lv_pt');
+SELECT userseq_live_attach('lv_pe', 'lv_pt', '{"max_len": 2}');
+INSERT INTO lv_pe VALUES (1, 1, '2024-05-01', 'view'), (1, 2, '2025-05-01', 'buy'), (1, 3, '2024-06-01', NULL);
+SELECT user_id, seq FROM lv_pt;
+SELECT userseq_live_rebuild('lv_pe', 'lv_pt') AS users;
+SELECT seq AS rebuilt FROM lv_pt;
+DROP TABLE lv_pe, lv_pt;
 
 -- anonymous sessions: recommend from the current session's events only, by value (README, Real time)
 CREATE TABLE lv_web (session_id text, item_id bigint, ts timestamptz, behavior text);

@@ -3,13 +3,15 @@
  * against a naive double-precision reference written from the architecture in us_model.h
  * (and against us_model_predict when train.c is linked), for every head and input option and
  * sequence lengths 0, 1, shorter than the widest filter, max_len and beyond; row validation;
- * top-k against a brute-force full sort.
+ * top-k against a brute-force full sort, with every screen body this machine can run
+ * (us_cpu_restrict narrows the run-time selection).
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
+#include "../../src/core/us_internal.h"
 #include "unit.h"
 #include "model_fixture.h"
 
@@ -677,8 +679,25 @@ main(void)
 		test_forward(&o, 3000 + v, use_predict);
 	}
 	CHECK(n_partial_tested >= 10, "partly folded scorers compared: %d", n_partial_tested);
-	test_topk();
-	test_topk_screen();
+	/* the top-k screen on every instruction set this CPU has, widest first, then portable */
+	{
+		unsigned	have = us_cpu_features(),
+					sets[3] = {have, have & ~US_CPU_AVX512, 0};
+		int			n_sets = 0;
+
+		for (int i = 0; i < 3; i++)
+		{
+			if (i > 0 && sets[i] == sets[i - 1])
+				continue;
+			us_cpu_restrict(sets[i]);
+			CHECK(us_cpu_features() == sets[i], "cpu features restricted to %#x", sets[i]);
+			test_topk();
+			test_topk_screen();
+			n_sets++;
+		}
+		us_cpu_restrict(~0u);
+		CHECK(n_sets >= 1 + ((have & US_CPU_AVX2) != 0), "top-k on %d instruction sets", n_sets);
+	}
 	test_nonfinite_scores();
 	return unit_finish("test_scorer");
 }

@@ -41,6 +41,7 @@
 
 #include "userseq/us_format.h"
 #include "models/catalog.h"
+#include "models/publish.h"
 #include "userseq_pg.h"
 
 /* pg_extension.extnamespace (get_extension_schema is not exported before PostgreSQL 16) */
@@ -279,6 +280,20 @@ UsBeginModelWrite(const char *name, UsElevation *e)
 	UsCheckOwnerLocked(e->save_user, name);
 }
 
+/*
+ * Epilogue of every write: the caller's identity back, then (when the deployed version of
+ * name may have changed) its publications refreshed, each as the role that registered it, in
+ * this transaction, then SPI closed.
+ */
+static void
+UsEndModelWrite(const char *name, UsElevation *e, bool deployment_changed)
+{
+	UsRestoreUser(e);
+	if (deployment_changed)
+		UsPublishRefresh(name, InvalidOid);
+	SPI_finish();
+}
+
 /* Deployed version of name (0 if none) and its value of metrics->>metric (NaN if absent). */
 static int32
 UsDeployedVersion(const char *name, const char *metric, double *metric_value)
@@ -450,8 +465,7 @@ UsCatalogStore(const UsStoreRequest *req, UsStoreResult *res)
 				elog(ERROR, "could not insert into training_log");
 		}
 	}
-	UsRestoreUser(&e);
-	SPI_finish();
+	UsEndModelWrite(req->name, &e, deploy);
 
 	res->version = version;
 	res->deployed = deploy;
@@ -471,6 +485,48 @@ UsNameArg(FunctionCallInfo fcinfo, int n)
 	return text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
+/*
+ * Registers (add) or removes a publication of model into target, as the catalog owner after
+ * the caller's ownership check (for a removal of a dropped model's publication: the caller must
+ * have the privileges of the role that registered it); registered_by is the calling role.
+ * Returns whether a row was added or removed.
+ */
+bool
+UsCatalogSetPublication(const char *name, Oid target, bool add)
+{
+	UsElevation e;
+	Oid			types[3] = {TEXTOID, OIDOID, OIDOID};
+	Datum		args[3];
+	char	   *sql;
+	bool		changed;
+
+	(void) UsCatalogCheckWrite(name, add);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	UsBecomeCatalogOwner(&e);
+	UsLockModels(name);
+	if (add)
+		UsCheckOwnerLocked(e.save_user, name);
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(target);
+	args[2] = ObjectIdGetDatum(e.save_user);
+	sql = add ?
+		psprintf("INSERT INTO %s (model, target, registered_by) "
+				 "SELECT $1, $2::pg_catalog.regclass, r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = $3 "
+				 "ON CONFLICT (model, target) DO UPDATE SET registered_by = EXCLUDED.registered_by, "
+				 "registered_at = pg_catalog.now()", UsQualified("publications")) :
+		psprintf("DELETE FROM %s p WHERE p.model = $1 AND p.target = $2::pg_catalog.regclass "
+				 "AND (EXISTS (SELECT 1 FROM %s m WHERE m.name = $1) "
+				 "     OR pg_catalog.pg_has_role($3, p.registered_by, 'USAGE'))",
+				 UsQualified("publications"), UsQualified("models"));
+	if (SPI_execute_with_args(sql, 3, types, args, NULL, false, 0) !=
+		(add ? SPI_OK_INSERT : SPI_OK_DELETE))
+		elog(ERROR, "could not write the publications catalog");
+	changed = SPI_processed > 0;
+	UsEndModelWrite(name, &e, false);
+	return changed;
+}
+
 /* Makes version the deployed version of model (undeploying the previous one). */
 PG_FUNCTION_INFO_V1(userseq_deploy);
 Datum
@@ -487,8 +543,7 @@ userseq_deploy(PG_FUNCTION_ARGS)
 	version = PG_GETARG_INT32(1);
 	UsBeginModelWrite(name, &e);
 	UsSetDeployed(name, version);
-	UsRestoreUser(&e);
-	SPI_finish();
+	UsEndModelWrite(name, &e, true);
 	PG_RETURN_VOID();
 }
 
@@ -528,8 +583,7 @@ userseq_rollback(PG_FUNCTION_ARGS)
 		previous = DatumGetInt32(d);
 	}
 	UsSetDeployed(name, previous);
-	UsRestoreUser(&e);
-	SPI_finish();
+	UsEndModelWrite(name, &e, true);
 	PG_RETURN_INT32(previous);
 }
 
@@ -560,8 +614,7 @@ userseq_drop_model(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" has no version %d", name, version)));
-	UsRestoreUser(&e);
-	SPI_finish();
+	UsEndModelWrite(name, &e, true);
 	PG_RETURN_INT32((int32) n);
 }
 

@@ -24,6 +24,9 @@ extern int64 UsCatalogNextRunId(void);
  */
 extern Oid	UsCatalogCheckWrite(const char *name, bool must_exist);
 
+/* publications (models/publish.c): the registry row of model -> target, written as the catalog owner */
+extern bool UsCatalogSetPublication(const char *name, Oid target, bool add);
+
 /* One epoch row of training_log. */
 typedef struct UsEpochRow
 {

@@ -20,6 +20,7 @@
 
 #include "access/detoast.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -359,6 +360,14 @@ UsNoDeployedModel(const char *name, const char *schema, Datum *args)
 								  (unsigned long) versions, (long long) versions),
 				 errhint("Deploy a version by setting deployed = true on its row in %s.models.",
 						 schema)));
+	/* a Citus shard task runs on a worker, whose own catalog has none of the models */
+	if (OidIsValid(get_extension_oid("citus", true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist on this node", name),
+				 errdetail("Under Citus, by-name scoring of a distributed table runs on the workers, which have no models."),
+				 errhint("Publish the model to a reference table with userseq_publish('%s', 'model_ref') and score by value: "
+						 "userseq_predict(m.weights, seq) ... JOIN model_ref m ON m.name = '%s'.", name, name)));
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_OBJECT),
 			 errmsg("model \"%s\" does not exist", name),

@@ -1,0 +1,134 @@
+/*
+ * scorer_internal.h: what the two halves of the scorer share. scorer.c is the folded
+ * single-sequence forward (tables, convolutions, hidden layer, every logit); topk.c is the
+ * exact next_item top-k (the int8 screen of the output rows, its kernels and the heaps). The
+ * seam is small: top-k asks scorer.c for h (us_scorer_hidden) and for fp32 logits
+ * (us_row_logit, us_scorer_item_logits), and scorer.c asks topk.c to build and free the screen.
+ * Private to src/core.
+ */
+#ifndef USERSEQ_SCORER_INTERNAL_H
+#define USERSEQ_SCORER_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "userseq/us_model.h"
+#include "us_internal.h"
+
+struct us_scorer
+{
+	const us_model *model;
+	us_allocator alloc;
+
+	int32_t		V,				/* item rows */
+				NB,				/* behaviour rows, 0 = none */
+				NG,				/* gap buckets, 0 = none */
+				L, E, F, H, W, R, D, O;
+	int32_t		widths[US_MAX_WIDTHS];
+	size_t		S;				/* folded row width: sum_k k * F */
+	size_t		woff[US_MAX_WIDTHS];	/* column of (width w, tap 0) in a folded row */
+
+	int			folded;			/* 1: every item row folded or computable (see fold_slot) */
+	int32_t		n_fold;			/* item rows in t_item */
+	int32_t    *fold_slot;		/* (V) t_item row of each item row, -1 = cold; NULL = identity */
+	float	   *cold;			/* (L, S) per-request products of cold item rows */
+	float	   *xcold;			/* (L, E) their embeddings */
+	float	   *t_item;			/* (n_fold, S) */
+	float	   *t_beh;			/* (NB, S) or NULL */
+	float	   *t_gap;			/* (NG, S) or NULL */
+	int			beh0_zero;		/* folded row 0 of t_beh / t_gap is all zero: skip it */
+	int			gap0_zero;
+
+	/* scratch */
+	float	   *x;				/* direct: (L, E) inputs; folded: (R, E) recent rows */
+	float	   *c;				/* direct: (DIRECT_CHUNK + kmax - 1, S) tap products */
+	float	   *w_cat;			/* direct: (E, S) every width's taps side by side */
+	float	   *z;				/* (D) features */
+	float	   *h;				/* (H) */
+	float	   *logits;			/* next_item: (O) */
+	uint8_t    *seen;			/* next_item: (V + 7) / 8 bits */
+	const float **rp;			/* row pointers: folded (3 L), direct (DIRECT_CHUNK + kmax - 1) */
+
+	/* next_item output rows, row-major (V, H): item_emb when tied, else a transposed copy */
+	const float *out_rows;
+	float	   *out_rows_own;
+
+	/* int8 screen of the output rows (us_scorer_topk); screen = 0: one full fp32 pass */
+	int			screen;
+	int32_t		Vp;				/* rows padded to a multiple of SCREEN_CHUNK */
+	int8_t	   *qd;				/* (H, Vp) quantised weights, unit-major: a request reads only
+								 * the units its h leaves nonzero; 64-byte aligned in qd_raw */
+	void	   *qd_raw;
+	float	   *qscale;			/* (Vp) w ~ scale q */
+	float	   *qbias;			/* (Vp) b; padding rows -FLT_MAX / 4 */
+	float	   *qerr;			/* (Vp / 8, 4) per block of 8 rows: error coefficients */
+	uint8_t    *hq;				/* (H) quantised h */
+	int32_t    *hunits;			/* (H + 1) units with a nonzero hq, then a spare */
+	const int8_t **pair_a;		/* ((H + 1) / 2) pairs of those units: rows in qd ... */
+	const int8_t **pair_b;
+	int16_t    *pair_p;			/* ... and their quantised values (p_a | p_b << 8) */
+	int32_t    *cand;			/* (V) candidate rows */
+	float	   *cand_hi;		/* (V) their upper bounds */
+	float	   *lo_heap;		/* (V) the k best lower bounds so far */
+};
+
+/* count * elem bytes from the scorer's allocator; sets *fail (and returns NULL) on failure */
+static inline void *
+us_scorer_alloc(us_scorer *s, size_t count, size_t elem, int *fail)
+{
+	size_t		bytes;
+	void	   *p;
+
+	if (count == 0 || *fail)
+		return NULL;
+	if (!us_mul_size(count, elem, &bytes))
+	{
+		*fail = 1;
+		return NULL;
+	}
+	p = s->alloc.alloc(s->alloc.ctx, bytes);
+	if (p == NULL)
+		*fail = 1;
+	return p;
+}
+
+static inline void
+us_scorer_release(us_scorer *s, void *p)
+{
+	if (p)
+		s->alloc.free(s->alloc.ctx, p);
+}
+
+/*
+ * 1 if every x[i] is finite. Decoded models cannot fail it (US_MAX_ABS_WEIGHT bounds every
+ * activation); a model built or trained in memory can, and a NaN must never become a score.
+ */
+static inline int
+us_all_finite(const float *x, size_t n)
+{
+	float		acc = 0.0f;
+
+	/* x * 0 is 0 for finite x and NaN otherwise */
+	for (size_t i = 0; i < n; i++)
+		acc += x[i] * 0.0f;
+	return acc == 0.0f;
+}
+
+/* scorer.c: every row index of every event must be in range */
+us_status	us_scorer_check_events(const us_scorer *s, const us_events *ev);
+/* scorer.c: z (features) and h (hidden) of a validated sequence */
+void		us_scorer_hidden(us_scorer *s, const us_events *ev);
+/*
+ * scorer.c: b + w . h in one fixed order. Every next_item logit of a screened scorer, in
+ * forward and in top-k, goes through this one out-of-line function (bit-identical values).
+ */
+float		us_row_logit(const float *w, const float *h, int32_t n, float b);
+/* scorer.c: next_item logits over all item rows (row kernel when screened, else one GEMV) */
+void		us_scorer_item_logits(const us_scorer *s, float *y);
+
+/* topk.c: the fp32 output rows and their int8 screen; 0 (nothing kept) if it cannot be built */
+int			us_screen_build(us_scorer *s);
+/* topk.c: frees the screen's tables (the scorer keeps working unscreened) */
+void		us_screen_free(us_scorer *s);
+
+#endif
