@@ -59,6 +59,10 @@ if [ -f test/t/cron-test.sh ]; then
 		bash test/t/cron-test.sh
 fi
 
+# a local Citus cluster (coordinator + 2 workers) against one node; one line and a pass when
+# Citus is not installed (Debian 12 does not package it)
+run_tier "Citus cluster vs one node (skipped without Citus)" bash test/citus/run.sh
+
 echo
 echo "================ summary"
 printf "%b\n" "$summary"

@@ -328,6 +328,13 @@ int			us_scorer_is_screened(const us_scorer *scorer);
 us_status	us_scorer_forward(us_scorer *scorer, const us_events *events, float *out,
 							  float *features);
 /*
+ * next_item, screened scorers only (us_scorer_is_screened; else US_EINVAL): the logits of the
+ * item rows rows[0..n_rows-1], bit-identical to those us_scorer_forward gives, without scoring
+ * every item (occlusion re-scores one target per dropped event).
+ */
+us_status	us_scorer_row_logits(us_scorer *scorer, const us_events *events, const int32_t *rows,
+								  int32_t n_rows, float *out);
+/*
  * next_item: the k best item rows (>= US_ROW_FIRST) by logit, best first, ties by lower row; exclude_seen
  * drops rows present in events. rows / scores have room for k; *n_found may be < k.
  * Exactly the rows and logits us_scorer_forward gives, without scoring every item in fp32

@@ -19,7 +19,7 @@
  *
  * The input gradient is linear in the pooled gradient (dx_t = sum over filters whose argmax
  * window covers t of dz W_i[t - argmax, :, f], plus the recent window's copies), so the
- * pieces' gradients are summed first and pushed back to the events once (input_grad).
+ * pieces' gradients are summed first and pushed back to the events once (us_nn_seq_conv_pool_backward_input in nn.c).
  * The forward agrees with us_scorer_forward to float rounding and the gradient with finite
  * differences (test/unit/test_explain.c).
  */
@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "userseq/us_model.h"
+#include "nn.h"
 #include "us_internal.h"
 
 typedef struct attr_ws
@@ -90,51 +91,6 @@ input_vectors(const us_model *model, const us_events *ev, int32_t start, int32_t
 				x[e] += model->p.gap_emb[(size_t) gp * E + e];
 	}
 	return US_OK;
-}
-
-/*
- * Forward of the convolutions without bias: M (W*F) the max window sum, am (W*F) its first
- * window. Y (n, F) scratch per tap. A sequence shorter than a width has one window holding
- * its events (the rest are zero vectors).
- */
-static void
-conv_max(const us_model *model, const float *X, int32_t n, float *Y, float *S, float *M,
-		 int32_t *am)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim,
-				F = c->n_filters;
-
-	for (int i = 0; i < c->n_widths; i++)
-	{
-		int			k = c->widths[i];
-		int32_t		nwin = n >= k ? n - k + 1 : 1;
-
-		memset(S, 0, (size_t) nwin * F * sizeof(float));
-		for (int j = 0; j < k && j < n; j++)
-		{
-			/* tap j of window p reads event p + j */
-			int32_t		rows = n - j < nwin ? n - j : nwin;
-
-			us_gemm(0, 0, rows, F, E, 1.0f, X + (size_t) j * E, E,
-					model->p.conv_w[i] + (size_t) j * E * F, F, 0.0f, Y, F);
-			for (int32_t p = 0; p < rows; p++)
-				for (int f = 0; f < F; f++)
-					S[(size_t) p * F + f] += Y[(size_t) p * F + f];
-		}
-		for (int f = 0; f < F; f++)
-		{
-			M[i * F + f] = S[f];
-			am[i * F + f] = 0;
-		}
-		for (int32_t p = 1; p < nwin; p++)
-			for (int f = 0; f < F; f++)
-				if (S[(size_t) p * F + f] > M[i * F + f])
-				{
-					M[i * F + f] = S[(size_t) p * F + f];
-					am[i * F + f] = p;
-				}
-	}
 }
 
 /*
@@ -218,97 +174,6 @@ head_value(const us_model *model, const float *h, int32_t target, float *L, floa
 	}
 }
 
-/*
- * Input-gradient backward: dX (n, E) += the gradient reaching each event from G, the gradient
- * of the pooled features and recent window (D): through each filter's argmax window (taps
- * j < k inside the sequence) and the recent window's copies.
- */
-static void
-input_grad(const us_model *model, int32_t n, const int32_t *am, const float *G, float *dX)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim,
-				F = c->n_filters,
-				R = c->recent_window,
-				WF = c->n_widths * F;
-
-	for (int i = 0; i < c->n_widths; i++)
-	{
-		int			k = c->widths[i];
-		const float *Wi = model->p.conv_w[i];
-
-		for (int j = 0; j < k; j++)
-			for (int f = 0; f < F; f++)
-			{
-				float		g = G[i * F + f];
-				int32_t		t = am[i * F + f] + j;
-				float	   *dx = dX + (size_t) t * E;
-				const float *wj = Wi + (size_t) j * E * F + f;
-
-				if (g == 0.0f || t >= n)
-					continue;
-				for (int e = 0; e < E; e++)
-					dx[e] += g * wj[(size_t) e * F];
-			}
-	}
-	for (int q = 0; q < R; q++)
-	{
-		int32_t		t = n - R + q;
-
-		if (t >= 0)
-			for (int e = 0; e < E; e++)
-				dX[(size_t) t * E + e] += G[WF + q * E + e];
-	}
-}
-
-/* logit of a binary model's hidden row (the sigmoid's input) */
-static double
-binary_logit(const us_model *model, const float *h)
-{
-	double		z = model->p.out_b[0];
-
-	for (int j = 0; j < model->cfg.hidden_dim; j++)
-		z += (double) h[j] * model->p.out_w[j];
-	return z;
-}
-
-/* dense pre-activations A (nr, H) of the path points a[0..nr-1]; Z (nr, D) their features */
-static void
-path_rows(const us_model *model, const float *M, const float *X, int32_t n, const double *a,
-		  int32_t nr, float *Z, float *A)
-{
-	const us_model_config *c = &model->cfg;
-	int			E = c->embed_dim,
-				F = c->n_filters,
-				H = c->hidden_dim,
-				R = c->recent_window,
-				WF = c->n_widths * F,
-				D = us_model_feature_dim(c);
-
-	for (int32_t r = 0; r < nr; r++)
-	{
-		float		al = (float) a[r];
-		float	   *z = Z + (size_t) r * D;
-
-		for (int i = 0; i < c->n_widths; i++)
-			for (int f = 0; f < F; f++)
-			{
-				float		v = model->p.conv_b[i][f] + al * M[i * F + f];
-
-				z[i * F + f] = v > 0.0f ? v : 0.0f;
-			}
-		for (int q = 0; q < R; q++)
-		{
-			int32_t		t = n - R + q;
-
-			for (int e = 0; e < E; e++)
-				z[WF + q * E + e] = t >= 0 ? al * X[(size_t) t * E + e] : 0.0f;
-		}
-		memcpy(A + (size_t) r * H, model->p.dense_b, (size_t) H * sizeof(float));
-	}
-	us_gemm(0, 0, nr, H, D, 1.0f, Z, D, model->p.dense_w, H, 1.0f, A, H);
-}
-
 static int
 cmp_double(const void *x, const void *y)
 {
@@ -318,17 +183,44 @@ cmp_double(const void *x, const void *y)
 	return (a > b) - (a < b);
 }
 
-/* sorts a[0..n-1] and drops duplicates; returns the new count */
-static int32_t
-sort_unique(double *a, int32_t n)
+/* a pooled relu's kink on the path: filter d switches at a */
+typedef struct kink
 {
-	int32_t		u = 0;
+	double		a;
+	int32_t		d;
+} kink;
 
-	qsort(a, (size_t) n, sizeof(double), cmp_double);
-	for (int32_t i = 0; i < n; i++)
-		if (u == 0 || a[i] > a[u - 1])
-			a[u++] = a[i];
-	return u;
+static int
+cmp_kink(const void *x, const void *y)
+{
+	const kink *p = x,
+			   *q = y;
+
+	if (p->a != q->a)
+		return p->a > q->a ? 1 : -1;
+	return (p->d > q->d) - (p->d < q->d);
+}
+
+static double
+dot_fd(const float *w, const double *v, int n)
+{
+	double		s = 0.0;
+
+	for (int j = 0; j < n; j++)
+		s += (double) w[j] * v[j];
+	return s;
+}
+
+/* h = relu(C0 + a C1) */
+static void
+hidden_at(const double *C0, const double *C1, double a, int H, float *h)
+{
+	for (int j = 0; j < H; j++)
+	{
+		double		v = C0[j] + a * C1[j];
+
+		h[j] = v > 0.0 ? (float) v : 0.0f;
+	}
 }
 
 us_status
@@ -342,30 +234,31 @@ us_model_attribute(const us_model *model, const us_events *events, int32_t targe
 				H,
 				D,
 				WF,
-				maxk = 0;
+				R,
+				maxk = 0,
+				softmax_head;
 	int32_t		n,
 				start,
 				nwin_max,
-				n_pts,
-				cap,
-				n_pieces;
+				n_kinks = 0;
 	float	   *X,
 			   *Y,
 			   *S,
 			   *M,
-			   *Z,
-			   *A,
-			   *dA,
-			   *dZ,
 			   *G,
 			   *dX,
-			   *dH,
-			   *L;
-	double	   *pts,
-			   *mid,
-			   *len,
-			   *dsig;
+			   *L,
+			   *h,
+			   *dh;
+	double	   *C0,
+			   *C1,
+			   *Ssum,
+			   *gk,
+			   *dk;
+	kink	   *kinks;
 	int32_t    *am;
+	char	   *act;
+	const float *Wd;
 	us_status	st = US_OK;
 
 	if (model == NULL || events == NULL || events->n < 0 || (events->n > 0 && events->items == NULL) ||
@@ -390,11 +283,14 @@ us_model_attribute(const us_model *model, const us_events *events, int32_t targe
 			if (target < 0 || target >= c->n_outputs)
 				return US_EINVAL;
 	}
+	softmax_head = c->task == US_TASK_MULTICLASS || c->task == US_TASK_NEXT_BEHAVIOR;
 	E = c->embed_dim;
 	F = c->n_filters;
 	H = c->hidden_dim;
+	R = c->recent_window;
 	WF = c->n_widths * F;
 	D = us_model_feature_dim(c);
+	Wd = model->p.dense_w;
 	for (int i = 0; i < c->n_widths; i++)
 		maxk = c->widths[i] > maxk ? c->widths[i] : maxk;
 	n = events->n > c->max_len ? c->max_len : events->n;
@@ -411,166 +307,212 @@ us_model_attribute(const us_model *model, const us_events *events, int32_t targe
 	G = ws_alloc(&w, (size_t) D, sizeof(float));
 	dX = ws_alloc(&w, (size_t) nwin_max, (size_t) E * sizeof(float));
 	L = ws_alloc(&w, (size_t) c->n_outputs, sizeof(float));
-	/* path points: 0, 1, the steps' grid and the pooled relus' kinks; dense kinks added below */
-	cap = steps + 2 + WF;
-	pts = ws_alloc(&w, (size_t) cap, sizeof(double));
-	if (!X || !Y || !S || !M || !am || !G || !dX || !L || !pts)
+	h = ws_alloc(&w, (size_t) H, sizeof(float));
+	dh = ws_alloc(&w, (size_t) H, sizeof(float));
+	C0 = ws_alloc(&w, (size_t) H, sizeof(double));
+	C1 = ws_alloc(&w, (size_t) H, sizeof(double));
+	Ssum = ws_alloc(&w, (size_t) H, sizeof(double));
+	dk = ws_alloc(&w, (size_t) H + 2, sizeof(double));
+	gk = ws_alloc(&w, (size_t) WF, sizeof(double));
+	kinks = ws_alloc(&w, (size_t) WF + (size_t) steps + 1, sizeof(kink));
+	act = ws_alloc(&w, (size_t) WF, 1);
+	if (!X || !Y || !S || !M || !am || !G || !dX || !L || !h || !dh || !C0 || !C1 || !Ssum ||
+		!dk || !gk || !kinks || !act)
 	{
 		st = US_ENOMEM;
 		goto done;
 	}
 	if ((st = input_vectors(model, events, start, n, X)) != US_OK)
 		goto done;
-	conv_max(model, X, n, Y, S, M, am);
+	us_nn_seq_conv_pool(model, X, n, Y, S, M, am);
 
-	n_pts = 0;
-	pts[n_pts++] = 0.0;
-	pts[n_pts++] = 1.0;
-	if (method == US_ATTR_INTEGRATED_GRADIENTS)
-	{
-		for (int32_t s = 1; s < steps; s++)
-			pts[n_pts++] = (double) s / steps;
-		for (int i = 0; i < c->n_widths; i++)
-			for (int f = 0; f < F; f++)
+	/*
+	 * Along the path, pooled feature d is relu(b_d + a M_d) and recent feature r is a x_r, so the
+	 * dense pre-activation is A(a) = C0 + a C1 with C0, C1 fixed between the pooled relus'
+	 * kinks (a filter switches at most once, at a = -b_d / M_d). act: the filters active just
+	 * after a = 0 (gradient x input: at a = 1).
+	 */
+	for (int j = 0; j < H; j++)
+		C0[j] = model->p.dense_b[j];
+	for (int i = 0; i < c->n_widths; i++)
+		for (int f = 0; f < F; f++)
+		{
+			int32_t		d = i * F + f;
+			double		b = model->p.conv_b[i][f],
+						m = M[d];
+
+			if (method == US_ATTR_GRADIENT_X_INPUT)
+				act[d] = b + m > 0.0;
+			else
 			{
-				double		m = M[i * F + f],
-							a = m != 0.0 ? -(double) model->p.conv_b[i][f] / m : -1.0;
-
-				if (a > 0.0 && a < 1.0)
-					pts[n_pts++] = a;
+				act[d] = b > 0.0 || (b == 0.0 && m > 0.0);
+				if (m != 0.0 && -b / m > 0.0 && -b / m < 1.0)
+				{
+					kinks[n_kinks].a = -b / m;
+					kinks[n_kinks++].d = d;
+				}
 			}
-	}
-	n_pts = sort_unique(pts, n_pts);
-	{
-		/* between these points the dense pre-activations are linear in a: find their zeros */
-		int32_t		extra = 0,
-					n0 = n_pts;
-		double	   *more;
-
-		Z = ws_alloc(&w, (size_t) n0, (size_t) D * sizeof(float));
-		A = ws_alloc(&w, (size_t) n0, (size_t) H * sizeof(float));
-		if (!Z || !A)
-		{
-			st = US_ENOMEM;
-			goto done;
-		}
-		path_rows(model, M, X, n, pts, n0, Z, A);
-		if (method == US_ATTR_INTEGRATED_GRADIENTS)
-			for (int32_t p = 0; p + 1 < n0; p++)
-				for (int j = 0; j < H; j++)
-					extra += (A[(size_t) p * H + j] > 0.0f) != (A[(size_t) (p + 1) * H + j] > 0.0f);
-		more = ws_alloc(&w, (size_t) n0 + extra, sizeof(double));
-		if (!more)
-		{
-			st = US_ENOMEM;
-			goto done;
-		}
-		memcpy(more, pts, (size_t) n0 * sizeof(double));
-		if (method == US_ATTR_INTEGRATED_GRADIENTS)
-			for (int32_t p = 0; p + 1 < n0; p++)
+			if (act[d])
 				for (int j = 0; j < H; j++)
 				{
-					double		a0 = A[(size_t) p * H + j],
-								a1 = A[(size_t) (p + 1) * H + j];
-
-					if ((a0 > 0.0) != (a1 > 0.0))
-					{
-						double		a = pts[p] + (pts[p + 1] - pts[p]) * a0 / (a0 - a1);
-
-						if (a > pts[p] && a < pts[p + 1])
-							more[n_pts++] = a;
-					}
+					C0[j] += b * Wd[(size_t) d * H + j];
+					C1[j] += m * Wd[(size_t) d * H + j];
 				}
-		pts = more;
-		n_pts = sort_unique(pts, n_pts);
-	}
-	/* pieces: the gradient pattern at each piece's middle (x itself for gradient x input) */
-	n_pieces = method == US_ATTR_GRADIENT_X_INPUT ? 1 : n_pts - 1;
-	mid = ws_alloc(&w, (size_t) n_pieces + 2, sizeof(double));
-	len = ws_alloc(&w, (size_t) n_pieces, sizeof(double));
-	dsig = ws_alloc(&w, (size_t) n_pieces, sizeof(double));
-	Z = ws_alloc(&w, (size_t) n_pts + n_pieces, (size_t) D * sizeof(float));
-	A = ws_alloc(&w, (size_t) n_pts + n_pieces, (size_t) H * sizeof(float));
-	dA = ws_alloc(&w, (size_t) n_pieces, (size_t) H * sizeof(float));
-	dZ = ws_alloc(&w, (size_t) n_pieces, (size_t) D * sizeof(float));
-	dH = ws_alloc(&w, (size_t) H, sizeof(float));
-	if (!dH || !mid || !len || !dsig || !Z || !A || !dA || !dZ)
+		}
+	for (int q = 0; q < R; q++)
 	{
-		st = US_ENOMEM;
-		goto done;
+		int32_t		t = n - R + q;
+
+		if (t >= 0)
+			for (int e = 0; e < E; e++)
+			{
+				double		x = X[(size_t) t * E + e];
+				const float *wr = Wd + (size_t) (WF + q * E + e) * H;
+
+				for (int j = 0; j < H; j++)
+					C1[j] += x * wr[j];
+			}
 	}
+
 	if (method == US_ATTR_GRADIENT_X_INPUT)
 	{
-		mid[0] = 1.0;
-		len[0] = 1.0;
+		/* one point, a = 1: the gradient there (and f at both ends) */
+		hidden_at(C0, C1, 1.0, H, h);
+		if (fx)
+			*fx = head_value(model, h, target, L, dh, -1.0);
+		else
+			head_value(model, h, target, L, dh, -1.0);
+		for (int j = 0; j < H; j++)
+			Ssum[j] = h[j] > 0.0f ? dh[j] : 0.0;
+		if (fbase)
+		{
+			float	   *z0 = G;		/* scratch: the features at a = 0 */
+
+			for (int d = 0; d < D; d++)
+				z0[d] = d < WF ? (float) fmax(0.0, (double) model->p.conv_b[d / F][d % F]) : 0.0f;
+			memcpy(h, model->p.dense_b, (size_t) H * sizeof(float));
+			us_gemm(0, 0, 1, H, D, 1.0f, z0, D, Wd, H, 1.0f, h, H);
+			for (int j = 0; j < H; j++)
+				h[j] = h[j] > 0.0f ? h[j] : 0.0f;
+			*fbase = head_value(model, h, target, L, dh, -1.0);
+			memset(G, 0, (size_t) D * sizeof(float));
+		}
 	}
 	else
-		for (int32_t p = 0; p < n_pieces; p++)
+	{
+		double		cur = 0.0;
+		int32_t		n_pts = n_kinks;
+
+		/* the softmax heads are curved in a: add the steps' grid (no filter switches there) */
+		if (softmax_head)
+			for (int32_t s = 1; s < steps; s++)
+			{
+				kinks[n_pts].a = (double) s / steps;
+				kinks[n_pts++].d = -1;
+			}
+		qsort(kinks, (size_t) n_pts, sizeof(kink), cmp_kink);
+		if (fbase)
 		{
-			mid[p] = 0.5 * (pts[p] + pts[p + 1]);
-			len[p] = pts[p + 1] - pts[p];
+			hidden_at(C0, C1, 0.0, H, h);
+			*fbase = head_value(model, h, target, L, dh, -1.0);
 		}
-	/* rows: the piece middles, then every path point (0 first, 1 last) */
-	{
-		double	   *all = ws_alloc(&w, (size_t) n_pieces + n_pts, sizeof(double));
-
-		if (!all)
+		for (int32_t k = 0; k <= n_pts; k++)
 		{
-			st = US_ENOMEM;
-			goto done;
-		}
-		memcpy(all, mid, (size_t) n_pieces * sizeof(double));
-		memcpy(all + n_pieces, pts, (size_t) n_pts * sizeof(double));
-		path_rows(model, M, X, n, all, n_pieces + n_pts, Z, A);
-	}
-	for (int32_t r = 0; r < n_pieces + n_pts; r++)
-	{
-		float	   *a = A + (size_t) r * H;
+			double		end = k < n_pts ? kinks[k].a : 1.0;
+			int32_t		nd = 0;
 
-		for (int j = 0; j < H; j++)
-			a[j] = a[j] > 0.0f ? a[j] : 0.0f;
-	}
-	for (int32_t p = 0; p < n_pieces; p++)
-	{
-		dsig[p] = -1.0;
-		if (c->task == US_TASK_BINARY && method == US_ATTR_INTEGRATED_GRADIENTS)
+			/* A is linear on [cur, end]: cut it where a dense relu switches */
+			dk[nd++] = cur;
+			for (int j = 0; j < H; j++)
+				if (C1[j] != 0.0)
+				{
+					double		t = -C0[j] / C1[j];
+
+					if (t > cur && t < end)
+						dk[nd++] = t;
+				}
+			dk[nd++] = end;
+			qsort(dk + 1, (size_t) nd - 2, sizeof(double), cmp_double);
+			for (int32_t p = 0; p + 1 < nd; p++)
+			{
+				double		q0 = dk[p],
+							q1 = dk[p + 1],
+							len = q1 - q0,
+							dsig = -1.0;
+
+				if (!(len > 0.0))
+					continue;
+				hidden_at(C0, C1, 0.5 * (q0 + q1), H, h);
+				if (c->task == US_TASK_BINARY)
+				{
+					/* the logit is linear on the piece: the sigmoid's exact mean slope there */
+					double		l0 = model->p.out_b[0],
+								l1 = l0;
+
+					for (int j = 0; j < H; j++)
+						if (h[j] > 0.0f)
+						{
+							l0 += (C0[j] + q0 * C1[j]) * model->p.out_w[j];
+							l1 += (C0[j] + q1 * C1[j]) * model->p.out_w[j];
+						}
+					if (fabs(l1 - l0) > 1e-6)
+						dsig = (1.0 / (1.0 + exp(-l1)) - 1.0 / (1.0 + exp(-l0))) / (l1 - l0);
+				}
+				head_value(model, h, target, L, dh, dsig);
+				for (int j = 0; j < H; j++)
+					if (h[j] > 0.0f)
+						Ssum[j] += len * dh[j];
+			}
+			if (k == n_pts)
+				break;
+			/* at the kink: filter d switches; its gradient so far is W_d . Ssum */
+			if (kinks[k].d >= 0)
+			{
+				int32_t		d = kinks[k].d;
+				double		b = model->p.conv_b[d / F][d % F],
+							m = M[d],
+							sign;
+				const float *wd = Wd + (size_t) d * H;
+				/* active before the kink iff active at a = 0+: then it switches off */
+				gk[d] = dot_fd(wd, Ssum, H);
+				sign = act[d] ? -1.0 : 1.0;
+				for (int j = 0; j < H; j++)
+				{
+					C0[j] += sign * b * wd[j];
+					C1[j] += sign * m * wd[j];
+				}
+			}
+			cur = end;
+		}
+		if (fx)
 		{
-			/* the logit is linear on the piece: the sigmoid's mean slope there, exactly */
-			double		l0 = binary_logit(model, A + (size_t) (n_pieces + p) * H),
-						l1 = binary_logit(model, A + (size_t) (n_pieces + p + 1) * H);
-
-			if (fabs(l1 - l0) > 1e-6)
-				dsig[p] = (1.0 / (1.0 + exp(-l1)) - 1.0 / (1.0 + exp(-l0))) / (l1 - l0);
+			hidden_at(C0, C1, 1.0, H, h);
+			*fx = head_value(model, h, target, L, dh, -1.0);
 		}
 	}
-	for (int32_t p = 0; p < n_pieces; p++)
-	{
-		float	   *a = A + (size_t) p * H;
-		float	   *da = dA + (size_t) p * H;
 
-		head_value(model, a, target, L, da, dsig[p]);
-		for (int j = 0; j < H; j++)
-			da[j] = a[j] > 0.0f ? (float) (da[j] * len[p]) : 0.0f;
-	}
-	/* f(x) and f(baseline) */
-	if (fx)
-		*fx = head_value(model, A + (size_t) (n_pieces + n_pts - 1) * H, target, L, dH, -1.0);
-	if (fbase)
-		*fbase = head_value(model, A + (size_t) n_pieces * H, target, L, dH, -1.0);
-	/* dZ of the pieces, summed through the pooled relu (each already weighted by its length) */
-	us_gemm(0, 1, n_pieces, D, H, 1.0f, dA, H, model->p.dense_w, H, 0.0f, dZ, D);
-	for (int32_t p = 0; p < n_pieces; p++)
+	/* the pooled features' gradient summed over the path (Ssum = sum of len * dA) */
 	{
-		const float *z = Z + (size_t) p * D;
-		const float *dz = dZ + (size_t) p * D;
+		int			has_kink_mark = method == US_ATTR_INTEGRATED_GRADIENTS;
 
+		memset(G, 0, (size_t) D * sizeof(float));
+		for (int32_t k = 0; has_kink_mark && k < n_kinks + (softmax_head ? steps - 1 : 0); k++)
+			if (kinks[k].d >= 0)
+				act[kinks[k].d] |= 2;	/* mark: has a kink (bit 1) */
 		for (int d = 0; d < WF; d++)
-			if (z[d] > 0.0f)
-				G[d] += dz[d];
+		{
+			const float *wd = Wd + (size_t) d * H;
+			double		total = dot_fd(wd, Ssum, H);
+
+			if (act[d] & 2)
+				G[d] = (float) ((act[d] & 1) ? gk[d] : total - gk[d]);
+			else
+				G[d] = (act[d] & 1) ? (float) total : 0.0f;
+		}
 		for (int d = WF; d < D; d++)
-			G[d] += dz[d];
+			G[d] = (float) dot_fd(Wd + (size_t) d * H, Ssum, H);
 	}
-	input_grad(model, n, am, G, dX);
+	us_nn_seq_conv_pool_backward_input(model, n, am, G, dX);
 	for (int32_t t = 0; t < n; t++)
 	{
 		double		s = 0.0;

@@ -833,14 +833,6 @@ softmax_row(float *x, int n, int tg, float scale, float *grad, float *prob)
 	return log(sum) - ((double) xt - mx);
 }
 
-/* (nn.h) */
-double
-us_nn_softmax_nll(const float *x, int n, int tg)
-{
-	/* without grad and prob softmax_row only reads x */
-	return softmax_row((float *) x, n, tg, 0.0f, NULL, NULL);
-}
-
 /*
  * Loss rows r0..r1-1 of logits L (row stride ld): adds w * loss to *loss_sum; when dL is
  * given, writes d(mean loss)/dlogit there (may alias L); pred (stride n_out) gets the
@@ -1196,7 +1188,7 @@ us_nn_reserve(const us_model *model, us_ws *ws, const batch_opts *o)
 		if ((st = us_ws_reserve(ws, &ws->logits, (size_t) rows, (size_t) ld * sizeof(float))))
 			return st;
 	}
-	else if (!(o->pred && c->task == US_TASK_NEXT_ITEM))
+	else if (!o->hidden_only && !(o->pred && c->task == US_TASK_NEXT_ITEM))
 	{
 		int32_t		rows = (int32_t) (LOGIT_CHUNK_FLOATS / (size_t) c->n_outputs);
 
@@ -1256,6 +1248,8 @@ us_nn_run(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 	recent_forward(model, ws);
 	dense_forward(model, ws);
 	dropout_forward(model, ws, o->drop_rng, o->drop_mask);
+	if (o->hidden_only)
+		return US_OK;
 	if (o->sampled)
 		st = head_sampled(model, ws, o->g, loss_sum, o->cdf, o->n_cdf);
 	else
@@ -1277,4 +1271,205 @@ us_nn_run(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 				touch_mark(&o->tch[0], r, o->stamp);
 	}
 	return backward(model, ws, o, col0, Ftot);
+}
+
+/* ------------------------------------------------------------------ surprise head */
+
+/*
+ * next_item NLL and rank of each example from its hidden row, tile by tile over the items so
+ * that nothing of size n_ex x V is ever stored: a tile of logits (GEMM against the tile of
+ * out_w, or, when most hidden units are zero as in trained models, only the nonzero units'
+ * rows) is reduced right away into a running softmax (max and rescaled sum, as FlashAttention
+ * does) and the count of items scored at least as high as the target.
+ */
+us_status
+us_nn_surprise_next_item(const us_model *model, us_ws *ws, double *nll, int32_t *rank)
+{
+	const us_model_config *c = &model->cfg;
+	int			V = c->n_outputs,
+				H = c->hidden_dim,
+				E = c->embed_dim;
+	int32_t		n_ex = ws->n_ex;
+	const int	tile = 512;
+	const float *Hh = F32(ws->Hh);
+	const int32_t *tg = I32(ws->ex_tgt);
+	int64_t		nz = 0;
+	int			sparse;
+	float	   *T;
+	double	   *st;			/* per example: max, sum, target logit */
+	int32_t    *cnt;
+
+	T = model->alloc.alloc(model->alloc.ctx, (size_t) n_ex * tile * sizeof(float) +
+						   (size_t) n_ex * (3 * sizeof(double) + sizeof(int32_t)));
+	if (T == NULL)
+		return US_ENOMEM;
+	st = (double *) (T + (size_t) n_ex * tile);
+	cnt = (int32_t *) (st + (size_t) 3 * n_ex);
+	for (size_t i = 0; i < (size_t) n_ex * H; i++)
+		nz += Hh[i] != 0.0f;
+	sparse = !c->tie_output && nz * 4 < (int64_t) n_ex * H;
+	for (int32_t r = 0; r < n_ex; r++)
+	{
+		const float *h = Hh + (size_t) r * H;
+		double		xt = model->p.out_b[tg[r]];
+
+		for (int j = 0; j < H; j++)
+			xt += (double) h[j] * (c->tie_output ? model->p.item_emb[(size_t) tg[r] * E + j]
+								   : model->p.out_w[(size_t) j * V + tg[r]]);
+		st[3 * r] = -INFINITY;
+		st[3 * r + 1] = 0.0;
+		st[3 * r + 2] = xt;
+		cnt[r] = 0;
+	}
+	for (int v0 = 0; v0 < V; v0 += tile)
+	{
+		int			nv = V - v0 < tile ? V - v0 : tile;
+
+		for (int32_t r = 0; r < n_ex; r++)
+			memcpy(T + (size_t) r * nv, model->p.out_b + v0, (size_t) nv * sizeof(float));
+		if (c->tie_output)
+			us_gemm(0, 1, n_ex, nv, H, 1.0f, Hh, H, model->p.item_emb + (size_t) v0 * E, E, 1.0f, T, nv);
+		else if (!sparse)
+			us_gemm(0, 0, n_ex, nv, H, 1.0f, Hh, H, model->p.out_w + v0, V, 1.0f, T, nv);
+		else
+			for (int32_t r = 0; r < n_ex; r++)
+				for (int j = 0; j < H; j++)
+					if (Hh[(size_t) r * H + j] != 0.0f)
+						axpy(nv, Hh[(size_t) r * H + j], model->p.out_w + (size_t) j * V + v0, T + (size_t) r * nv);
+		for (int32_t r = 0; r < n_ex; r++)
+		{
+			const float *x = T + (size_t) r * nv;
+			float		mx = -FLT_MAX,
+						xt = (float) st[3 * r + 2];
+			float		lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+			double		sum = 0.0;
+			int32_t		hi = 0;
+			int			j;
+
+			for (j = 0; j < nv; j++)
+				mx = x[j] > mx ? x[j] : mx;
+			if (mx > st[3 * r])
+			{
+				st[3 * r + 1] *= exp(st[3 * r] - mx);
+				st[3 * r] = mx;
+			}
+			for (j = 0; j + 8 <= nv; j += 8)
+				for (int l = 0; l < 8; l++)
+					lane[l] += vexpf(x[j + l] - (float) st[3 * r]);
+			for (; j < nv; j++)
+				lane[0] += vexpf(x[j] - (float) st[3 * r]);
+			for (int l = 0; l < 8; l++)
+				sum += lane[l];
+			st[3 * r + 1] += sum;
+			for (j = v0 < 2 ? 2 - v0 : 0; j < nv; j++)
+				hi += x[j] >= xt;
+			/* the target's own tile value may differ from xt in the last bit: not counted */
+			if (tg[r] >= v0 + (v0 < 2 ? 2 - v0 : 0) && tg[r] < v0 + nv)
+				hi -= x[tg[r] - v0] >= xt;
+			cnt[r] += hi;
+		}
+	}
+	for (int32_t r = 0; r < n_ex; r++)
+	{
+		double		l = log(st[3 * r + 1]) - (st[3 * r + 2] - st[3 * r]);
+
+		if (!isfinite(l))
+			nz = -1;
+		if (nll)
+			nll[r] = l;
+		if (rank)
+			rank[r] = tg[r] >= 2 ? 1 + cnt[r] : 0;
+	}
+	model->alloc.free(model->alloc.ctx, T);
+	return nz < 0 ? US_ENONFINITE : US_OK;
+}
+
+/* ------------------------------------------------------------------ one sequence, continuous input (explanations) */
+
+/*
+ * Forward of the convolutions without bias: M (W*F) the max window sum, am (W*F) its first
+ * window. Y (n, F) scratch per tap. A sequence shorter than a width has one window holding
+ * its events (the rest are zero vectors).
+ */
+void
+us_nn_seq_conv_pool(const us_model *model, const float *X, int32_t n, float *Y, float *S, float *M,
+		 int32_t *am)
+{
+	const us_model_config *c = &model->cfg;
+	int			E = c->embed_dim,
+				F = c->n_filters;
+
+	for (int i = 0; i < c->n_widths; i++)
+	{
+		int			k = c->widths[i];
+		int32_t		nwin = n >= k ? n - k + 1 : 1;
+
+		memset(S, 0, (size_t) nwin * F * sizeof(float));
+		for (int j = 0; j < k && j < n; j++)
+		{
+			/* tap j of window p reads event p + j */
+			int32_t		rows = n - j < nwin ? n - j : nwin;
+
+			us_gemm(0, 0, rows, F, E, 1.0f, X + (size_t) j * E, E,
+					model->p.conv_w[i] + (size_t) j * E * F, F, 0.0f, Y, F);
+			for (int32_t p = 0; p < rows; p++)
+				for (int f = 0; f < F; f++)
+					S[(size_t) p * F + f] += Y[(size_t) p * F + f];
+		}
+		for (int f = 0; f < F; f++)
+		{
+			M[i * F + f] = S[f];
+			am[i * F + f] = 0;
+		}
+		for (int32_t p = 1; p < nwin; p++)
+			for (int f = 0; f < F; f++)
+				if (S[(size_t) p * F + f] > M[i * F + f])
+				{
+					M[i * F + f] = S[(size_t) p * F + f];
+					am[i * F + f] = p;
+				}
+	}
+}
+
+/*
+ * Input-gradient backward: dX (n, E) += the gradient reaching each event from G, the gradient
+ * of the pooled features and recent window (D): through each filter's argmax window (taps
+ * j < k inside the sequence) and the recent window's copies.
+ */
+void
+us_nn_seq_conv_pool_backward_input(const us_model *model, int32_t n, const int32_t *am, const float *G, float *dX)
+{
+	const us_model_config *c = &model->cfg;
+	int			E = c->embed_dim,
+				F = c->n_filters,
+				R = c->recent_window,
+				WF = c->n_widths * F;
+
+	for (int i = 0; i < c->n_widths; i++)
+	{
+		int			k = c->widths[i];
+		const float *Wi = model->p.conv_w[i];
+
+		for (int j = 0; j < k; j++)
+			for (int f = 0; f < F; f++)
+			{
+				float		g = G[i * F + f];
+				int32_t		t = am[i * F + f] + j;
+				float	   *dx = dX + (size_t) t * E;
+				const float *wj = Wi + (size_t) j * E * F + f;
+
+				if (g == 0.0f || t >= n)
+					continue;
+				for (int e = 0; e < E; e++)
+					dx[e] += g * wj[(size_t) e * F];
+			}
+	}
+	for (int q = 0; q < R; q++)
+	{
+		int32_t		t = n - R + q;
+
+		if (t >= 0)
+			for (int e = 0; e < E; e++)
+				dX[(size_t) t * E + e] += G[WF + q * E + e];
+	}
 }

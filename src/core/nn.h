@@ -143,10 +143,9 @@ typedef struct batch_opts
 	int32_t		n_cdf;
 	float	   *pred;			/* predictions (n_ex, n_outputs), or NULL */
 	const float *drop_mask;		/* precomputed dropout scales (n_ex, H), or NULL */
+	int			hidden_only;	/* stop after the dense layer (ws->Hh), no head */
 } batch_opts;
 
-/* -log softmax(x)[tg] over n logits, summed as the softmax heads sum (8 fixed lanes) */
-double		us_nn_softmax_nll(const float *x, int n, int tg);
 
 /*
  * Everything us_nn_run will reserve, reserved here (on the calling thread) so that a worker
@@ -187,5 +186,25 @@ vexpf(float x)
 	two_n.i = ((int32_t) n + 127) << 23;
 	return x < -87.3f ? 0.0f : (p * r * r + r + 1.0f) * two_n.f;
 }
+
+/*
+ * next_item, after a hidden_only pass over prefix examples: each example's -log softmax of its
+ * target (nll) and 1 + the number of catalogue rows (>= 2) other than the target scoring at
+ * least as high (rank; 0 for a target row < 2), without storing the n_ex x V logits.
+ */
+us_status	us_nn_surprise_next_item(const us_model *model, us_ws *ws, double *nll, int32_t *rank);
+
+/*
+ * One sequence of n input vectors X (n, E), no bias, for explanations (explain.c):
+ * forward: M (W*F) = max over the windows of each width's bias-free window sums, am (W*F) the
+ *   first window attaining it; Y, S (max(n, 1), F) scratch. A sequence shorter than a width has
+ *   one window holding its events (the rest zero vectors).
+ * backward to the input: dX (n, E) += the gradient G (D) of the pooled features (through each
+ *   filter's argmax window, taps inside the sequence) and of the recent window (its copies).
+ */
+void		us_nn_seq_conv_pool(const us_model *model, const float *X, int32_t n, float *Y,
+								float *S, float *M, int32_t *am);
+void		us_nn_seq_conv_pool_backward_input(const us_model *model, int32_t n, const int32_t *am,
+											   const float *G, float *dX);
 
 #endif

@@ -850,3 +850,25 @@ us_scorer_forward(us_scorer *s, const us_events *events, float *out, float *feat
 	return us_all_finite(out, (size_t) s->model->cfg.n_outputs) ? US_OK : US_ENONFINITE;
 }
 
+us_status
+us_scorer_row_logits(us_scorer *s, const us_events *events, const int32_t *rows, int32_t n_rows,
+					  float *out)
+{
+	us_status	st;
+
+	if (s == NULL || (rows == NULL && n_rows > 0) || (out == NULL && n_rows > 0) ||
+		s->model->cfg.task != US_TASK_NEXT_ITEM || !s->screen)
+		return US_EINVAL;
+	for (int32_t i = 0; i < n_rows; i++)
+		if (rows[i] < 0 || rows[i] >= s->V)
+			return US_EINVAL;
+	st = us_scorer_check_events(s, events);
+	if (st != US_OK)
+		return st;
+	us_scorer_hidden(s, events);
+	/* the same row kernel us_scorer_item_logits uses: bit-identical to us_scorer_forward's logits */
+	for (int32_t i = 0; i < n_rows; i++)
+		out[i] = us_row_logit(s->out_rows + (size_t) rows[i] * s->H, s->h, s->H,
+						   s->model->p.out_b[rows[i]]);
+	return us_all_finite(out, (size_t) n_rows) ? US_OK : US_ENONFINITE;
+}

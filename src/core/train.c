@@ -1275,14 +1275,22 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 	/* every prefix of the window at once, as training's prefix loss */
 	if ((st = build_batch(model, &data, &id, 1, 1, 0, 0, &ws)) != US_OK)
 		goto done;
+	memset(&o, 0, sizeof o);
+	if (c->task == US_TASK_NEXT_ITEM)
+	{
+		/* the training forward up to the hidden rows, then the logits tile by tile */
+		o.hidden_only = 1;
+		if ((st = run_batch(model, &ws, &o, &unused)) == US_OK)
+			st = us_nn_surprise_next_item(model, &ws, nll, rank);
+		goto done;
+	}
 	out = model->alloc.alloc(model->alloc.ctx, (size_t) ws.n_ex * V * sizeof(float));
 	if (out == NULL)
 	{
 		st = US_ENOMEM;
 		goto done;
 	}
-	memset(&o, 0, sizeof o);
-	o.pred = out;				/* next_item: logits; next_behavior: probabilities */
+	o.pred = out;				/* next_behavior: probabilities */
 	if ((st = run_batch(model, &ws, &o, &unused)) != US_OK)
 		goto done;
 	for (int32_t e = 0; e < ws.n_ex; e++)
@@ -1293,10 +1301,7 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 		int32_t		higher = 0;
 		double		l;
 
-		if (c->task == US_TASK_NEXT_ITEM)
-			l = us_nn_softmax_nll(x, V, tg);
-		else
-			l = -log(xt > FLT_MIN ? (double) xt : (double) FLT_MIN);
+		l = -log(xt > FLT_MIN ? (double) xt : (double) FLT_MIN);
 		for (int32_t j = 2; j < V; j++)
 			higher += x[j] >= xt;
 		if (nll)

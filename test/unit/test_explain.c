@@ -5,6 +5,7 @@
  *    continuous input vectors (scaling one event's vector), for every task and input option;
  *  - integrated gradients equals finite-difference gradients averaged over a fine midpoint
  *    grid of the path, and completeness (sum = f(x) - f(baseline)) holds within 1% at 32 steps;
+ *  - us_scorer_row_logits equals us_scorer_forward's logits bit for bit;
  *  - us_model_surprise equals the per-prefix log-softmax of us_model_predict's outputs.
  */
 #include <float.h>
@@ -197,7 +198,15 @@ test_attribution(const fixture_opts *o, uint64_t seed)
 		CHECK_OK(us_scorer_forward(sc, &ev, out, NULL));
 		CHECK_OK(us_scorer_forward(sc, &base, outb, NULL));
 		if (m->cfg.task == US_TASK_NEXT_ITEM)
+		{
+			int32_t		rows[3] = {2, m->cfg.n_outputs - 1, 2 + (int32_t) us_rng_below(&rng, m->cfg.n_outputs - 2)};
+			float		lg[3];
+
 			target = 2 + (int) us_rng_below(&rng, m->cfg.n_outputs - 2);
+			CHECK_OK(us_scorer_row_logits(sc, &ev, rows, 3, lg));
+			for (int i = 0; i < 3; i++)
+				CHECK(lg[i] == out[rows[i]], "item logit of row %d: %.9g vs forward %.9g", rows[i], lg[i], out[rows[i]]);
+		}
 		else if (m->cfg.task == US_TASK_MULTICLASS || m->cfg.task == US_TASK_NEXT_BEHAVIOR)
 			target = (int) us_rng_below(&rng, m->cfg.n_outputs);
 

@@ -473,6 +473,55 @@ UsCatalogStore(const UsStoreRequest *req, UsStoreResult *res)
 	res->old_metric = old_metric;
 }
 
+/* The trials of a userseq_tune run, written as the table owner like the models row. */
+void
+UsCatalogLogTrials(const char *name, int32 version, int64 tune_id, const char *metric_name,
+				   const UsTrialRow *rows, int32 n)
+{
+	UsElevation e;
+	Oid			types[12] = {INT8OID, TEXTOID, INT4OID, INT4OID, INT8OID, TEXTOID, INT4OID,
+	FLOAT8OID, TEXTOID, FLOAT8OID, TEXTOID, BOOLOID};
+	char	   *sql;
+	SPIPlanPtr	plan;
+
+	/* called right after UsCatalogStore, which checked the caller's rights and took the lock */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	UsBecomeCatalogOwner(&e);
+	sql = psprintf("INSERT INTO %s (tune_id, model, version, trial, run_id, options, epochs, "
+				   "valid_metric, metric_name, seconds, status, best) "
+				   "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12)",
+				   UsQualified("tuning_trials"));
+	plan = SPI_prepare(sql, 12, types);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the tuning_trials insert");
+	for (int32 i = 0; i < n; i++)
+	{
+		const UsTrialRow *r = &rows[i];
+		Datum		args[12];
+		char		nulls[13] = "            ";
+
+		args[0] = Int64GetDatum(tune_id);
+		args[1] = CStringGetTextDatum(name);
+		args[2] = Int32GetDatum(version);
+		args[3] = Int32GetDatum(r->trial);
+		args[4] = Int64GetDatum(r->run_id);
+		args[5] = CStringGetTextDatum(r->options_json);
+		args[6] = Int32GetDatum(r->epochs);
+		args[7] = Float8GetDatum(r->valid_metric);
+		if (isnan(r->valid_metric))
+			nulls[7] = 'n';
+		args[8] = CStringGetTextDatum(metric_name);
+		args[9] = Float8GetDatum(r->seconds);
+		args[10] = CStringGetTextDatum(r->status);
+		args[11] = BoolGetDatum(r->best);
+		if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert into tuning_trials");
+	}
+	UsRestoreUser(&e);
+	SPI_finish();
+}
+
 /* ------------------------------------------------------------------ lifecycle */
 
 static char *

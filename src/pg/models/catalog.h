@@ -70,4 +70,21 @@ typedef struct UsStoreResult
 
 extern void UsCatalogStore(const UsStoreRequest *req, UsStoreResult *res);
 
+/* One trial of userseq_tune, a row of tuning_trials. */
+typedef struct UsTrialRow
+{
+	int32		trial;			/* 1-based */
+	int64		run_id;
+	const char *options_json;	/* the options the trial trained with */
+	int32		epochs;
+	double		valid_metric;	/* best epoch's, NaN if none */
+	double		seconds;
+	const char *status;
+	bool		best;
+} UsTrialRow;
+
+/* Logs the trials of tuning run tune_id of name in tuning_trials; call right after UsCatalogStore stored version. */
+extern void UsCatalogLogTrials(const char *name, int32 version, int64 tune_id,
+							   const char *metric_name, const UsTrialRow *rows, int32 n);
+
 #endif

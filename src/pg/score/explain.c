@@ -172,6 +172,13 @@ UsExplainTarget(UsModelEntry *entry, FunctionCallInfo fcinfo, const UserSeq *seq
 	}
 }
 
+/*
+ * The explained output of ev: with a screened next_item scorer only the target's logit is
+ * computed (bit-identical to the full forward's), else the full forward into out.
+ */
+static double
+UsExplainedOf(UsModelEntry *entry, const us_events *ev, int32 target, bool negate, float *out);
+
 static double
 UsExplained(const us_model *model, const float *out, int32 target, bool negate)
 {
@@ -179,6 +186,21 @@ UsExplained(const us_model *model, const float *out, int32 target, bool negate)
 	double		v = (task == US_TASK_BINARY || task == US_TASK_REGRESSION) ? out[0] : out[target];
 
 	return negate ? 1.0 - v : v;
+}
+
+static double
+UsExplainedOf(UsModelEntry *entry, const us_events *ev, int32 target, bool negate, float *out)
+{
+	if (entry->model->cfg.task == US_TASK_NEXT_ITEM && us_scorer_is_screened(entry->scorer))
+	{
+		float		logit;
+
+		UsCheckStatus(us_scorer_row_logits(entry->scorer, ev, &target, 1, &logit),
+					  "score sequence", NULL);
+		return logit;
+	}
+	UsScore(entry, ev, out);
+	return UsExplained(entry->model, out, target, negate);
 }
 
 /*
@@ -205,8 +227,7 @@ UsOcclusion(UsModelEntry *entry, const UserSeq *seq, const us_events *all, int32
 	double		fx;
 
 	UsWindow(model, all, &input);
-	UsScore(entry, &input, out);
-	fx = UsExplained(model, out, target, negate);
+	fx = UsExplainedOf(entry, &input, target, negate, out);
 	for (int32 t = 0; t < m; t++)
 	{
 		int32		j = n - m + t;	/* the dropped event */
@@ -228,8 +249,7 @@ UsOcclusion(UsModelEntry *entry, const UserSeq *seq, const us_events *all, int32
 		ev.items = it + (k - ev.n);
 		ev.behaviors = all->behaviors ? bh + (k - ev.n) : NULL;
 		ev.gaps = all->gaps ? gp + (k - ev.n) : NULL;
-		UsScore(entry, &ev, out);
-		attr[t] = fx - UsExplained(model, out, target, negate);
+		attr[t] = fx - UsExplainedOf(entry, &ev, target, negate, out);
 	}
 }
 

@@ -43,6 +43,15 @@ static const char *const us_option_names[] = {
 	"tie_output", "time_gaps", "validation", "weight_decay", NULL
 };
 
+bool
+UsIsTrainOption(const char *key)
+{
+	for (int i = 0; us_option_names[i]; i++)
+		if (strcmp(us_option_names[i], key) == 0)
+			return true;
+	return false;
+}
+
 static char *
 UsJoinNames(const char *const *names)
 {

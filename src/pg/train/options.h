@@ -67,6 +67,8 @@ typedef struct UsTrainOptions
 extern void UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts);
 /* The task of a task name; an error naming the valid tasks otherwise. */
 extern us_task UsParseTask(const char *task);
+/* Whether key is an option of userseq_train (this build's list). */
+extern bool UsIsTrainOption(const char *key);
 /* Appends the resolved options as a JSON object (the models.config column). */
 extern void UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *opts);
 

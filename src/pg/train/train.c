@@ -34,6 +34,7 @@
 #include "userseq/us_evaluation.h"
 #include "models/catalog.h"
 #include "train/train_data.h"
+#include "train/train.h"
 #include "userseq_pg.h"
 
 static void
@@ -47,7 +48,7 @@ UsAppendDouble(StringInfo buf, const char *key, double v)
 
 /* ------------------------------------------------------------------ the run */
 
-typedef struct UsTrainRun
+struct UsTrainRun
 {
 	MemoryContext cxt;
 	char	   *name;
@@ -85,7 +86,11 @@ typedef struct UsTrainRun
 	/* validation scratch */
 	int32		eval_chunk;
 	float	   *eval_out;		/* (eval_chunk, n_outputs) */
-} UsTrainRun;
+	/* tuning (tune.c) */
+	bool		stop_on_nonfinite;	/* a diverged epoch ends the run instead of an error */
+	bool		diverged;
+	char	   *extra_metrics;	/* JSON fragment appended to models.metrics */
+};
 
 static double
 UsSecondsSince(TimestampTz t)
@@ -226,10 +231,13 @@ UsTrainRunReset(void *arg)
 	run->trainer = NULL;
 }
 
-/* Parses options, reads data, creates the model. All state lives in a child of parent. */
-static UsTrainRun *
+/*
+ * Parses options, reads data (or takes shared, read once by UsTrainReadShared), creates the
+ * model. All state lives in a child of parent; shared data stays where it was read.
+ */
+UsTrainRun *
 UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *options,
-			 MemoryContext parent)
+			 MemoryContext parent, const UsTrainShared *shared)
 {
 	MemoryContext cxt = AllocSetContextCreate(parent, "userseq training run",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -261,7 +269,15 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 		run->saved_activity = pstrdup(MyBEEntry->st_activity_raw);
 	run->phase = "reading data";
 
-	UsReadTrainData(name, query, &run->opts, cxt, &run->data);
+	if (shared)
+	{
+		/* the data-dependent "auto" options as the shared read resolved them */
+		run->opts.time_gaps = shared->opts.time_gaps;
+		run->opts.behavior = shared->opts.behavior;
+		run->data = shared->data;
+	}
+	else
+		UsReadTrainData(name, query, &run->opts, cxt, &run->data);
 
 	/* model configuration */
 	memset(&run->cfg, 0, sizeof(run->cfg));
@@ -390,7 +406,7 @@ UsBetter(UsTrainRun *run, double m)
 }
 
 /* Runs one epoch and its validation. Returns false when the run is over. */
-static bool
+bool
 UsTrainEpoch(UsTrainRun *run, UsEpochRow *row)
 {
 	us_progress progress = {UsTrainProgress, run};
@@ -399,6 +415,7 @@ UsTrainEpoch(UsTrainRun *run, UsEpochRow *row)
 	char	   *json;
 	double		vloss,
 				vmetric;
+	us_status	st;
 
 	if (run->stop || run->epoch >= run->opts.epochs)
 		return false;
@@ -410,9 +427,17 @@ UsTrainEpoch(UsTrainRun *run, UsEpochRow *row)
 	run->step_done = 0;
 	run->step_total = 0;
 	memset(&stats, 0, sizeof(stats));
-	UsCheckStatus(us_trainer_epoch(run->trainer, &run->data.train, run->data.train_ids,
-								   run->data.n_train, run->epoch, &progress, &stats),
-				  "train an epoch", NULL);
+	st = us_trainer_epoch(run->trainer, &run->data.train, run->data.train_ids,
+						  run->data.n_train, run->epoch, &progress, &stats);
+	if (st == US_ENONFINITE && run->stop_on_nonfinite)
+	{
+		/* the weights are unusable: the run ends with the best epoch so far (if any) */
+		run->diverged = true;
+		run->stop = true;
+		MemoryContextSwitchTo(old);
+		return false;
+	}
+	UsCheckStatus(st, "train an epoch", NULL);
 	run->step_done = run->step_total = 0;
 	/* validation (us_model_predict) has no threads of its own: BLAS gets them */
 	UsApplyThreadCount(run->opts.threads);
@@ -508,7 +533,7 @@ UsLabelPrior(UsTrainRun *run)
 }
 
 /* Restores the best epoch, encodes and stores the model; res gets version and deploy outcome. */
-static void
+void
 UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_options,
 			 UsStoreResult *res)
 {
@@ -547,7 +572,7 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 					 "\"epochs_run\": %d, \"train_sequences\": %d, \"valid_sequences\": %d, "
 					 "\"train_seconds\": %.3f, \"rows_read\": %lld, \"skipped_null_seq\": %lld, "
 					 "\"skipped_null_label\": %lld, \"skipped_short\": %lld, "
-					 "\"memory_estimate_mb\": %.1f, \"memory_used_mb\": %.1f}",
+					 "\"memory_estimate_mb\": %.1f, \"memory_used_mb\": %.1f%s}",
 					 UsProtocol(run), run->best_metrics ? run->best_metrics : "",
 					 run->cfg.task == US_TASK_NEXT_ITEM ? UsPopularityBaseline(run) : "",
 					 UsLabelPrior(run), run->metric_name, run->best_epoch, run->epoch, run->data.n_train,
@@ -555,7 +580,8 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 					 (long long) run->data.skipped_null_seq,
 					 (long long) run->data.skipped_null_label,
 					 (long long) run->data.skipped_short, run->mem_estimate / 1048576.0,
-					 MemoryContextMemAllocated(run->cxt, true) / 1048576.0);
+					 MemoryContextMemAllocated(run->cxt, true) / 1048576.0,
+					 run->extra_metrics ? run->extra_metrics : "");
 
 	memset(&req, 0, sizeof(req));
 	req.name = run->name;
@@ -582,10 +608,47 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 	MemoryContextSwitchTo(old);
 }
 
-static void
+void
 UsTrainEnd(UsTrainRun *run)
 {
 	MemoryContextDelete(run->cxt);
+}
+
+/* Parses options and reads the query once, into cxt, for several runs (userseq_tune). */
+UsTrainShared *
+UsTrainReadShared(const char *name, const char *query, const char *task, Jsonb *options,
+				  MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	UsTrainShared *sh = palloc0(sizeof(UsTrainShared));
+
+	UsParseTrainOptions(options, UsParseTask(task), &sh->opts);
+	UsReadTrainData(name, query, &sh->opts, cxt, &sh->data);
+	MemoryContextSwitchTo(old);
+	return sh;
+}
+
+void
+UsTrainSetTuning(UsTrainRun *run, bool stop_on_nonfinite, const char *extra_metrics)
+{
+	run->stop_on_nonfinite = stop_on_nonfinite;
+	run->extra_metrics = extra_metrics ? MemoryContextStrdup(run->cxt, extra_metrics) : NULL;
+}
+
+void
+UsTrainGetState(const UsTrainRun *run, UsTrainState *state)
+{
+	state->run_id = run->run_id;
+	state->epochs_done = run->epoch;
+	state->epochs_max = run->opts.epochs;
+	state->best_epoch = run->best_epoch;
+	state->best_metric = run->best_metric;
+	state->metric_name = run->metric_name;
+	state->higher_better = run->higher_better;
+	state->stopped_early = run->stop && !run->diverged;
+	state->diverged = run->diverged;
+	state->seconds = run->seconds_total;
+	state->opts = &run->opts;
 }
 
 static char *
@@ -626,7 +689,7 @@ userseq_train(PG_FUNCTION_ARGS)
 		funcctx->tuple_desc = BlessTupleDesc(tupdesc);
 		MemoryContextSwitchTo(old);
 		funcctx->user_fctx = UsTrainBegin(name, query, task, options,
-										  funcctx->multi_call_memory_ctx);
+										  funcctx->multi_call_memory_ctx, NULL);
 	}
 	else if (whereToSendOutput == DestRemote)
 	{
@@ -763,7 +826,7 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	guc_level = NewGUCNestLevel();
-	run = UsTrainBegin(name, query, task, options, CurrentMemoryContext);
+	run = UsTrainBegin(name, query, task, options, CurrentMemoryContext, NULL);
 	AtEOXact_GUC(false, guc_level);
 	SetUserIdAndSecContext(save_user, save_sec);
 
