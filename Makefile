@@ -34,7 +34,7 @@ GLUE_HEADERS = $(wildcard src/pg/*.h src/pg/*/*.h)
 # that are wholly new in 0.2.0 (NEW_PARTS_0_2_0). test/t/upgrade.sh checks that an updated
 # database has exactly the objects of a fresh install.
 SQL_PARTS = $(sort $(wildcard sql/parts/*.sql))
-NEW_PARTS_0_2_0 = sql/parts/44_tune.sql sql/parts/85_explain.sql sql/parts/85_live.sql sql/parts/90_report.sql sql/parts/92_publish.sql
+NEW_PARTS_0_2_0 = sql/parts/44_tune.sql sql/parts/65_shared_cache.sql sql/parts/85_explain.sql sql/parts/85_live.sql sql/parts/90_report.sql sql/parts/92_publish.sql
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--0.1.0--0.2.0.sql
 DATA = sql/$(EXTENSION)--0.1.0.sql
 

@@ -143,7 +143,47 @@ JOIN items i ON i.item_id = r.item
 ORDER BY r.rank;
 
 \echo
-\echo '== 6. the model catalog and the training log'
+\echo '== 6. why and what''s odd: explanations (userseq_explain) and surprise (userseq_surprise)'
+\echo 'the churn model''s explanation for the three test customers most likely to churn: the five events'
+\echo 'with the largest integrated-gradients attribution toward P(churn) (the cutoff marker event carries'
+\echo 'the time since the last purchase); the attributions of all events add up to P(churn) minus P(churn)'
+\echo 'of an empty history'
+SELECT c.user_id, round(c.p::numeric, 3) AS p_churn, x.position, userseq_length(c.seq) AS events,
+	to_char(x.ts, 'YYYY-MM-DD') AS day, x.behavior, coalesce(i.description, '(cutoff marker)') AS item,
+	round(x.attribution::numeric, 4) AS attribution
+FROM (SELECT user_id, seq, userseq_predict('churn', seq) AS p FROM or_customers WHERE split = 'test'
+	  ORDER BY 3 DESC, user_id LIMIT 3) c,
+	LATERAL (SELECT * FROM userseq_explain('churn', c.seq) ORDER BY abs(attribution) DESC, position LIMIT 5) x
+	LEFT JOIN items i ON i.item_id = x.item AND x.item <> 0
+ORDER BY c.p DESC, c.user_id, abs(x.attribution) DESC, x.position;
+SELECT c.user_id, round(sum(x.attribution)::numeric, 4) AS sum_of_attributions,
+	round((userseq_predict('churn', c.seq) - userseq_predict('churn', '[]'::userseq))::numeric, 4) AS p_minus_p_empty
+FROM (SELECT user_id, seq FROM or_customers WHERE split = 'test'
+	  ORDER BY userseq_predict('churn', seq) DESC, user_id LIMIT 3) c,
+	LATERAL userseq_explain('churn', c.seq) x
+GROUP BY c.user_id, c.seq ORDER BY c.user_id;
+\echo 'what the churn model looks at over all test customers (userseq_global_explain): by position from the end'
+SELECT value AS position_from_end, events, round(mean_attribution::numeric, 4) AS mean_attribution,
+	round(mean_abs_attribution::numeric, 4) AS mean_abs_attribution
+FROM userseq_global_explain('churn', $$SELECT seq FROM or_customers WHERE split = 'test'$$)
+WHERE kind = 'position from end' ORDER BY mean_abs_attribution DESC LIMIT 5;
+
+\echo 'the five most surprising test customers under the next_item model (userseq_surprise: mean negative'
+\echo 'log-likelihood in nats per purchase, each given the ones before it; at least 10 purchases) and the'
+\echo 'three purchases that surprised it most (userseq_surprise_events; rank among 3,676 items)'
+SELECT s.user_id, round(s.surprise::numeric, 2) AS surprise, e.position, to_char(e.ts, 'YYYY-MM-DD') AS day,
+	i.description, round(e.nll::numeric, 2) AS nll, e.rank
+FROM (SELECT user_id, train_seq, userseq_surprise('next_item', train_seq) AS surprise FROM or_next_item
+	  WHERE split = 'test' AND userseq_length(train_seq) >= 10 ORDER BY 3 DESC, user_id LIMIT 5) s,
+	LATERAL (SELECT * FROM userseq_surprise_events('next_item', s.train_seq) ORDER BY nll DESC, position LIMIT 3) e
+	JOIN items i ON i.item_id = e.item
+ORDER BY s.surprise DESC, s.user_id, e.nll DESC, e.position;
+SELECT count(*) AS test_customers, round(avg(userseq_surprise('next_item', train_seq))::numeric, 2) AS mean_surprise,
+	round(percentile_disc(0.5) WITHIN GROUP (ORDER BY userseq_surprise('next_item', train_seq))::numeric, 2) AS median_surprise
+FROM or_next_item WHERE split = 'test' AND userseq_length(train_seq) >= 10;
+
+\echo
+\echo '== 7. the model catalog and the training log'
 SELECT name, version, task, deployed, metrics->>'protocol' AS protocol,
 	round((metrics->>'roc_auc')::numeric, 4) AS roc_auc, round((metrics->>'ndcg@10')::numeric, 4) AS ndcg10,
 	pg_size_pretty(length(weights)::bigint) AS size
@@ -153,7 +193,7 @@ SELECT model, version, epoch, round(train_loss::numeric, 4) AS train_loss,
 FROM training_log ORDER BY run_id, epoch;
 
 \echo
-\echo '== 7. model reports: self-contained HTML with inline SVG (userseq_report), written to demo-out/'
+\echo '== 8. model reports: self-contained HTML with inline SVG (userseq_report), written to demo-out/'
 \pset format unaligned
 \pset tuples_only on
 \o demo-out/churn_report.html
@@ -166,7 +206,7 @@ SELECT userseq_report('next_item', NULL, $$SELECT eval_seq AS seq FROM or_next_i
 \echo 'wrote demo-out/churn_report.html and demo-out/next_item_report.html (open them in a browser)'
 
 \echo
-\echo '== 8. real time: a trigger (userseq_live_attach) keeps each customer''s sequence and churn score as events arrive'
+\echo '== 9. real time: a trigger (userseq_live_attach) keeps each customer''s sequence and churn score as events arrive'
 CREATE TABLE live_customers (user_id bigint PRIMARY KEY, seq userseq, churn float8, updated timestamptz);
 SELECT userseq_live_attach('events', 'live_customers', '{"scores": {"churn": "churn"}}') AS attached;
 SELECT userseq_live_rebuild('events', 'live_customers') AS customers_kept;

@@ -64,6 +64,12 @@
 #define US_ROW_OOV			1			/* out of vocabulary: an item or label the model never saw */
 #define US_ROW_FIRST		2			/* vocabulary entry i has row US_ROW_FIRST + i */
 
+/* Default embedding init scale of the prefix tasks (README, "Next-item quality"): N(0, 1) rows
+ * have norm ~sqrt(E), so Adam's ~lr steps barely move them and a tied output layer cannot learn */
+#define US_EMBED_INIT_STD_NEXT	0.05f
+/* Default batch of the prefix tasks, in training examples (batch_examples = 1) */
+#define US_BATCH_EXAMPLES_NEXT	256
+
 typedef enum us_task
 {
 	US_TASK_BINARY = 1,
@@ -101,9 +107,12 @@ typedef struct us_model_config
 	int32_t		tie_output;		/* next_item only, needs H == E */
 	float		dropout;		/* after the dense layer, training only, [0, 1) */
 	float		pos_weight;		/* binary: weight of positive examples in the loss, > 0 */
+	/* Creation and training only, not stored in the model bytes (a decoded model has 0): */
+	float		embed_init_std;	/* embedding rows start N(0, embed_init_std), (0, 10]; 0 = 1 */
 } us_model_config;
 
-/* Fills defaults (E=F=H=128, widths 3,4,5, dropout 0.5, max_len 100, R 0, pos_weight 1). */
+/* Fills defaults (E=F=H=128, widths 3,4,5, dropout 0.5, max_len 100, R 0, pos_weight 1,
+ * embed_init_std US_EMBED_INIT_STD_NEXT for next_item / next_behavior, else 1). */
 void		us_model_config_default(us_model_config *cfg, us_task task);
 
 /* Checks every field against the limits; msg gets a human sentence on failure. */
@@ -260,7 +269,11 @@ typedef struct us_train_config
 	int32_t		lr_step_epochs;
 	float		lr_gamma;
 	int32_t		epochs;			/* for the cosine schedule */
-	int32_t		batch_size;		/* sequences per step */
+	int32_t		batch_size;		/* sequences per step, or examples (batch_examples) */
+	int32_t		batch_examples;	/* 1: batch_size counts training examples (prefix tasks: the
+								 * prefixes, one per event after the first): whole sequences in
+								 * shuffled order fill a step while they fit, at least one per
+								 * step; 0: batch_size sequences per step */
 	int32_t		n_negatives;	/* next_item: sampled softmax negatives per step, 0 = full */
 	int32_t		max_examples_per_seq;	/* next_*: last C prefixes per sequence, 0 = all */
 	uint64_t	seed;			/* shuffling, dropout, negatives */
@@ -385,5 +398,55 @@ us_status	us_model_attribute(const us_model *model, const us_events *events, int
  */
 us_status	us_model_surprise(const us_model *model, const us_events *events, double *nll,
 							  int32_t *rank);
+
+/* ------------------------------------------------------------------ transfer between models */
+
+/*
+ * Named parameter blocks, for copying weights from another model (init_from, warm start) and
+ * for freezing them in training.
+ */
+#define US_BLOCK_ITEM_EMB		(1u << 0)	/* "item_embedding" */
+#define US_BLOCK_BEHAVIOR_EMB	(1u << 1)	/* "behavior_embedding" */
+#define US_BLOCK_GAP_EMB		(1u << 2)	/* "gap_embedding" */
+#define US_BLOCK_CONV			(1u << 3)	/* "conv": every width's filters and biases */
+#define US_BLOCK_DENSE			(1u << 4)	/* "dense" */
+#define US_BLOCK_OUTPUT			(1u << 5)	/* "output": out_w and out_b */
+#define US_N_BLOCKS				6
+#define US_BLOCK_ALL			((1u << US_N_BLOCKS) - 1)
+
+/* "item_embedding", ... for block index i (0..US_N_BLOCKS-1), NULL otherwise */
+const char *us_block_name(int i);
+/* the bit of a block name, 0 if unknown */
+uint32_t	us_block_from_name(const char *name);
+
+typedef struct us_init_report
+{
+	uint32_t	copied;			/* blocks copied (embeddings: the rows both models know) */
+	uint32_t	absent;			/* blocks one of the two models does not have */
+	uint32_t	incompatible;	/* blocks both have whose shapes or meaning differ */
+	int32_t		item_rows;		/* item rows matched by id (of dst's vocabulary) */
+	int32_t		behavior_rows;	/* behaviour rows matched by label */
+	int32_t		output_rows;	/* outputs matched by item id / label (1 for binary, regression) */
+	char		reason[US_N_BLOCKS][192];	/* why a block is incompatible */
+} us_init_report;
+
+/*
+ * Copies into dst every parameter of src that has the same meaning, for the blocks in mask:
+ * item rows matched by item id, behaviour rows by label (out-of-vocabulary rows copied too),
+ * gap buckets when both have the same buckets, the convolutions when E, the widths and F
+ * agree, the dense layer when its input (W*F + R*E) and H agree in layout, the output layer
+ * when the tasks agree (binary / regression: same H; multiclass: outputs matched by class
+ * name; next_item: by item id; next_behavior: by label; a tied layer is the item table).
+ * Rows src does not know keep dst's (fresh) values. Never fails for incompatible blocks: rep
+ * says which were copied, absent or incompatible (with a reason). US_EINVAL for NULL args.
+ */
+us_status	us_model_init_from(us_model *dst, const us_model *src, uint32_t mask,
+							   us_init_report *rep);
+
+/*
+ * Blocks whose weights the trainer leaves unchanged (no update, no weight decay, no moments);
+ * their gradients still flow to the blocks below. A tied next_item output is the item table.
+ */
+void		us_trainer_freeze(us_trainer *trainer, uint32_t blocks);
 
 #endif

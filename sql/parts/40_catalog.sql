@@ -51,10 +51,14 @@ CREATE TABLE @extschema@.training_log (
 	metric_name text,
 	learning_rate double precision,
 	seconds double precision,
-	logged_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	logged_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	training_run integer NOT NULL DEFAULT 1,
+	continues_run bigint
 );
 CREATE INDEX training_log_model ON @extschema@.training_log (model, version, epoch);
 COMMENT ON TABLE @extschema@.training_log IS 'one row per epoch of every stored userseq training run (failed or cancelled runs leave no rows)';
+COMMENT ON COLUMN @extschema@.training_log.training_run IS '1 for a run from random or init_from weights; a warm-start retrain (userseq_retrain with "warm_start": true) is the run it continued plus 1';
+COMMENT ON COLUMN @extschema@.training_log.continues_run IS 'warm start: the run_id whose weights (the deployed version''s) this run continued; NULL otherwise';
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.models', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.training_log', '');

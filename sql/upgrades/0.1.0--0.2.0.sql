@@ -88,3 +88,10 @@ END $$;
 COMMENT ON FUNCTION @extschema@.userseq_models_insert_guard() IS 'internal: a models row inserted directly by a non-superuser (pg_restore by the extension owner) may not name a superuser as its owner';
 CREATE TRIGGER models_insert_guard BEFORE INSERT ON @extschema@.models
 	FOR EACH ROW EXECUTE FUNCTION @extschema@.userseq_models_insert_guard();
+
+-- ---------------------------------------------------------------- warm start (issue 12)
+-- appended columns, so the order matches a fresh install; rows of 0.1.0 runs are first runs
+ALTER TABLE @extschema@.training_log ADD COLUMN training_run integer NOT NULL DEFAULT 1,
+	ADD COLUMN continues_run bigint;
+COMMENT ON COLUMN @extschema@.training_log.training_run IS '1 for a run from random or init_from weights; a warm-start retrain (userseq_retrain with "warm_start": true) is the run it continued plus 1';
+COMMENT ON COLUMN @extschema@.training_log.continues_run IS 'warm start: the run_id whose weights (the deployed version''s) this run continued; NULL otherwise';

@@ -32,6 +32,8 @@ us_model_config_default(us_model_config *cfg, us_task task)
 	cfg->tie_output = 0;
 	cfg->dropout = 0.5f;
 	cfg->pos_weight = 1.0f;
+	cfg->embed_init_std = (task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR)
+		? US_EMBED_INIT_STD_NEXT : 1.0f;
 }
 
 static const char *const task_names[US_N_TASKS + 1] = {
@@ -174,6 +176,11 @@ us_model_config_validate(const us_model_config *cfg, char *msg, size_t msglen)
 	if (cfg->pos_weight <= 0.0f)
 		return fail(US_EINVAL, msg, msglen, "pos_weight must be > 0, got %g.",
 					(double) cfg->pos_weight);
+	if (!isfinite(cfg->embed_init_std))
+		return fail(US_ENONFINITE, msg, msglen, "embed_init_std must be a finite number in [0, 10].");
+	if (cfg->embed_init_std < 0.0f || cfg->embed_init_std > 10.0f)
+		return fail(US_EINVAL, msg, msglen, "embed_init_std must be in [0, 10] (0 means 1), got %g.",
+					(double) cfg->embed_init_std);
 	if (us_model_param_count(cfg) == 0 || us_model_param_count(cfg) > US_MAX_PARAMS)
 		return fail(US_ELIMIT, msg, msglen,
 					"The model would have more than %zu parameters; reduce the vocabulary, embed_dim, n_filters or hidden_dim.",
@@ -198,6 +205,7 @@ us_train_config_default(us_train_config *tc)
 	tc->lr_gamma = 0.1f;
 	tc->epochs = 10;
 	tc->batch_size = 256;
+	tc->batch_examples = 0;
 	tc->n_negatives = 0;
 	tc->max_examples_per_seq = 0;
 	tc->seed = 12345;
@@ -254,6 +262,7 @@ us_train_config_validate(const us_train_config *tc, char *msg, size_t msglen)
 					(double) tc->lr_gamma);
 	RANGE(tc->epochs, "epochs", 1, 1000000);
 	RANGE(tc->batch_size, "batch_size", 1, 65536);
+	RANGE(tc->batch_examples, "batch_examples", 0, 1);
 	if (tc->n_negatives != 0)
 		RANGE(tc->n_negatives, "n_negatives (or 0 for the full softmax)", 2, 1 << 20);
 	RANGE(tc->max_examples_per_seq, "max_examples_per_seq (or 0 for all prefixes)", 0, US_MAX_LEN);

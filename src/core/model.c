@@ -91,15 +91,15 @@ init_uniform(us_rng *rng, float *x, size_t n, double bound)
 		x[i] = (float) ((2.0 * us_rng_uniform(rng) - 1.0) * bound);
 }
 
-/* N(0, 1) rows, padding row 0 zero (torch.nn.Embedding with padding_idx=0) */
+/* N(0, std) rows, padding row 0 zero (torch.nn.Embedding with padding_idx=0 has std 1) */
 static void
-init_embedding(us_rng *rng, float *x, size_t rows, size_t E)
+init_embedding(us_rng *rng, float *x, size_t rows, size_t E, double std)
 {
 	if (x == NULL || rows == 0)
 		return;
 	memset(x, 0, E * sizeof(float));
 	for (size_t i = E; i < rows * E; i++)
-		x[i] = (float) us_rng_normal(rng);
+		x[i] = (float) (std * us_rng_normal(rng));
 }
 
 static us_status
@@ -165,6 +165,7 @@ us_model_create(const us_model_config *cfg, const us_vocab *vocab, uint64_t seed
 				F,
 				H,
 				D;
+	double		std;
 
 	if (out == NULL)
 		return US_EINVAL;
@@ -191,10 +192,11 @@ us_model_create(const us_model_config *cfg, const us_vocab *vocab, uint64_t seed
 	F = (size_t) c->n_filters;
 	H = (size_t) c->hidden_dim;
 	D = (size_t) us_model_feature_dim(c);
+	std = c->embed_init_std > 0.0f ? c->embed_init_std : 1.0;
 	us_rng_seed(&rng, seed);
-	init_embedding(&rng, m->p.item_emb, (size_t) c->n_items, E);
-	init_embedding(&rng, m->p.behavior_emb, (size_t) c->n_behaviors, E);
-	init_embedding(&rng, m->p.gap_emb, (size_t) c->n_gap_buckets, E);
+	init_embedding(&rng, m->p.item_emb, (size_t) c->n_items, E, std);
+	init_embedding(&rng, m->p.behavior_emb, (size_t) c->n_behaviors, E, std);
+	init_embedding(&rng, m->p.gap_emb, (size_t) c->n_gap_buckets, E, std);
 	for (int i = 0; i < c->n_widths; i++)
 	{
 		/* torch Conv1d / Linear: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), same for bias */
@@ -259,10 +261,16 @@ us_model_clone(const us_model *src, const us_allocator *alloc, us_model **out)
 us_status
 us_model_copy_weights(us_model *dst, const us_model *src)
 {
+	us_model_config a,
+				b;
+
 	if (dst == NULL || src == NULL)
 		return US_EINVAL;
-	if (dst->n_params != src->n_params ||
-		memcmp(&dst->cfg, &src->cfg, sizeof(us_model_config)) != 0)
+	/* the shape must agree; creation / training-only fields need not */
+	a = dst->cfg;
+	b = src->cfg;
+	a.embed_init_std = b.embed_init_std = 0.0f;
+	if (dst->n_params != src->n_params || memcmp(&a, &b, sizeof(us_model_config)) != 0)
 		return US_EINVAL;
 	if (dst != src)
 		memcpy(dst->params_block, src->params_block, src->n_params * sizeof(float));

@@ -46,9 +46,11 @@ struct us_trainer
 	float	   *m1;
 	float	   *m2;
 	int64_t		t;				/* optimizer steps so far */
+	uint32_t	frozen;			/* US_BLOCK_* left unchanged by the optimizer */
 	int64_t		stamp;
 	touch		tch[3];			/* item, behaviour, gap rows */
 	int32_t    *perm;
+	int32_t    *bounds;			/* (perm_cap + 1) first shuffled sequence of every step */
 	int32_t		perm_cap;
 	double	   *neg_cdf;		/* sampled softmax: cumulative distribution over the rows
 								 * after padding (US_ROW_OOV ..) */
@@ -386,6 +388,8 @@ optimizer_step(us_trainer *tr, float lr)
 	size_t		off[3];
 	int32_t		rows[3];
 	size_t		dense0;
+	size_t		bounds[4];
+	const uint32_t bits[3] = {US_BLOCK_CONV, US_BLOCK_DENSE, US_BLOCK_OUTPUT};
 	opt_step	s;
 
 	emb_tables(model, off, rows);
@@ -410,13 +414,22 @@ optimizer_step(us_trainer *tr, float lr)
 		s.bc1 = 1.0f;
 	if (s.bc2 <= 0.0f)
 		s.bc2 = 1.0f;
+	/* conv, dense and output lie in this order after the embeddings */
+	bounds[0] = dense0;
+	bounds[1] = (size_t) (model->p.dense_w - model->params_block);
+	bounds[2] = (size_t) ((model->p.out_w ? model->p.out_w : model->p.out_b) - model->params_block);
+	bounds[3] = model->n_params;
+	/* frozen blocks: zero gradients (out of the clip norm, no update, no weight decay) */
+	for (int b = 0; b < 3; b++)
+		if (tr->frozen & bits[b])
+			memset(tr->grads + bounds[b], 0, (bounds[b + 1] - bounds[b]) * sizeof(float));
 	if (tc->clip_norm > 0.0f)
 	{
 		double		ss = sumsq(tr->grads + dense0, model->n_params - dense0);
 		double		norm;
 
 		for (int t = 0; t < 3; t++)
-			for (int32_t i = 0; i < tr->tch[t].n; i++)
+			for (int32_t i = 0; i < tr->tch[t].n && !(tr->frozen & (US_BLOCK_ITEM_EMB << t)); i++)
 				ss += sumsq(tr->grads + off[t] + (size_t) tr->tch[t].list[i] * E, E);
 		norm = sqrt(ss);
 		if (norm > tc->clip_norm)
@@ -428,13 +441,32 @@ optimizer_step(us_trainer *tr, float lr)
 		{
 			size_t		o = off[t] + (size_t) tr->tch[t].list[i] * E;
 
-			update_range(&s, model->params_block + o, tr->grads + o, tr->m1 + o,
-						 tr->m2 ? tr->m2 + o : tr->m1 + o, E);
+			if (tr->frozen & (US_BLOCK_ITEM_EMB << t))
+				memset(tr->grads + o, 0, E * sizeof(float));
+			else
+				update_range(&s, model->params_block + o, tr->grads + o, tr->m1 + o,
+							 tr->m2 ? tr->m2 + o : tr->m1 + o, E);
 		}
 		tr->tch[t].n = 0;
 	}
-	update_range(&s, model->params_block + dense0, tr->grads + dense0, tr->m1 + dense0,
-				 tr->m2 ? tr->m2 + dense0 : tr->m1 + dense0, model->n_params - dense0);
+	if (tr->frozen == 0)
+	{
+		update_range(&s, model->params_block + dense0, tr->grads + dense0, tr->m1 + dense0,
+					 tr->m2 ? tr->m2 + dense0 : tr->m1 + dense0, model->n_params - dense0);
+		return;
+	}
+	for (int b = 0; b < 3; b++)
+		if (!(tr->frozen & bits[b]))
+			update_range(&s, model->params_block + bounds[b], tr->grads + bounds[b],
+						 tr->m1 + bounds[b], tr->m2 ? tr->m2 + bounds[b] : tr->m1 + bounds[b],
+						 bounds[b + 1] - bounds[b]);
+}
+
+void
+us_trainer_freeze(us_trainer *tr, uint32_t blocks)
+{
+	if (tr)
+		tr->frozen = blocks & US_BLOCK_ALL;
 }
 
 /* ------------------------------------------------------------------ trainer */
@@ -570,6 +602,8 @@ us_trainer_free(us_trainer *tr)
 	}
 	if (tr->perm)
 		a.free(a.ctx, tr->perm);
+	if (tr->bounds)
+		a.free(a.ctx, tr->bounds);
 	if (tr->neg_cdf)
 		a.free(a.ctx, tr->neg_cdf);
 	a.free(a.ctx, tr);
@@ -1040,12 +1074,56 @@ threads_stop(us_trainer *tr)
 	tr->nt = 0;
 }
 
+/*
+ * The steps of an epoch over the shuffled tr->perm[0..n-1]: tr->bounds[s] is the first
+ * sequence of step s, tr->bounds[steps] = n; returns steps (-1: a bad sequence id). batch_size
+ * sequences per step, or with batch_examples whole sequences while their training examples
+ * (build_batch's count) fit in batch_size, at least one sequence per step.
+ */
+static int64_t
+batch_bounds(us_trainer *tr, const us_dataset *data, int32_t n)
+{
+	const us_model_config *c = &tr->model->cfg;
+	int32_t		B = tr->tc.batch_size;
+	int32_t		max_ex = tr->tc.max_examples_per_seq;
+	int			prefix = is_prefix_task(c->task);
+	int64_t		steps = 0,
+				in_step = 0;
+
+	for (int32_t i = 0; i < n; i++)
+	{
+		int32_t		s = tr->perm[i];
+		int64_t		k = 1;		/* examples of sequence s (sequence mode: counts 1) */
+
+		if (s < 0 || s >= data->n_seqs)
+			return -1;
+		if (tr->tc.batch_examples && prefix)
+		{
+			int64_t		len = data->offsets[s + 1] - data->offsets[s];
+
+			k = (len > c->max_len ? c->max_len : len) - 1;
+			if (max_ex > 0 && k > max_ex)
+				k = max_ex;
+			if (k < 0)
+				k = 0;
+		}
+		/* a new step at the start, or when s would overflow a non-empty step */
+		if (i == 0 || (in_step > 0 && in_step + k > B))
+		{
+			tr->bounds[steps++] = i;
+			in_step = 0;
+		}
+		in_step += k;
+	}
+	tr->bounds[steps] = n;
+	return steps;
+}
+
 us_status
 us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids, int32_t n,
 				 int32_t epoch, const us_progress *progress, us_epoch_stats *stats)
 {
 	us_model   *model;
-	int32_t		B;
 	int64_t		n_steps;
 	us_rng		rng;
 	double		loss_sum = 0.0;
@@ -1056,7 +1134,6 @@ us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids,
 	if (tr == NULL || data == NULL || (seq_ids == NULL && n > 0) || n < 0 || epoch < 0)
 		return US_EINVAL;
 	model = tr->model;
-	B = tr->tc.batch_size;
 	lr = us_train_learning_rate(&tr->tc, epoch);
 	if (!isfinite(lr))
 		return US_ENONFINITE;
@@ -1066,9 +1143,12 @@ us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids,
 	{
 		if (tr->perm)
 			tr->alloc.free(tr->alloc.ctx, tr->perm);
+		if (tr->bounds)
+			tr->alloc.free(tr->alloc.ctx, tr->bounds);
 		tr->perm_cap = 0;
 		tr->perm = zalloc(&tr->alloc, (size_t) n, sizeof(int32_t));
-		if (tr->perm == NULL)
+		tr->bounds = zalloc(&tr->alloc, (size_t) n + 1, sizeof(int32_t));
+		if (tr->perm == NULL || tr->bounds == NULL)
 			return US_ENOMEM;
 		tr->perm_cap = n;
 	}
@@ -1083,11 +1163,13 @@ us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids,
 		tr->perm[i] = tr->perm[j];
 		tr->perm[j] = t;
 	}
-	n_steps = ((int64_t) n + B - 1) / B;
+	n_steps = n > 0 ? batch_bounds(tr, data, n) : 0;
+	if (n_steps < 0)
+		return US_EINVAL;
 	for (int64_t step = 0; step < n_steps; step++)
 	{
-		int32_t		b0 = (int32_t) (step * B);
-		int32_t		nb = n - b0 < B ? n - b0 : B;
+		int32_t		b0 = tr->bounds[step];
+		int32_t		nb = tr->bounds[step + 1] - b0;
 		double		bl = 0.0;
 		int64_t		n_ex = 0;
 

@@ -19,6 +19,7 @@ int			userseq_threads = 1;
 int			userseq_fold_memory_kb = 256 * 1024;
 int			userseq_train_memory_kb = 2 * 1024 * 1024;
 int			userseq_model_cache_size = 8;
+int			userseq_shared_cache_kb = 1024 * 1024;
 
 static int	applied_threads = -1;
 
@@ -89,6 +90,14 @@ _PG_init(void)
 							&userseq_model_cache_size,
 							8, 1, 64,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	/* superuser: it bounds a server-wide directory, and a small value evicts everyone's images */
+	DefineCustomIntVariable("userseq.shared_cache_size",
+							"Disk (and page cache) for model images shared by all backends, under $PGDATA/pg_userseq.",
+							"The first backend that decodes a deployed model writes its image; later backends and parallel workers map it instead of decoding. Least recently mapped images are removed beyond this size. 0 disables sharing.",
+							&userseq_shared_cache_kb,
+							1024 * 1024, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("userseq");
 	UsApplyThreads();

@@ -23,6 +23,7 @@
 extern int	userseq_threads;		/* BLAS threads for training and scoring */
 extern int	userseq_fold_memory_kb;	/* per-model budget for folded inference tables */
 extern int	userseq_train_memory_kb;	/* budget for a training run's dataset + model */
+extern int	userseq_shared_cache_kb;	/* disk for shared model images, 0 = no sharing */
 extern int	userseq_model_cache_size;	/* decoded models kept per backend */
 
 /*

@@ -23,6 +23,18 @@
  *     plus the popularity baseline. All through us_metrics.h.
  *   peak_rss_mb: ru_maxrss at the end (includes the folded tables); rss_after_train_mb before
  *     any scorer exists.
+ * next_item quality runs (test/bench/nextitem_parity.sh, README "Next-item quality") also use:
+ *   --protocol heldout|loo  heldout: the last round(f*N) lines are held-out users (input all but
+ *     the last id); loo: SASRec's leave-one-out (train on all but the last two ids of every line,
+ *     validate on the second-to-last, --report-test 1 also the last), as torch_textcnn.py does
+ *   --n-neg N (sampled candidates; --negatives FILE, loo also FILE.test, from torch_textcnn.py
+ *     negatives), --tie, --recent-window, --embed-init-std, --clip-norm, --weight-decay,
+ *     --optimizer adamw, --train-negatives M (sampled softmax), --patience P, --batch-examples 1
+ *     (--batch counts training examples; the seq/s figures then assume --batch sequences)
+ *   After every epoch the validation metrics; the model of the best epoch (validation NDCG@10
+ *     over the full catalogue, as userseq_train) is restored for the summary, which adds the
+ *     popularity and first-order markov baselines (transitions of the training part and the
+ *     evaluated inputs, ties by popularity) on the same candidates.
  * Threads: --threads T trains with the core's T worker threads and BLAS on one thread (as the
  * extension does), predicts batches with T BLAS threads, and scores single sequences on one. It does not compute the file's SHA-256 (the script does).
  */
@@ -35,7 +47,9 @@
 
 #define INFER_BATCH 1024
 #define TOP_K 10
-#define N_NEG 99
+#define MAX_NEG 1000
+
+static int	N_NEG = 99;		/* sampled candidates per evaluated sequence (--n-neg) */
 
 typedef struct opts
 {
@@ -47,7 +61,8 @@ typedef struct opts
 	int32_t		n_widths;
 	int32_t		widths[US_MAX_WIDTHS];
 	int32_t		max_ex, infer_batches;
-	float		dropout, lr;
+	int32_t		tie, recent, loo, patience, report_test, train_neg, adamw, batch_examples;
+	float		dropout, lr, init_std, clip, wd, embed_dropout;
 	double		valid_fraction, score_seconds;
 	uint64_t	seed, negatives_seed;
 } opts;
@@ -211,6 +226,36 @@ parse_args(int argc, char **argv, opts *o)
 			o->infer_batches = atoi(v);
 		else if (!strcmp(a, "--score-seconds"))
 			o->score_seconds = strtod(v, NULL);
+		else if (!strcmp(a, "--batch-examples"))
+			o->batch_examples = atoi(v);
+		else if (!strcmp(a, "--tie"))
+			o->tie = atoi(v);
+		else if (!strcmp(a, "--recent-window"))
+			o->recent = atoi(v);
+		else if (!strcmp(a, "--protocol"))
+		{
+			if (strcmp(v, "heldout") && strcmp(v, "loo"))
+				die("--protocol is heldout or loo");
+			o->loo = !strcmp(v, "loo");
+		}
+		else if (!strcmp(a, "--n-neg"))
+			N_NEG = atoi(v);
+		else if (!strcmp(a, "--patience"))
+			o->patience = atoi(v);
+		else if (!strcmp(a, "--report-test"))
+			o->report_test = atoi(v);
+		else if (!strcmp(a, "--train-negatives"))
+			o->train_neg = atoi(v);
+		else if (!strcmp(a, "--optimizer"))
+			o->adamw = !strcmp(v, "adamw");
+		else if (!strcmp(a, "--embed-init-std"))
+			o->init_std = strtof(v, NULL);
+		else if (!strcmp(a, "--clip-norm"))
+			o->clip = strtof(v, NULL);
+		else if (!strcmp(a, "--weight-decay"))
+			o->wd = strtof(v, NULL);
+		else if (!strcmp(a, "--embed-dropout"))
+			o->embed_dropout = strtof(v, NULL);
 		else
 		{
 			fprintf(stderr, "core_train: unknown option %s\n", a);
@@ -223,6 +268,12 @@ parse_args(int argc, char **argv, opts *o)
 		die("--task is binary or next_item");
 	if (!(o->valid_fraction > 0.0 && o->valid_fraction < 1.0))
 		die("--valid-fraction must lie strictly between 0 and 1");
+	if (o->embed_dropout != 0.0f)
+		die("--embed-dropout: not in this core yet");
+	if (N_NEG < 1 || N_NEG > MAX_NEG)
+		die("--n-neg must be 1..1000");
+	if (o->loo && strcmp(o->task, "next_item"))
+		die("--protocol loo is for next_item");
 	if (o->epochs < 1 || o->batch < 1 || o->threads < 1 || o->warmup < 0 || o->infer_batches < 1)
 		die("--epochs, --batch, --threads, --infer-batches must be >= 1, --warmup-steps >= 0");
 }
@@ -244,7 +295,7 @@ read_negatives(const char *path, int32_t n_valid, int32_t vocab)
 	for (int32_t s = 0; s < n_valid; s++)
 	{
 		if (t.off[s + 1] - t.off[s] != N_NEG)
-			die("--negatives: need 99 ids per line");
+			die("--negatives: need --n-neg ids per line");
 		for (int j = 0; j < N_NEG; j++)
 			rows[(size_t) s * N_NEG + j] = t.ids[t.off[s] + j] + 1;
 	}
@@ -311,7 +362,7 @@ static void
 rank_add(rank_acc *r, const float *scores, int32_t n_rows, int32_t target, const int32_t *neg,
 		 const uint8_t *skip)
 {
-	float		cand[N_NEG + 1];
+	float		cand[MAX_NEG + 1];
 
 	us_ranking_add(&r->full, us_rank_of_target(scores, (size_t) n_rows, (size_t) target, skip));
 	cand[0] = scores[target];
@@ -534,6 +585,219 @@ scorer_agreement(const us_model *m, us_scorer *sc, const us_dataset *vd, int32_t
 	return worst;
 }
 
+/*
+ * --protocol loo (SASRec's leave-one-out): t becomes [each line's ids but its last two, for
+ * lines with >= 4 ids] then [each line with >= 3 ids without its last id] (the validation
+ * part: its last id is the target); test gets every line with >= 3 ids as is (its last id is
+ * the test target). Returns the number of validation lines.
+ */
+static int32_t
+loo_transform(bench_tsv *t, bench_tsv *test)
+{
+	bench_tsv	o;
+	int64_t		n_ids = 0;
+	int32_t		n = 0,
+				nv = 0;
+
+	memset(&o, 0, sizeof o);
+	memset(test, 0, sizeof *test);
+	o.off = xmalloc(sizeof(int64_t) * (2 * (size_t) t->n + 1));
+	o.ids = xmalloc(sizeof(int32_t) * (2 * (size_t) t->off[t->n] + 1));
+	o.label = xmalloc(sizeof(float) * (2 * (size_t) t->n + 1));
+	test->off = xmalloc(sizeof(int64_t) * ((size_t) t->n + 1));
+	test->ids = xmalloc(sizeof(int32_t) * ((size_t) t->off[t->n] + 1));
+	test->label = xmalloc(sizeof(float) * ((size_t) t->n + 1));
+	o.off[0] = 0;
+	test->off[0] = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (int32_t s = 0; s < t->n; s++)
+		{
+			int64_t		a = t->off[s],
+						len = t->off[s + 1] - a;
+			int64_t		keep = pass == 0 ? len - 2 : len - 1;
+
+			if ((pass == 0 && len < 4) || (pass == 1 && len < 3))
+				continue;
+			memcpy(o.ids + n_ids, t->ids + a, sizeof(int32_t) * keep);
+			n_ids += keep;
+			o.label[n] = NAN;
+			o.off[++n] = n_ids;
+			if (pass == 1)
+			{
+				nv++;
+				memcpy(test->ids + test->off[test->n], t->ids + a, sizeof(int32_t) * len);
+				test->label[test->n] = NAN;
+				test->off[test->n + 1] = test->off[test->n] + len;
+				test->n++;
+			}
+		}
+	o.n = n;
+	o.max_id = t->max_id;
+	test->max_id = t->max_id;
+	bench_tsv_free(t);
+	*t = o;
+	return nv;
+}
+
+/* next_item evaluation set from lines s0..s1-1 of t: input = all but the last id (the
+ * target); lines with < 2 ids are left out. */
+static void
+build_eval(const bench_tsv *t, int32_t s0, int32_t s1, us_dataset *d)
+{
+	int64_t    *off = xmalloc(sizeof(int64_t) * ((size_t) (s1 - s0) + 1));
+	int32_t    *items = xmalloc(sizeof(int32_t) * (size_t) (t->off[s1] - t->off[s0] + 1));
+	int32_t    *cls = xmalloc(sizeof(int32_t) * ((size_t) (s1 - s0) + 1));
+	int32_t		k = 0;
+	int64_t		n = 0;
+
+	off[0] = 0;
+	for (int32_t s = s0; s < s1; s++)
+	{
+		int64_t		a = t->off[s],
+					b = t->off[s + 1];
+
+		if (b - a < 2)
+			continue;
+		cls[k] = t->ids[b - 1] + 1;
+		for (int64_t i = a; i < b - 1; i++)
+			items[n++] = t->ids[i] + 1;
+		off[++k] = n;
+	}
+	memset(d, 0, sizeof *d);
+	d->n_seqs = k;
+	d->offsets = off;
+	d->items = items;
+	d->classes = cls;
+}
+
+/*
+ * Baselines on an evaluation set, ranked like the model (double scores): popularity = training
+ * counts; first-order markov = count(last input item -> candidate) over the transitions of the
+ * training sequences and the evaluated inputs (each cut to its last L events), ties by
+ * popularity. Rows are item rows (id + 1).
+ */
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t		x = *(const int64_t *) a,
+				y = *(const int64_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+static int64_t
+rank_double(const double *sc, int32_t n_rows, int32_t target)
+{
+	int64_t		r = 0;
+
+	for (int32_t i = 2; i < n_rows; i++)
+		r += sc[i] >= sc[target];
+	return r;
+}
+
+static void
+baselines(const us_dataset *td, const int32_t *train_ids, int32_t n_train, const us_dataset *ed,
+		  const int32_t *neg, const uint32_t *counts, int32_t n_rows, int32_t L,
+		  us_ranking_metrics out[4])	/* pop full, pop sampled, markov full, markov sampled */
+{
+	int64_t		cap = 0,
+				np = 0;
+	int64_t    *pairs;
+	int64_t    *first = xmalloc(sizeof(int64_t) * ((size_t) n_rows + 1));
+	int32_t    *nxt;
+	int32_t    *cnt;
+	int64_t		nu = 0;
+	double	   *pop = xmalloc(sizeof(double) * n_rows),
+			   *sc = xmalloc(sizeof(double) * n_rows);
+	double		maxpop = 0;
+	int			k = TOP_K;
+
+	for (int32_t s = 0; s < n_train; s++)
+		cap += td->offsets[train_ids[s] + 1] - td->offsets[train_ids[s]];
+	cap += ed->offsets[ed->n_seqs];
+	pairs = xmalloc(sizeof(int64_t) * ((size_t) cap + 1));
+	for (int pass = 0; pass < 2; pass++)
+	{
+		const us_dataset *d = pass == 0 ? td : ed;
+		int32_t		n = pass == 0 ? n_train : ed->n_seqs;
+
+		for (int32_t i = 0; i < n; i++)
+		{
+			int32_t		s = pass == 0 ? train_ids[i] : i;
+			int64_t		b = d->offsets[s + 1],
+						a = b - d->offsets[s] > L ? b - L : d->offsets[s];
+
+			for (int64_t j = a + 1; j < b; j++)
+				pairs[np++] = (int64_t) d->items[j - 1] * n_rows + d->items[j];
+		}
+	}
+	qsort(pairs, (size_t) np, sizeof(int64_t), cmp_i64);
+	nxt = xmalloc(sizeof(int32_t) * ((size_t) np + 1));
+	cnt = xmalloc(sizeof(int32_t) * ((size_t) np + 1));
+	for (int32_t r = 0; r <= n_rows; r++)
+		first[r] = -1;
+	for (int64_t i = 0; i < np; i++)
+	{
+		if (i > 0 && pairs[i] == pairs[i - 1])
+		{
+			cnt[nu - 1]++;
+			continue;
+		}
+		if (first[pairs[i] / n_rows] < 0)
+			first[pairs[i] / n_rows] = nu;
+		nxt[nu] = (int32_t) (pairs[i] % n_rows);
+		cnt[nu] = 1;
+		pairs[nu] = pairs[i] / n_rows;	/* now: the source row of unique pair nu */
+		nu++;
+	}
+	pop[0] = pop[1] = 0;
+	for (int32_t r = 2; r < n_rows; r++)
+	{
+		pop[r] = counts[r - 2];
+		if (pop[r] > maxpop)
+			maxpop = pop[r];
+	}
+	for (int q = 0; q < 4; q++)
+		us_ranking_init(&out[q], &k, 1);
+	for (int32_t s = 0; s < ed->n_seqs; s++)
+	{
+		int32_t		tg = ed->classes[s];
+		const int32_t *ng = neg + (size_t) s * N_NEG;
+		int64_t		b = ed->offsets[s + 1];
+
+		for (int m = 0; m < 2; m++)
+		{
+			int64_t		rs = 1;
+
+			if (m == 0)
+				memcpy(sc, pop, sizeof(double) * n_rows);
+			else
+			{
+				for (int32_t r = 0; r < n_rows; r++)
+					sc[r] = pop[r] / (maxpop + 1.0);
+				if (b > ed->offsets[s])
+				{
+					int32_t		last = ed->items[b - 1];
+
+					if (first[last] >= 0)
+						for (int64_t u = first[last]; u < nu && pairs[u] == last; u++)
+							sc[nxt[u]] += cnt[u];
+				}
+			}
+			us_ranking_add(&out[2 * m], rank_double(sc, n_rows, tg));
+			for (int j = 0; j < N_NEG; j++)
+				rs += sc[ng[j]] >= sc[tg];
+			us_ranking_add(&out[2 * m + 1], rs);
+		}
+	}
+	free(pairs);
+	free(first);
+	free(nxt);
+	free(cnt);
+	free(pop);
+	free(sc);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -576,6 +840,15 @@ main(int argc, char **argv)
 	const char *blas_env = getenv("OPENBLAS_NUM_THREADS");
 	us_ranking_metrics pop_full,
 				pop_sampled;
+	us_ranking_metrics base[2][4];	/* valid, test: popularity full / sampled, markov full / sampled */
+	bench_tsv	test_tsv;
+	us_dataset	xd;				/* loo: test set */
+	int32_t    *xneg = NULL;
+	us_model   *best = NULL;
+	int			best_epoch = 0,
+				bad = 0;
+	double		best_metric = -1.0;
+	eval_out	xev;
 
 	parse_args(argc, argv, &o);
 	/* training threads are the core's own (tc.n_threads) with BLAS on one thread, as the
@@ -591,7 +864,15 @@ main(int argc, char **argv)
 		die(err);
 	if (tsv.n < 2)
 		die("need at least 2 sequences");
-	n_valid = (int32_t) nearbyint(o.valid_fraction * tsv.n);	/* ties to even, as Python's round */
+	memset(&xd, 0, sizeof xd);
+	memset(&test_tsv, 0, sizeof test_tsv);
+	if (o.loo)
+	{
+		n_valid = loo_transform(&tsv, &test_tsv);
+		build_eval(&test_tsv, 0, test_tsv.n, &xd);
+	}
+	else
+		n_valid = (int32_t) nearbyint(o.valid_fraction * tsv.n);	/* ties to even, as Python's round */
 	n_train = tsv.n - n_valid;
 	if (n_train < 1 || n_valid < 1)
 		die("--valid-fraction leaves no training or no validation sequences");
@@ -692,20 +973,18 @@ main(int argc, char **argv)
 	{
 		neg = o.negatives ? read_negatives(o.negatives, n_valid, V)
 			: draw_negatives(vitems, voff, n_valid, vclass, n_rows, o.negatives_seed);
-		/* popularity baseline, same ranking code */
+		baselines(&td, train_ids, n_train, &vd, neg, voc.item_counts, n_rows, o.max_len, base[0]);
+		pop_full = base[0][0];
+		pop_sampled = base[0][1];
+		if (o.loo)
 		{
-			float	   *pop = xmalloc(sizeof(float) * n_rows);
-			rank_acc	pr;
+			char		path[4096];
 
-			pop[0] = pop[1] = 0.0f;
-			for (int32_t r = 2; r < n_rows; r++)
-				pop[r] = (float) voc.item_counts[r - 2];
-			rank_init(&pr);
-			for (int32_t s = 0; s < n_valid; s++)
-				rank_add(&pr, pop, n_rows, vclass[s], neg + (size_t) s * N_NEG, skip);
-			pop_full = pr.full;
-			pop_sampled = pr.sampled;
-			free(pop);
+			snprintf(path, sizeof path, "%s.test", o.negatives ? o.negatives : "");
+			xneg = o.negatives ? read_negatives(path, xd.n_seqs, V)
+				: draw_negatives(xd.items, xd.offsets, xd.n_seqs, xd.classes, n_rows,
+								 o.negatives_seed + 1);
+			baselines(&td, train_ids, n_train, &xd, xneg, voc.item_counts, n_rows, o.max_len, base[1]);
 		}
 	}
 	load_s = bench_now() - load0;
@@ -721,6 +1000,10 @@ main(int argc, char **argv)
 	memcpy(cfg.widths, o.widths, sizeof(o.widths));
 	cfg.hidden_dim = o.hidden;
 	cfg.dropout = o.dropout;
+	cfg.recent_window = o.recent;
+	if (o.init_std > 0)			/* else the core's default for the task */
+		cfg.embed_init_std = o.init_std;
+	cfg.tie_output = o.tie;
 	if (us_model_config_validate(&cfg, msg, sizeof msg) != US_OK)
 		die(msg);
 	us_train_config_default(&tc);
@@ -730,6 +1013,11 @@ main(int argc, char **argv)
 	tc.seed = o.seed;
 	tc.n_threads = o.threads;
 	tc.max_examples_per_seq = o.max_ex;
+	tc.clip_norm = o.clip;
+	tc.batch_examples = o.batch_examples;
+	tc.weight_decay = o.wd;
+	tc.optimizer = o.adamw ? US_OPT_ADAMW : US_OPT_ADAM;
+	tc.n_negatives = o.train_neg;
 	if (us_train_config_validate(&tc, msg, sizeof msg) != US_OK)
 		die(msg);
 	check(us_model_create(&cfg, &voc, o.seed, us_malloc_allocator(), &m), "us_model_create");
@@ -771,6 +1059,13 @@ main(int argc, char **argv)
 		printf("{\"type\": \"epoch\", \"system\": \"userseq\", \"epoch\": %d, \"steps\": %lld, "
 			   "\"train_loss\": %.6f, ", ep + 1, (long long) clk.step, es.loss);
 		print_eval(&ev, next_item);
+		if (o.loo && o.report_test)
+		{
+			evaluate(m, &xd, 1, xneg, skip, &xev);
+			printf(", \"test\": {");
+			print_eval(&xev, 1);
+			printf("}");
+		}
 		printf(", \"train_examples\": %lld, \"train_examples_per_s\": %.1f, \"train_seq_per_s\": %.1f, "
 			   "\"train_s\": %.3f, \"eval_s\": %.3f}\n",
 			   (long long) es.examples,
@@ -778,6 +1073,35 @@ main(int argc, char **argv)
 			   clk.ep_timed_s > 0 ? clk.ep_timed_seqs / clk.ep_timed_s : NAN,
 			   train_s, bench_now() - t_ep - train_s);
 		fflush(stdout);
+		if (next_item)
+		{
+			double		hr,
+						ndcg,
+						mrr;
+
+			/* best epoch by validation NDCG@10 over the full catalogue (as userseq_train) */
+			us_ranking_result(&ev.rank.full, &hr, &ndcg, &mrr);
+			if (ndcg > best_metric)
+			{
+				best_metric = ndcg;
+				best_epoch = ep + 1;
+				bad = 0;
+				if (best == NULL)
+					check(us_model_clone(m, us_malloc_allocator(), &best), "us_model_clone");
+				else
+					check(us_model_copy_weights(best, m), "us_model_copy_weights");
+			}
+			else if (o.patience > 0 && ++bad >= o.patience)
+				break;
+		}
+	}
+	if (best)
+	{
+		check(us_model_copy_weights(m, best), "us_model_copy_weights");
+		evaluate(m, &vd, next_item, neg, skip, &ev);
+		if (o.loo && o.report_test)
+			evaluate(m, &xd, 1, xneg, skip, &xev);
+		us_model_free(best);
 	}
 	if (clk.step <= o.warmup)
 		die("need more training steps than --warmup-steps");
@@ -832,12 +1156,35 @@ main(int argc, char **argv)
 		printf("}, ");
 		if (next_item)
 		{
-			printf("\"negatives\": \"%s\", \"popularity_baseline\": {",
-				   o.negatives ? "file (peer sampler)" : "own draws (us_rng)");
+			printf("\"negatives\": \"%s\", \"n_neg\": %d, \"protocol\": \"%s\", "
+				   "\"best_epoch\": %d, \"tie\": %d, \"recent_window\": %d, \"embed_init_std\": %g, "
+				   "\"clip_norm\": %g, \"weight_decay\": %g, \"embed_dropout\": %g, \"batch_examples\": %d, "
+				   "\"popularity_baseline\": {",
+				   o.negatives ? "file (peer sampler)" : "own draws (us_rng)", N_NEG,
+				   o.loo ? "loo" : "heldout", best_epoch, o.tie, o.recent, (double) cfg.embed_init_std, o.clip,
+				   o.wd, o.embed_dropout, o.batch_examples);
 			print_ranking("full_ranking", &pop_full);
 			printf(", ");
 			print_ranking("sampled_99", &pop_sampled);
+			printf("}, \"markov_baseline\": {");
+			print_ranking("full_ranking", &base[0][2]);
+			printf(", ");
+			print_ranking("sampled_99", &base[0][3]);
 			printf("}, ");
+			if (o.loo && o.report_test)
+			{
+				printf("\"test\": {");
+				print_eval(&xev, 1);
+				printf(", \"popularity\": {");
+				print_ranking("full_ranking", &base[1][0]);
+				printf(", ");
+				print_ranking("sampled_99", &base[1][1]);
+				printf("}, \"markov\": {");
+				print_ranking("full_ranking", &base[1][2]);
+				printf(", ");
+				print_ranking("sampled_99", &base[1][3]);
+				printf("}}, ");
+			}
 		}
 		printf("\"peak_rss_mb\": %.1f, \"rss_after_train_mb\": %.1f, \"data_load_s\": %.3f, "
 			   "\"wall_s\": %.3f, \"openblas_threads\": %d, \"openblas_num_threads_env\": \"%s\", "

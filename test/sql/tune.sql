@@ -66,6 +66,12 @@ SELECT trial, status FROM userseq_tune('tu_e', 'SELECT seq FROM tu_seqs ORDER BY
 	'{"epochs": 1, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8, "threads": 1}', 4,
 	space => '{"learning_rate": null, "batch_size": null, "dropout": null, "weight_decay": null, "filter_widths": null, "recent_window": null, "tie_output": null}');
 
+-- tie_output fixed in options: every draw keeps hidden_dim = embedding_dim
+SELECT count(*) AS trials, bool_and(options->'hidden_dim' = options->'embedding_dim') AS tied_dims
+FROM userseq_tune('tu_g', 'SELECT seq FROM tu_seqs ORDER BY user_id', 'next_item',
+	'{"epochs": 1, "tie_output": true, "threads": 1}', 3,
+	space => '{"embedding_dim": [8, 16], "hidden_dim": [8, 16], "learning_rate": null, "batch_size": null, "dropout": null, "weight_decay": null, "filter_widths": null, "recent_window": null, "num_filters": [8]}');
+
 -- statement_timeout cancels the search and nothing is written
 SET statement_timeout = '400ms';
 SELECT count(*) FROM userseq_tune('tu_f', 'SELECT seq FROM tu_seqs ORDER BY user_id', 'next_item',
@@ -100,5 +106,6 @@ SELECT tu_err('[1, 2]');
 SELECT tu_err('{"tie_output": [true]}', task => 'binary');
 SELECT tu_err(NULL, '{"learnin_rate": 0.1}');
 SELECT tu_err(NULL, trials => 0);
+SELECT tu_err(NULL, '{"warm_start": true}');
 SELECT tu_err(NULL, task => 'next_thing');
 SELECT count(*) AS nothing_written FROM models WHERE name = 'tu_x';

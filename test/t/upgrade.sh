@@ -65,7 +65,7 @@ scores() {
 }
 catalog() {
 	q $1 -c "SELECT model_id, name, version, task, md5(weights), config, metrics, deployed, run_id, owner, created_at FROM models ORDER BY model_id" \
-		-c "SELECT l.* FROM training_log l ORDER BY 1, 2, 3"
+		-c "SELECT run_id, model, version, epoch, train_loss, valid_loss, valid_metric, metric_name, learning_rate, seconds, logged_at FROM training_log l ORDER BY 1, 2, 3"
 }
 scores $old >"$tmp/scores.before" || { echo "not ok - scoring 0.1.0"; exit 1; }
 catalog $old >"$tmp/catalog.before"
@@ -83,6 +83,8 @@ check "every model scores identically after the update ($(wc -l <"$tmp/scores.be
 	cmp -s "$tmp/scores.before" "$tmp/scores.after"
 check "models and training_log are identical after the update" \
 	cmp -s "$tmp/catalog.before" "$tmp/catalog.after"
+check "runs logged by 0.1.0 read as first runs (training_run 1, continues nothing)" \
+	test "$(q $old -c "SELECT count(*) FILTER (WHERE training_run <> 1 OR continues_run IS NOT NULL) || '/' || (count(*) > 0) FROM training_log")" = "0/true"
 check "training continues after the update (new version 2 of u_ni, fresh run id)" \
 	test "$(q $old -c "SET client_min_messages = warning" \
 		-c "SELECT count(*) FROM userseq_train('u_ni', 'SELECT seq FROM d ORDER BY user_id', 'next_item', '{\"epochs\": 1, \"embedding_dim\": 8, \"num_filters\": 8, \"hidden_dim\": 8}')" \

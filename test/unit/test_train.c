@@ -710,6 +710,70 @@ test_threads(void)
 	}
 }
 
+/* a progress callback that records the steps it is told about */
+static int
+count_steps(void *ctx, int64_t done, int64_t total)
+{
+	int64_t    *c = ctx;
+
+	c[0] = done;
+	c[1] = total;
+	return 0;
+}
+
+/*
+ * batch_examples: whole sequences fill a step while their prefix examples fit in batch_size
+ * (at least one sequence per step). Sequence lengths 12..31 capped at max_len 40: 11..30
+ * examples each. batch_size 1: one sequence per step; batch_size >= all examples: one step;
+ * batch_size 60: every step but the last holds > 60 - 30 examples, so steps <= total / 31 + 1,
+ * and the epoch's examples are all of them. batch_examples 0 keeps ceil(n / batch_size).
+ */
+static void
+test_batch_examples(void)
+{
+	us_rng		rng;
+	set			tr;
+	us_train_config tc;
+	int64_t		total = 0;
+	int			B[4] = {1, 60, 1 << 16, 7};
+
+	us_rng_seed(&rng, 11);
+	make_set(&tr, 3, 40, &rng);
+	for (int i = 0; i < tr.n; i++)
+		total += tr.off[i + 1] - tr.off[i] - 1;
+	for (int k = 0; k < 4; k++)
+	{
+		us_model   *m = new_model(US_TASK_NEXT_ITEM, NV + 2, 0, 3);
+		us_trainer *t = NULL;
+		int32_t    *ids = iota(tr.n);
+		int64_t		seen[2] = {0, 0};
+		us_progress pr = {count_steps, seen};
+		us_epoch_stats es;
+
+		us_train_config_default(&tc);
+		tc.batch_size = B[k];
+		tc.batch_examples = k < 3;
+		CHECK_OK(us_trainer_create(m, &tc, us_malloc_allocator(), &t));
+		CHECK_OK(us_trainer_epoch(t, &tr.ds, ids, tr.n, 0, &pr, &es));
+		CHECK(es.examples == total, "batch %d: every example once (%lld of %lld)", B[k],
+			  (long long) es.examples, (long long) total);
+		CHECK(seen[0] == es.steps && seen[1] == es.steps, "batch %d: progress sees every step", B[k]);
+		if (k == 0)
+			CHECK(es.steps == tr.n, "1 example per step: one sequence per step (%lld)", (long long) es.steps);
+		else if (k == 1)
+			CHECK(es.steps > total / 60 && es.steps <= total / 31 + 1,
+				  "60 examples per step: %lld steps for %lld examples", (long long) es.steps, (long long) total);
+		else if (k == 2)
+			CHECK(es.steps == 1, "a batch larger than the data: one step");
+		else
+			CHECK(es.steps == (tr.n + 6) / 7, "sequence batches: ceil(n / 7) steps");
+		us_trainer_free(t);
+		free(ids);
+		us_model_free(m);
+	}
+	set_free(&tr);
+}
+
 int
 main(void)
 {
@@ -722,6 +786,7 @@ main(void)
 	if (!quick)
 		next_item_case("next_item tied full", 1, 0, 0.15);
 	test_misc();
+	test_batch_examples();
 	openblas_set_num_threads(1);
 	test_threads();
 	/* the convergence cases again on the trainer's own threads */

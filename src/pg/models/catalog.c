@@ -430,23 +430,42 @@ UsCatalogStore(const UsStoreRequest *req, UsStoreResult *res)
 	{
 		Oid			types[10] = {INT8OID, TEXTOID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID,
 		FLOAT8OID, TEXTOID, FLOAT8OID, FLOAT8OID};
-		char	   *sql = psprintf("INSERT INTO %s (run_id, model, version, epoch, train_loss, "
-								   "valid_loss, valid_metric, metric_name, learning_rate, seconds, "
-								   "logged_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-								   UsQualified("training_log"));
-		Oid			types11[11];
+
+		/*
+		 * A first run leaves training_run and continues_run to their defaults, so a catalog
+		 * still at 0.1.0 (library updated, ALTER EXTENSION not yet run) takes it; a warm start
+		 * needs the 0.2.0 columns.
+		 */
+		bool		continues = req->continues_run != 0 || req->training_run > 1;
+		int			nargs = continues ? 13 : 11;
+		char	   *sql;
+		Oid			types11[13];
 		SPIPlanPtr	plan;
+
+		if (continues && get_attnum(UsCatalogRel("training_log"), "continues_run") == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("a warm start needs the 0.2.0 training_log"),
+					 errhint("Run ALTER EXTENSION userseq UPDATE.")));
+		sql = psprintf("INSERT INTO %s (run_id, model, version, epoch, train_loss, "
+					   "valid_loss, valid_metric, metric_name, learning_rate, seconds, "
+					   "logged_at%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11%s)",
+					   UsQualified("training_log"),
+					   continues ? ", training_run, continues_run" : "",
+					   continues ? ", $12, $13" : "");
 
 		memcpy(types11, types, sizeof(types));
 		types11[10] = TIMESTAMPTZOID;
-		plan = SPI_prepare(sql, 11, types11);
+		types11[11] = INT4OID;
+		types11[12] = INT8OID;
+		plan = SPI_prepare(sql, nargs, types11);
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the training_log insert");
 		for (int32 i = 0; i < req->n_epochs; i++)
 		{
 			const UsEpochRow *r = &req->epochs[i];
-			Datum		args[11];
-			char		nulls[12] = "           ";
+			Datum		args[13];
+			char		nulls[14] = "             ";
 
 			args[0] = Int64GetDatum(req->run_id);
 			args[1] = CStringGetTextDatum(req->name);
@@ -459,6 +478,10 @@ UsCatalogStore(const UsStoreRequest *req, UsStoreResult *res)
 			args[8] = Float8GetDatum(r->learning_rate);
 			args[9] = Float8GetDatum(r->seconds);
 			args[10] = TimestampTzGetDatum(r->ended_at);
+			args[11] = Int32GetDatum(req->training_run > 0 ? req->training_run : 1);
+			args[12] = Int64GetDatum(req->continues_run);
+			if (req->continues_run == 0)
+				nulls[12] = 'n';
 			if (isnan(r->valid_metric))
 				nulls[6] = 'n';
 			if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT)

@@ -53,6 +53,8 @@ typedef struct UsStoreRequest
 	const UsEpochRow *epochs;
 	int32		n_epochs;
 	const char *metric_name;
+	int32		training_run;	/* 1, or the continued run's + 1 (warm start) */
+	int64		continues_run;	/* warm start: the run continued, 0: none */
 	/* deploy policy */
 	bool		deploy;			/* deploy unconditionally */
 	bool		deploy_if_not_worse;	/* retrain: compare with the deployed version */

@@ -30,6 +30,7 @@
 #include "utils/snapmgr.h"
 
 #include "models/model_cache.h"
+#include "models/shared_cache.h"
 #include "userseq_pg.h"
 #include "userseq/us_format.h"
 
@@ -249,7 +250,7 @@ UsVerifyBody(Datum weights, const us_format_header *h, const char *what)
  * it with the query; only a complete entry is moved under TopMemoryContext.
  */
 static UsModelEntry *
-UsCacheLoad(Datum weights, const us_format_header *h, bool by_name, int64 model_id,
+UsCacheLoad(Datum weights, const us_format_header *h, const char *name, int64 model_id,
 			int32 version, const char *what)
 {
 	MemoryContext cxt;
@@ -263,25 +264,31 @@ UsCacheLoad(Datum weights, const us_format_header *h, bool by_name, int64 model_
 	alloc = UsContextAllocator(cxt);
 	entry = MemoryContextAllocZero(cxt, sizeof(UsModelEntry));
 	entry->cxt = cxt;
-	entry->by_name = by_name;
+	entry->by_name = name != NULL;
 	entry->model_id = model_id;
 	entry->version = version;
 	entry->crc = h->crc32c;
 	entry->total_size = h->total_size;
 
-	full = DatumGetByteaPP(weights);
-	st = us_model_decode((const uint8 *) VARDATA_ANY(full), VARSIZE_ANY_EXHDR(full), &alloc,
-						 &entry->model);
-	UsCheckStatus(st, what, NULL);
-	if ((Pointer) full != DatumGetPointer(weights))
-		pfree(full);
-	stat_decodes++;
-
 	/* fold_memory is in kB; folding applies when the tables fit, else the direct path */
 	budget = (size_t) userseq_fold_memory_kb * 1024;
-	UsApplyThreads();
-	st = us_scorer_create(entry->model, budget, &alloc, &entry->scorer);
-	UsCheckStatus(st, what, NULL);
+
+	/* a deployed model another backend already built: map its image, no detoast, no decode */
+	if (!UsSharedOpen(entry, name, budget))
+	{
+		full = DatumGetByteaPP(weights);
+		st = us_model_decode((const uint8 *) VARDATA_ANY(full), VARSIZE_ANY_EXHDR(full), &alloc,
+							 &entry->model);
+		UsCheckStatus(st, what, NULL);
+		if ((Pointer) full != DatumGetPointer(weights))
+			pfree(full);
+		stat_decodes++;
+
+		UsApplyThreads();
+		st = us_scorer_create(entry->model, budget, &alloc, &entry->scorer);
+		UsCheckStatus(st, what, NULL);
+		UsSharedPublish(entry, name, budget);
+	}
 
 	MemoryContextSetParent(cxt, TopMemoryContext);
 	UsCacheMakeRoom();
@@ -450,7 +457,7 @@ UsResolveName(FunctionCallInfo fcinfo, const char *name)
 			/* decode into a context that outlives SPI_finish */
 			MemoryContext spi = MemoryContextSwitchTo(caller);
 
-			entry = UsCacheLoad(weights, &h, true, model_id, version, what);
+			entry = UsCacheLoad(weights, &h, name, model_id, version, what);
 			MemoryContextSwitchTo(spi);
 		}
 		entry->row_xmin = xmin;
@@ -545,7 +552,7 @@ UsModelByValue(FunctionCallInfo fcinfo, Datum weights)
 	{
 		entry = UsCacheFind(false, 0, 0, h.crc32c, h.total_size);
 		if (entry == NULL)
-			entry = UsCacheLoad(weights, &h, false, 0, 0, "load model from bytea");
+			entry = UsCacheLoad(weights, &h, NULL, 0, 0, "load model from bytea");
 		else
 			UsVerifyBody(weights, &h, "load model from bytea");
 		UsEntryPin(entry);

@@ -11,6 +11,7 @@
 
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
@@ -36,11 +37,12 @@ UsParseTask(const char *task)
 /* ------------------------------------------------------------------ options */
 
 static const char *const us_option_names[] = {
-	"batch_size", "behavior", "clip_norm", "deploy", "dropout", "embedding_dim", "epochs",
-	"filter_widths", "hidden_dim", "learning_rate", "lr_gamma", "lr_schedule", "lr_step_epochs",
+	"batch_size", "batch_unit", "behavior", "clip_norm", "deploy", "dropout", "embed_init_std",
+	"embedding_dim", "epochs", "filter_widths", "hidden_dim", "init_from", "learning_rate",
+	"lr_gamma", "lr_schedule", "lr_step_epochs",
 	"max_examples_per_seq", "max_items", "max_len", "min_count", "momentum", "negatives",
 	"num_filters", "optimizer", "patience", "pos_weight", "recent_window", "seed", "threads",
-	"tie_output", "time_gaps", "validation", "weight_decay", NULL
+	"tie_output", "time_gaps", "validation", "warm_start", "weight_decay", NULL
 };
 
 bool
@@ -229,6 +231,96 @@ UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
 				 errmsg("validation method \"leave_one_out\" applies only to tasks next_item and next_behavior")));
 }
 
+/* "init_from": {"model": "name", "version": n, "freeze": ["item_embedding", ...]} */
+static void
+UsParseInitFrom(JsonbValue *v, UsTrainOptions *opts)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				val;
+	JsonbIteratorToken r;
+	static const char *const valid_keys[] = {"freeze", "model", "version", NULL};
+	const char *blocks[US_N_BLOCKS + 1];
+
+	for (int i = 0; i < US_N_BLOCKS; i++)
+		blocks[i] = us_block_name(i);
+	blocks[US_N_BLOCKS] = NULL;
+	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"init_from\" must be an object"),
+				 errhint("For example {\"model\": \"pretrained\", \"version\": 2, \"freeze\": [\"item_embedding\"]}.")));
+	it = JsonbIteratorInit(v->val.binary.data);
+	r = JsonbIteratorNext(&it, &k, false);
+	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (r != WJB_KEY)
+			continue;
+		key = pnstrdup(k.val.string.val, k.val.string.len);
+		r = JsonbIteratorNext(&it, &val, true);
+		if (strcmp(key, "model") == 0)
+		{
+			if (val.type != jbvString || val.val.string.len == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"init_from.model\" must be a model name")));
+			opts->init_model = pnstrdup(val.val.string.val, val.val.string.len);
+		}
+		else if (strcmp(key, "version") == 0)
+		{
+			if (val.type != jbvNull)
+				opts->init_version = (int32) UsOptInt("init_from.version", &val, 1, INT32_MAX);
+		}
+		else if (strcmp(key, "freeze") == 0)
+		{
+			JsonbIterator *ai;
+			JsonbValue	e;
+
+			if (val.type != jbvBinary || !JsonContainerIsArray(val.val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"init_from.freeze\" must be an array of block names"),
+						 errdetail("Blocks are %s.", UsJoinNames(blocks))));
+			ai = JsonbIteratorInit(val.val.binary.data);
+			while ((r = JsonbIteratorNext(&ai, &e, true)) != WJB_DONE)
+			{
+				uint32		bit = 0;
+
+				if (r != WJB_ELEM)
+					continue;
+				if (e.type == jbvString)
+				{
+					char	   *name = pnstrdup(e.val.string.val, e.val.string.len);
+
+					bit = us_block_from_name(name);
+					if (bit == 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("unrecognized block \"%s\" in option \"init_from.freeze\"", name),
+								 errdetail("Blocks are %s.", UsJoinNames(blocks))));
+				}
+				else
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("option \"init_from.freeze\" must be an array of block names"),
+							 errdetail("Blocks are %s.", UsJoinNames(blocks))));
+				opts->freeze |= bit;
+			}
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized key \"%s\" in option \"init_from\"", key),
+					 errdetail("Valid keys are %s.", UsJoinNames(valid_keys))));
+	}
+	if (opts->init_model == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"init_from\" needs a \"model\"")));
+}
+
 static void
 UsParseWidths(JsonbValue *v, UsTrainOptions *opts)
 {
@@ -285,7 +377,10 @@ UsDefaultOptions(UsTrainOptions *o, us_task task)
 	memset(o, 0, sizeof(*o));
 	o->task = task;
 	o->epochs = 10;
-	o->batch_size = 64;
+	/* next_*: a step of 64 whole sequences held ~6 examples each on short histories and ~50 on
+	 * long ones, so long histories got 8x fewer updates; examples make steps comparable */
+	o->batch_examples = next_task;
+	o->batch_size = next_task ? US_BATCH_EXAMPLES_NEXT : 64;
 	o->learning_rate = 0.002;
 	o->optimizer = US_OPT_ADAM;
 	o->weight_decay = 0;
@@ -302,6 +397,7 @@ UsDefaultOptions(UsTrainOptions *o, us_task task)
 	o->num_filters = 64;
 	o->hidden_dim = 64;
 	o->dropout = 0.2;
+	o->embed_init_std = next_task ? US_EMBED_INIT_STD_NEXT : 1.0;
 	o->max_len = next_task ? 50 : 100;
 	o->min_count = 1;
 	o->max_items = 0;
@@ -374,6 +470,19 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 			opts->batch_size = (int32) UsOptInt(key, &v, 1, 65536);
 		else if (strcmp(key, "learning_rate") == 0)
 			opts->learning_rate = UsOptFloat(key, &v, 0, true, 10, false);
+		else if (strcmp(key, "batch_unit") == 0)
+		{
+			char	   *s = UsOptString(key, &v, "examples, sequences");
+
+			if (strcmp(s, "examples") == 0)
+				opts->batch_examples = true;
+			else if (strcmp(s, "sequences") == 0)
+				opts->batch_examples = false;
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"batch_unit\" must be \"examples\" or \"sequences\", not \"%s\"", s)));
+		}
 		else if (strcmp(key, "optimizer") == 0)
 		{
 			char	   *s = UsOptString(key, &v, "adam, adamw, sgd");
@@ -432,6 +541,8 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 		}
 		else if (strcmp(key, "dropout") == 0)
 			opts->dropout = UsOptFloat(key, &v, 0, false, 1, true);
+		else if (strcmp(key, "embed_init_std") == 0)
+			opts->embed_init_std = UsOptFloat(key, &v, 0, true, 10, false);
 		else if (strcmp(key, "max_len") == 0)
 			opts->max_len = (int32) UsOptInt(key, &v, 1, US_MAX_LEN);
 		else if (strcmp(key, "min_count") == 0)
@@ -493,6 +604,10 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 		}
 		else if (strcmp(key, "deploy") == 0)
 			opts->deploy = UsOptBool(key, &v);
+		else if (strcmp(key, "init_from") == 0)
+			UsParseInitFrom(&v, opts);
+		else if (strcmp(key, "warm_start") == 0)
+			opts->warm_start = UsOptBool(key, &v);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -529,19 +644,23 @@ UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 	static const char *const vmeth[] = {"", "random", "time", "leave_one_out"};
 
 	appendStringInfo(buf, "\"task\": \"%s\", \"epochs\": %d, \"batch_size\": %d, "
+					 "\"batch_unit\": \"%s\", "
 					 "\"learning_rate\": %.17g, \"optimizer\": \"%s\", \"weight_decay\": %.17g, "
 					 "\"momentum\": %.17g, \"clip_norm\": %.17g, \"lr_schedule\": \"%s\", "
 					 "\"lr_step_epochs\": %d, \"lr_gamma\": %.17g, \"embedding_dim\": %d, "
 					 "\"filter_widths\": [",
-					 us_task_name(o->task), o->epochs, o->batch_size, o->learning_rate,
+					 us_task_name(o->task), o->epochs, o->batch_size,
+					 o->batch_examples ? "examples" : "sequences", o->learning_rate,
 					 optim[o->optimizer], o->weight_decay, o->momentum, o->clip_norm,
 					 sched[o->lr_schedule], o->lr_step_epochs, o->lr_gamma, o->embedding_dim);
 	for (int i = 0; i < o->n_widths; i++)
 		appendStringInfo(buf, "%s%d", i ? ", " : "", o->widths[i]);
 	appendStringInfo(buf, "], \"num_filters\": %d, \"hidden_dim\": %d, \"dropout\": %.17g, "
+					 "\"embed_init_std\": %.17g, "
 					 "\"max_len\": %d, \"min_count\": %d, \"max_items\": %d, "
 					 "\"validation\": {\"method\": \"%s\"",
-					 o->num_filters, o->hidden_dim, o->dropout, o->max_len, o->min_count,
+					 o->num_filters, o->hidden_dim, o->dropout, o->embed_init_std, o->max_len,
+					 o->min_count,
 					 o->max_items, vmeth[o->valid_method]);
 	if (o->valid_method == US_VALID_RANDOM)
 		appendStringInfo(buf, ", \"fraction\": %.17g", o->valid_fraction);
@@ -555,4 +674,16 @@ UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 					 o->time_gaps, o->recent_window, o->tie_output ? "true" : "false",
 					 o->negatives, o->max_examples_per_seq, o->pos_weight,
 					 o->deploy ? "true" : "false");
+	if (o->init_model)
+	{
+		appendStringInfoString(buf, ", \"init_from\": {\"model\": ");
+		escape_json(buf, o->init_model);
+		if (o->init_version > 0)
+			appendStringInfo(buf, ", \"version\": %d", o->init_version);
+		appendStringInfoString(buf, ", \"freeze\": [");
+		for (int i = 0, n = 0; i < US_N_BLOCKS; i++)
+			if (o->freeze & (1u << i))
+				appendStringInfo(buf, "%s\"%s\"", n++ ? ", " : "", us_block_name(i));
+		appendStringInfoString(buf, "]}");
+	}
 }

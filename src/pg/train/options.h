@@ -44,7 +44,9 @@ typedef struct UsTrainOptions
 	int32		widths[US_MAX_WIDTHS];
 	int32		num_filters;
 	int32		hidden_dim;
+	bool		batch_examples;	/* batch_unit: true = examples, false = sequences */
 	double		dropout;
+	double		embed_init_std; /* embedding rows start N(0, this) */
 	int32		max_len;
 	int32		min_count;
 	int32		max_items;		/* 0 = no cap */
@@ -62,6 +64,12 @@ typedef struct UsTrainOptions
 	int32		max_examples_per_seq;
 	double		pos_weight;
 	bool		deploy;
+	/* "init_from": copy compatible weights from another model (NULL: random init) */
+	char	   *init_model;
+	int32		init_version;	/* 0: the deployed version */
+	uint32		freeze;			/* US_BLOCK_* kept fixed in training */
+	/* userseq_retrain's "warm_start" (never stored: each retrain decides) */
+	bool		warm_start;
 } UsTrainOptions;
 
 extern void UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts);

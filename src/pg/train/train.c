@@ -35,6 +35,7 @@
 #include "models/catalog.h"
 #include "train/train_data.h"
 #include "train/train.h"
+#include "train/transfer.h"
 #include "userseq_pg.h"
 
 static void
@@ -72,6 +73,9 @@ struct UsTrainRun
 	double		best_metric;
 	int32		since_best;
 	UsEpochRow *rows;
+	char	   *init_json;		/* init_from / warm_start report for metrics, or "" */
+	int32		training_run;	/* training_log.training_run */
+	int64		continues_run;	/* warm start: the run continued, 0: none */
 	char	   *best_metrics;	/* JSON fragment: ", \"k\": v, ..." of the best epoch */
 	TimestampTz start;
 	double		seconds_total;
@@ -173,8 +177,11 @@ UsCheckRunMemory(UsTrainRun *run)
 	const us_model_config *c = &run->cfg;
 	double		params = UsParamCount(c) * sizeof(float);
 	double		sumw = 0;
-	double		b = run->opts.batch_size;
 	double		l = Min(run->opts.max_len, US_MAX_LEN);
+	/* sequences per step; with batch_unit examples, steps hold about batch_size + max_len
+	 * events and at most max(batch_size, max_len) examples: bounded like this many sequences */
+	double		b = run->opts.batch_examples ? Max(run->opts.batch_size / l, 1.0) + 1.0
+		: run->opts.batch_size;
 	double		scratch,
 				total,
 				budget = (double) userseq_train_memory_kb * 1024.0;
@@ -254,6 +261,8 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	run->options = options ? (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(options)) : NULL;
 	run->alloc = UsContextAllocator(cxt);
 	UsParseTrainOptions(run->options, t, &run->opts);
+	run->init_json = "";
+	run->training_run = 1;
 	if (strlen(name) == 0 || strlen(name) > NAMEDATALEN * 4)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -311,6 +320,7 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	run->cfg.recent_window = run->opts.recent_window;
 	run->cfg.tie_output = run->opts.tie_output ? 1 : 0;
 	run->cfg.dropout = (float) run->opts.dropout;
+	run->cfg.embed_init_std = (float) run->opts.embed_init_std;
 	run->cfg.pos_weight = (float) run->opts.pos_weight;
 	st = us_model_config_validate(&run->cfg, msg, sizeof(msg));
 	if (st != US_OK)
@@ -328,6 +338,7 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	run->tc.lr_gamma = (float) run->opts.lr_gamma;
 	run->tc.epochs = run->opts.epochs;
 	run->tc.batch_size = run->opts.batch_size;
+	run->tc.batch_examples = run->opts.batch_examples ? 1 : 0;
 	if (t == US_TASK_NEXT_ITEM)
 	{
 		if (run->opts.negatives < 0)
@@ -362,8 +373,28 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	UsApplyThreadCount(run->opts.threads);
 	UsCheckStatus(us_model_create(&run->cfg, &run->data.vocab, (uint64_t) run->opts.seed,
 								  &run->alloc, &run->model), "create the model", NULL);
+	if (run->opts.warm_start || run->opts.init_model)
+	{
+		UsInitSource src;
+
+		/* a warm start continues the deployed version of this model (init_from is overridden) */
+		run->init_json = UsInitFromCatalog(run->model,
+										   run->opts.warm_start ? name : run->opts.init_model,
+										   run->opts.warm_start ? 0 : run->opts.init_version,
+										   run->opts.freeze, run->opts.warm_start, &run->alloc, &src);
+		if (run->opts.warm_start)
+		{
+			run->training_run = src.training_run + 1;
+			run->continues_run = src.run_id;
+		}
+		ereport(NOTICE,
+				(errmsg("userseq_train \"%s\" run " INT64_FORMAT ": %s model \"%s\" version %d",
+						name, run->run_id, run->opts.warm_start ? "warm start from" : "initialised from",
+						run->opts.warm_start ? name : run->opts.init_model, src.version)));
+	}
 	UsCheckStatus(us_trainer_create(run->model, &run->tc, &run->alloc, &run->trainer),
 				  "create the trainer", NULL);
+	us_trainer_freeze(run->trainer, run->opts.freeze);
 	/* the trainer's worker threads are joined before the run's memory goes, also on error */
 	run->trainer_cb.func = UsTrainRunReset;
 	run->trainer_cb.arg = run;
@@ -568,14 +599,14 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 					 run->cfg.n_outputs, run->tc.n_negatives);
 
 	initStringInfo(&metrics);
-	appendStringInfo(&metrics, "{\"protocol\": \"%s\"%s%s%s, \"metric\": \"%s\", \"best_epoch\": %d, "
+	appendStringInfo(&metrics, "{\"protocol\": \"%s\"%s%s%s%s, \"metric\": \"%s\", \"best_epoch\": %d, "
 					 "\"epochs_run\": %d, \"train_sequences\": %d, \"valid_sequences\": %d, "
 					 "\"train_seconds\": %.3f, \"rows_read\": %lld, \"skipped_null_seq\": %lld, "
 					 "\"skipped_null_label\": %lld, \"skipped_short\": %lld, "
 					 "\"memory_estimate_mb\": %.1f, \"memory_used_mb\": %.1f%s}",
 					 UsProtocol(run), run->best_metrics ? run->best_metrics : "",
 					 run->cfg.task == US_TASK_NEXT_ITEM ? UsPopularityBaseline(run) : "",
-					 UsLabelPrior(run), run->metric_name, run->best_epoch, run->epoch, run->data.n_train,
+					 UsLabelPrior(run), run->init_json, run->metric_name, run->best_epoch, run->epoch, run->data.n_train,
 					 run->data.n_valid, run->seconds_total, (long long) run->data.rows_read,
 					 (long long) run->data.skipped_null_seq,
 					 (long long) run->data.skipped_null_label,
@@ -595,6 +626,8 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 	req.epochs = run->rows;
 	req.n_epochs = run->epoch;
 	req.metric_name = run->metric_name;
+	req.training_run = run->training_run;
+	req.continues_run = run->continues_run;
 	req.deploy = deploy;
 	req.deploy_if_not_worse = if_not_worse;
 	req.higher_is_better = run->higher_better;
@@ -688,6 +721,12 @@ userseq_train(PG_FUNCTION_ARGS)
 			elog(ERROR, "return type must be a row type");
 		funcctx->tuple_desc = BlessTupleDesc(tupdesc);
 		MemoryContextSwitchTo(old);
+		if (options && DatumGetBool(DirectFunctionCall2(jsonb_exists, JsonbPGetDatum(options),
+														 CStringGetTextDatum("warm_start"))))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"warm_start\" is an option of userseq_retrain"),
+					 errhint("To start userseq_train from another model's weights, use \"init_from\".")));
 		funcctx->user_fctx = UsTrainBegin(name, query, task, options,
 										  funcctx->multi_call_memory_ctx, NULL);
 	}
@@ -746,6 +785,7 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	char	   *query;
 	char	   *task;
 	Jsonb	   *options;
+	Jsonb	   *stored;
 	UsTrainRun *run;
 	UsEpochRow	row;
 	UsStoreResult res;
@@ -814,6 +854,9 @@ userseq_retrain(PG_FUNCTION_ARGS)
 	/* the deploy decision belongs to retrain */
 	options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
 												 CStringGetTextDatum("deploy")));
+	/* each retrain decides on a warm start: it is never stored with the new version */
+	stored = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
+												CStringGetTextDatum("warm_start")));
 
 	/*
 	 * The stored query (and every function it calls) runs as the model's owner, never as the
@@ -832,7 +875,7 @@ userseq_retrain(PG_FUNCTION_ARGS)
 
 	while (UsTrainEpoch(run, &row))
 		;
-	UsTrainStore(run, force, !force, NULL, &res);
+	UsTrainStore(run, force, !force, stored, &res);
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(res.old_version);

@@ -26,6 +26,8 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
@@ -58,7 +60,7 @@ typedef struct UsTunable
 
 static const UsTunable us_tunables[] = {
 	{"learning_rate", true, false, "{\"min\": 0.0003, \"max\": 0.01, \"log\": true}"},
-	{"batch_size", true, true, "[32, 64, 128, 256]"},
+	{"batch_size", true, true, "[32, 64, 128, 256]"},	/* sequences; examples: below */
 	{"dropout", true, false, "{\"min\": 0, \"max\": 0.5}"},
 	{"embedding_dropout", true, false, "{\"min\": 0, \"max\": 0.5}"},
 	{"weight_decay", true, false, "[0, 0.000001, 0.00001, 0.0001]"},
@@ -72,6 +74,7 @@ static const UsTunable us_tunables[] = {
 	{"optimizer", false, false, NULL},
 	{"lr_schedule", false, false, NULL},
 	{"clip_norm", true, false, NULL},
+	{"embed_init_std", true, false, NULL},
 	{NULL, false, false, NULL}
 };
 
@@ -277,7 +280,7 @@ UsCheckParam(const UsTuneParam *p, Jsonb *base, us_task task)
  * options), then every key of space replacing or adding an entry (null removes it).
  */
 static void
-UsBuildSpace(Jsonb *space, Jsonb *base, us_task task, UsTuneSpace *out)
+UsBuildSpace(Jsonb *space, Jsonb *base, us_task task, bool batch_examples, UsTuneSpace *out)
 {
 	ErrorContextCallback errcb;
 	bool		removed[lengthof(us_tunables)] = {false};
@@ -342,7 +345,9 @@ UsBuildSpace(Jsonb *space, Jsonb *base, us_task task, UsTuneSpace *out)
 				 !UsJsonbHasKey(base, t->key) &&
 				 (strcmp(t->key, "tie_output") != 0 || task == US_TASK_NEXT_ITEM))
 		{
-			Jsonb	   *jb = UsJsonbFromText(t->default_space);
+			/* batch_unit "examples" (next_* default): steps of 256 examples, not 256 sequences */
+			Jsonb	   *jb = UsJsonbFromText(strcmp(t->key, "batch_size") == 0 && batch_examples ?
+											 "[128, 256, 512, 1024]" : t->default_space);
 			JsonbValue	v;
 
 			us_tune_key = t->key;
@@ -362,7 +367,7 @@ static char *
 UsSample(const UsTuneSpace *sp, us_rng *rng, const UsTrainOptions *base_opts)
 {
 	StringInfoData buf;
-	bool		tie = false;
+	bool		tie = base_opts->tie_output;	/* a tie_output entry of the space overrides */
 	char	   *embed = NULL;
 
 	initStringInfo(&buf);
@@ -497,6 +502,7 @@ userseq_tune(PG_FUNCTION_ARGS)
 	int64		tune_id;
 	UsStoreResult res;
 	StringInfoData extra;
+	char	   *saved_activity = NULL;
 
 	for (int i = 0; i < 3; i++)
 		if (PG_ARGISNULL(i))
@@ -523,13 +529,21 @@ userseq_tune(PG_FUNCTION_ARGS)
 				 errmsg("trials must be between 1 and %d", US_TUNE_MAX_TRIALS)));
 
 	/* everything that can be checked before reading data */
+	if (UsJsonbHasKey(base, "warm_start"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"warm_start\" is an option of userseq_retrain"),
+				 errhint("To start every trial from another model's weights, use \"init_from\" and fix the shape options it needs.")));
 	task = UsParseTask(task_name);
 	UsParseTrainOptions(base, task, &base_opts);
-	UsBuildSpace(space, base, task, &sp);
+	UsBuildSpace(space, base, task, base_opts.batch_examples, &sp);
 	(void) UsCatalogCheckWrite(name, false);
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	start = GetCurrentTimestamp();
+	/* each run shows its progress in front of the activity it found: give it the original */
+	if (MyBEEntry && MyBEEntry->st_activity_raw)
+		saved_activity = pstrdup(MyBEEntry->st_activity_raw);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "userseq tuning", ALLOCSET_DEFAULT_SIZES);
 	shared = UsTrainReadShared(name, query, task_name, base, cxt);
 	trials = palloc0(sizeof(UsTrial) * n_trials);
@@ -573,6 +587,10 @@ userseq_tune(PG_FUNCTION_ARGS)
 		if (t > 0 && sp.n == 0)
 			break;				/* nothing to search: the given options are the only trial */
 
+		if (saved_activity)
+			pgstat_report_activity(STATE_RUNNING,
+								   psprintf("userseq_tune %s: trial %d/%d | %s", name, t + 1,
+											n_trials, saved_activity));
 		run = UsTrainBegin(name, query, task_name, tr->options, cxt, shared);
 		UsTrainSetTuning(run, true, NULL);
 		while (UsTrainEpoch(run, &row))
@@ -637,6 +655,8 @@ userseq_tune(PG_FUNCTION_ARGS)
 		}
 		else
 			UsTrainEnd(run);
+		if (saved_activity)
+			pgstat_report_activity(STATE_RUNNING, saved_activity);
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (best == NULL)

@@ -1,0 +1,47 @@
+/*
+ * us_share.h: a scorer's model and folded tables as one position-independent image, so one
+ * process can build them and others (PostgreSQL backends mapping the same file read-only)
+ * score with them in place, without decoding or folding again.
+ *
+ * The image holds the configuration, the fp32 parameter block, the vocabulary and the folded
+ * tables (t_item, t_beh, t_gap, fold_slot; folded scorers only), every section at a 64-byte aligned offset, and a
+ * CRC32C over everything after the checksum field: an image is verified completely before
+ * anything is read from it. The next_item int8 screen is not part of the image (each opener
+ * rebuilds it, O(V H)); scratch is always private.
+ */
+#ifndef USERSEQ_US_SHARE_H
+#define USERSEQ_US_SHARE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "userseq/us_model.h"
+
+#define US_SHARE_KEY_WORDS 6
+
+/* The caller's identity of an image (stored in it and compared on open); opaque to the core. */
+typedef struct us_share_key
+{
+	uint64_t	w[US_SHARE_KEY_WORDS];
+} us_share_key;
+
+/* Bytes of the image of scorer (0 if it cannot be laid out). */
+size_t		us_share_image_size(const us_scorer *scorer);
+
+/* Writes the image of scorer into dst (cap bytes, 64-byte aligned, at least the image size). */
+us_status	us_share_image_write(const us_scorer *scorer, const us_share_key *key, void *dst,
+								 size_t cap);
+
+/*
+ * Checks image (len bytes, 64-byte aligned) completely (sizes, offsets, key, CRC32C; else
+ * US_ECHECKSUM / US_ETRUNCATED / US_EFORMAT) and creates a model and a scorer that read its
+ * tensors and tables in place; only small arrays (string pointers) and scratch come from
+ * alloc. The image must outlive both; us_scorer_free and us_model_free work as usual (they
+ * never free inside the image). fold_budget decides the next_item screen as for
+ * us_scorer_create. Scores are bit-identical to us_scorer_create on the same model.
+ */
+us_status	us_share_image_open(const void *image, size_t len, const us_share_key *key,
+								size_t fold_budget, const us_allocator *alloc,
+								us_model **model, us_scorer **scorer);
+
+#endif

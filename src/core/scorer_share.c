@@ -1,0 +1,474 @@
+/*
+ * scorer_share.c: the shareable image of a scorer (us_share.h). Kept apart from scorer.c:
+ * it only lays out and binds what us_scorer_create builds, and its unit test
+ * (test/unit/test_share.c) checks that an opened image scores bit-identically.
+ *
+ * Freeing: the model and the scorer of an opened image carry a wrapping allocator whose free
+ * ignores pointers inside the image, so us_model_free / us_scorer_free release only what
+ * was allocated privately.
+ */
+#include <string.h>
+
+#include "userseq/us_format.h"
+#include "userseq/us_share.h"
+#include "scorer_internal.h"
+
+#define IMG_MAGIC "USIMAGE1"
+#define IMG_LAYOUT 1
+#define IMG_ALIGN 64
+
+enum
+{
+	SEC_PARAMS,
+	SEC_ITEM_IDS,
+	SEC_ITEM_COUNTS,
+	SEC_BEH_STR,
+	SEC_CLS_STR,
+	SEC_T_ITEM,
+	SEC_T_BEH,
+	SEC_T_GAP,
+	SEC_FOLD_SLOT,
+	SEC_N
+};
+
+typedef struct img_header
+{
+	char		magic[8];
+	uint32_t	crc;			/* CRC32C of bytes [offsetof(len), total) */
+	uint32_t	layout;
+	uint64_t	len;
+	us_share_key key;
+	us_model_config cfg;
+	int32_t		n_vocab_items,
+				n_vocab_beh,
+				n_vocab_cls;
+	int32_t		folded,
+				n_fold,
+				beh0_zero,
+				gap0_zero;
+	uint64_t	n_params;
+	uint64_t	off[SEC_N];
+	uint64_t	size[SEC_N];
+} img_header;
+
+#define CRC_START offsetof(img_header, len)
+
+static size_t
+align_up(size_t n)
+{
+	return (n + IMG_ALIGN - 1) & ~(size_t) (IMG_ALIGN - 1);
+}
+
+static size_t
+strings_bytes(char *const *s, int32_t n)
+{
+	size_t		b = 0;
+
+	for (int32_t i = 0; i < n; i++)
+		b += strlen(s[i]) + 1;
+	return b;
+}
+
+/* Section sizes of scorer s; 0 if s cannot be laid out. */
+static int
+img_sizes(const us_scorer *s, uint64_t *size)
+{
+	const us_model *m = s->model;
+	size_t		rowb = s->S * sizeof(float);
+
+	memset(size, 0, sizeof(uint64_t) * SEC_N);
+	/* only folded scorers: the direct path has nothing worth sharing but the decode */
+	if (m == NULL || m->params_block == NULL || !s->folded)
+		return 0;
+	size[SEC_PARAMS] = m->n_params * sizeof(float);
+	size[SEC_ITEM_IDS] = m->vocab.item_ids ? (uint64_t) m->vocab.n_items * sizeof(int64_t) : 0;
+	size[SEC_ITEM_COUNTS] = m->vocab.item_counts ? (uint64_t) m->vocab.n_items * sizeof(uint32_t) : 0;
+	size[SEC_BEH_STR] = strings_bytes(m->vocab.behaviors, m->vocab.n_behaviors);
+	size[SEC_CLS_STR] = strings_bytes(m->vocab.classes, m->vocab.n_classes);
+	if (s->folded)
+	{
+		size[SEC_T_ITEM] = (uint64_t) s->n_fold * rowb;
+		size[SEC_T_BEH] = s->t_beh ? (uint64_t) s->NB * rowb : 0;
+		size[SEC_T_GAP] = s->t_gap ? (uint64_t) s->NG * rowb : 0;
+		size[SEC_FOLD_SLOT] = s->fold_slot ? (uint64_t) s->V * sizeof(int32_t) : 0;
+	}
+	return 1;
+}
+
+static size_t
+img_layout(const uint64_t *size, uint64_t *off)
+{
+	size_t		at = align_up(sizeof(img_header));
+
+	for (int i = 0; i < SEC_N; i++)
+	{
+		off[i] = at;
+		at = align_up(at + size[i]);
+	}
+	return at;
+}
+
+size_t
+us_share_image_size(const us_scorer *scorer)
+{
+	uint64_t	size[SEC_N],
+				off[SEC_N];
+
+	if (scorer == NULL || !img_sizes(scorer, size))
+		return 0;
+	return img_layout(size, off);
+}
+
+static void
+put_strings(char *dst, char *const *s, int32_t n)
+{
+	for (int32_t i = 0; i < n; i++)
+	{
+		size_t		l = strlen(s[i]) + 1;
+
+		memcpy(dst, s[i], l);
+		dst += l;
+	}
+}
+
+us_status
+us_share_image_write(const us_scorer *s, const us_share_key *key, void *dst, size_t cap)
+{
+	const us_model *m;
+	img_header *h = dst;
+	uint8_t    *b = dst;
+	size_t		total;
+
+	if (s == NULL || key == NULL || dst == NULL || ((uintptr_t) dst & (IMG_ALIGN - 1)))
+		return US_EINVAL;
+	m = s->model;
+	total = us_share_image_size(s);
+	if (total == 0 || cap < total)
+		return US_EINVAL;
+	memset(dst, 0, total);
+	memcpy(h->magic, IMG_MAGIC, 8);
+	h->layout = IMG_LAYOUT;
+	h->len = total;
+	h->key = *key;
+	h->cfg = m->cfg;
+	h->n_vocab_items = m->vocab.n_items;
+	h->n_vocab_beh = m->vocab.n_behaviors;
+	h->n_vocab_cls = m->vocab.n_classes;
+	h->folded = s->folded;
+	h->n_fold = s->folded ? s->n_fold : 0;
+	h->beh0_zero = s->beh0_zero;
+	h->gap0_zero = s->gap0_zero;
+	h->n_params = m->n_params;
+	img_sizes(s, h->size);
+	img_layout(h->size, h->off);
+
+	memcpy(b + h->off[SEC_PARAMS], m->params_block, h->size[SEC_PARAMS]);
+	if (h->size[SEC_ITEM_IDS])
+		memcpy(b + h->off[SEC_ITEM_IDS], m->vocab.item_ids, h->size[SEC_ITEM_IDS]);
+	if (h->size[SEC_ITEM_COUNTS])
+		memcpy(b + h->off[SEC_ITEM_COUNTS], m->vocab.item_counts, h->size[SEC_ITEM_COUNTS]);
+	put_strings((char *) b + h->off[SEC_BEH_STR], m->vocab.behaviors, m->vocab.n_behaviors);
+	put_strings((char *) b + h->off[SEC_CLS_STR], m->vocab.classes, m->vocab.n_classes);
+	if (h->size[SEC_T_ITEM])
+		memcpy(b + h->off[SEC_T_ITEM], s->t_item, h->size[SEC_T_ITEM]);
+	if (h->size[SEC_T_BEH])
+		memcpy(b + h->off[SEC_T_BEH], s->t_beh, h->size[SEC_T_BEH]);
+	if (h->size[SEC_T_GAP])
+		memcpy(b + h->off[SEC_T_GAP], s->t_gap, h->size[SEC_T_GAP]);
+	if (h->size[SEC_FOLD_SLOT])
+		memcpy(b + h->off[SEC_FOLD_SLOT], s->fold_slot, h->size[SEC_FOLD_SLOT]);
+	h->crc = us_crc32c(0, b + CRC_START, total - CRC_START);
+	return US_OK;
+}
+
+/* ------------------------------------------------------------------ open */
+
+/* An allocator that never frees inside [lo, hi): lives in the same chunk as its owner. */
+typedef struct view_alloc
+{
+	us_allocator real;
+	const uint8_t *lo,
+			   *hi;
+} view_alloc;
+
+static void *
+view_alloc_fn(void *ctx, size_t n)
+{
+	view_alloc *v = ctx;
+
+	return v->real.alloc(v->real.ctx, n);
+}
+
+static void
+view_free_fn(void *ctx, void *p)
+{
+	view_alloc *v = ctx;
+	us_allocator real = v->real;	/* p may be the chunk holding v */
+
+	if ((const uint8_t *) p >= v->lo && (const uint8_t *) p < v->hi)
+		return;
+	real.free(real.ctx, p);
+}
+
+/* Points out[0..n) at the NUL-terminated strings packed in [p, p + size); 0 if malformed. */
+static int
+bind_strings(const char *p, uint64_t size, int32_t n, char **out)
+{
+	const char *end = p + size;
+
+	for (int32_t i = 0; i < n; i++)
+	{
+		const char *z = memchr(p, 0, (size_t) (end - p));
+
+		if (p >= end || z == NULL)
+			return 0;
+		out[i] = (char *) p;
+		p = z + 1;
+	}
+	return p == end;
+}
+
+/* Checks everything in h against len, key and the sizes its configuration implies. */
+static us_status
+img_check(const uint8_t *b, size_t len, const us_share_key *key)
+{
+	const img_header *h = (const img_header *) b;
+	uint64_t	rowb = 0,
+				off[SEC_N];
+	const us_model_config *c;
+
+	if (len < sizeof(img_header))
+		return US_ETRUNCATED;
+	if (memcmp(h->magic, IMG_MAGIC, 8) != 0 || h->layout != IMG_LAYOUT)
+		return US_EFORMAT;
+	if (h->len != len)
+		return h->len > len ? US_ETRUNCATED : US_EFORMAT;
+	if (us_crc32c(0, b + CRC_START, len - CRC_START) != h->crc)
+		return US_ECHECKSUM;
+	if (memcmp(&h->key, key, sizeof(*key)) != 0)
+		return US_EFORMAT;
+	c = &h->cfg;
+	if (us_model_config_validate(c, NULL, 0) != US_OK ||
+		h->n_params != us_model_param_count(c) ||
+		h->n_vocab_items < 0 || h->n_vocab_items > c->n_items ||
+		h->n_vocab_beh < 0 || h->n_vocab_beh > (c->n_behaviors > 0 ? c->n_behaviors : 0) ||
+		h->n_vocab_cls < 0 || h->n_vocab_cls > c->n_outputs)
+		return US_EFORMAT;
+	for (int w = 0; w < c->n_widths; w++)
+		rowb += (uint64_t) c->widths[w] * c->n_filters * sizeof(float);
+	if (h->size[SEC_PARAMS] != h->n_params * sizeof(float) ||
+		(h->size[SEC_ITEM_IDS] != 0 && h->size[SEC_ITEM_IDS] != (uint64_t) h->n_vocab_items * 8) ||
+		(h->size[SEC_ITEM_COUNTS] != 0 && h->size[SEC_ITEM_COUNTS] != (uint64_t) h->n_vocab_items * 4))
+		return US_EFORMAT;
+	{
+		if (!h->folded || h->n_fold <= 0 || h->n_fold > c->n_items ||
+			h->size[SEC_T_ITEM] != (uint64_t) h->n_fold * rowb ||
+			h->size[SEC_T_BEH] != (uint64_t) c->n_behaviors * rowb ||
+			h->size[SEC_T_GAP] != (uint64_t) c->n_gap_buckets * rowb ||
+			h->size[SEC_FOLD_SLOT] != (h->n_fold < c->n_items ? (uint64_t) c->n_items * 4 : 0))
+			return US_EFORMAT;
+	}
+	if (img_layout(h->size, off) != len || memcmp(off, h->off, sizeof(off)) != 0)
+		return US_EFORMAT;
+	/* fold slots in range (the gather trusts them) */
+	if (h->size[SEC_FOLD_SLOT])
+	{
+		const int32_t *slot = (const int32_t *) (b + h->off[SEC_FOLD_SLOT]);
+
+		for (int32_t r = 0; r < c->n_items; r++)
+			if (slot[r] < -1 || slot[r] >= h->n_fold)
+				return US_EFORMAT;
+	}
+	return US_OK;
+}
+
+static us_status
+open_model(const uint8_t *b, size_t len, const us_allocator *alloc, us_model **out)
+{
+	const img_header *h = (const img_header *) b;
+	struct
+	{
+		us_model	m;
+		view_alloc	v;
+	}		   *chunk;
+	us_model   *m;
+	int			fail = 0;
+
+	chunk = alloc->alloc(alloc->ctx, sizeof(*chunk));
+	if (chunk == NULL)
+		return US_ENOMEM;
+	memset(chunk, 0, sizeof(*chunk));
+	chunk->v.real = *alloc;
+	chunk->v.lo = b;
+	chunk->v.hi = b + len;
+	m = &chunk->m;
+	m->alloc.alloc = view_alloc_fn;
+	m->alloc.free = view_free_fn;
+	m->alloc.ctx = &chunk->v;
+	m->cfg = h->cfg;
+	m->n_params = h->n_params;
+	m->params_block = (float *) (b + h->off[SEC_PARAMS]);
+	us_params_bind(&m->cfg, m->params_block, &m->p);
+	m->vocab.n_items = h->n_vocab_items;
+	if (h->size[SEC_ITEM_IDS])
+		m->vocab.item_ids = (int64_t *) (b + h->off[SEC_ITEM_IDS]);
+	if (h->size[SEC_ITEM_COUNTS])
+		m->vocab.item_counts = (uint32_t *) (b + h->off[SEC_ITEM_COUNTS]);
+	m->vocab.n_behaviors = h->n_vocab_beh;
+	m->vocab.n_classes = h->n_vocab_cls;
+	if (h->n_vocab_beh > 0)
+	{
+		m->vocab.behaviors = alloc->alloc(alloc->ctx, sizeof(char *) * (size_t) h->n_vocab_beh);
+		fail |= m->vocab.behaviors == NULL;
+	}
+	if (h->n_vocab_cls > 0)
+	{
+		m->vocab.classes = alloc->alloc(alloc->ctx, sizeof(char *) * (size_t) h->n_vocab_cls);
+		fail |= m->vocab.classes == NULL;
+	}
+	if (!fail &&
+		(!bind_strings((const char *) b + h->off[SEC_BEH_STR], h->size[SEC_BEH_STR],
+					   h->n_vocab_beh, m->vocab.behaviors) ||
+		 !bind_strings((const char *) b + h->off[SEC_CLS_STR], h->size[SEC_CLS_STR],
+					   h->n_vocab_cls, m->vocab.classes)))
+	{
+		us_model_free(m);
+		return US_EFORMAT;
+	}
+	if (fail)
+	{
+		us_model_free(m);
+		return US_ENOMEM;
+	}
+	*out = m;
+	return US_OK;
+}
+
+/*
+ * The scorer of an opened image: the same dimensions, folded state and scratch as
+ * us_scorer_create gives for this model and budget, with the tables read in place. Images
+ * are made of folded scorers only (us_share_image_size).
+ */
+static us_status
+open_scorer(const uint8_t *b, size_t len, const us_model *model, size_t budget,
+			const us_allocator *alloc, us_scorer **out)
+{
+	const img_header *h = (const img_header *) b;
+	const us_model_config *cfg = &model->cfg;
+	struct
+	{
+		us_scorer	s;
+		view_alloc	v;
+	}		   *chunk;
+	us_scorer  *s;
+	int			fail = 0;
+
+	chunk = alloc->alloc(alloc->ctx, sizeof(*chunk));
+	if (chunk == NULL)
+		return US_ENOMEM;
+	memset(chunk, 0, sizeof(*chunk));
+	chunk->v.real = *alloc;
+	chunk->v.lo = b;
+	chunk->v.hi = b + len;
+	s = &chunk->s;
+	s->model = model;
+	s->alloc.alloc = view_alloc_fn;
+	s->alloc.free = view_free_fn;
+	s->alloc.ctx = &chunk->v;
+	s->V = cfg->n_items;
+	s->NB = cfg->n_behaviors;
+	s->NG = cfg->n_gap_buckets;
+	s->L = cfg->max_len;
+	s->E = cfg->embed_dim;
+	s->F = cfg->n_filters;
+	s->H = cfg->hidden_dim;
+	s->W = cfg->n_widths;
+	s->R = cfg->recent_window;
+	s->D = us_model_feature_dim(cfg);
+	s->O = cfg->n_outputs;
+	for (int w = 0; w < s->W; w++)
+	{
+		s->widths[w] = cfg->widths[w];
+		s->woff[w] = s->S;
+		s->S += (size_t) cfg->widths[w] * (size_t) s->F;
+	}
+
+	/* the screen first, as us_scorer_create does, with the same budget rule */
+	if (cfg->task == US_TASK_NEXT_ITEM && s->O == s->V &&
+		us_scorer_screen_bytes(cfg) <= budget)
+		us_screen_build(s);
+
+	{
+		s->folded = 1;
+		s->n_fold = h->n_fold;
+		s->t_item = (float *) (b + h->off[SEC_T_ITEM]);
+		s->t_beh = h->size[SEC_T_BEH] ? (float *) (b + h->off[SEC_T_BEH]) : NULL;
+		s->t_gap = h->size[SEC_T_GAP] ? (float *) (b + h->off[SEC_T_GAP]) : NULL;
+		s->fold_slot = h->size[SEC_FOLD_SLOT] ? (int32_t *) (b + h->off[SEC_FOLD_SLOT]) : NULL;
+		s->beh0_zero = h->beh0_zero;
+		s->gap0_zero = h->gap0_zero;
+		if (s->fold_slot)
+		{
+			s->cold = us_scorer_alloc(s, (size_t) s->L * s->S, sizeof(float), &fail);
+			s->xcold = us_scorer_alloc(s, (size_t) s->L * s->E, sizeof(float), &fail);
+		}
+	}
+
+	/* scratch: as us_scorer_create gives a folded scorer */
+	s->x = us_scorer_alloc(s, (size_t) s->R * s->E, sizeof(float), &fail);
+	if (s->fold_slot)
+		s->w_cat = us_scorer_alloc(s, (size_t) s->E * s->S, sizeof(float), &fail);
+	s->rp = us_scorer_alloc(s, (size_t) 3 * s->L, sizeof(float *), &fail);
+	s->z = us_scorer_alloc(s, (size_t) s->D, sizeof(float), &fail);
+	s->h = us_scorer_alloc(s, (size_t) s->H, sizeof(float), &fail);
+	if (cfg->task == US_TASK_NEXT_ITEM)
+	{
+		s->logits = us_scorer_alloc(s, (size_t) s->O, sizeof(float), &fail);
+		s->seen = us_scorer_alloc(s, ((size_t) s->V + 7) / 8, 1, &fail);
+		if (s->seen)
+			memset(s->seen, 0, ((size_t) s->V + 7) / 8);
+	}
+	if (fail)
+	{
+		us_scorer_free(s);
+		return US_ENOMEM;
+	}
+	if (s->w_cat)
+		for (int w = 0; w < s->W; w++)
+			for (int32_t j = 0; j < s->widths[w]; j++)
+				for (int32_t e = 0; e < s->E; e++)
+					memcpy(s->w_cat + (size_t) e * s->S + s->woff[w] + (size_t) j * s->F,
+						   model->p.conv_w[w] + ((size_t) j * s->E + e) * s->F,
+						   (size_t) s->F * sizeof(float));
+	*out = s;
+	return US_OK;
+}
+
+us_status
+us_share_image_open(const void *image, size_t len, const us_share_key *key, size_t fold_budget,
+					const us_allocator *alloc, us_model **model, us_scorer **scorer)
+{
+	const uint8_t *b = image;
+	us_status	st;
+
+	if (model == NULL || scorer == NULL)
+		return US_EINVAL;
+	*model = NULL;
+	*scorer = NULL;
+	if (image == NULL || key == NULL || alloc == NULL || alloc->alloc == NULL ||
+		alloc->free == NULL || ((uintptr_t) image & (IMG_ALIGN - 1)))
+		return US_EINVAL;
+	st = img_check(b, len, key);
+	if (st != US_OK)
+		return st;
+	st = open_model(b, len, alloc, model);
+	if (st != US_OK)
+		return st;
+	st = open_scorer(b, len, *model, fold_budget, alloc, scorer);
+	if (st != US_OK)
+	{
+		us_model_free(*model);
+		*model = NULL;
+	}
+	return st;
+}

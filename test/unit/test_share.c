@@ -1,0 +1,203 @@
+/*
+ * test_share.c: the shareable scorer image (us_share.h). An opened image scores
+ * bit-identically to us_scorer_create (every fixture variant, full and partial folding,
+ * next_item top-k), an image that is corrupt, truncated or made for another key is refused,
+ * and a direct-path scorer has no image.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "userseq/us_model.h"
+#include "userseq/us_rng.h"
+#include "userseq/us_share.h"
+#include "unit.h"
+#include "model_fixture.h"
+
+static void *
+aligned_image(size_t n)
+{
+	void	   *p = NULL;
+
+	return posix_memalign(&p, 64, n) == 0 ? p : NULL;
+}
+
+static void
+random_events(const us_model *m, us_rng *rng, int n, int32_t *items, int32_t *beh,
+			  int32_t *gap, us_events *ev)
+{
+	for (int i = 0; i < n; i++)
+	{
+		items[i] = (int32_t) us_rng_below(rng, (uint64_t) m->cfg.n_items);
+		beh[i] = m->cfg.n_behaviors ? (int32_t) us_rng_below(rng, (uint64_t) m->cfg.n_behaviors) : 0;
+		gap[i] = m->cfg.n_gap_buckets ? (int32_t) us_rng_below(rng, (uint64_t) m->cfg.n_gap_buckets) : 0;
+	}
+	ev->items = items;
+	ev->behaviors = m->cfg.n_behaviors ? beh : NULL;
+	ev->gaps = m->cfg.n_gap_buckets ? gap : NULL;
+	ev->n = n;
+}
+
+/* scores of a scorer made by create and of its opened image agree bit for bit */
+static void
+test_same_scores(const fixture_opts *o, uint64_t seed, size_t budget, const char *what)
+{
+	us_model   *m = NULL,
+			   *mv = NULL;
+	us_scorer  *s = NULL,
+			   *sv = NULL;
+	us_share_key key = {{1, 2, 3, seed, 5, 6}};
+	size_t		len;
+	uint8_t    *img = NULL;
+	us_rng		rng;
+	int32_t		items[40],
+				beh[40],
+				gap[40];
+	float	   *a,
+			   *b;
+
+	CHECK_OK(fixture_model(o, seed, &m));
+	CHECK_OK(us_scorer_create(m, budget, us_malloc_allocator(), &s));
+	if (!m || !s)
+		return;
+	len = us_share_image_size(s);
+	CHECK(len > 0, "%s: folded scorer has an image", what);
+	img = aligned_image(len);
+	CHECK_OK(us_share_image_write(s, &key, img, len));
+	/* the model can go: the image is self-contained */
+	CHECK_OK(us_share_image_open(img, len, &key, budget, us_malloc_allocator(), &mv, &sv));
+	if (!sv)
+		goto out;
+	CHECK(us_scorer_folded_rows(sv) == us_scorer_folded_rows(s) &&
+		  us_scorer_is_screened(sv) == us_scorer_is_screened(s),
+		  "%s: same folding (%d rows) and screen", what, us_scorer_folded_rows(s));
+	CHECK(mv->vocab.n_items == m->vocab.n_items &&
+		  memcmp(mv->vocab.item_ids, m->vocab.item_ids, sizeof(int64_t) * (size_t) m->vocab.n_items) == 0 &&
+		  mv->vocab.n_behaviors == m->vocab.n_behaviors && mv->vocab.n_classes == m->vocab.n_classes,
+		  "%s: same vocabulary", what);
+	for (int i = 0; i < mv->vocab.n_behaviors; i++)
+		CHECK(strcmp(mv->vocab.behaviors[i], m->vocab.behaviors[i]) == 0, "%s: behaviour %d", what, i);
+	for (int i = 0; i < mv->vocab.n_classes; i++)
+		CHECK(strcmp(mv->vocab.classes[i], m->vocab.classes[i]) == 0, "%s: class %d", what, i);
+	a = malloc(sizeof(float) * (size_t) m->cfg.n_outputs);
+	b = malloc(sizeof(float) * (size_t) m->cfg.n_outputs);
+	us_rng_seed(&rng, seed);
+	for (int n = 0; n <= 30; n += 3)
+	{
+		us_events	ev;
+
+		random_events(m, &rng, n, items, beh, gap, &ev);
+		CHECK_OK(us_scorer_forward(s, &ev, a, NULL));
+		CHECK_OK(us_scorer_forward(sv, &ev, b, NULL));
+		CHECK(memcmp(a, b, sizeof(float) * (size_t) m->cfg.n_outputs) == 0,
+			  "%s: len %d: identical outputs", what, n);
+		if (m->cfg.task == US_TASK_NEXT_ITEM)
+		{
+			int32_t		ra[5],
+						rb[5],
+						na,
+						nb;
+			float		sa[5],
+						sb[5];
+
+			CHECK_OK(us_scorer_topk(s, &ev, 5, 1, ra, sa, &na));
+			CHECK_OK(us_scorer_topk(sv, &ev, 5, 1, rb, sb, &nb));
+			CHECK(na == nb && memcmp(ra, rb, sizeof(int32_t) * (size_t) na) == 0 &&
+				  memcmp(sa, sb, sizeof(float) * (size_t) na) == 0, "%s: len %d: identical top-k", what, n);
+		}
+	}
+	free(a);
+	free(b);
+out:
+	us_scorer_free(sv);
+	us_model_free(mv);
+	us_scorer_free(s);
+	us_model_free(m);
+	free(img);
+}
+
+static void
+test_refused(void)
+{
+	fixture_opts o;
+	us_model   *m = NULL,
+			   *mv = NULL;
+	us_scorer  *s = NULL,
+			   *sv = NULL,
+			   *sd = NULL;
+	us_share_key key = {{7, 7, 7, 7, 7, 7}},
+				other = {{7, 7, 7, 7, 7, 8}};
+	size_t		len;
+	uint8_t    *img;
+
+	fixture_default(&o, US_TASK_MULTICLASS);
+	o.behaviors = 1;
+	CHECK_OK(fixture_model(&o, 11, &m));
+	CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &s));
+	CHECK_OK(us_scorer_create(m, 0, us_malloc_allocator(), &sd));
+	if (!s || !sd)
+		return;
+	CHECK(us_share_image_size(sd) == 0, "a direct-path scorer has no image");
+	len = us_share_image_size(s);
+	img = aligned_image(len);
+	CHECK(us_share_image_write(s, &key, img, len - 1) == US_EINVAL, "write: too small a buffer");
+	CHECK_OK(us_share_image_write(s, &key, img, len));
+	CHECK(us_share_image_open(img, len, &other, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_EFORMAT,
+		  "another key is refused");
+	CHECK(us_share_image_open(img, len - 64, &key, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ETRUNCATED,
+		  "a truncated image is refused");
+	CHECK(us_share_image_open(img, 32, &key, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ETRUNCATED,
+		  "a stub is refused");
+	/* one flipped bit anywhere (header, weights, tables) */
+	for (size_t at = 8; at < len; at += len / 7 + 1)
+	{
+		img[at] ^= 0x10;
+		CHECK(us_share_image_open(img, len, &key, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ECHECKSUM,
+			  "a flipped bit at %zu is refused", at);
+		CHECK(mv == NULL && sv == NULL, "nothing is returned for a refused image");
+		img[at] ^= 0x10;
+	}
+	img[0] = 'X';
+	CHECK(us_share_image_open(img, len, &key, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_EFORMAT,
+		  "a wrong magic is refused");
+	img[0] = 'U';
+	CHECK_OK(us_share_image_open(img, len, &key, SIZE_MAX, us_malloc_allocator(), &mv, &sv));
+	us_scorer_free(sv);
+	us_model_free(mv);
+	us_scorer_free(sd);
+	us_scorer_free(s);
+	us_model_free(m);
+	free(img);
+}
+
+int
+main(void)
+{
+	fixture_opts o;
+
+	for (int v = 0; v < FIXTURE_N_VARIANTS; v++)
+	{
+		char		what[64];
+
+		fixture_variant(&o, v);
+		snprintf(what, sizeof(what), "variant %d", v);
+		test_same_scores(&o, 100 + (uint64_t) v, SIZE_MAX, what);
+	}
+	/* partial folding: the hottest rows folded, the rest per request */
+	for (int task = US_TASK_BINARY; task <= US_TASK_NEXT_ITEM; task += 3)
+	{
+		us_model   *m = NULL;
+
+		fixture_default(&o, task);
+		o.n_vocab = 300;
+		o.gaps = 1;
+		CHECK_OK(fixture_model(&o, 9, &m));
+		if (m)
+		{
+			test_same_scores(&o, 9, us_scorer_screen_bytes(&m->cfg) +
+							 us_scorer_fold_bytes(&m->cfg) / 2, "partial fold");
+			us_model_free(m);
+		}
+	}
+	test_refused();
+	return unit_finish("test_share");
+}
