@@ -11,6 +11,7 @@
 #   make fuzz                   libFuzzer harness of the model decoder (clang), bounded run
 #   make fuzz-corpus            regenerate the fuzz seed models in test/fuzz/corpus
 #   make bench-core             single-sequence scoring benchmark of src/core (-O2 -march=native)
+#   make bench-limit            the folded gather-and-add limit next to the core scorer
 #   make bench-torch            core vs the PyTorch peer on identical TSV data (test/bench/README.md)
 #   make core-lib               the core alone as a static library, build/libuserseq_core.a
 #
@@ -52,7 +53,7 @@ PG_CPPFLAGS = -Iinclude -Isrc/pg
 SHLIB_LINK = -lopenblas -lm -pthread
 EXTRA_CLEAN = test/unit/build results regression.diffs regression.out build
 
-STANDALONE_GOALS = unit unit-asan unit-valgrind unit-valgrind-run fuzz fuzz-corpus bench-core bench-train bench-torch core-train core-lib train-digest
+STANDALONE_GOALS = unit unit-asan unit-valgrind unit-valgrind-run fuzz fuzz-corpus bench-core bench-limit bench-train bench-torch core-train core-lib train-digest
 ifeq ($(filter $(STANDALONE_GOALS),$(MAKECMDGOALS)),)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -149,6 +150,17 @@ build/core/%.o: src/core/%.c $(CORE_HEADERS)
 $(CORE_LIB): $(CORE_LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
+
+# The limit of folded scoring (a bare gather-and-add loop at -O3 -march=native) next to the core
+# scorer built as the extension builds it (-O2 -march=native); BENCH_ARGS = "RUNS N [TSV]".
+# test/bench/limit_bench.sh adds SQL scoring. (-O3 for conv.c / scorer.c was measured: no gain.)
+bench-limit:
+	@mkdir -p test/bench/build
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -march=native -Iinclude -Wall -Wextra -Werror \
+		-c -o test/bench/build/bench_limit.o test/bench/bench_limit.c
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -march=native -Iinclude -Wall -Wextra -Werror \
+		-o test/bench/build/bench_limit test/bench/build/bench_limit.o $(CORE_SRCS) -lopenblas -lm -pthread
+	OPENBLAS_NUM_THREADS=1 test/bench/build/bench_limit $(BENCH_ARGS)
 
 # The core against ../shared/bench/torch_textcnn.py: core_train reads the peer's TSV format;
 # core_vs_torch.sh generates the data, alternates the two systems and prints medians.

@@ -109,10 +109,13 @@ typedef struct us_model_config
 	float		pos_weight;		/* binary: weight of positive examples in the loss, > 0 */
 	/* Creation and training only, not stored in the model bytes (a decoded model has 0): */
 	float		embed_init_std;	/* embedding rows start N(0, embed_init_std), (0, 10]; 0 = 1 */
+	float		embed_dropout;	/* training: each step zeroes every coordinate of the input item
+								 * rows with this probability, [0, 1) (one mask per row and step,
+								 * the same for every occurrence; the tied output is not dropped) */
 } us_model_config;
 
 /* Fills defaults (E=F=H=128, widths 3,4,5, dropout 0.5, max_len 100, R 0, pos_weight 1,
- * embed_init_std US_EMBED_INIT_STD_NEXT for next_item / next_behavior, else 1). */
+ * embed_init_std US_EMBED_INIT_STD_NEXT for next_item / next_behavior, else 1, embed_dropout 0). */
 void		us_model_config_default(us_model_config *cfg, us_task task);
 
 /* Checks every field against the limits; msg gets a human sentence on failure. */

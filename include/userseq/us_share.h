@@ -5,8 +5,9 @@
  *
  * The image holds the configuration, the fp32 parameter block, the vocabulary and the folded
  * tables (t_item, t_beh, t_gap, fold_slot; folded scorers only), every section at a 64-byte aligned offset, and a
- * CRC32C over everything after the checksum field: an image is verified completely before
- * anything is read from it. The next_item int8 screen is not part of the image (each opener
+ * CRC32C over everything after the checksum field. The CRC pass reads every byte (tens of ms
+ * for a large image), so a caller that has verified this very file before may skip it; the
+ * structural checks run on every open. The next_item int8 screen is not part of the image (each opener
  * rebuilds it, O(V H)); scratch is always private.
  */
 #ifndef USERSEQ_US_SHARE_H
@@ -33,15 +34,15 @@ us_status	us_share_image_write(const us_scorer *scorer, const us_share_key *key,
 								 size_t cap);
 
 /*
- * Checks image (len bytes, 64-byte aligned) completely (sizes, offsets, key, CRC32C; else
- * US_ECHECKSUM / US_ETRUNCATED / US_EFORMAT) and creates a model and a scorer that read its
+ * Checks image (len bytes, 64-byte aligned): sizes, offsets, key and, when verify_crc, the
+ * CRC32C over every byte (else US_ECHECKSUM / US_ETRUNCATED / US_EFORMAT), and creates a model and a scorer that read its
  * tensors and tables in place; only small arrays (string pointers) and scratch come from
  * alloc. The image must outlive both; us_scorer_free and us_model_free work as usual (they
  * never free inside the image). fold_budget decides the next_item screen as for
  * us_scorer_create. Scores are bit-identical to us_scorer_create on the same model.
  */
 us_status	us_share_image_open(const void *image, size_t len, const us_share_key *key,
-								size_t fold_budget, const us_allocator *alloc,
+								int verify_crc, size_t fold_budget, const us_allocator *alloc,
 								us_model **model, us_scorer **scorer);
 
 #endif

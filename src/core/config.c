@@ -34,6 +34,7 @@ us_model_config_default(us_model_config *cfg, us_task task)
 	cfg->pos_weight = 1.0f;
 	cfg->embed_init_std = (task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR)
 		? US_EMBED_INIT_STD_NEXT : 1.0f;
+	cfg->embed_dropout = 0.0f;
 }
 
 static const char *const task_names[US_N_TASKS + 1] = {
@@ -181,6 +182,11 @@ us_model_config_validate(const us_model_config *cfg, char *msg, size_t msglen)
 	if (cfg->embed_init_std < 0.0f || cfg->embed_init_std > 10.0f)
 		return fail(US_EINVAL, msg, msglen, "embed_init_std must be in [0, 10] (0 means 1), got %g.",
 					(double) cfg->embed_init_std);
+	if (!isfinite(cfg->embed_dropout))
+		return fail(US_ENONFINITE, msg, msglen, "embed_dropout must be a finite number in [0, 1).");
+	if (cfg->embed_dropout < 0.0f || cfg->embed_dropout >= 1.0f)
+		return fail(US_EINVAL, msg, msglen, "embed_dropout must be in [0, 1), got %g.",
+					(double) cfg->embed_dropout);
 	if (us_model_param_count(cfg) == 0 || us_model_param_count(cfg) > US_MAX_PARAMS)
 		return fail(US_ELIMIT, msg, msglen,
 					"The model would have more than %zu parameters; reduce the vocabulary, embed_dim, n_filters or hidden_dim.",

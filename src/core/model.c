@@ -270,6 +270,7 @@ us_model_copy_weights(us_model *dst, const us_model *src)
 	a = dst->cfg;
 	b = src->cfg;
 	a.embed_init_std = b.embed_init_std = 0.0f;
+	a.embed_dropout = b.embed_dropout = 0.0f;
 	if (dst->n_params != src->n_params || memcmp(&a, &b, sizeof(us_model_config)) != 0)
 		return US_EINVAL;
 	if (dst != src)

@@ -159,11 +159,28 @@ embed_dedup(const us_model *model, us_ws *ws)
 }
 
 /*
+ * Embedding dropout: coordinate e of item row r is kept (scaled 1 / (1 - p)) when a hash of
+ * (key, r, e) clears p. A pure function of the step's key, so every occurrence of an item in
+ * the step, every thread's slice and the backward see the same mask.
+ */
+static inline float
+edrop_scale(uint64_t key, int32_t row, int e, uint32_t thr, float keep_scale)
+{
+	uint64_t	z = key ^ ((uint64_t) row * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t) e * 0xD1B54A32D192ED03ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	z ^= z >> 31;
+	return (uint32_t) (z >> 40) >= thr ? keep_scale : 0.0f;
+}
+
+/*
  * in: u_item, u_beh, u_gap (U)   out: X (U, E)
- * The input vectors of the distinct inputs: item + behaviour + gap embeddings.
+ * The input vectors of the distinct inputs: item (embedding dropout applied when key != 0)
+ * + behaviour + gap embeddings.
  */
 static void
-embed_forward(const us_model *model, us_ws *ws)
+embed_forward(const us_model *model, us_ws *ws, uint64_t key)
 {
 	const us_model_config *c = &model->cfg;
 	int			E = c->embed_dim;
@@ -177,6 +194,14 @@ embed_forward(const us_model *model, us_ws *ws)
 		float	   *x = X + (size_t) u * E;
 
 		memcpy(x, model->p.item_emb + (size_t) ui[u] * E, (size_t) E * sizeof(float));
+		if (key && c->embed_dropout > 0.0f)
+		{
+			uint32_t	thr = (uint32_t) ((double) c->embed_dropout * 16777216.0);
+			float		ks = 1.0f / (1.0f - c->embed_dropout);
+
+			for (int e = 0; e < E; e++)
+				x[e] *= edrop_scale(key, ui[u], e, thr, ks);
+		}
 		if (c->n_behaviors > 0 && ub[u] != US_ROW_PAD)
 			axpy(E, 1.0f, model->p.behavior_emb + (size_t) ub[u] * E, x);
 		if (c->n_gap_buckets > 0 && ug[u] > 0)
@@ -189,7 +214,8 @@ embed_forward(const us_model *model, us_ws *ws)
  * Padding rows (0) get nothing.
  */
 static void
-embed_backward(const us_model *model, us_ws *ws, us_params *g, touch *tch, int64_t stamp)
+embed_backward(const us_model *model, us_ws *ws, us_params *g, touch *tch, int64_t stamp,
+			   uint64_t key)
 {
 	const us_model_config *c = &model->cfg;
 	int			E = c->embed_dim;
@@ -202,7 +228,17 @@ embed_backward(const us_model *model, us_ws *ws, us_params *g, touch *tch, int64
 	{
 		const float *dx = dX + (size_t) t * E;
 
-		if (ti[t] != US_ROW_PAD)
+		if (ti[t] != US_ROW_PAD && key && c->embed_dropout > 0.0f)
+		{
+			uint32_t	thr = (uint32_t) ((double) c->embed_dropout * 16777216.0);
+			float		ks = 1.0f / (1.0f - c->embed_dropout);
+			float	   *gi = g->item_emb + (size_t) ti[t] * E;
+
+			for (int e = 0; e < E; e++)
+				gi[e] += dx[e] * edrop_scale(key, ti[t], e, thr, ks);
+			touch_mark(tch ? &tch[0] : NULL, ti[t], stamp);
+		}
+		else if (ti[t] != US_ROW_PAD)
 		{
 			axpy(E, 1.0f, dx, g->item_emb + (size_t) ti[t] * E);
 			touch_mark(tch ? &tch[0] : NULL, ti[t], stamp);
@@ -1226,7 +1262,7 @@ backward(const us_model *model, us_ws *ws, const batch_opts *o, const int *col0,
 	if ((st = conv_backward(model, ws, o->g, o->conv_mode, col0, Ftot)) != US_OK)
 		return st;
 	recent_backward(model, ws);
-	embed_backward(model, ws, o->g, o->tch, o->stamp);
+	embed_backward(model, ws, o->g, o->tch, o->stamp, o->edrop_key);
 	return US_OK;
 }
 
@@ -1241,7 +1277,7 @@ us_nn_run(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 
 	if (ws->n_ex == 0)
 		return US_OK;
-	embed_forward(model, ws);
+	embed_forward(model, ws, o->edrop_key);
 	pack_conv(model, F32(ws->Wcat), Ftot, col0);
 	if ((st = conv_forward(model, ws, col0, Ftot)) != US_OK)
 		return st;
@@ -1341,24 +1377,35 @@ us_nn_surprise_next_item(const us_model *model, us_ws *ws, double *nll, int32_t 
 			const float *x = T + (size_t) r * nv;
 			float		mx = -FLT_MAX,
 						xt = (float) st[3 * r + 2];
-			float		lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+			float		lane[16] = {0};
 			double		sum = 0.0;
 			int32_t		hi = 0;
 			int			j;
 
-			for (j = 0; j < nv; j++)
-				mx = x[j] > mx ? x[j] : mx;
+			{
+				/* 8 independent lanes: a single running max is a scalar dependency chain */
+				float		lm[8] = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX};
+
+				for (j = 0; j + 8 <= nv; j += 8)
+					for (int l = 0; l < 8; l++)
+						lm[l] = x[j + l] > lm[l] ? x[j + l] : lm[l];
+				for (; j < nv; j++)
+					lm[0] = x[j] > lm[0] ? x[j] : lm[0];
+				for (int l = 0; l < 8; l++)
+					mx = lm[l] > mx ? lm[l] : mx;
+			}
 			if (mx > st[3 * r])
 			{
 				st[3 * r + 1] *= exp(st[3 * r] - mx);
 				st[3 * r] = mx;
 			}
-			for (j = 0; j + 8 <= nv; j += 8)
-				for (int l = 0; l < 8; l++)
+			/* 16 lanes: two vector accumulators, so the adds do not wait on each other */
+			for (j = 0; j + 16 <= nv; j += 16)
+				for (int l = 0; l < 16; l++)
 					lane[l] += vexpf(x[j + l] - (float) st[3 * r]);
 			for (; j < nv; j++)
 				lane[0] += vexpf(x[j] - (float) st[3 * r]);
-			for (int l = 0; l < 8; l++)
+			for (int l = 0; l < 16; l++)
 				sum += lane[l];
 			st[3 * r + 1] += sum;
 			for (j = v0 < 2 ? 2 - v0 : 0; j < nv; j++)

@@ -144,6 +144,7 @@ typedef struct batch_opts
 	float	   *pred;			/* predictions (n_ex, n_outputs), or NULL */
 	const float *drop_mask;		/* precomputed dropout scales (n_ex, H), or NULL */
 	int			hidden_only;	/* stop after the dense layer (ws->Hh), no head */
+	uint64_t	edrop_key;		/* embedding dropout mask of the step (cfg.embed_dropout), 0: none */
 } batch_opts;
 
 

@@ -39,17 +39,6 @@
 
 /* ------------------------------------------------------------------ small kernels */
 
-/*
- * 8-float blocks through the GCC/clang vector extension: AVX with -march=native, SSE pairs
- * otherwise; the compiler does not vectorise these loops by itself at -O2. memcpy does the
- * unaligned loads and stores.
- */
-#if defined(__GNUC__) || defined(__clang__)
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-#define US_HAVE_V8F 1
-#endif
-
 static inline void
 vadd(float *restrict a, const float *restrict b, int32_t n)
 {
@@ -424,167 +413,6 @@ embed_event(const us_scorer *s, const us_events *ev, int32_t i, float *x)
 }
 
 /*
- * Windows [t0, t1) of one width, m kept events: the positions t0 .. t1 + k - 2 (those < m)
- * have nsrc row pointers each at rows[(p - base) * nsrc ..] (folded rows of the item and the
- * behaviour / gap when they matter, or the direct path's per-chunk products).
- */
-typedef struct conv_span
-{
-	const float *const *rows;
-	int			nsrc;
-	int32_t		base,
-				m,
-				t0,
-				t1;
-} conv_span;
-
-/*
- * Max over the windows of a span of a block of filters [c, c + nb) (nb = 32, 8 or 1):
- * pool[c..] = max_t (bias + sum_j sum_src row(t + j, src)[col0 + j F + c..]), merged with
- * the pool already there unless the span starts at window 0.
- * Window-stationary: the accumulators and the running max stay in registers, so each folded
- * value costs one load and one add and nothing is stored per window. rows holds nsrc row
- * pointers per kept position (item, then behaviour / gap rows when they matter).
- */
-#ifdef US_HAVE_V8F
-/*
- * Macros, not functions: a function returning a 32-byte vector changes the ABI (and warns)
- * in builds without AVX, where the vector extension falls back to SSE pairs.
- */
-#define v8_load(p) \
-	({ v8f v8_x_; memcpy(&v8_x_, (p), sizeof(v8_x_)); v8_x_; })
-#define v8_max(a, b) \
-	({ v8f v8_a_ = (a), v8_b_ = (b); v8i v8_gt_ = v8_b_ > v8_a_; \
-	   (v8f) ((v8_gt_ & (v8i) v8_b_) | (~v8_gt_ & (v8i) v8_a_)); })
-
-static void
-conv_pool_32(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias,
-			 float *pool)
-{
-	const float *const *rows = sp->rows;
-	int			nsrc = sp->nsrc;
-	int32_t		m = sp->m;
-	v8f			p0 = v8_load(pool),
-				p1 = v8_load(pool + 8),
-				p2 = v8_load(pool + 16),
-				p3 = v8_load(pool + 24);
-
-	for (int32_t t = sp->t0; t < sp->t1; t++)
-	{
-		v8f			a0 = v8_load(bias),
-					a1 = v8_load(bias + 8),
-					a2 = v8_load(bias + 16),
-					a3 = v8_load(bias + 24);
-		int32_t		kk = m - t < k ? m - t : k;
-
-		for (int32_t j = 0; j < kk; j++)
-		{
-			const float *const *rp = rows + (size_t) (t + j - sp->base) * nsrc;
-			size_t		col = col0 + (size_t) j * F;
-
-			for (int src = 0; src < nsrc; src++)
-			{
-				const float *r = rp[src] + col;
-
-				a0 += v8_load(r);
-				a1 += v8_load(r + 8);
-				a2 += v8_load(r + 16);
-				a3 += v8_load(r + 24);
-			}
-		}
-		if (t == 0)
-		{
-			p0 = a0;
-			p1 = a1;
-			p2 = a2;
-			p3 = a3;
-		}
-		else
-		{
-			p0 = v8_max(p0, a0);
-			p1 = v8_max(p1, a1);
-			p2 = v8_max(p2, a2);
-			p3 = v8_max(p3, a3);
-		}
-	}
-	memcpy(pool, &p0, sizeof(p0));
-	memcpy(pool + 8, &p1, sizeof(p1));
-	memcpy(pool + 16, &p2, sizeof(p2));
-	memcpy(pool + 24, &p3, sizeof(p3));
-}
-
-static void
-conv_pool_8(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias,
-			float *pool)
-{
-	const float *const *rows = sp->rows;
-	int			nsrc = sp->nsrc;
-	int32_t		m = sp->m;
-	v8f			p0 = v8_load(pool);
-
-	for (int32_t t = sp->t0; t < sp->t1; t++)
-	{
-		v8f			a0 = v8_load(bias);
-		int32_t		kk = m - t < k ? m - t : k;
-
-		for (int32_t j = 0; j < kk; j++)
-		{
-			const float *const *rp = rows + (size_t) (t + j - sp->base) * nsrc;
-			size_t		col = col0 + (size_t) j * F;
-
-			for (int src = 0; src < nsrc; src++)
-				a0 += v8_load(rp[src] + col);
-		}
-		p0 = t == 0 ? a0 : v8_max(p0, a0);
-	}
-	memcpy(pool, &p0, sizeof(p0));
-}
-#endif
-
-static void
-conv_pool_1(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias,
-			float *pool)
-{
-	const float *const *rows = sp->rows;
-	int			nsrc = sp->nsrc;
-	int32_t		m = sp->m;
-	float		p0 = pool[0];
-
-	for (int32_t t = sp->t0; t < sp->t1; t++)
-	{
-		float		a0 = bias[0];
-		int32_t		kk = m - t < k ? m - t : k;
-
-		for (int32_t j = 0; j < kk; j++)
-		{
-			const float *const *rp = rows + (size_t) (t + j - sp->base) * nsrc;
-			size_t		col = col0 + (size_t) j * F;
-
-			for (int src = 0; src < nsrc; src++)
-				a0 += rp[src][col];
-		}
-		p0 = t == 0 || a0 > p0 ? a0 : p0;
-	}
-	pool[0] = p0;
-}
-
-/* every filter of one width over a span: 32-wide blocks, then 8-wide, then single filters */
-static void
-conv_pool(const conv_span *sp, int32_t k, size_t col0, int32_t F, const float *bias, float *pool)
-{
-	int32_t		c = 0;
-
-#ifdef US_HAVE_V8F
-	for (; c + 32 <= F; c += 32)
-		conv_pool_32(sp, k, col0 + c, F, bias + c, pool + c);
-	for (; c + 8 <= F; c += 8)
-		conv_pool_8(sp, k, col0 + c, F, bias + c, pool + c);
-#endif
-	for (; c < F; c++)
-		conv_pool_1(sp, k, col0 + c, F, bias + c, pool + c);
-}
-
-/*
  * Pooled conv features into z[0 .. W*F) from the m events starting at start. Each folded
  * value is used exactly once, so this is a gather stream (about S floats per event); the
  * window-stationary loops keep all other traffic in registers. A window past the end of a
@@ -639,9 +467,9 @@ pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 
 	for (int w = 0; w < s->W; w++)
 	{
-		conv_span	sp = {rows, nsrc, 0, m, 0, m - s->widths[w] + 1 > 1 ? m - s->widths[w] + 1 : 1};
+		us_conv_span	sp = {rows, nsrc, 0, m, 0, m - s->widths[w] + 1 > 1 ? m - s->widths[w] + 1 : 1};
 
-		conv_pool(&sp, s->widths[w], s->woff[w], F, p->conv_b[w], s->z + (size_t) w * F);
+		us_conv_pool(&sp, s->widths[w], s->woff[w], F, p->conv_b[w], s->z + (size_t) w * F);
 		vrelu(s->z + (size_t) w * F, F);
 	}
 }
@@ -678,10 +506,10 @@ pool_direct(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 		for (int w = 0; w < s->W; w++)
 		{
 			int32_t		nw = m - s->widths[w] + 1 > 1 ? m - s->widths[w] + 1 : 1;
-			conv_span	sp = {s->rp, 1, t0, m, t0, t1 < nw ? t1 : nw};
+			us_conv_span	sp = {s->rp, 1, t0, m, t0, t1 < nw ? t1 : nw};
 
 			if (sp.t0 < sp.t1)
-				conv_pool(&sp, s->widths[w], s->woff[w], F, p->conv_b[w], s->z + (size_t) w * F);
+				us_conv_pool(&sp, s->widths[w], s->woff[w], F, p->conv_b[w], s->z + (size_t) w * F);
 		}
 	}
 	for (int w = 0; w < s->W; w++)

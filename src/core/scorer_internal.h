@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "userseq/us_model.h"
 #include "us_internal.h"
@@ -71,6 +72,53 @@ struct us_scorer
 	float	   *cand_hi;		/* (V) their upper bounds */
 	float	   *lo_heap;		/* (V) the k best lower bounds so far */
 };
+
+/*
+ * 8-float blocks through the GCC/clang vector extension: AVX with -march=native, SSE pairs
+ * otherwise; the compiler does not vectorise these loops by itself at -O2. memcpy does the
+ * unaligned loads and stores.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+#define US_HAVE_V8F 1
+#endif
+
+#ifdef US_HAVE_V8F
+/*
+ * Macros, not functions: a function returning a 32-byte vector changes the ABI (and warns)
+ * in builds without AVX, where the vector extension falls back to SSE pairs.
+ */
+#define v8_load(p) \
+	({ v8f v8_x_; memcpy(&v8_x_, (p), sizeof(v8_x_)); v8_x_; })
+#define v8_max(a, b) \
+	({ v8f v8_a_ = (a), v8_b_ = (b); v8i v8_gt_ = v8_b_ > v8_a_; \
+	   (v8f) ((v8_gt_ & (v8i) v8_b_) | (~v8_gt_ & (v8i) v8_a_)); })
+#endif
+
+/*
+ * Windows [t0, t1) of one width, m kept events: the positions t0 .. t1 + k - 2 (those < m)
+ * have nsrc row pointers each at rows[(p - base) * nsrc ..] (folded rows of the item and the
+ * behaviour / gap when they matter, or the direct path's per-chunk products).
+ */
+typedef struct us_conv_span
+{
+	const float *const *rows;
+	int			nsrc;
+	int32_t		base,
+				m,
+				t0,
+				t1;
+} us_conv_span;
+
+/*
+ * conv.c: pool[0 .. F) = max over the span's windows of (bias + the sum of the window's taps'
+ * columns col0 + j F + f of its rows), merged with the pool already there unless the span
+ * starts at window 0. Each folded value is one load and one add; the kernel body (AVX-512,
+ * AVX2, portable) is chosen at run time and every body gives bit-identical results.
+ */
+void		us_conv_pool(const us_conv_span *sp, int32_t k, size_t col0, int32_t F,
+						 const float *bias, float *pool);
 
 /* count * elem bytes from the scorer's allocator; sets *fail (and returns NULL) on failure */
 static inline void *

@@ -230,7 +230,7 @@ bind_strings(const char *p, uint64_t size, int32_t n, char **out)
 
 /* Checks everything in h against len, key and the sizes its configuration implies. */
 static us_status
-img_check(const uint8_t *b, size_t len, const us_share_key *key)
+img_check(const uint8_t *b, size_t len, const us_share_key *key, int verify_crc)
 {
 	const img_header *h = (const img_header *) b;
 	uint64_t	rowb = 0,
@@ -243,7 +243,7 @@ img_check(const uint8_t *b, size_t len, const us_share_key *key)
 		return US_EFORMAT;
 	if (h->len != len)
 		return h->len > len ? US_ETRUNCATED : US_EFORMAT;
-	if (us_crc32c(0, b + CRC_START, len - CRC_START) != h->crc)
+	if (verify_crc && us_crc32c(0, b + CRC_START, len - CRC_START) != h->crc)
 		return US_ECHECKSUM;
 	if (memcmp(&h->key, key, sizeof(*key)) != 0)
 		return US_EFORMAT;
@@ -445,7 +445,8 @@ open_scorer(const uint8_t *b, size_t len, const us_model *model, size_t budget,
 }
 
 us_status
-us_share_image_open(const void *image, size_t len, const us_share_key *key, size_t fold_budget,
+us_share_image_open(const void *image, size_t len, const us_share_key *key, int verify_crc,
+					size_t fold_budget,
 					const us_allocator *alloc, us_model **model, us_scorer **scorer)
 {
 	const uint8_t *b = image;
@@ -458,7 +459,7 @@ us_share_image_open(const void *image, size_t len, const us_share_key *key, size
 	if (image == NULL || key == NULL || alloc == NULL || alloc->alloc == NULL ||
 		alloc->free == NULL || ((uintptr_t) image & (IMG_ALIGN - 1)))
 		return US_EINVAL;
-	st = img_check(b, len, key);
+	st = img_check(b, len, key, verify_crc);
 	if (st != US_OK)
 		return st;
 	st = open_model(b, len, alloc, model);

@@ -283,6 +283,8 @@ us_model_loss_and_grad(const us_model *model, const us_dataset *data, const int3
 	memset(&o, 0, sizeof o);
 	o.g = &g;
 	o.conv_mode = conv_bwd;
+	/* a fixed embedding dropout mask, so the gradient checks cover its backward */
+	o.edrop_key = c->embed_dropout > 0.0f ? US_EDROP_TEST_KEY : 0;
 	st = build_batch(model, data, seq_ids, n, is_prefix_task(c->task), max_examples_per_seq, 1, &ws);
 	if (st == US_OK)
 		st = run_batch(model, &ws, &o, &sum);
@@ -808,9 +810,21 @@ reduce_slices(us_trainer *tr, int64_t stamp)
 	}
 }
 
+/* the step's embedding dropout key (drawn only when the model has embedding dropout, so the
+ * other draws of a step stay as they were; without rng the fixed key the gradient checks
+ * use, see us_model_loss_and_grad); 0: none */
+static uint64_t
+edrop_key(const us_model_config *c, us_rng *rng)
+{
+	if (c->embed_dropout <= 0.0f)
+		return 0;
+	return rng != NULL ? us_rng_next(rng) | 1 : US_EDROP_TEST_KEY;
+}
+
 /*
  * Loss and gradient of the minibatch ids[0..nb-1] into tr->grads and tr->tch. rng: the step's
- * generator (negatives first, then dropout), or NULL for no dropout and the full softmax.
+ * generator (negatives first, then the embedding dropout key, then dropout), or NULL for no
+ * dropout and the full softmax.
  * *n_ex gets the examples (0: nothing to do). With n_threads = T > 1 the batch is cut into T
  * contiguous slices of sequences, fixed by the batch order; everything the workers need is
  * reserved here first, and the dropout mask is drawn here in the order one thread draws it.
@@ -826,6 +840,7 @@ step_grads(us_trainer *tr, const us_dataset *data, const int32_t *ids, int32_t n
 	int			H = c->hidden_dim;
 	int64_t		total = 0;
 	int64_t		stamp;
+	uint64_t	key;
 	const float *mask = NULL;
 	us_status	st;
 
@@ -855,6 +870,7 @@ step_grads(us_trainer *tr, const us_dataset *data, const int32_t *ids, int32_t n
 			o.cdf = tr->neg_cdf;
 			o.n_cdf = tr->neg_rows;
 		}
+		o.edrop_key = edrop_key(c, rng);
 		st = run_batch(model, &tr->ws, &o, loss_sum);
 		if (st != US_OK)
 			clear_grads(tr);
@@ -878,6 +894,7 @@ step_grads(us_trainer *tr, const us_dataset *data, const int32_t *ids, int32_t n
 	stamp = ++tr->stamp;
 	if (sampled && (st = draw_negatives(tr, rng)) != US_OK)
 		return st;
+	key = edrop_key(c, rng);
 	if (rng != NULL && c->dropout > 0.0f)
 	{
 		/* the draws dense_forward makes for the whole batch on one thread, in its order */
@@ -907,6 +924,7 @@ step_grads(us_trainer *tr, const us_dataset *data, const int32_t *ids, int32_t n
 			w->o.tch = w->tch;
 			w->o.stamp = stamp;
 			w->o.drop_mask = mask ? mask + (size_t) ex0 * H : NULL;
+			w->o.edrop_key = key;
 			w->loss = 0.0;
 			w->st = US_OK;
 			ws->n_norm = total;

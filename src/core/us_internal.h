@@ -68,13 +68,16 @@ void		us_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
 unsigned	us_cpu_features(void);
 unsigned	us_cpu_restrict(unsigned allowed);
 
+#define US_EDROP_TEST_KEY	0x5eed5eedULL
+
 /* Conv backward path: chosen by cost, or forced (gradient checks exercise both). */
 #define US_CONV_BWD_AUTO	0
 #define US_CONV_BWD_SPARSE	1
 #define US_CONV_BWD_DENSE	2
 
 /*
- * Mean loss over a fixed batch (dropout off, full softmax) and its full gradient: grads gets
+ * Mean loss over a fixed batch (dropout off, full softmax; embedding dropout with one fixed
+ * mask, key US_EDROP_TEST_KEY, when the model has it) and its full gradient: grads gets
  * n_params floats in the parameter layout (padding rows 0 of the embeddings get zero, as
  * they are not trained). Uses the trainer's forward/backward code. For next_item /
  * next_behavior the examples are the prefixes (max_examples_per_seq as in training).
@@ -86,7 +89,7 @@ us_status	us_model_loss_and_grad(const us_model *model, const us_dataset *data,
 
 /*
  * The same for a trainer's configuration (n_threads slices, reduced in slice order; dropout
- * off, full softmax): grads gets the reduced gradient of the batch, no optimizer step is
+ * off, full softmax, the same fixed embedding dropout mask): grads gets the reduced gradient of the batch, no optimizer step is
  * taken. For the tests comparing thread counts.
  */
 us_status	us_trainer_batch_grad(us_trainer *trainer, const us_dataset *data,

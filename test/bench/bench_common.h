@@ -1,7 +1,7 @@
 /*
  * bench_common.h: helpers shared by the benchmark drivers in test/bench/ (header-only, one
- * translation unit per driver): a monotonic clock, the median of a sample, a checksum of top-k
- * answers, peak RSS, and the reader of the PyTorch peer's TSV data format
+ * translation unit per driver): a monotonic clock, the median of a sample, Zipf-like sequences,
+ * a checksum of top-k answers, peak RSS, and the reader of the PyTorch peer's TSV data format
  * (../shared/bench/README.md):
  *
  *     label<TAB>id id id ...      one sequence per line, oldest id first, ids 1..V-1
@@ -23,6 +23,8 @@
 #include <strings.h>
 #include <time.h>
 #include <sys/resource.h>
+
+#include "userseq/us_rng.h"
 
 static inline double
 bench_now(void)
@@ -50,6 +52,76 @@ bench_median(double *x, size_t n)
 		return NAN;
 	qsort(x, n, sizeof(double), bench_cmp_double);
 	return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+typedef struct bench_seqs
+{
+	int			n;
+	int64_t    *off;
+	int32_t    *items;
+} bench_seqs;
+
+/*
+ * n sequences of model rows: Zipf-like item rows 2..V-1 (p ~ 1/rank^1.07, ranks mapped to rows
+ * by a permutation fixed for every seed, so draws can stand for training data) and lengths
+ * uniform in [max(3, L/4), L], as torch_textcnn.py gen draws them.
+ */
+static inline void
+bench_make_seqs(bench_seqs *s, int n, int V, int L, uint64_t seed)
+{
+	us_rng		rng;
+	int			nv = V - 2;
+	double	   *cdf = malloc(sizeof(double) * nv);
+	int32_t    *perm = malloc(sizeof(int32_t) * nv);
+	double		sum = 0;
+	int			lo = L / 4 > 3 ? L / 4 : 3;
+
+	/* the same rank-to-id permutation for every draw, so draws can stand for training data */
+	us_rng_seed(&rng, 12345);
+	for (int i = 0; i < nv; i++)
+	{
+		sum += 1.0 / pow(i + 1, 1.07);
+		cdf[i] = sum;
+		perm[i] = i + 2;
+	}
+	for (int i = nv - 1; i > 0; i--)
+	{
+		int			j = (int) us_rng_below(&rng, i + 1);
+		int32_t		t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	us_rng_seed(&rng, seed);
+	s->n = n;
+	s->off = malloc(sizeof(int64_t) * (n + 1));
+	s->items = malloc(sizeof(int32_t) * (size_t) n * L);
+	s->off[0] = 0;
+	for (int q = 0; q < n; q++)
+	{
+		int			len = lo + (int) us_rng_below(&rng, L - lo + 1);
+
+		for (int t = 0; t < len; t++)
+		{
+			double		u = us_rng_uniform(&rng) * sum;
+			int			a = 0,
+						b = nv - 1;
+
+			while (a < b)
+			{
+				int			m = (a + b) / 2;
+
+				if (cdf[m] < u)
+					a = m + 1;
+				else
+					b = m;
+			}
+			s->items[s->off[q] + t] = perm[a];
+		}
+		s->off[q + 1] = s->off[q] + len;
+	}
+	free(cdf);
+	free(perm);
 }
 
 /* FNV-1a over n rows and the bits of their scores: a checksum of top-k answers. */

@@ -11,7 +11,9 @@
  *     from another draw of the same Zipf distribution; the default 256 MB budget (screened
  *     top-k, folded or hottest-rows-folded convolutions) against budget 0 as the peer.
  * argv[2], if given, picks the configurations whose name contains it (spec, lean, next_item_5k,
- * next_item_50k, next_item_h64_50k).
+ * next_item_50k, next_item_h64_50k); next_item_h64_1m (1,000,000 item rows, E = F = H = 64, 1,000
+ * requests, a 1 GB budget; about 1.5 GB) runs only when named exactly. Top-k lines also give the model's and
+ * the screen's size and the process's peak RSS.
  * Each measurement runs `runs` times (argv[1], default 5) over a fresh pass of pre-generated
  * sequences and prints every run and the median, one JSON line per configuration: "median"
  * and "runs" are wall-clock rates; "cpu_median" is the rate per second of this thread's CPU
@@ -79,72 +81,6 @@ cpu_now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-typedef struct seqs
-{
-	int			n;
-	int64_t    *off;
-	int32_t    *items;
-} seqs;
-
-/* Zipf-like item rows 2..V-1 and lengths uniform in [max(3, L/4), L]. */
-static void
-make_seqs(seqs *s, int n, int V, int L, uint64_t seed)
-{
-	us_rng		rng;
-	int			nv = V - 2;
-	double	   *cdf = malloc(sizeof(double) * nv);
-	int32_t    *perm = malloc(sizeof(int32_t) * nv);
-	double		sum = 0;
-	int			lo = L / 4 > 3 ? L / 4 : 3;
-
-	/* the same rank-to-id permutation for every draw, so draws can stand for training data */
-	us_rng_seed(&rng, 12345);
-	for (int i = 0; i < nv; i++)
-	{
-		sum += 1.0 / pow(i + 1, 1.07);
-		cdf[i] = sum;
-		perm[i] = i + 2;
-	}
-	for (int i = nv - 1; i > 0; i--)
-	{
-		int			j = (int) us_rng_below(&rng, i + 1);
-		int32_t		t = perm[i];
-
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
-	us_rng_seed(&rng, seed);
-	s->n = n;
-	s->off = malloc(sizeof(int64_t) * (n + 1));
-	s->items = malloc(sizeof(int32_t) * (size_t) n * L);
-	s->off[0] = 0;
-	for (int q = 0; q < n; q++)
-	{
-		int			len = lo + (int) us_rng_below(&rng, L - lo + 1);
-
-		for (int t = 0; t < len; t++)
-		{
-			double		u = us_rng_uniform(&rng) * sum;
-			int			a = 0,
-						b = nv - 1;
-
-			while (a < b)
-			{
-				int			m = (a + b) / 2;
-
-				if (cdf[m] < u)
-					a = m + 1;
-				else
-					b = m;
-			}
-			s->items[s->off[q] + t] = perm[a];
-		}
-		s->off[q + 1] = s->off[q] + len;
-	}
-	free(cdf);
-	free(perm);
-}
-
 /* counts (NULL: all 1) are the vocabulary's training counts of rows 2 .. V-1 */
 static us_model *
 make_model(int task, int V, int L, int E, int F, int H, const uint32_t *counts)
@@ -205,13 +141,13 @@ static void
 bench_forward(const char *name, int V, int L, int E, int F, int H, int n_seqs, int runs)
 {
 	us_model   *m = make_model(US_TASK_BINARY, V, L, E, F, H, NULL);
-	seqs		s;
+	bench_seqs	s;
 	double	   *rates = malloc(sizeof(double) * runs);
 	double	   *crates = malloc(sizeof(double) * runs);
 	char		extra[128];
 	double		mean_len;
 
-	make_seqs(&s, n_seqs, V, L, 12345);
+	bench_make_seqs(&s, n_seqs, V, L, 12345);
 	mean_len = (double) s.off[s.n] / s.n;
 	for (int folded = 1; folded >= 0; folded--)
 	{
@@ -265,12 +201,12 @@ bench_forward(const char *name, int V, int L, int E, int F, int H, int n_seqs, i
  * The two alternate run by run; both must return identical top-10 lists.
  */
 static void
-bench_topk(const char *name, int V, int dim, int L, int n_req, int runs)
+bench_topk(const char *name, int V, int dim, int L, int n_req, int runs, size_t budget_mb)
 {
 	us_model   *m;
 	us_scorer  *sc[2] = {NULL, NULL};
-	size_t		budget[2] = {(size_t) 256 << 20, 0};
-	seqs		s;
+	size_t		budget[2] = {budget_mb << 20, 0};
+	bench_seqs	s;
 	double	   *rates[2],
 			   *crates[2];
 	int32_t		rows[2][10];
@@ -281,10 +217,10 @@ bench_topk(const char *name, int V, int dim, int L, int n_req, int runs)
 
 	/* training counts from another draw of the same distribution (hot-row folding uses them) */
 	{
-		seqs		train;
+		bench_seqs	train;
 		uint32_t   *counts = calloc((size_t) V, sizeof(uint32_t));
 
-		make_seqs(&train, 20000, V, L, 778);
+		bench_make_seqs(&train, 20000, V, L, 778);
 		for (int64_t i = 0; i < train.off[train.n]; i++)
 			counts[train.items[i] - 2]++;
 		m = make_model(US_TASK_NEXT_ITEM, V, L, dim, dim, dim, counts);
@@ -292,7 +228,7 @@ bench_topk(const char *name, int V, int dim, int L, int n_req, int runs)
 		free(train.off);
 		free(train.items);
 	}
-	make_seqs(&s, n_req, V, L, 777);
+	bench_make_seqs(&s, n_req, V, L, 777);
 	for (int v = 0; v < 2; v++)
 	{
 		rates[v] = malloc(sizeof(double) * runs);
@@ -333,9 +269,11 @@ bench_topk(const char *name, int V, int dim, int L, int n_req, int runs)
 			crates[v][r] = n_req / (cpu_now() - c1);
 		}
 	snprintf(extra, sizeof(extra), ", \"V\": %d, \"E\": %d, \"H\": %d, \"L\": %d, \"screened\": %d, "
-			 "\"folded_rows\": %d, \"checksum\": \"%016llx\"", V, dim, dim, L,
+			 "\"folded_rows\": %d, \"checksum\": \"%016llx\", \"model_mb\": %.0f, "
+			 "\"screen_mb\": %.0f, \"peak_rss_mb\": %.0f", V, dim, dim, L,
 			 us_scorer_is_screened(sc[0]), (int) us_scorer_folded_rows(sc[0]),
-			 (unsigned long long) checksum[0]);
+			 (unsigned long long) checksum[0], m->n_params * 4.0 / 1048576.0,
+			 us_scorer_screen_bytes(&m->cfg) / 1048576.0, bench_peak_rss_mb());
 	report(name, "topk10_per_s", rates[0], crates[0], runs, extra);
 	snprintf(extra, sizeof(extra), ", \"checksum\": \"%016llx\"", (unsigned long long) checksum[1]);
 	report(name, "topk10_per_s_peer_budget0", rates[1], crates[1], runs, extra);
@@ -363,10 +301,16 @@ main(int argc, char **argv)
 	if (strstr("lean", only))
 		bench_forward("lean", 50000, 50, 64, 64, 128, 40000, runs);
 	if (strstr("next_item_5k", only))
-		bench_topk("next_item_5k", 5000, 128, 50, 20000, runs);
+		bench_topk("next_item_5k", 5000, 128, 50, 20000, runs, 256);
 	if (strstr("next_item_50k", only))
-		bench_topk("next_item_50k", 50000, 128, 50, 5000, runs);
+		bench_topk("next_item_50k", 50000, 128, 50, 5000, runs, 256);
 	if (strstr("next_item_h64_50k", only))
-		bench_topk("next_item_h64_50k", 50000, 64, 50, 5000, runs);
+		bench_topk("next_item_h64_50k", 50000, 64, 50, 5000, runs, 256);
+	/*
+	 * only when asked for by name (about 1.5 GB and a slow fp32 peer); the budget is 1 GB
+	 * (userseq.fold_memory = '1GB'), as the untied output rows' screen alone is 326 MB
+	 */
+	if (strcmp(only, "next_item_h64_1m") == 0)
+		bench_topk("next_item_h64_1m", 1000000, 64, 50, 1000, runs, 1024);
 	return 0;
 }

@@ -29,8 +29,10 @@
  *     validate on the second-to-last, --report-test 1 also the last), as torch_textcnn.py does
  *   --n-neg N (sampled candidates; --negatives FILE, loo also FILE.test, from torch_textcnn.py
  *     negatives), --tie, --recent-window, --embed-init-std, --clip-norm, --weight-decay,
- *     --optimizer adamw, --train-negatives M (sampled softmax), --patience P, --batch-examples 1
- *     (--batch counts training examples; the seq/s figures then assume --batch sequences)
+ *     --embed-dropout, --optimizer adamw, --train-negatives M (sampled softmax), --patience P, --batch-examples 1
+ *     (--batch counts training examples; the seq/s figures then assume --batch sequences),
+ *     --keep-last 1 (report the last epoch, not the best: for test runs with the epoch count
+ *     chosen on validation)
  *   After every epoch the validation metrics; the model of the best epoch (validation NDCG@10
  *     over the full catalogue, as userseq_train) is restored for the summary, which adds the
  *     popularity and first-order markov baselines (transitions of the training part and the
@@ -61,7 +63,7 @@ typedef struct opts
 	int32_t		n_widths;
 	int32_t		widths[US_MAX_WIDTHS];
 	int32_t		max_ex, infer_batches;
-	int32_t		tie, recent, loo, patience, report_test, train_neg, adamw, batch_examples;
+	int32_t		tie, recent, loo, patience, report_test, train_neg, adamw, batch_examples, keep_last;
 	float		dropout, lr, init_std, clip, wd, embed_dropout;
 	double		valid_fraction, score_seconds;
 	uint64_t	seed, negatives_seed;
@@ -226,6 +228,8 @@ parse_args(int argc, char **argv, opts *o)
 			o->infer_batches = atoi(v);
 		else if (!strcmp(a, "--score-seconds"))
 			o->score_seconds = strtod(v, NULL);
+		else if (!strcmp(a, "--keep-last"))
+			o->keep_last = atoi(v);
 		else if (!strcmp(a, "--batch-examples"))
 			o->batch_examples = atoi(v);
 		else if (!strcmp(a, "--tie"))
@@ -268,8 +272,6 @@ parse_args(int argc, char **argv, opts *o)
 		die("--task is binary or next_item");
 	if (!(o->valid_fraction > 0.0 && o->valid_fraction < 1.0))
 		die("--valid-fraction must lie strictly between 0 and 1");
-	if (o->embed_dropout != 0.0f)
-		die("--embed-dropout: not in this core yet");
 	if (N_NEG < 1 || N_NEG > MAX_NEG)
 		die("--n-neg must be 1..1000");
 	if (o->loo && strcmp(o->task, "next_item"))
@@ -1001,6 +1003,7 @@ main(int argc, char **argv)
 	cfg.hidden_dim = o.hidden;
 	cfg.dropout = o.dropout;
 	cfg.recent_window = o.recent;
+	cfg.embed_dropout = o.embed_dropout;
 	if (o.init_std > 0)			/* else the core's default for the task */
 		cfg.embed_init_std = o.init_std;
 	cfg.tie_output = o.tie;
@@ -1095,12 +1098,19 @@ main(int argc, char **argv)
 				break;
 		}
 	}
-	if (best)
+	if (best && !o.keep_last)
 	{
 		check(us_model_copy_weights(m, best), "us_model_copy_weights");
 		evaluate(m, &vd, next_item, neg, skip, &ev);
 		if (o.loo && o.report_test)
 			evaluate(m, &xd, 1, xneg, skip, &xev);
+		us_model_free(best);
+	}
+	if (best && o.keep_last)
+	{
+		/* --keep-last: the last epoch's model (test runs: the epoch count chosen on validation) */
+		evaluate(m, &vd, next_item, neg, skip, &ev);
+		best_epoch = epochs_done;
 		us_model_free(best);
 	}
 	if (clk.step <= o.warmup)

@@ -8,8 +8,9 @@
 #                  defaults of the SQL layer, see below)
 #   PARITY_EPOCHS  (default 10); both keep the epoch with the best validation NDCG@10 (full)
 # The configuration is the SQL defaults for next_item (README "Training"): E = F = H = 64,
-# widths 2,3,4, recent window 3, max_len 50, dropout 0.2, Adam lr 0.002, 64 sequences per
-# step, clip 5, full softmax, embed_init_std and embed_dropout as below.
+# widths 2,3,4, recent window 3, max_len 50, dropout 0.2, Adam lr 0.002, 256 training examples
+# per step (batch_unit examples), clip 5, full softmax, embed_init_std 0.05, embed_dropout
+# PARITY_EMBED_DROPOUT (default 0), untied (PARITY_TIE=1: tied).
 set -euo pipefail
 dir=${1:?usage: nextitem_parity.sh DATADIR}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +25,7 @@ CT=$root/test/bench/build/core_train
 regimes=${PARITY_REGIMES:-retail retail5 gen}
 epochs=${PARITY_EPOCHS:-10}
 common="--max-len 50 --embed 64 --filters 64 --hidden 64 --widths 2,3,4 --recent-window 3
-	--dropout 0.2 --lr 0.002 --batch 64 --clip-norm 5 --epochs $epochs --seed 42
+	--dropout 0.2 --lr 0.002 --batch 256 --clip-norm 5 --epochs $epochs --seed 42
 	--embed-init-std ${PARITY_INIT_STD:-0.05} --embed-dropout ${PARITY_EMBED_DROPOUT:-0} ${PARITY_ARGS:-}"
 out=$dir/parity
 mkdir -p "$out"
@@ -43,10 +44,10 @@ for r in $regimes; do
 	tie_flag=""
 	[ "${PARITY_TIE:-0}" = 1 ] && tie_flag="--tie"
 	nice -n 10 $CT --task next_item $data --n-neg $neg --negatives "$out/$r.neg" $common \
-		--tie ${PARITY_TIE:-0} --train-negatives 0 --infer-batches 1 --score-seconds 0.1 \
+		--tie ${PARITY_TIE:-0} --batch-examples 1 --train-negatives 0 --infer-batches 1 --score-seconds 0.1 \
 		--warmup-steps 1 | tail -1 > "$out/$r.userseq.json"
 	nice -n 10 $PY "$here/torch_textcnn.py" train $data --negatives "$out/$r.neg" $common \
-		$tie_flag | tail -1 > "$out/$r.torch.json"
+		$tie_flag --batch-examples | tail -1 > "$out/$r.torch.json"
 done
 $PY - "$out" $regimes <<'PY'
 import json, sys

@@ -36,7 +36,8 @@ coordinate of the input item table with probability p (scaled 1/(1-p)), one mask
 and step, as the core does; the tied output layer sees the table undropped. Init: embeddings N(0, embed_init_std) (0 = N(0, 1),
 the PyTorch default), convolutions / linear layers / the item bias U(+-1/sqrt(fan_in)) as
 PyTorch's defaults. Adam (dense), optional weight decay (L2, or decoupled with adamw) and
-global gradient-norm clipping. `--batch` counts sequences, as userseq's batch_size.
+global gradient-norm clipping. `--batch` counts sequences, or with `--batch-examples` training
+examples (whole sequences fill a step while their examples fit), as userseq's batch_unit.
 """
 import argparse
 import hashlib
@@ -347,14 +348,33 @@ def cmd_train(a):
         out["loss"] = loss / max(len(inputs), 1)
         return out
 
+    def n_examples(s):
+        k = len(s) - 1
+        return max(0, min(k, a.max_examples_per_seq) if a.max_examples_per_seq else k)
+
+    def steps(order):
+        """[b0, b1) of every step: --batch sequences, or with --batch-examples whole sequences
+        while their examples fit in --batch (at least one), as userseq's batch_unit examples"""
+        if not a.batch_examples:
+            return [(b0, min(b0 + a.batch, len(order))) for b0 in range(0, len(order), a.batch)]
+        out, b0, acc = [], 0, 0
+        for i, j in enumerate(order):
+            k = n_examples(train[j])
+            if i > 0 and acc > 0 and acc + k > a.batch:
+                out.append((b0, i))
+                b0, acc = i, 0
+            acc += k
+        out.append((b0, len(order)))
+        return out
+
     best, best_ep, best_state, bad = -1.0, 0, None, 0
     history = []
     for ep in range(a.epochs):
         te = time.time()
         order = rs.permutation(len(train))
         tot, nex = 0.0, 0
-        for b0 in range(0, len(order), a.batch):
-            bs = [train[i] for i in order[b0:b0 + a.batch]]
+        for b0, b1 in steps(order):
+            bs = [train[i] for i in order[b0:b1]]
             ids, lens = pad_batch(torch, bs, L)
             z = model.features(ids, lens)
             # examples: prefix of t + 1 ids (row t) predicts id t + 1, t = 0 .. len - 2
@@ -480,7 +500,9 @@ def main():
     t.add_argument("--lr", type=float, default=0.002)
     t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--clip-norm", type=float, default=0.0)
-    t.add_argument("--batch", type=int, default=64, help="sequences per step")
+    t.add_argument("--batch", type=int, default=64, help="sequences (or examples) per step")
+    t.add_argument("--batch-examples", action="store_true",
+                   help="--batch counts training examples (prefixes), whole sequences per step")
     t.add_argument("--max-examples-per-seq", type=int, default=0)
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--patience", type=int, default=0)

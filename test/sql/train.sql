@@ -142,6 +142,7 @@ SELECT * FROM userseq_train('e', 'SELECT seq, label_bool AS label FROM tr_seqs',
 SELECT * FROM userseq_train('e', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"epochs": "3"}');
 SELECT * FROM userseq_train('e', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"dropout": 1}');
 SELECT * FROM userseq_train('e', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"embed_init_std": 0}');
+SELECT * FROM userseq_train('e', 'SELECT seq FROM tr_seqs', 'next_item', '{"embed_dropout": 1}');
 SELECT * FROM userseq_train('e', 'SELECT seq FROM tr_seqs', 'next_item', '{"batch_unit": "tokens"}');
 SELECT * FROM userseq_train('e', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"learning_rate": 0}');
 SELECT * FROM userseq_train('e', 'SELECT seq, label_bool AS label FROM tr_seqs', 'binary', '{"optimizer": "lbfgs"}');

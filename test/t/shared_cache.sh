@@ -75,10 +75,12 @@ ok "$s7 $c7" "$v2 1 0 1 1" "a truncated image is refused and rewritten"
 
 # a dropped model is unreachable everywhere, its image notwithstanding
 psql -c "SELECT userseq_drop_model('t_shc')" >/dev/null
-ok "$(ls "$datadir/pg_userseq" | grep -c . || true)" 1 "the image file is still there"
+ok "$([ -f "$f" ] && echo yes || echo no)" yes "the image file is still there"
 err=$(psql -c "$SCORES" 2>&1 || true)
 ok "$(grep -c 'does not exist' <<<"$err")" 1 "a dropped model is unreachable"
-ok "$(psql -c "SELECT userseq_shared_cache_clear()")" 1 "userseq_shared_cache_clear removes the image"
+ok "$([ -f "$f.ok" ] && echo yes || echo no)" yes "the verified image has its marker"
+psql -c "SELECT userseq_shared_cache_clear()" >/dev/null
+ok "$([ -e "$f" ] || [ -e "$f.ok" ] && echo there || echo gone)" gone "userseq_shared_cache_clear removes the image and its marker"
 
 psql -c "DROP TABLE t_shc_d" -c "DROP ROLE t_shc_nobody"
 exit $fail

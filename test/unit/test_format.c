@@ -155,7 +155,7 @@ test_round_trip(void)
 			us_model_config stored = m->cfg;
 
 			/* creation / training-only fields are not stored */
-			stored.embed_init_std = 0.0f;
+			stored.embed_init_std = stored.embed_dropout = 0.0f;
 			CHECK(memcmp(&d->cfg, &stored, sizeof(m->cfg)) == 0, "variant %d config", v);
 			CHECK(vocab_equal(&d->vocab, &m->vocab), "variant %d vocab", v);
 			CHECK(d->n_params == m->n_params &&

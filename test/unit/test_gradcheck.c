@@ -28,6 +28,7 @@ typedef struct gc_case
 	int			max_ex;
 	float		pos_weight;
 	int			weights;
+	float		embed_dropout;	/* one fixed mask (us_model_loss_and_grad) */
 } gc_case;
 
 #define NSEQ 7
@@ -106,6 +107,7 @@ make_model(const gc_case *k, us_model_config *c)
 	c->recent_window = k->R;
 	c->tie_output = k->tied;
 	c->pos_weight = k->pos_weight;
+	c->embed_dropout = k->embed_dropout;
 	if (k->beh || k->task == US_TASK_NEXT_BEHAVIOR)
 	{
 		v.n_behaviors = 3;
@@ -319,7 +321,7 @@ run_case(const gc_case *k, us_rng *rng)
 static void
 prefix_equivalence(us_task task, int R, us_rng *rng)
 {
-	gc_case		k = {"prefix", task, 3, {1, 3, 4}, 1, 1, R, 0, 0, 1.0f, 1};
+	gc_case		k = {"prefix", task, 3, {1, 3, 4}, 1, 1, R, 0, 0, 1.0f, 1, 0};
 	us_model_config c;
 	us_model   *m = make_model(&k, &c);
 	gc_data		d;
@@ -432,19 +434,21 @@ main(void)
 {
 	us_rng		rng;
 	gc_case		cases[] = {
-		{"binary pw+weights beh gap R2 w345", US_TASK_BINARY, 3, {3, 4, 5}, 1, 1, 2, 0, 0, 2.5f, 1},
-		{"binary plain w1", US_TASK_BINARY, 1, {1}, 0, 0, 0, 0, 0, 1.0f, 0},
-		{"binary gap w23", US_TASK_BINARY, 2, {2, 3}, 0, 1, 0, 0, 0, 0.7f, 1},
-		{"multiclass beh R1 w23", US_TASK_MULTICLASS, 2, {2, 3}, 1, 0, 1, 0, 0, 1.0f, 1},
-		{"multiclass w345", US_TASK_MULTICLASS, 3, {3, 4, 5}, 0, 0, 0, 0, 0, 1.0f, 0},
-		{"regression gap R3 w345", US_TASK_REGRESSION, 3, {3, 4, 5}, 0, 1, 3, 0, 0, 1.0f, 1},
-		{"regression w1 beh", US_TASK_REGRESSION, 1, {1}, 1, 0, 0, 0, 0, 1.0f, 0},
-		{"next_item beh gap R2 w23", US_TASK_NEXT_ITEM, 2, {2, 3}, 1, 1, 2, 0, 0, 1.0f, 1},
-		{"next_item w345 max_ex 2", US_TASK_NEXT_ITEM, 3, {3, 4, 5}, 0, 0, 0, 0, 2, 1.0f, 0},
-		{"next_item tied w1 R1", US_TASK_NEXT_ITEM, 1, {1}, 0, 1, 1, 1, 0, 1.0f, 1},
-		{"next_item tied w345", US_TASK_NEXT_ITEM, 3, {3, 4, 5}, 1, 0, 0, 1, 0, 1.0f, 0},
-		{"next_behavior gap R1 w345", US_TASK_NEXT_BEHAVIOR, 3, {3, 4, 5}, 1, 1, 1, 0, 0, 1.0f, 1},
-		{"next_behavior w1", US_TASK_NEXT_BEHAVIOR, 1, {1}, 1, 0, 0, 0, 3, 1.0f, 0},
+		{"binary pw+weights beh gap R2 w345", US_TASK_BINARY, 3, {3, 4, 5}, 1, 1, 2, 0, 0, 2.5f, 1, 0},
+		{"binary plain w1", US_TASK_BINARY, 1, {1}, 0, 0, 0, 0, 0, 1.0f, 0, 0},
+		{"binary gap w23", US_TASK_BINARY, 2, {2, 3}, 0, 1, 0, 0, 0, 0.7f, 1, 0},
+		{"multiclass beh R1 w23", US_TASK_MULTICLASS, 2, {2, 3}, 1, 0, 1, 0, 0, 1.0f, 1, 0},
+		{"multiclass w345", US_TASK_MULTICLASS, 3, {3, 4, 5}, 0, 0, 0, 0, 0, 1.0f, 0, 0},
+		{"regression gap R3 w345", US_TASK_REGRESSION, 3, {3, 4, 5}, 0, 1, 3, 0, 0, 1.0f, 1, 0},
+		{"regression w1 beh", US_TASK_REGRESSION, 1, {1}, 1, 0, 0, 0, 0, 1.0f, 0, 0},
+		{"next_item beh gap R2 w23", US_TASK_NEXT_ITEM, 2, {2, 3}, 1, 1, 2, 0, 0, 1.0f, 1, 0},
+		{"next_item w345 max_ex 2", US_TASK_NEXT_ITEM, 3, {3, 4, 5}, 0, 0, 0, 0, 2, 1.0f, 0, 0},
+		{"next_item tied w1 R1", US_TASK_NEXT_ITEM, 1, {1}, 0, 1, 1, 1, 0, 1.0f, 1, 0},
+		{"next_item tied w345", US_TASK_NEXT_ITEM, 3, {3, 4, 5}, 1, 0, 0, 1, 0, 1.0f, 0, 0},
+		{"next_item embed dropout beh R2 w23", US_TASK_NEXT_ITEM, 2, {2, 3}, 1, 0, 2, 0, 0, 1.0f, 0, 0.4f},
+		{"next_item tied embed dropout w1 R1", US_TASK_NEXT_ITEM, 1, {1}, 0, 1, 1, 1, 0, 1.0f, 1, 0.4f},
+		{"next_behavior gap R1 w345", US_TASK_NEXT_BEHAVIOR, 3, {3, 4, 5}, 1, 1, 1, 0, 0, 1.0f, 1, 0},
+		{"next_behavior w1", US_TASK_NEXT_BEHAVIOR, 1, {1}, 1, 0, 0, 0, 3, 1.0f, 0, 0},
 	};
 
 	us_rng_seed(&rng, 2024);

@@ -633,8 +633,84 @@ test_nonfinite_scores(void)
 	}
 }
 
-int
-main(void)
+/*
+ * Every convolution kernel body gives the portable body's results bit for bit: filter counts
+ * that fill the AVX-512 (128, 64, 16), AVX2 (64, 32, 8) and portable (32, 8, 1) blocks and
+ * their remainders, one to three row sources (behaviours, gaps), folded, partly folded and
+ * direct scorers, sequences longer than max_len and than the direct path's chunk.
+ */
+static void
+test_kernel_paths(unsigned have)
+{
+	static const int filters[] = {1, 8, 13, 40, 64, 100, 128, 200};
+	unsigned	sets[2] = {have & ~US_CPU_AVX512, have};	/* then portable */
+
+	for (int v = 0; v < 8; v++)
+	{
+		fixture_opts o;
+		us_model   *m = NULL;
+		us_rng		rng;
+		int			D,
+					O;
+		int			n_cmp = 0,
+					same = 1;
+
+		fixture_variant(&o, 5 * (v % 4) + (v < 4 ? 0 : 1));
+		o.F = filters[v];
+		o.E = 8;
+		o.H = 8;
+		if (o.tie)
+			o.H = o.E;
+		o.n_vocab = 300;
+		o.max_len = v % 2 ? 140 : 30;
+		o.n_widths = 3;
+		o.widths[0] = 1;
+		o.widths[1] = 3;
+		o.widths[2] = 5;
+		o.recent = v % 3;
+		CHECK_OK(fixture_model(&o, 4000 + v, &m));
+		if (!m)
+			continue;
+		D = us_model_feature_dim(&m->cfg);
+		O = m->cfg.n_outputs;
+		for (int b = 0; b < 3; b++)
+		{
+			size_t		budget = b == 0 ? SIZE_MAX : b == 1 ? 0 :
+				us_scorer_screen_bytes(&m->cfg) + us_scorer_fold_bytes(&m->cfg) / 2;
+			us_scorer  *sc = NULL;
+
+			CHECK_OK(us_scorer_create(m, budget, us_malloc_allocator(), &sc));
+			us_rng_seed(&rng, 77 + v);
+			for (int t = 0; t < 6 && sc; t++)
+			{
+				seqbuf		sq;
+				float		out[3][400],
+							feat[3][3 * 200 + 8 * 2];
+
+				random_seq(&sq, &m->cfg, t == 0 ? 0 : t == 1 ? 1 : (int) us_rng_below(&rng, o.max_len + 20), &rng);
+				/* widest first, so no body can lean on what another left in the scratch */
+				for (int i = 2; i >= 0; i--)
+				{
+					us_cpu_restrict(i ? sets[i - 1] : 0);
+					CHECK_OK(us_scorer_forward(sc, &sq.ev, out[i], feat[i]));
+				}
+				us_cpu_restrict(~0u);
+				for (int i = 1; i < 3; i++)
+					same &= memcmp(out[0], out[i], sizeof(float) * O) == 0 &&
+						memcmp(feat[0], feat[i], sizeof(float) * D) == 0;
+				n_cmp++;
+			}
+			us_scorer_free(sc);
+		}
+		CHECK(same && n_cmp == 18, "conv kernels (cpu %#x) = portable, bit for bit: F %d, task %d, "
+			  "behaviours %d, gaps %d (%d sequences)", have, o.F, o.task, o.behaviors, o.gaps, n_cmp);
+		us_model_free(m);
+	}
+}
+
+/* the forward and top-k tests on one instruction set */
+static void
+test_all(void)
 {
 	int			use_predict = 1;
 
@@ -679,25 +755,31 @@ main(void)
 		test_forward(&o, 3000 + v, use_predict);
 	}
 	CHECK(n_partial_tested >= 10, "partly folded scorers compared: %d", n_partial_tested);
-	/* the top-k screen on every instruction set this CPU has, widest first, then portable */
-	{
-		unsigned	have = us_cpu_features(),
-					sets[3] = {have, have & ~US_CPU_AVX512, 0};
-		int			n_sets = 0;
+	test_topk();
+	test_topk_screen();
+}
 
-		for (int i = 0; i < 3; i++)
-		{
-			if (i > 0 && sets[i] == sets[i - 1])
-				continue;
-			us_cpu_restrict(sets[i]);
-			CHECK(us_cpu_features() == sets[i], "cpu features restricted to %#x", sets[i]);
-			test_topk();
-			test_topk_screen();
-			n_sets++;
-		}
-		us_cpu_restrict(~0u);
-		CHECK(n_sets >= 1 + ((have & US_CPU_AVX2) != 0), "top-k on %d instruction sets", n_sets);
+int
+main(void)
+{
+	/* every test on every instruction set this CPU has, widest first, then portable */
+	unsigned	have = us_cpu_features(),
+				sets[3] = {have, have & ~US_CPU_AVX512, 0};
+	int			n_sets = 0;
+
+	for (int i = 0; i < 3; i++)
+	{
+		if (i > 0 && sets[i] == sets[i - 1])
+			continue;
+		us_cpu_restrict(sets[i]);
+		CHECK(us_cpu_features() == sets[i], "cpu features restricted to %#x", sets[i]);
+		test_all();
+		n_sets++;
 	}
+	us_cpu_restrict(~0u);
+	CHECK(n_sets >= 1 + ((have & US_CPU_AVX2) != 0), "tests on %d instruction sets (cpu %#x)",
+		  n_sets, have);
+	test_kernel_paths(have);
 	test_nonfinite_scores();
 	return unit_finish("test_scorer");
 }

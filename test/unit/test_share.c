@@ -64,7 +64,7 @@ test_same_scores(const fixture_opts *o, uint64_t seed, size_t budget, const char
 	img = aligned_image(len);
 	CHECK_OK(us_share_image_write(s, &key, img, len));
 	/* the model can go: the image is self-contained */
-	CHECK_OK(us_share_image_open(img, len, &key, budget, us_malloc_allocator(), &mv, &sv));
+	CHECK_OK(us_share_image_open(img, len, &key, 1, budget, us_malloc_allocator(), &mv, &sv));
 	if (!sv)
 		goto out;
 	CHECK(us_scorer_folded_rows(sv) == us_scorer_folded_rows(s) &&
@@ -141,26 +141,32 @@ test_refused(void)
 	img = aligned_image(len);
 	CHECK(us_share_image_write(s, &key, img, len - 1) == US_EINVAL, "write: too small a buffer");
 	CHECK_OK(us_share_image_write(s, &key, img, len));
-	CHECK(us_share_image_open(img, len, &other, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_EFORMAT,
+	CHECK(us_share_image_open(img, len, &other, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_EFORMAT,
 		  "another key is refused");
-	CHECK(us_share_image_open(img, len - 64, &key, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ETRUNCATED,
+	CHECK(us_share_image_open(img, len - 64, &key, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ETRUNCATED,
 		  "a truncated image is refused");
-	CHECK(us_share_image_open(img, 32, &key, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ETRUNCATED,
+	CHECK(us_share_image_open(img, 32, &key, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ETRUNCATED,
 		  "a stub is refused");
 	/* one flipped bit anywhere (header, weights, tables) */
 	for (size_t at = 8; at < len; at += len / 7 + 1)
 	{
 		img[at] ^= 0x10;
-		CHECK(us_share_image_open(img, len, &key, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ECHECKSUM,
+		CHECK(us_share_image_open(img, len, &key, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ECHECKSUM,
 			  "a flipped bit at %zu is refused", at);
 		CHECK(mv == NULL && sv == NULL, "nothing is returned for a refused image");
 		img[at] ^= 0x10;
 	}
+	/* without the CRC pass a flipped weight goes unnoticed (the caller's choice), a bad header not */
+	img[len - 1] ^= 1;
+	CHECK_OK(us_share_image_open(img, len, &key, 0, SIZE_MAX, us_malloc_allocator(), &mv, &sv));
+	us_scorer_free(sv);
+	us_model_free(mv);
+	img[len - 1] ^= 1;
 	img[0] = 'X';
-	CHECK(us_share_image_open(img, len, &key, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_EFORMAT,
+	CHECK(us_share_image_open(img, len, &key, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_EFORMAT,
 		  "a wrong magic is refused");
 	img[0] = 'U';
-	CHECK_OK(us_share_image_open(img, len, &key, SIZE_MAX, us_malloc_allocator(), &mv, &sv));
+	CHECK_OK(us_share_image_open(img, len, &key, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv));
 	us_scorer_free(sv);
 	us_model_free(mv);
 	us_scorer_free(sd);

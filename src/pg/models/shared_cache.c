@@ -8,8 +8,14 @@
  * name, then rename: others see a whole file or none); later backends and parallel workers map
  * it read-only (the page cache holds it once) and score in place.
  *
- * Trust: every map checks the whole image (size, key, CRC32C) before use; a file that fails is
- * unlinked and the model decoded from the catalog as if there were no file. Identity: the name
+ * Trust: an image is checked completely (size, key, CRC32C) before use; a file that fails is
+ * unlinked and the model decoded from the catalog as if there were no file. The CRC pass reads
+ * every byte (tens of ms for the 67 MB image of a 6 MB model), so the backend that verified (or
+ * wrote) an image leaves a marker "<image>.ok" naming the file's inode, size and mtime and
+ * the postmaster's start time; a backend that finds a matching marker checks the structure but
+ * not the CRC. Any write to the image (mtime), a replaced file (inode) or a restart after a
+ * crash (start time) makes the marker stale and the next map verifies everything again. The
+ * marker's mtime is the LRU clock. Identity: the name
  * and the key inside the file carry the row's model_id and version and its weights' CRC and
  * size, so a deploy, rollback or retrain resolves (through the caller's own catalog read, with
  * the caller's privileges) to another file and never reaches the old one; a dropped model's
@@ -84,6 +90,70 @@ UsNameHash(const char *name)
 	return us_crc32c(0, name, strlen(name));
 }
 
+static void UsUnlinkImage(const char *name);
+
+/* What a marker says: this image file, as verified since this postmaster started. */
+static void
+UsMarkerText(const struct stat *st, char *buf, size_t len)
+{
+	snprintf(buf, len, "%llu %llu %lld.%09ld " INT64_FORMAT "\n",
+			 (unsigned long long) st->st_ino, (unsigned long long) st->st_size,
+			 (long long) st->st_mtim.tv_sec, (long) st->st_mtim.tv_nsec, (int64) PgStartTime);
+}
+
+/* True if image_path has a current marker (and then touches it: the LRU clock). */
+static bool
+UsMarkerValid(const char *image_path, const struct stat *st)
+{
+	char	   *mpath = psprintf("%s.ok", image_path);
+	char		want[128],
+				got[128];
+	int			fd;
+	ssize_t		n = -1;
+	bool		valid;
+
+	UsMarkerText(st, want, sizeof(want));
+	fd = OpenTransientFile(mpath, O_RDONLY | PG_BINARY);
+	if (fd >= 0)
+	{
+		n = read(fd, got, sizeof(got) - 1);
+		CloseTransientFile(fd);
+	}
+	valid = n == (ssize_t) strlen(want) && memcmp(got, want, n) == 0;
+	if (valid)
+		(void) utimensat(AT_FDCWD, mpath, NULL, 0);
+	pfree(mpath);
+	return valid;
+}
+
+/* Leaves a marker for image_path (best effort; a missing marker only costs a CRC pass). */
+static void
+UsMarkerWrite(const char *image_path)
+{
+	char	   *mpath = psprintf("%s.ok", image_path);
+	char	   *tmp = psprintf("%s.%d.tmp", mpath, MyProcPid);
+	char		text[128];
+	struct stat st;
+	int			fd;
+	bool		done = false;
+
+	if (stat(image_path, &st) == 0)
+	{
+		UsMarkerText(&st, text, sizeof(text));
+		fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+		if (fd >= 0)
+		{
+			done = write(fd, text, strlen(text)) == (ssize_t) strlen(text);
+			CloseTransientFile(fd);
+			done = done && rename(tmp, mpath) == 0;
+		}
+	}
+	if (!done)
+		(void) unlink(tmp);
+	pfree(tmp);
+	pfree(mpath);
+}
+
 bool
 UsSharedOpen(UsModelEntry *entry, const char *name, size_t budget)
 {
@@ -95,6 +165,7 @@ UsSharedOpen(UsModelEntry *entry, const char *name, size_t budget)
 	us_allocator alloc;
 	us_status	s;
 	UsMapping  *m;
+	bool		verified;
 
 	if (userseq_shared_cache_kb == 0 || name == NULL)
 		return false;
@@ -105,26 +176,25 @@ UsSharedOpen(UsModelEntry *entry, const char *name, size_t budget)
 		pfree(path);
 		return false;
 	}
+	/* no MAP_POPULATE: a call faults in only the rows it gathers */
 	if (fstat(fd, &st) != 0 || st.st_size < 64)
 		addr = MAP_FAILED;
 	else
-		addr = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-	/* the mapping time is the LRU clock (mtime), not the write time */
-	if (addr != MAP_FAILED)
-		(void) futimens(fd, NULL);
+		addr = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
 	CloseTransientFile(fd);
+	verified = addr != MAP_FAILED && UsMarkerValid(path, &st);
 
 	UsSharedKey(entry, budget, &key);
 	alloc = UsContextAllocator(entry->cxt);
 	s = addr == MAP_FAILED ? US_ETRUNCATED :
-		us_share_image_open(addr, (size_t) st.st_size, &key, budget, &alloc,
+		us_share_image_open(addr, (size_t) st.st_size, &key, !verified, budget, &alloc,
 							&entry->model, &entry->scorer);
 	if (s != US_OK)
 	{
 		if (addr != MAP_FAILED)
 			munmap(addr, (size_t) st.st_size);
 		/* never trusted: removed, and the caller decodes from the catalog and writes it anew */
-		if (unlink(path) == 0)
+		UsUnlinkImage(path + strlen(US_SHARED_DIR "/"));
 			ereport(LOG,
 					(errmsg("userseq: removed shared model cache file \"%s\": %s",
 							path, us_status_str(s))));
@@ -140,6 +210,8 @@ UsSharedOpen(UsModelEntry *entry, const char *name, size_t budget)
 	m->cb.func = UsUnmap;
 	m->cb.arg = m;
 	MemoryContextRegisterResetCallback(entry->cxt, &m->cb);
+	if (!verified)
+		UsMarkerWrite(path);
 	userseq_shared_maps++;
 	pfree(path);
 	return true;
@@ -206,6 +278,10 @@ UsListImages(int *n)
 			continue;
 		f.bytes = st.st_size;
 		f.mtime = st.st_mtime;
+		/* the marker's mtime is when a backend last mapped the image */
+		strlcat(path, ".ok", sizeof(path));
+		if (stat(path, &st) == 0)
+			f.mtime = st.st_mtime;
 		if (*n == cap)
 		{
 			cap *= 2;
@@ -223,6 +299,8 @@ UsUnlinkImage(const char *name)
 	char		path[MAXPGPATH];
 
 	snprintf(path, sizeof(path), US_SHARED_DIR "/%s", name);
+	(void) unlink(path);
+	strlcat(path, ".ok", sizeof(path));
 	(void) unlink(path);
 }
 
@@ -322,6 +400,7 @@ UsSharedPublish(UsModelEntry *entry, const char *name, size_t budget)
 	else
 	{
 		userseq_shared_writes++;
+		UsMarkerWrite(path);
 		UsSharedTrim(UsNameHash(name), path + strlen(US_SHARED_DIR "/"));
 	}
 	pfree(tmp);

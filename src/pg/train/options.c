@@ -37,9 +37,9 @@ UsParseTask(const char *task)
 /* ------------------------------------------------------------------ options */
 
 static const char *const us_option_names[] = {
-	"batch_size", "batch_unit", "behavior", "clip_norm", "deploy", "dropout", "embed_init_std",
-	"embedding_dim", "epochs", "filter_widths", "hidden_dim", "init_from", "learning_rate",
-	"lr_gamma", "lr_schedule", "lr_step_epochs",
+	"batch_size", "batch_unit", "behavior", "clip_norm", "deploy", "dropout", "embed_dropout",
+	"embed_init_std", "embedding_dim", "epochs", "filter_widths", "hidden_dim", "init_from",
+	"learning_rate", "lr_gamma", "lr_schedule", "lr_step_epochs",
 	"max_examples_per_seq", "max_items", "max_len", "min_count", "momentum", "negatives",
 	"num_filters", "optimizer", "patience", "pos_weight", "recent_window", "seed", "threads",
 	"tie_output", "time_gaps", "validation", "warm_start", "weight_decay", NULL
@@ -398,6 +398,7 @@ UsDefaultOptions(UsTrainOptions *o, us_task task)
 	o->hidden_dim = 64;
 	o->dropout = 0.2;
 	o->embed_init_std = next_task ? US_EMBED_INIT_STD_NEXT : 1.0;
+	o->embed_dropout = 0.0;
 	o->max_len = next_task ? 50 : 100;
 	o->min_count = 1;
 	o->max_items = 0;
@@ -541,6 +542,8 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 		}
 		else if (strcmp(key, "dropout") == 0)
 			opts->dropout = UsOptFloat(key, &v, 0, false, 1, true);
+		else if (strcmp(key, "embed_dropout") == 0)
+			opts->embed_dropout = UsOptFloat(key, &v, 0, false, 1, true);
 		else if (strcmp(key, "embed_init_std") == 0)
 			opts->embed_init_std = UsOptFloat(key, &v, 0, true, 10, false);
 		else if (strcmp(key, "max_len") == 0)
@@ -656,11 +659,11 @@ UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 	for (int i = 0; i < o->n_widths; i++)
 		appendStringInfo(buf, "%s%d", i ? ", " : "", o->widths[i]);
 	appendStringInfo(buf, "], \"num_filters\": %d, \"hidden_dim\": %d, \"dropout\": %.17g, "
-					 "\"embed_init_std\": %.17g, "
+					 "\"embed_dropout\": %.17g, \"embed_init_std\": %.17g, "
 					 "\"max_len\": %d, \"min_count\": %d, \"max_items\": %d, "
 					 "\"validation\": {\"method\": \"%s\"",
-					 o->num_filters, o->hidden_dim, o->dropout, o->embed_init_std, o->max_len,
-					 o->min_count,
+					 o->num_filters, o->hidden_dim, o->dropout, o->embed_dropout,
+					 o->embed_init_std, o->max_len, o->min_count,
 					 o->max_items, vmeth[o->valid_method]);
 	if (o->valid_method == US_VALID_RANDOM)
 		appendStringInfo(buf, ", \"fraction\": %.17g", o->valid_fraction);

@@ -47,6 +47,7 @@ typedef struct UsTrainOptions
 	bool		batch_examples;	/* batch_unit: true = examples, false = sequences */
 	double		dropout;
 	double		embed_init_std; /* embedding rows start N(0, this) */
+	double		embed_dropout;	/* input item-embedding dropout */
 	int32		max_len;
 	int32		min_count;
 	int32		max_items;		/* 0 = no cap */

@@ -321,6 +321,7 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	run->cfg.tie_output = run->opts.tie_output ? 1 : 0;
 	run->cfg.dropout = (float) run->opts.dropout;
 	run->cfg.embed_init_std = (float) run->opts.embed_init_std;
+	run->cfg.embed_dropout = (float) run->opts.embed_dropout;
 	run->cfg.pos_weight = (float) run->opts.pos_weight;
 	st = us_model_config_validate(&run->cfg, msg, sizeof(msg));
 	if (st != US_OK)
