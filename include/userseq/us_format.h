@@ -18,7 +18,7 @@
 #include "userseq/us_model.h"
 
 #define US_FORMAT_MAGIC			0x4D515355u	/* "USQM" read as little-endian u32 */
-#define US_FORMAT_VERSION		1u
+#define US_FORMAT_VERSION		2u	/* 2: int8 models; fp32 models are written as 1 */
 #define US_FORMAT_HEADER_SIZE	32u
 #define US_FORMAT_MAX_SIZE		((uint64_t) 1 << 30)	/* PostgreSQL bytea limit */
 

@@ -173,6 +173,8 @@ typedef struct us_model
 	float	   *params_block;
 	us_params	p;
 	us_allocator alloc;
+	int32_t		quantized;		/* 1: weights lie on the int8 grid (us_model_quantize); encoded
+								 * as format version 2, decoded back to these floats */
 } us_model;
 
 /*
@@ -378,10 +380,10 @@ typedef enum us_attr_method
  * summed input vector x_t (item + behaviour + gap embedding) by backpropagation:
  *   integrated gradients: attr_t = x_t . integral over a in [0, 1] of grad f(a x), from the
  *     all-padding baseline (every x_t = 0, same length; the padding rows are zero), the path
- *     cut into steps equal parts and at every relu kink, each piece by its midpoint gradient
- *     (binary: the sigmoid's exact mean slope on the piece), so sum_t attr_t = f(x) -
- *     f(baseline) up to rounding for binary, regression and next_item, and up to the
- *     midpoint rule's error on the pieces for the softmax heads;
+ *     cut at every relu kink (and, for the softmax heads only, into steps equal parts), each
+ *     piece by its midpoint gradient (binary: the sigmoid's exact mean slope on the piece), so
+ *     sum_t attr_t = f(x) - f(baseline) up to rounding for binary, regression and next_item
+ *     whatever steps, and up to the midpoint rule's error on the pieces for the softmax heads;
  *   gradient x input: attr_t = x_t . grad f(x) (steps ignored).
  * See src/core/explain.c for why the convolution runs once per call.
  * attr gets min(n, max_len) values, oldest first; fx / fbase (may be NULL) get f(x) and
@@ -401,6 +403,19 @@ us_status	us_model_attribute(const us_model *model, const us_events *events, int
  */
 us_status	us_model_surprise(const us_model *model, const us_events *events, double *nll,
 							  int32_t *rank);
+
+/* ------------------------------------------------------------------ int8 models */
+
+/*
+ * Rounds every weight matrix to symmetric int8 with one fp32 scale per group, in place, and
+ * sets model->quantized (the encoder then writes format version 2: about 4x smaller). Groups:
+ * a row of each embedding table (item, behaviour, gap), a filter of each convolution, a hidden
+ * unit (column) of the dense layer, an output (column) of the output layer; biases stay fp32.
+ * scale = max |w| of the group / 127, w := round(w / scale) * scale, so every weight moves by at
+ * most scale / 2. max_err (may be NULL) gets the largest |change|. Quantizing twice changes
+ * nothing.
+ */
+us_status	us_model_quantize(us_model *model, double *max_err);
 
 /* ------------------------------------------------------------------ transfer between models */
 

@@ -54,3 +54,13 @@ CREATE FUNCTION @extschema@.userseq_import(model text, weights bytea, deploy boo
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.userseq_import(text, bytea, boolean) IS
 	'validates model bytes from userseq_export and stores them as the next version of model, owned by the caller (or the existing owner role); returns the version';
+
+-- int8 models (issue 12)
+CREATE FUNCTION @extschema@.userseq_quantize(model pg_catalog.text, version pg_catalog.int4 DEFAULT NULL,
+	query pg_catalog.text DEFAULT NULL, tolerance pg_catalog.float8 DEFAULT 0.005,
+	on_exceed pg_catalog.text DEFAULT 'error')
+	RETURNS pg_catalog.int4
+	AS 'MODULE_PATHNAME', 'userseq_quantize'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.userseq_quantize(pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.float8, pg_catalog.text) IS
+	'stores an int8 copy (per-row / per-filter scales, fp32 biases, model format 2, about 4x smaller) of a version (default: the deployed, else the newest) as the next version, not deployed; with query (seq, label) both are evaluated and the copy is refused (on_exceed => ''warn'': stored with a warning) when ROC AUC, NDCG@10 or accuracy drop (RMSE rises) by more than tolerance; returns the new version';

@@ -95,3 +95,13 @@ ALTER TABLE @extschema@.training_log ADD COLUMN training_run integer NOT NULL DE
 	ADD COLUMN continues_run bigint;
 COMMENT ON COLUMN @extschema@.training_log.training_run IS '1 for a run from random or init_from weights; a warm-start retrain (userseq_retrain with "warm_start": true) is the run it continued plus 1';
 COMMENT ON COLUMN @extschema@.training_log.continues_run IS 'warm start: the run_id whose weights (the deployed version''s) this run continued; NULL otherwise';
+
+-- ---------------------------------------------------------------- int8 models (issue 12)
+CREATE FUNCTION @extschema@.userseq_quantize(model pg_catalog.text, version pg_catalog.int4 DEFAULT NULL,
+	query pg_catalog.text DEFAULT NULL, tolerance pg_catalog.float8 DEFAULT 0.005,
+	on_exceed pg_catalog.text DEFAULT 'error')
+	RETURNS pg_catalog.int4
+	AS 'MODULE_PATHNAME', 'userseq_quantize'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.userseq_quantize(pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.float8, pg_catalog.text) IS
+	'stores an int8 copy (per-row / per-filter scales, fp32 biases, model format 2, about 4x smaller) of a version (default: the deployed, else the newest) as the next version, not deployed; with query (seq, label) both are evaluated and the copy is refused (on_exceed => ''warn'': stored with a warning) when ROC AUC, NDCG@10 or accuracy drop (RMSE rises) by more than tolerance; returns the new version';

@@ -6,20 +6,25 @@
  * window sum is linear in the input, so window p of width i and filter f is
  * b_if + a * S_if(p) with S the bias-free window sum of x: the max over windows is
  * b_if + a * M_if with M = max_p S and the argmax does not depend on a (a > 0). So the
- * convolution runs once (one GEMM per tap) and a path point costs only the pooled relu, the
- * dense layer and the head, batched over the points as GEMMs.
+ * convolution runs once (one GEMM per tap).
  *
- * Up to the head the network is then piecewise linear in a: the pooled relus switch at
- * a = -b/M, the dense relus where their (piecewise linear) pre-activation crosses zero. The
- * path is cut at the steps' grid and at every such kink, and each piece contributes its
- * length times the gradient at its middle: exact for the linear heads (regression, next_item
- * logit), exact for binary through the sigmoid's mean slope on the piece, and the midpoint
- * rule on each piece for the softmax heads. Completeness (sum = f(x) - f(baseline)) is then a
- * matter of float rounding, not of the step count, except for softmax curvature.
+ * Up to the head the network is then piecewise linear in a: pooled feature d is
+ * relu(b_d + a M_d), so it switches once, at a = -b_d / M_d, and the recent window is a x. So
+ * the dense pre-activation is A(a) = C0 + a C1 with C0, C1 fixed between those kinks and
+ * updated rank-1 at each; inside each such interval the dense relus switch where C0 + a C1
+ * crosses zero. The path is cut at every kink (and, for the softmax heads only, at the steps'
+ * grid), and each piece contributes its length times the gradient at its middle: exact for
+ * the linear heads (regression, next_item logit), exact for binary through the sigmoid's mean
+ * slope on the piece, the midpoint rule on each piece for the softmax heads. Completeness
+ * (sum = f(x) - f(baseline)) is then a matter of float rounding, not of the step count, except
+ * for softmax curvature. Cost: O((kinks + pieces) * H) after the convolution, about one
+ * forward pass in all.
  *
  * The input gradient is linear in the pooled gradient (dx_t = sum over filters whose argmax
- * window covers t of dz W_i[t - argmax, :, f], plus the recent window's copies), so the
- * pieces' gradients are summed first and pushed back to the events once (us_nn_seq_conv_pool_backward_input in nn.c).
+ * window covers t of dz W_i[t - argmax, :, f], plus the recent window's copies): each filter's
+ * gradient summed over the path is W_d . (the sum of the pieces' dA while it is active), read
+ * from the running sum at its kink, and pushed back to the events once
+ * (us_nn_seq_conv_pool_backward_input in nn.c).
  * The forward agrees with us_scorer_forward to float rounding and the gradient with finite
  * differences (test/unit/test_explain.c).
  */

@@ -37,6 +37,16 @@
  *     f32 params[n_params], finite, |w| <= 1e6, in the order of us_model.params_block
  *   The body ends exactly at the total size; trailing bytes are an error.
  *
+ * Format version 2 (int8 models, us_model_quantize; fp32 models are still written as version
+ * 1): the same header and body up to n_params, then the parameters tensor by tensor in block
+ * order (us_model_tensors: item, behaviour, gap embeddings, per width conv_w then conv_b,
+ * dense_w, dense_b, out_w unless tied, out_b):
+ *     a bias: f32 values[n], as in version 1
+ *     a weight matrix of rows x cols with G groups (rows of an embedding table, columns =
+ *       filters / hidden units / outputs of the others): f32 scales[G] (finite, >= 0,
+ *       127 * scale <= 1e6), then i8 q[rows * cols] row-major, each in -127..127;
+ *       the weight is q * scale of its group (exact in fp32).
+ *
  * Statuses: US_ETRUNCATED when len is shorter than the header or the total size it states;
  * US_EFORMAT for bad magic, header size, flags, reserved bits, trailing bytes or any field that
  * is inconsistent with the rest; US_EVERSION for another format version; US_ECHECKSUM for a
@@ -44,6 +54,7 @@
  * NaN or infinite weight (reported before) US_ERANGE for a finite weight beyond
  * +-US_MAX_ABS_WEIGHT; US_ENOMEM when the allocator fails.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,7 +221,7 @@ us_format_peek(const uint8_t *buf, size_t len, us_format_header *header)
 	if (len < 8)
 		return US_ETRUNCATED;
 	version = get_u32(buf + 4);
-	if (version != US_FORMAT_VERSION)
+	if (version < 1 || version > US_FORMAT_VERSION)
 		return US_EVERSION;
 	if (len < US_FORMAT_HEADER_SIZE)
 		return US_ETRUNCATED;
@@ -241,6 +252,78 @@ label_bytes(char *const *labels, int32_t n)
 	return s;
 }
 
+/* bytes of the parameter section: fp32 (version 1) or int8 + scales (version 2) */
+static size_t
+params_bytes(const us_model *model)
+{
+	us_tensor	t[US_MAX_TENSORS];
+	int			nt;
+	size_t		s = 0;
+
+	if (!model->quantized)
+		return model->n_params * 4;
+	nt = us_model_tensors(&model->cfg, t);
+	for (int k = 0; k < nt; k++)
+		s += t[k].quant ? 4 * us_tensor_groups(&t[k]) + t[k].rows * t[k].cols : 4 * t[k].rows * t[k].cols;
+	return s;
+}
+
+/* group g of tensor x: element j is at base[g * gs + j * es], L elements */
+static void
+group_layout(const us_tensor *x, size_t *L, size_t *gs, size_t *es)
+{
+	*L = x->per_col ? x->rows : x->cols;
+	*gs = x->per_col ? 1 : x->cols;
+	*es = x->per_col ? x->cols : 1;
+}
+
+/* version 2 parameters: per tensor fp32 biases, or scales then int8 codes */
+static uint8_t *
+put_params_int8(const us_model *model, uint8_t *p)
+{
+	us_tensor	t[US_MAX_TENSORS];
+	int			nt = us_model_tensors(&model->cfg, t);
+
+	for (int k = 0; k < nt; k++)
+	{
+		const us_tensor *x = &t[k];
+		const float *w = model->params_block + x->off;
+		size_t		G = us_tensor_groups(x),
+					n = x->rows * x->cols,
+					L,
+					gs,
+					es;
+		uint8_t    *codes = p + 4 * G;
+
+		if (!x->quant)
+		{
+			for (size_t i = 0; i < n; i++, p += 4)
+				put_u32(p, f32_bits(w[i]));
+			continue;
+		}
+		group_layout(x, &L, &gs, &es);
+		for (size_t g = 0; g < G; g++)
+		{
+			float		amax = 0.0f,
+						scale;
+
+			for (size_t j = 0; j < L; j++)
+				amax = fmaxf(amax, fabsf(w[g * gs + j * es]));
+			scale = us_quant_scale(amax);
+			put_u32(p + 4 * g, f32_bits(scale));
+			for (size_t j = 0; j < L; j++)
+			{
+				size_t		i = g * gs + j * es;
+				float		q = scale > 0.0f ? fminf(127.0f, fmaxf(-127.0f, rintf(w[i] / scale))) : 0.0f;
+
+				codes[i] = (uint8_t) (int8_t) q;
+			}
+		}
+		p = codes + n;
+	}
+	return p;
+}
+
 size_t
 us_model_encoded_size(const us_model *model)
 {
@@ -254,7 +337,7 @@ us_model_encoded_size(const us_model *model)
 	s += (size_t) (v->n_items > 0 ? v->n_items : 0) * 12;
 	s += label_bytes(v->behaviors, v->n_behaviors);
 	s += label_bytes(v->classes, v->n_classes);
-	s += 8 + model->n_params * 4;
+	s += 8 + params_bytes(model);
 	return s;
 }
 
@@ -353,19 +436,24 @@ us_model_encode(const us_model *model, uint8_t *buf, size_t len)
 
 	put_u64(p, (uint64_t) model->n_params);
 	p += 8;
+	if (model->quantized)
+		p = put_params_int8(model, p);
+	else
+	{
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	if (model->n_params > 0)
-		memcpy(p, model->params_block, model->n_params * 4);
-	p += model->n_params * 4;
+		if (model->n_params > 0)
+			memcpy(p, model->params_block, model->n_params * 4);
+		p += model->n_params * 4;
 #else
-	for (size_t i = 0; i < model->n_params; i++, p += 4)
-		put_u32(p, f32_bits(model->params_block[i]));
+		for (size_t i = 0; i < model->n_params; i++, p += 4)
+			put_u32(p, f32_bits(model->params_block[i]));
 #endif
+	}
 	if ((size_t) (p - buf) != total)
 		return US_EINTERNAL;
 
 	put_u32(buf, US_FORMAT_MAGIC);
-	put_u32(buf + 4, US_FORMAT_VERSION);
+	put_u32(buf + 4, model->quantized ? 2u : 1u);
 	put_u32(buf + 8, US_FORMAT_HEADER_SIZE);
 	put_u32(buf + 12, 0);
 	put_u64(buf + 16, (uint64_t) total);
@@ -472,6 +560,86 @@ free_labels(const us_allocator *a, char **labels, uint32_t n)
 	xfree(a, labels);
 }
 
+/*
+ * Version 2 parameters from the cursor to the end: sizes, scales (finite, >= 0, 127 * scale
+ * within US_MAX_ABS_WEIGHT), codes (not -128), biases (finite, in range). Reads only.
+ */
+static us_status
+check_params_int8(const us_model_config *cfg, const uint8_t *buf, reader *r)
+{
+	us_tensor	t[US_MAX_TENSORS];
+	int			nt = us_model_tensors(cfg, t);
+	us_status	range = US_OK;
+
+	for (int k = 0; k < nt; k++)
+	{
+		const us_tensor *x = &t[k];
+		size_t		n = x->rows * x->cols,
+					G = x->quant ? us_tensor_groups(x) : n;	/* fp32 words */
+
+		/* n <= US_MAX_PARAMS: no overflow */
+		if (remaining(r) < 4 * G + (x->quant ? n : 0))
+			return US_EFORMAT;
+		for (size_t g = 0; g < G; g++)
+		{
+			float		v = bits_f32(get_u32(buf + r->pos + 4 * g));
+
+			if (!isfinite(v))
+				return US_ENONFINITE;
+			if (x->quant ? (v < 0.0f || 127.0f * v > US_MAX_ABS_WEIGHT) : fabsf(v) > US_MAX_ABS_WEIGHT)
+				range = US_ERANGE;
+		}
+		r->pos += 4 * G;
+		if (x->quant)
+		{
+			for (size_t i = 0; i < n; i++)
+				if (buf[r->pos + i] == 0x80)
+					return US_EFORMAT;
+			r->pos += n;
+		}
+	}
+	if (remaining(r) != 0)
+		return US_EFORMAT;
+	return range;
+}
+
+/* dequantizes checked version 2 parameters into the fp32 block */
+static void
+load_params_int8(const us_model_config *cfg, const uint8_t *p, float *block)
+{
+	us_tensor	t[US_MAX_TENSORS];
+	int			nt = us_model_tensors(cfg, t);
+
+	for (int k = 0; k < nt; k++)
+	{
+		const us_tensor *x = &t[k];
+		float	   *w = block + x->off;
+		size_t		n = x->rows * x->cols,
+					G,
+					L,
+					gs,
+					es;
+
+		if (!x->quant)
+		{
+			for (size_t i = 0; i < n; i++, p += 4)
+				w[i] = bits_f32(get_u32(p));
+			continue;
+		}
+		G = us_tensor_groups(x);
+		group_layout(x, &L, &gs, &es);
+		for (size_t g = 0; g < G; g++)
+		{
+			float		scale = bits_f32(get_u32(p + 4 * g));
+			const int8_t *q = (const int8_t *) (p + 4 * G);
+
+			for (size_t j = 0; j < L; j++)
+				w[g * gs + j * es] = (float) q[g * gs + j * es] * scale;
+		}
+		p += 4 * G + n;
+	}
+}
+
 us_status
 us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_model **out)
 {
@@ -564,9 +732,12 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	/* Also 0 when the config's block would overflow; n_params is never 0 (n_items >= 2). */
 	if (n_params != (uint64_t) us_model_param_count(&cfg))
 		return US_EFORMAT;
-	if (remaining(&r) != n_params * 4)
-		return US_EFORMAT;
 	w_pos = r.pos;
+	if (hdr.version >= 2)
+		TRY(check_params_int8(&cfg, buf, &r));
+	else if (remaining(&r) != n_params * 4)
+		return US_EFORMAT;
+	else
 	{
 		float		bound = US_MAX_ABS_WEIGHT;
 		uint32_t	bound_bits;
@@ -630,12 +801,20 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	model->vocab = voc;
 	memset(&voc, 0, sizeof(voc));
 	n_blabels = n_clabels = 0;
+	if (hdr.version >= 2)
+	{
+		load_params_int8(&cfg, buf + w_pos, model->params_block);
+		model->quantized = 1;
+	}
+	else
+	{
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	memcpy(model->params_block, buf + w_pos, (size_t) n_params * 4);
+		memcpy(model->params_block, buf + w_pos, (size_t) n_params * 4);
 #else
-	for (uint64_t i = 0; i < n_params; i++)
-		model->params_block[i] = bits_f32(get_u32(buf + w_pos + 4 * i));
+		for (uint64_t i = 0; i < n_params; i++)
+			model->params_block[i] = bits_f32(get_u32(buf + w_pos + 4 * i));
 #endif
+	}
 	*out = model;
 	model = NULL;
 	st = US_OK;

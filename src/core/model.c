@@ -254,6 +254,7 @@ us_model_clone(const us_model *src, const us_allocator *alloc, us_model **out)
 		return st;
 	}
 	memcpy(m->params_block, src->params_block, src->n_params * sizeof(float));
+	m->quantized = src->quantized;
 	*out = m;
 	return US_OK;
 }
@@ -319,4 +320,102 @@ us_model_class_range(const us_model *model, int32_t *first, int32_t *count)
 		*first = 0;
 		*count = model->cfg.n_outputs;
 	}
+}
+
+/* ------------------------------------------------------------------ int8 */
+
+int
+us_model_tensors(const us_model_config *cfg, us_tensor *t)
+{
+	size_t		E = (size_t) cfg->embed_dim,
+				F = (size_t) cfg->n_filters,
+				H = (size_t) cfg->hidden_dim,
+				D = (size_t) us_model_feature_dim(cfg);
+	size_t		off = 0;
+	int			n = 0;
+
+#define ADD(r, c, pc, q) do { t[n].off = off; t[n].rows = (r); t[n].cols = (c); \
+		t[n].per_col = (pc); t[n].quant = (q); off += (size_t) (r) * (c); n++; } while (0)
+	ADD((size_t) cfg->n_items, E, 0, 1);
+	if (cfg->n_behaviors > 0)
+		ADD((size_t) cfg->n_behaviors, E, 0, 1);
+	if (cfg->n_gap_buckets > 0)
+		ADD((size_t) cfg->n_gap_buckets, E, 0, 1);
+	for (int i = 0; i < cfg->n_widths; i++)
+	{
+		ADD((size_t) cfg->widths[i] * E, F, 1, 1);	/* (k, E, F): a scale per filter */
+		ADD(1, F, 0, 0);
+	}
+	ADD(D, H, 1, 1);			/* a scale per hidden unit */
+	ADD(1, H, 0, 0);
+	if (!cfg->tie_output)
+		ADD(H, (size_t) cfg->n_outputs, 1, 1);	/* a scale per output */
+	ADD(1, (size_t) cfg->n_outputs, 0, 0);
+#undef ADD
+	return n;
+}
+
+/*
+ * The group scale: max |w| / 127 rounded up to 17 significant bits, so that q * scale is
+ * exact for every |q| <= 127 and quantizing values already on the grid finds the same scale
+ * again (encode after decode writes the same bytes).
+ */
+float
+us_quant_scale(float amax)
+{
+	int			e;
+	float		m;
+
+	if (!(amax > 0.0f))
+		return 0.0f;
+	m = frexpf(amax / 127.0f, &e);
+	return ldexpf(ceilf(m * 131072.0f) / 131072.0f, e);
+}
+
+us_status
+us_model_quantize(us_model *model, double *max_err)
+{
+	us_tensor	t[US_MAX_TENSORS];
+	int			nt;
+	double		worst = 0.0;
+
+	if (model == NULL || model->params_block == NULL)
+		return US_EINVAL;
+	nt = us_model_tensors(&model->cfg, t);
+	for (int k = 0; k < nt; k++)
+	{
+		const us_tensor *x = &t[k];
+		float	   *w = model->params_block + x->off;
+		size_t		G = us_tensor_groups(x),
+					L = x->per_col ? x->rows : x->cols,
+					gs = x->per_col ? 1 : x->cols,	/* step between groups */
+					es = x->per_col ? x->cols : 1;	/* step within a group */
+
+		if (!x->quant)
+			continue;
+		for (size_t g = 0; g < G; g++)
+		{
+			float		amax = 0.0f,
+						scale;
+
+			for (size_t j = 0; j < L; j++)
+				amax = fmaxf(amax, fabsf(w[g * gs + j * es]));
+			if (!isfinite(amax))
+				return US_ENONFINITE;
+			scale = us_quant_scale(amax);
+			for (size_t j = 0; j < L; j++)
+			{
+				float	   *e = &w[g * gs + j * es];
+				float		q = scale > 0.0f ? fminf(127.0f, fmaxf(-127.0f, rintf(*e / scale))) : 0.0f;
+				float		v = q * scale + 0.0f;	/* -0 becomes +0, as decoded from code 0 */
+
+				worst = fmax(worst, fabs((double) v - *e));
+				*e = v;
+			}
+		}
+	}
+	model->quantized = 1;
+	if (max_err)
+		*max_err = worst;
+	return US_OK;
 }

@@ -236,7 +236,7 @@ us_model_init_from(us_model *dst, const us_model *src, uint32_t mask, us_init_re
 	{
 		if (!same_conv(dc, sc))
 		{
-			char		w[2][64];
+			char		w[2][32];
 
 			for (int m = 0; m < 2; m++)
 			{

@@ -38,6 +38,31 @@ size_t		us_model_param_count(const us_model_config *cfg);
 /* Points the tensors of p into block (laid out in the documented order). */
 void		us_params_bind(const us_model_config *cfg, float *block, us_params *p);
 
+/*
+ * The parameter tensors in block order, for int8 quantization (model.c): a weight matrix of
+ * rows x cols stored row-major, quantized per row or per column, or a bias (fp32, quant 0).
+ */
+typedef struct us_tensor
+{
+	size_t		off;			/* floats from the start of the block */
+	size_t		rows,
+				cols;
+	int			per_col;		/* 1: a scale per column, 0: per row */
+	int			quant;			/* 0: bias, kept fp32 */
+} us_tensor;
+
+#define US_MAX_TENSORS		(3 + 2 * US_MAX_WIDTHS + 4)
+/* Fills t (room for US_MAX_TENSORS) and returns the count; they cover the block exactly. */
+int			us_model_tensors(const us_model_config *cfg, us_tensor *t);
+/* max |w| of a group -> its int8 scale (0 for an all-zero group) */
+float		us_quant_scale(float amax);
+/* Scale groups of a quantized tensor. */
+static inline size_t
+us_tensor_groups(const us_tensor *t)
+{
+	return t->per_col ? t->cols : t->rows;
+}
+
 /* Frees the arrays of a vocabulary allocated by us_vocab_copy / us_vocab_build_items. */
 void		us_vocab_free(us_vocab *vocab, const us_allocator *alloc);
 /* Deep copy of src into dst (dst fields overwritten). */

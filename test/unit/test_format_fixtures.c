@@ -9,6 +9,7 @@
  *
  * `test_format_fixtures --write DIR` writes fixtures of the current format version into DIR;
  * run it once when the format version changes, and commit the new files beside the old ones.
+ * Version 2 is the int8 format: its fixtures are quantized models (us_model_quantize).
  */
 #include <dirent.h>
 #include <math.h>
@@ -86,6 +87,9 @@ write_fixtures(const char *dir)
 		fixture_variant(&o, v);
 		if (fixture_model(&o, 9000 + v, &m) != US_OK)
 			return 1;
+		/* version 2 is written for int8 models only */
+		if (US_FORMAT_VERSION == 2 && us_model_quantize(m, NULL) != US_OK)
+			return 1;
 		n = us_model_encoded_size(m);
 		buf = malloc(n);
 		if (buf == NULL || us_model_encode(m, buf, n) != US_OK)
@@ -136,6 +140,7 @@ check_fixture(const char *stem)
 	snprintf(path, sizeof(path), "%s/%s.usqm", FIXTURE_DIR, stem);
 	CHECK(read_file(path, &buf, &len) == 0, "read_file(path, &buf, &len) == 0");
 	CHECK(us_format_peek(buf, len, &hdr) == US_OK, "us_format_peek(buf, len, &hdr) == US_OK");
+	CHECK(hdr.version == (uint32_t) (stem[1] - '0'), "%s: header says format version %u", stem, hdr.version);
 	CHECK(us_model_decode(buf, len, us_malloc_allocator(), &m) == US_OK, "decode %s", stem);
 	if (m == NULL)
 		return;

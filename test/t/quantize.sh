@@ -1,0 +1,98 @@
+#!/bin/bash
+# userseq_quantize (issue 12): an int8 copy of a stored version as the next version (not
+# deployed), >= 3.5x smaller at the default shapes, the validation metric of both recorded on a
+# query, refused when the loss exceeds the tolerance (stored with a warning on request), and
+# every scoring function running on it unchanged. Uses the cluster in the PG* environment.
+set -u
+db=us_quant_$$
+cleanup() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1; }
+trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT
+cleanup
+q() { PGOPTIONS="-c client_min_messages=warning" command psql -X -q -At -v ON_ERROR_STOP=1 -d $db "$@"; }
+n=0
+fail=0
+check() {
+	n=$((n + 1))
+	local name=$1
+	shift
+	if "$@"; then echo "ok $n - $name"; return 0; fi
+	echo "not ok $n - $name"
+	fail=1
+	return 1
+}
+eq() { [ "$1" = "$2" ] || { echo "#   got '$1', want '$2'"; return 1; }; }
+sqlerr() {
+	command psql -X -q -At -d $db -v VERBOSITY=verbose -c "SET client_min_messages = warning" -c "$1" 2>&1 |
+		sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): \(.*\)/\1: \2/p' | head -n 1
+}
+
+psql -X -q -d postgres -c "CREATE DATABASE $db" || exit 1
+q -o /dev/null <<'SQL' || exit 1
+CREATE EXTENSION userseq;
+CREATE TABLE events AS SELECT * FROM userseq_generate_events(1000, 42, items => 1000);
+CREATE TABLE s AS SELECT user_id, userseq_agg(item_id, ts, behavior) AS seq,
+	count(*) FILTER (WHERE behavior = 'buy')::float8 AS buys FROM events WHERE ts < '2024-03-02' GROUP BY user_id;
+CREATE TABLE churn AS SELECT s.user_id, s.seq, NOT EXISTS (SELECT 1 FROM events e
+	WHERE e.user_id = s.user_id AND e.ts >= '2024-03-02' AND e.behavior = 'buy') AS label FROM s;
+-- default shapes (see us_model_config_default)
+SELECT count(*) FROM userseq_train('c', 'SELECT seq, label FROM churn WHERE user_id % 5 <> 0 ORDER BY user_id', 'binary', '{"epochs": 3, "deploy": true}');
+SELECT count(*) FROM userseq_train('ni', 'SELECT seq FROM s WHERE user_id % 5 <> 0 ORDER BY user_id', 'next_item', '{"epochs": 3, "deploy": true}');
+SELECT count(*) FROM userseq_train('r', 'SELECT seq, buys AS label FROM s WHERE user_id % 5 <> 0 ORDER BY user_id', 'regression', '{"epochs": 2, "embedding_dim": 16, "num_filters": 16, "hidden_dim": 16, "deploy": true}');
+SQL
+
+check "userseq_quantize stores the next version, not deployed" \
+	eq "$(q -c "SELECT userseq_quantize('c', query => 'SELECT seq, label FROM churn WHERE user_id % 5 = 0')" \
+		-c "SELECT string_agg(version || ':' || deployed, ' ' ORDER BY version) FROM models WHERE name = 'c'" | tail -n 1)" "1:true 2:false"
+check "binary: >= 3.5x smaller at the default shapes, stored and measured sizes agree" \
+	eq "$(q -c "SELECT (m.metrics->'quantized'->>'bytes_fp32')::float8 / length(m.weights) >= 3.5
+		AND (m.metrics->'quantized'->>'bytes_int8')::int = length(m.weights)
+		AND (m.metrics->'quantized'->>'bytes_fp32')::int = (SELECT length(weights) FROM models WHERE name = 'c' AND version = 1)
+		FROM models m WHERE name = 'c' AND version = 2")" t
+echo "# $(q -c "SELECT name, metrics->'quantized' FROM models WHERE name = 'c' AND version = 2")"
+check "binary: ROC AUC of both recorded, within 0.005" \
+	eq "$(q -c "SELECT abs((metrics->'quantized'->>'metric_fp32')::float8 - (metrics->'quantized'->>'metric_int8')::float8) <= 0.005
+		AND metrics->'quantized'->>'metric' = 'roc_auc' AND (metrics->'quantized'->>'eval_rows')::int = (SELECT count(*) FROM churn WHERE user_id % 5 = 0)
+		FROM models WHERE name = 'c' AND version = 2")" t
+check "the source's metrics are kept beside it" \
+	eq "$(q -c "SELECT (a.metrics - 'quantized') = b.metrics FROM models a, models b WHERE a.name = 'c' AND a.version = 2 AND b.name = 'c' AND b.version = 1")" "t"
+q -o /dev/null -c "SELECT userseq_deploy('c', 2)"
+check "predict / proba / class / embed / explain by name on the deployed int8 version, close to fp32" \
+	eq "$(q -c "SELECT max(abs(userseq_predict('c', seq) - userseq_predict(v1.weights, seq))) < 0.01
+		AND bool_and(userseq_predict_class('c', seq) IS NOT NULL) AND bool_and(userseq_predict_proba('c', seq) IS NOT NULL)
+		AND bool_and(cardinality(userseq_embed('c', seq)) = cardinality(userseq_embed(v1.weights, seq)))
+		AND (SELECT count(*) FROM userseq_explain('c', (SELECT seq FROM churn WHERE user_id = 7))) > 0
+		FROM churn, models v1 WHERE v1.name = 'c' AND v1.version = 1")" "t"
+check "userseq_evaluate runs on the int8 version" \
+	eq "$(q -c "SELECT count(*) > 0 FROM userseq_evaluate('c', 'SELECT seq, label FROM churn WHERE user_id % 5 = 0') WHERE metric = 'roc_auc'")" "t"
+
+q -o /dev/null -c "SELECT userseq_quantize('ni', query => 'SELECT seq FROM s WHERE user_id % 5 = 0')"
+check "next_item: NDCG@10 recorded within 0.005, >= 3.5x smaller" \
+	eq "$(q -c "SELECT abs((metrics->'quantized'->>'metric_fp32')::float8 - (metrics->'quantized'->>'metric_int8')::float8) <= 0.005
+		AND (metrics->'quantized'->>'bytes_fp32')::float8 / length(weights) >= 3.5
+		FROM models WHERE name = 'ni' AND version = 2")" t
+q -o /dev/null -c "SELECT userseq_deploy('ni', 2)"
+check "recommend on the int8 version: the same top 5 as the fp32 version for most users" \
+	eq "$(q -c "SELECT count(*) FILTER (WHERE a = b) >= 0.8 * count(*) FROM (SELECT user_id,
+		(SELECT array_agg(item ORDER BY rank) FROM userseq_recommend('ni', seq, 5)) a,
+		(SELECT array_agg(item ORDER BY rank) FROM userseq_recommend((SELECT weights FROM models WHERE name = 'ni' AND version = 1), seq, 5)) b
+		FROM s WHERE user_id % 10 = 0) t")" "t"
+
+# the tolerance: refused iff the recorded loss exceeds it
+q -o /dev/null -c "SELECT userseq_quantize('r', 1, 'SELECT seq, buys FROM s WHERE user_id % 5 = 0', 0, 'warn')"
+loss=$(q -c "SELECT metrics->'quantized'->>'loss' FROM models WHERE name = 'r' AND version = 2")
+err=$(sqlerr "SELECT userseq_quantize('r', 1, 'SELECT seq, buys FROM s WHERE user_id % 5 = 0', 0)")
+echo "# regression: rmse loss of the int8 copy $loss; with tolerance 0: ${err:-stored}"
+check "tolerance 0: refused (22003, nothing stored) exactly when the recorded loss is > 0" \
+	eval 'if awk -v l="$loss" "BEGIN { exit !(l > 0) }"; then
+		case "$err" in 22003:*"more than the tolerance 0"*) true ;; *) false ;; esac &&
+		eq "$(q -c "SELECT max(version) FROM models WHERE name = '"'"'r'"'"'")" "2"
+	else [ -z "$err" ]; fi'
+check "an int8 version is not quantized again" \
+	eq "$(sqlerr "SELECT userseq_quantize('c', 2)")" '55000: model "c" version 2 is already int8'
+check "on_exceed must be error or warn" \
+	eq "$(sqlerr "SELECT userseq_quantize('c', 1, on_exceed => 'ignore')")" '22023: on_exceed must be "error" or "warn", not "ignore"'
+check "an unknown version is an error" \
+	eq "$(sqlerr "SELECT userseq_quantize('c', 9)")" '42704: model "c" has no version 9'
+echo "1..$n"
+exit $fail

@@ -1,0 +1,275 @@
+/*
+ * test_quantize.c: int8 models (us_model_quantize, format version 2): the error bound per
+ * weight (half a group scale), biases untouched, idempotence, encode -> decode -> encode
+ * byte-identical and decoded weights bit-identical to the quantized model, scores close to
+ * fp32, size >= 3.5x smaller than fp32 at the default shapes, hostile version-2 bytes rejected.
+ */
+#include <string.h>
+
+#include "userseq/us_format.h"
+#include "userseq/us_model.h"
+#include "unit.h"
+#include "model_fixture.h"
+
+static uint8_t *
+encode(const us_model *m, size_t *n)
+{
+	uint8_t    *b;
+
+	*n = us_model_encoded_size(m);
+	b = malloc(*n);
+	if (b && us_model_encode(m, b, *n) != US_OK)
+	{
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* the error bound: every weight within scale/2 of the original, scale = group max / 127 */
+static void
+test_error_bound(void)
+{
+	for (int v = 0; v < FIXTURE_N_VARIANTS; v++)
+	{
+		fixture_opts o;
+		us_model   *m = NULL,
+				   *q = NULL;
+		double		err = -1;
+		size_t		E;
+		int			ok = 1;
+
+		fixture_variant(&o, v);
+		CHECK_OK(fixture_model(&o, 500 + v, &m));
+		CHECK_OK(us_model_clone(m, us_malloc_allocator(), &q));
+		if (!m || !q)
+			continue;
+		CHECK_OK(us_model_quantize(q, &err));
+		CHECK(q->quantized == 1, "flag set");
+		E = (size_t) m->cfg.embed_dim;
+		/* item rows: per row */
+		for (int32_t r = 0; r < m->cfg.n_items; r++)
+		{
+			float		amax = 0;
+
+			for (size_t j = 0; j < E; j++)
+				amax = fmaxf(amax, fabsf(m->p.item_emb[r * E + j]));
+			for (size_t j = 0; j < E; j++)
+				ok &= fabsf(q->p.item_emb[r * E + j] - m->p.item_emb[r * E + j]) <= amax / 127.0f * 0.5f * 1.0001f;
+		}
+		CHECK(ok, "variant %d: item rows within half a step of their row's scale", v);
+		/* conv: per filter */
+		ok = 1;
+		for (int w = 0; w < m->cfg.n_widths; w++)
+		{
+			size_t		F = (size_t) m->cfg.n_filters,
+						KE = (size_t) m->cfg.widths[w] * E;
+
+			for (size_t f = 0; f < F; f++)
+			{
+				float		amax = 0;
+
+				for (size_t i = 0; i < KE; i++)
+					amax = fmaxf(amax, fabsf(m->p.conv_w[w][i * F + f]));
+				for (size_t i = 0; i < KE; i++)
+					ok &= fabsf(q->p.conv_w[w][i * F + f] - m->p.conv_w[w][i * F + f]) <= amax / 127.0f * 0.5f * 1.0001f;
+			}
+			ok &= memcmp(q->p.conv_b[w], m->p.conv_b[w], F * 4) == 0;
+		}
+		CHECK(ok, "variant %d: filters within half a step, conv biases fp32", v);
+		CHECK(memcmp(q->p.dense_b, m->p.dense_b, (size_t) m->cfg.hidden_dim * 4) == 0 &&
+			  memcmp(q->p.out_b, m->p.out_b, (size_t) m->cfg.n_outputs * 4) == 0, "variant %d: biases fp32", v);
+		CHECK(err > 0 && err < 0.05, "variant %d: max error %g", v, err);
+		/* idempotent */
+		{
+			us_model   *q2 = NULL;
+			double		e2 = -1;
+
+			CHECK_OK(us_model_clone(q, us_malloc_allocator(), &q2));
+			CHECK_OK(us_model_quantize(q2, &e2));
+			CHECK(e2 == 0 && memcmp(q2->params_block, q->params_block, q->n_params * 4) == 0,
+				  "variant %d: quantizing twice changes nothing (%g)", v, e2);
+			us_model_free(q2);
+		}
+		/* round trip */
+		{
+			size_t		n1,
+						n2;
+			uint8_t    *b1 = encode(q, &n1),
+					   *b2 = NULL;
+			us_model   *d = NULL;
+			us_format_header h;
+
+			CHECK(b1 != NULL, "variant %d encodes", v);
+			if (b1)
+			{
+				CHECK_OK(us_format_peek(b1, n1, &h));
+				CHECK(h.version == 2, "variant %d: int8 model is format version 2", v);
+				CHECK_OK(us_model_decode(b1, n1, us_malloc_allocator(), &d));
+			}
+			if (d)
+			{
+				CHECK(d->quantized == 1, "decoded as int8");
+				CHECK(memcmp(d->params_block, q->params_block, q->n_params * 4) == 0,
+					  "variant %d: decoded weights bit-identical to the quantized model", v);
+				b2 = encode(d, &n2);
+				CHECK(b2 && n2 == n1 && memcmp(b1, b2, n1) == 0, "variant %d: re-encode byte-identical", v);
+			}
+			free(b1);
+			free(b2);
+			us_model_free(d);
+		}
+		us_model_free(m);
+		us_model_free(q);
+	}
+}
+
+/* default shapes (E = F = H = 128, widths 3,4,5): >= 3.5x smaller; scores close */
+static void
+test_size_and_scores(void)
+{
+	static const int tasks[3] = {US_TASK_BINARY, US_TASK_NEXT_ITEM, US_TASK_MULTICLASS};
+
+	for (int k = 0; k < 3; k++)
+	{
+		fixture_opts o;
+		us_model   *m = NULL,
+				   *q = NULL;
+		us_scorer  *s1 = NULL,
+				   *s2 = NULL;
+		size_t		n32,
+					n8;
+		double		worst = 0;
+		float	   *o1,
+				   *o2;
+		int32_t		items[40],
+					behs[40];
+
+		fixture_default(&o, tasks[k]);
+		o.n_vocab = 2000;
+		o.E = o.F = o.H = 128;
+		o.n_widths = 3;
+		o.widths[0] = 3;
+		o.widths[1] = 4;
+		o.widths[2] = 5;
+		o.max_len = 50;
+		o.behaviors = 1;
+		CHECK_OK(fixture_model(&o, 77, &m));
+		CHECK_OK(us_model_clone(m, us_malloc_allocator(), &q));
+		if (!m || !q)
+			return;
+		CHECK_OK(us_model_quantize(q, NULL));
+		n32 = us_model_encoded_size(m);
+		n8 = us_model_encoded_size(q);
+		printf("  %s, 2000 items, E=F=H=128: fp32 %zu bytes, int8 %zu bytes, %.2fx\n",
+			   us_task_name(tasks[k]), n32, n8, (double) n32 / n8);
+		CHECK((double) n32 / n8 >= 3.5, "%s: %.2fx smaller, want >= 3.5", us_task_name(tasks[k]),
+			  (double) n32 / n8);
+		CHECK_OK(us_scorer_create(m, 0, us_malloc_allocator(), &s1));
+		CHECK_OK(us_scorer_create(q, 0, us_malloc_allocator(), &s2));
+		o1 = malloc(sizeof(float) * (size_t) m->cfg.n_outputs);
+		o2 = malloc(sizeof(float) * (size_t) m->cfg.n_outputs);
+		for (int s = 0; s < 20 && s1 && s2; s++)
+		{
+			us_events	ev = {items, behs, NULL, 10 + s};
+
+			for (int i = 0; i < ev.n; i++)
+			{
+				items[i] = 2 + (s * 37 + i * 11) % 2000;
+				behs[i] = 2 + (s + i) % 4;
+			}
+			CHECK_OK(us_scorer_forward(s1, &ev, o1, NULL));
+			CHECK_OK(us_scorer_forward(s2, &ev, o2, NULL));
+			for (int j = 0; j < m->cfg.n_outputs; j++)
+				worst = fmax(worst, fabs(o1[j] - o2[j]) / fmax(1.0, fabs(o1[j])));
+		}
+		printf("  %s: max relative output difference int8 vs fp32 %.3g\n", us_task_name(tasks[k]), worst);
+		CHECK(worst < 0.05, "%s: int8 outputs within 5%% of fp32 (%g)", us_task_name(tasks[k]), worst);
+		free(o1);
+		free(o2);
+		us_scorer_free(s1);
+		us_scorer_free(s2);
+		us_model_free(m);
+		us_model_free(q);
+	}
+}
+
+/* hostile version-2 bytes: -128 codes, negative / huge / NaN scales, truncation */
+static void
+test_hostile(void)
+{
+	fixture_opts o;
+	us_model   *m = NULL,
+			   *d = NULL;
+	size_t		n;
+	uint8_t    *b;
+	size_t		params_at;
+	uint32_t	crc;
+
+	fixture_default(&o, US_TASK_BINARY);
+	CHECK_OK(fixture_model(&o, 3, &m));
+	CHECK_OK(us_model_quantize(m, NULL));
+	b = encode(m, &n);
+	if (!b)
+		return;
+	/* the parameters start after n_params; the first tensor is the item table: its scales */
+	params_at = n - (us_model_encoded_size(m) - (32 + 88 + 12 + (size_t) m->vocab.n_items * 12 + 8));
+#define REPAIR() do { crc = us_crc32c(0, b + 32, n - 32); b[24] = (uint8_t) crc; b[25] = (uint8_t) (crc >> 8); \
+		b[26] = (uint8_t) (crc >> 16); b[27] = (uint8_t) (crc >> 24); } while (0)
+	{
+		uint8_t    *c = malloc(n);
+		float		bad[3] = {-1.0f, 1e5f, NAN};
+		us_status	want[3] = {US_ERANGE, US_ERANGE, US_ENONFINITE};
+
+		for (int k = 0; k < 3; k++)
+		{
+			uint32_t	u;
+
+			memcpy(c, b, n);
+			memcpy(&u, &bad[k], 4);
+			c[params_at + 4 * 3] = (uint8_t) u;
+			c[params_at + 4 * 3 + 1] = (uint8_t) (u >> 8);
+			c[params_at + 4 * 3 + 2] = (uint8_t) (u >> 16);
+			c[params_at + 4 * 3 + 3] = (uint8_t) (u >> 24);
+			crc = us_crc32c(0, c + 32, n - 32);
+			c[24] = (uint8_t) crc;
+			c[25] = (uint8_t) (crc >> 8);
+			c[26] = (uint8_t) (crc >> 16);
+			c[27] = (uint8_t) (crc >> 24);
+			CHECK(us_model_decode(c, n, us_malloc_allocator(), &d) == want[k], "bad scale %d rejected", k);
+		}
+		/* a -128 code in the item table */
+		memcpy(c, b, n);
+		c[params_at + 4 * (size_t) m->cfg.n_items + 5] = 0x80;
+		crc = us_crc32c(0, c + 32, n - 32);
+		c[24] = (uint8_t) crc;
+		c[25] = (uint8_t) (crc >> 8);
+		c[26] = (uint8_t) (crc >> 16);
+		c[27] = (uint8_t) (crc >> 24);
+		CHECK(us_model_decode(c, n, us_malloc_allocator(), &d) == US_EFORMAT, "-128 code rejected");
+		/* one byte short (header size adjusted) */
+		memcpy(c, b, n);
+		c[16] = (uint8_t) (n - 1);
+		c[17] = (uint8_t) ((n - 1) >> 8);
+		c[18] = (uint8_t) ((n - 1) >> 16);
+		crc = us_crc32c(0, c + 32, n - 33);
+		c[24] = (uint8_t) crc;
+		c[25] = (uint8_t) (crc >> 8);
+		c[26] = (uint8_t) (crc >> 16);
+		c[27] = (uint8_t) (crc >> 24);
+		CHECK(us_model_decode(c, n - 1, us_malloc_allocator(), &d) == US_EFORMAT, "short parameter section rejected");
+		free(c);
+	}
+#undef REPAIR
+	free(b);
+	us_model_free(m);
+}
+
+int
+main(void)
+{
+	test_error_bound();
+	test_size_and_scores();
+	test_hostile();
+	return unit_finish("test_quantize");
+}
