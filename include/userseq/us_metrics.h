@@ -13,6 +13,11 @@
 #include "userseq/us_alloc.h"
 #include "userseq/us_status.h"
 
+/* Index of the largest of p[0..n-1] (n >= 1), ties by the lower index; NaN never wins over a
+ * number before it. The prediction of every classifier output. */
+int32_t		us_argmax(const float *p, int32_t n);
+int32_t		us_argmax_double(const double *p, int32_t n);
+
 /*
  * ROC AUC of scores against 0/1 labels (weights optional, NULL = 1). *auc = NaN when one
  * class is absent. O(n log n), allocates n indices through alloc.

@@ -284,7 +284,7 @@ us_model_attribute(const us_model *model, const us_events *events, int32_t targe
 			target = 0;
 			break;
 		case US_TASK_NEXT_ITEM:
-			if (target < 2 || target >= c->n_outputs)
+			if (target < US_ROW_FIRST || target >= c->n_outputs)
 				return US_EINVAL;
 			break;
 		default:

@@ -26,6 +26,28 @@ score_ref_cmp(const void *a, const void *b)
 	return (x->index > y->index) - (x->index < y->index);
 }
 
+int32_t
+us_argmax(const float *p, int32_t n)
+{
+	int32_t		best = 0;
+
+	for (int32_t i = 1; i < n; i++)
+		if (p[i] > p[best])
+			best = i;
+	return best;
+}
+
+int32_t
+us_argmax_double(const double *p, int32_t n)
+{
+	int32_t		best = 0;
+
+	for (int32_t i = 1; i < n; i++)
+		if (p[i] > p[best])
+			best = i;
+	return best;
+}
+
 us_status
 us_roc_auc(const double *scores, const uint8_t *labels, const double *weights, size_t n,
 		   const us_allocator *alloc, double *auc)
@@ -349,13 +371,10 @@ us_multiclass_metrics_compute(const double *probs, const int32_t *labels, const 
 	{
 		const double *p = probs + i * (size_t) n_classes;
 		double		w = weights ? weights[i] : 1.0;
-		int32_t		best = 0;
+		int32_t		best = us_argmax_double(p, n_classes);
 		int32_t		y = labels[i];
 		double		py;
 
-		for (int32_t c = 1; c < n_classes; c++)
-			if (p[c] > p[best])
-				best = c;
 		pred_w[best] += w;
 		total += w;
 		if (y >= 0 && y < n_classes)

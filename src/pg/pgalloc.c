@@ -33,6 +33,22 @@ UsContextAllocator(MemoryContext cxt)
 	return a;
 }
 
+int64
+UsGrowCapacity(int64 cap, int64 need, int64 min)
+{
+	return Max(need, Max(cap * 2, min));
+}
+
+void *
+UsResizeArray(void *ptr, Size elem, int64 n, MemoryContext cxt)
+{
+	Size		bytes = mul_size(elem, (Size) n);
+
+	if (ptr == NULL)
+		return MemoryContextAllocHuge(cxt, bytes);
+	return repalloc_huge(ptr, bytes);
+}
+
 void
 UsReportActivity(const char *fmt,...)
 {

@@ -36,6 +36,12 @@ extern void UsCheckScoreStatus(us_status status, const char *what);
 /* The SQLSTATE a core status maps to (for callers that build their own ereport). */
 extern int	UsStatusSqlState(us_status status);
 
+/* Growable arrays: the capacity that holds need elements when cap are held (at least
+ * doubling, at least min), and an array (NULL or from this helper) resized to n elements of
+ * elem bytes in cxt (huge allocations allowed). */
+extern int64 UsGrowCapacity(int64 cap, int64 need, int64 min);
+extern void *UsResizeArray(void *ptr, Size elem, int64 n, MemoryContext cxt);
+
 /* An allocator that pallocs (huge allocations allowed, NULL on failure) in cxt. */
 extern us_allocator UsContextAllocator(MemoryContext cxt);
 /* Shows msg (printf format) as this backend's query in pg_stat_activity (long runs). */

@@ -24,7 +24,9 @@
  * target is seen): 'prior' = behaviour frequencies, 'markov' = first-order behaviour-to-
  * behaviour transitions from the last input event (add-one smoothed; no last event: prior).
  *
- * This file does not train and does not score single rows for users (score.c does).
+ * The baselines and argmax are computed by src/core/evaluation.c (us_evaluation.h), the
+ * validation figures of training too. This file does not train and does not score single
+ * rows for users (score.c does).
  */
 #include "postgres.h"
 
@@ -48,10 +50,10 @@
 #include "seq/seq_events.h"
 #include "userseq_pg.h"
 #include "seq/userseq_type.h"
-#include "userseq/us_metrics.h"
+#include "user_query.h"
+#include "userseq/us_evaluation.h"
 #include "userseq/us_rng.h"
 
-#define US_FETCH_ROWS	1000
 #define US_MAX_NEGATIVES 100000
 
 /* ------------------------------------------------------------------ shared helpers */
@@ -94,111 +96,10 @@ UsGrow(void **arr, int64 *cap, int64 need, Size elem, MemoryContext cxt)
 
 	if (need <= c)
 		return;
-	c = Max(need, Max(c * 2, 1024));
+	c = UsGrowCapacity(c, need, 1024);
 	UsCheckEvalMemory((double) c * elem);
-	if (*arr == NULL)
-		*arr = MemoryContextAllocHuge(cxt, (Size) c * elem);
-	else
-		*arr = repalloc_huge(*arr, (Size) c * elem);
+	*arr = UsResizeArray(*arr, elem, c, cxt);
 	*cap = c;
-}
-
-/* Opens the user's query as a cursor and finds its userseq column and its label column. */
-typedef struct UsQueryCursor
-{
-	Portal		portal;
-	int			seq_col;		/* 1-based */
-	int			label_col;		/* 1-based, 0 = none */
-	Oid			label_type;
-	FmgrInfo	label_out;
-} UsQueryCursor;
-
-static void
-UsOpenQuery(FunctionCallInfo fcinfo, const char *query, bool need_label, UsQueryCursor *qc)
-{
-	Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
-	Oid			seqtype = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-										  CStringGetDatum("userseq"), ObjectIdGetDatum(nsp));
-	SPIPlanPtr	plan;
-	TupleDesc	td;
-
-	memset(qc, 0, sizeof(*qc));
-	plan = SPI_prepare(query, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for the evaluation query: %s",
-			 SPI_result_code_string(SPI_result));
-	if (!SPI_is_cursor_plan(plan))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("evaluation query must be a single SELECT returning rows")));
-	qc->portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
-	td = qc->portal->tupDesc;
-
-	for (int i = 1; i <= td->natts; i++)
-		if (!TupleDescAttr(td, i - 1)->attisdropped && SPI_gettypeid(td, i) == seqtype)
-		{
-			qc->seq_col = i;
-			break;
-		}
-	if (qc->seq_col == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("evaluation query returns no column of type userseq"),
-				 errhint("Return the sequence (for example userseq_agg(...)) and, except for next_item and next_behavior models, a label column.")));
-	if (!need_label)
-		return;
-	qc->label_col = SPI_fnumber(td, "label");
-	if (qc->label_col <= 0)
-	{
-		qc->label_col = 0;
-		for (int i = 1; i <= td->natts; i++)
-			if (i != qc->seq_col && !TupleDescAttr(td, i - 1)->attisdropped)
-			{
-				qc->label_col = i;
-				break;
-			}
-	}
-	if (qc->label_col == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("evaluation query returns no label column"),
-				 errhint("Return the sequence and its label, the label named \"label\" or second.")));
-	qc->label_type = SPI_gettypeid(td, qc->label_col);
-	{
-		Oid			outfn;
-		bool		varlena;
-
-		getTypeOutputInfo(qc->label_type, &outfn, &varlena);
-		fmgr_info(outfn, &qc->label_out);
-	}
-}
-
-/* Numeric value of a label of any numeric or boolean type. */
-static double
-UsLabelNumber(UsQueryCursor *qc, Datum d)
-{
-	switch (qc->label_type)
-	{
-		case BOOLOID:
-			return DatumGetBool(d) ? 1.0 : 0.0;
-		case INT2OID:
-			return (double) DatumGetInt16(d);
-		case INT4OID:
-			return (double) DatumGetInt32(d);
-		case INT8OID:
-			return (double) DatumGetInt64(d);
-		case FLOAT4OID:
-			return (double) DatumGetFloat4(d);
-		case FLOAT8OID:
-			return DatumGetFloat8(d);
-		case NUMERICOID:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("label column of type %s is not numeric or boolean",
-					format_type_be(qc->label_type))));
-	return 0.0;
 }
 
 /* ------------------------------------------------------------------ per-row tasks */
@@ -218,8 +119,7 @@ typedef struct UsEvalData
 	char	  **class_names;	/* multiclass: sorted index for label lookup */
 	int32	   *class_order;
 	/* next_behavior baselines: counts over the input events, and each row's last behaviour */
-	double	   *beh_freq;		/* (n_out) */
-	double	   *beh_trans;		/* (n_out, n_out) from, to */
+	us_behavior_counts beh;
 	int32	   *last_cls;		/* (n) -1: no known last behaviour */
 	int64		last_cap;
 } UsEvalData;
@@ -265,10 +165,12 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 	const us_model *model = entry->model;
 	int32		task = model->cfg.task;
 	int32		first = 0;
-	UsQueryCursor qc;
+	UsUserQuery q;
+	FmgrInfo	label_out;
 	UsEventBuffer buf;
 	MemoryContext rowcxt;
 	float	   *out = UsEntryOutput(entry);
+	us_allocator alloc = UsContextAllocator(keep);
 
 	memset(ed, 0, sizeof(*ed));
 	if (task == US_TASK_MULTICLASS)
@@ -280,8 +182,7 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("next_behavior model has no known behaviours to evaluate")));
-		ed->beh_freq = MemoryContextAllocZero(keep, sizeof(double) * ed->n_out);
-		ed->beh_trans = MemoryContextAllocZero(keep, sizeof(double) * ed->n_out * ed->n_out);
+		UsCheckStatus(us_behavior_counts_init(&ed->beh, ed->n_out, &alloc), "count behaviours", NULL);
 	}
 	else
 		ed->n_out = 1;
@@ -297,14 +198,20 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 	UsEventBufferInit(&buf, keep);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "userseq evaluate rows",
 								   ALLOCSET_DEFAULT_SIZES);
-	UsOpenQuery(fcinfo, query, task != US_TASK_NEXT_BEHAVIOR, &qc);
+	UsUserQueryOpen(&q, "evaluation query", query,
+					task != US_TASK_NEXT_BEHAVIOR ? us_task_name(task) : NULL);
+	if (q.label_col)
+	{
+		Oid			outfn;
+		bool		varlena;
+
+		getTypeOutputInfo(q.label_type, &outfn, &varlena);
+		fmgr_info(outfn, &label_out);
+	}
 	UsApplyThreads();
 
-	for (;;)
+	while (UsUserQueryFetch(&q))
 	{
-		SPI_cursor_fetch(qc.portal, true, US_FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[r];
@@ -321,15 +228,15 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 			double		truth = 0.0;
 
 			CHECK_FOR_INTERRUPTS();
-			seqd = SPI_getbinval(tup, td, qc.seq_col, &isnull);
+			seqd = SPI_getbinval(tup, td, q.seq_col, &isnull);
 			if (isnull)
 			{
 				ed->skipped++;
 				continue;
 			}
-			if (qc.label_col)
+			if (q.label_col)
 			{
-				labeld = SPI_getbinval(tup, td, qc.label_col, &isnull);
+				labeld = SPI_getbinval(tup, td, q.label_col, &isnull);
 				if (isnull)
 				{
 					ed->skipped++;
@@ -337,7 +244,7 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 				}
 			}
 			old = MemoryContextSwitchTo(rowcxt);
-			seq = DatumGetUserSeqP(seqd);
+			seq = UsUserQuerySeq(&q, seqd);
 
 			if (task == US_TASK_NEXT_BEHAVIOR)
 			{
@@ -354,34 +261,20 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 				if (cls >= ed->n_out)
 					cls = -1;
 				events.n--;
-				last = -1;
-				for (int32 t = 0; events.behaviors && t < events.n; t++)
-				{
-					int32		b = events.behaviors[t] - US_ROW_FIRST;
-
-					if (b < 0 || b >= ed->n_out)
-					{
-						last = -1;
-						continue;
-					}
-					ed->beh_freq[b] += 1.0;
-					if (last >= 0)
-						ed->beh_trans[last * ed->n_out + b] += 1.0;
-					last = b;
-				}
+				last = us_behavior_counts_add(&ed->beh, events.behaviors, events.n);
 			}
 			else
 			{
 				UsSeqToEvents(&model->cfg, &model->vocab, seq, model->cfg.max_len, &buf, &events);
 				if (task == US_TASK_MULTICLASS)
 				{
-					char	   *s = OutputFunctionCall(&qc.label_out, labeld);
+					char	   *s = OutputFunctionCall(&label_out, labeld);
 
 					cls = ed->class_order ? UsFindClass(model, ed->class_order, s) : -1;
 				}
 				else
 				{
-					truth = UsLabelNumber(&qc, labeld);
+					truth = UsDatumNumber(labeld, q.label_type);
 					if (!isfinite(truth))
 						ereport(ERROR,
 								(errcode(ERRCODE_DATA_EXCEPTION),
@@ -419,7 +312,7 @@ UsCollect(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *query, UsEva
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_cursor_close(qc.portal);
+	UsUserQueryClose(&q);
 	MemoryContextDelete(rowcxt);
 }
 
@@ -526,32 +419,14 @@ static void
 UsEmitBehaviorBaselines(ReturnSetInfo *rsinfo, const UsEvalData *ed)
 {
 	int32		C = ed->n_out;
-	double	   *prior = palloc(sizeof(double) * C);
 	double	   *p = palloc(sizeof(double) * Max(ed->n, 1) * C);
-	double		total = 0.0;
 
-	for (int32 c = 0; c < C; c++)
-		total += ed->beh_freq[c];
-	for (int32 c = 0; c < C; c++)
-		prior[c] = (ed->beh_freq[c] + 1.0) / (total + C);
 	for (int64 i = 0; i < ed->n; i++)
-		memcpy(p + i * C, prior, sizeof(double) * C);
+		us_behavior_prior(&ed->beh, p + i * C);
 	UsEmitMulticlass(rsinfo, "prior", "leave_last_out", p, ed);
-
 	for (int64 i = 0; i < ed->n; i++)
-	{
-		int32		a = ed->last_cls[i];
-		double		row = 0.0;
-
-		if (a < 0)
-			continue;
-		for (int32 c = 0; c < C; c++)
-			row += ed->beh_trans[a * C + c];
-		for (int32 c = 0; c < C; c++)
-			p[i * C + c] = (ed->beh_trans[a * C + c] + 1.0) / (row + C);
-	}
+		us_behavior_markov(&ed->beh, ed->last_cls[i], p + i * C);
 	UsEmitMulticlass(rsinfo, "markov", "leave_last_out", p, ed);
-	pfree(prior);
 	pfree(p);
 }
 
@@ -638,15 +513,6 @@ UsEvaluateRows(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry *ent
 
 /* ------------------------------------------------------------------ next_item */
 
-static int
-UsUint64Cmp(const void *a, const void *b)
-{
-	uint64		x = *(const uint64 *) a;
-	uint64		y = *(const uint64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* Leave-last-out data of next_item evaluation: inputs, targets, negatives, transitions. */
 typedef struct UsNextItemData
 {
@@ -685,7 +551,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 	uint8	   *mark = MemoryContextAllocZero(keep, Max(n_rows, 1));
 	int32	   *pool = NULL;
 	us_rng		rng;
-	UsQueryCursor qc;
+	UsUserQuery q;
 	UsEventBuffer buf;
 	MemoryContext rowcxt;
 
@@ -698,18 +564,15 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 	UsGrow((void **) &d->neg_off, &d->neg_off_cap, 1, sizeof(int64), keep);
 	d->offsets[0] = 0;
 	d->neg_off[0] = 0;
-	UsOpenQuery(fcinfo, query, false, &qc);
+	UsUserQueryOpen(&q, "evaluation query", query, NULL);
 
-	for (;;)
+	while (UsUserQueryFetch(&q))
 	{
-		SPI_cursor_fetch(qc.portal, true, US_FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			bool		isnull;
 			Datum		seqd = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
-											 qc.seq_col, &isnull);
+											 q.seq_col, &isnull);
 			UserSeq    *seq;
 			us_events	ev;
 			MemoryContext old;
@@ -729,7 +592,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 				continue;
 			}
 			old = MemoryContextSwitchTo(rowcxt);
-			seq = DatumGetUserSeqP(seqd);
+			seq = UsUserQuerySeq(&q, seqd);
 			if (UserSeqLength(seq) == 0)
 			{
 				MemoryContextSwitchTo(old);
@@ -746,9 +609,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 
 			/* transitions among known items strictly before the target */
 			UsGrow((void **) &d->pairs, &d->pairs_cap, d->n_pairs + m, sizeof(uint64), keep);
-			for (int32 i = 0; i + 1 < m - 1; i++)
-				if (ev.items[i] >= US_ROW_FIRST && ev.items[i + 1] >= US_ROW_FIRST)
-					d->pairs[d->n_pairs++] = ((uint64) ev.items[i] << 32) | (uint32) ev.items[i + 1];
+			d->n_pairs += us_item_pairs(ev.items, m - 1, d->pairs + d->n_pairs);
 
 			/* input = the max_len events before the target, with the target after them */
 			start = Max(0, m - 1 - model->cfg.max_len);
@@ -829,7 +690,7 @@ UsReadNextItem(FunctionCallInfo fcinfo, const us_model *model, const char *query
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_cursor_close(qc.portal);
+	UsUserQueryClose(&q);
 	MemoryContextDelete(rowcxt);
 }
 
@@ -874,11 +735,8 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 			   *markov,
 			   *cand;
 	float	   *logits = UsEntryOutput(entry);
-	int64	   *tr_start;
-	int32	   *tr_to;
-	float	   *tr_count;
-	int64		n_tr = 0;
-	double		max_pop = 0.0;
+	us_allocator alloc = UsContextAllocator(keep);
+	us_item_markov tr;
 
 	UsCheckEvalMemory((double) n_rows * 3 * sizeof(float));
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -893,38 +751,13 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 				(errmsg("%lld of %lld targets are not in the model's vocabulary and count as misses",
 						(long long) d.unknown_targets, (long long) d.n)));
 
-	/* popularity: training counts; markov base: popularity scaled below 1 (tie-break only) */
+	/* baselines: training counts, and transitions among the histories' known items */
 	pop = MemoryContextAllocHuge(keep, sizeof(float) * (Size) n_rows);
 	markov = MemoryContextAllocHuge(keep, sizeof(float) * (Size) n_rows);
 	cand = palloc(sizeof(float) * ((Size) n_neg + 1));
-	for (int32 r = 0; r < n_rows; r++)
-	{
-		double		c = (r >= US_ROW_FIRST && model->vocab.item_counts) ?
-			model->vocab.item_counts[r - US_ROW_FIRST] : 0.0;
-
-		pop[r] = (float) c;
-		max_pop = Max(max_pop, c);
-	}
-
-	/* transitions: sort the pairs and run-length count them into a CSR by source row */
-	qsort(d.pairs, d.n_pairs, sizeof(uint64), UsUint64Cmp);
-	tr_start = MemoryContextAllocZero(keep, sizeof(int64) * ((Size) n_rows + 1));
-	tr_to = palloc(sizeof(int32) * Max(d.n_pairs, 1));
-	tr_count = palloc(sizeof(float) * Max(d.n_pairs, 1));
-	for (int64 i = 0; i < d.n_pairs;)
-	{
-		int64		j = i;
-
-		while (j < d.n_pairs && d.pairs[j] == d.pairs[i])
-			j++;
-		tr_to[n_tr] = (int32) (d.pairs[i] & 0xffffffffu);
-		tr_count[n_tr] = (float) (j - i);
-		tr_start[(d.pairs[i] >> 32) + 1]++;
-		n_tr++;
-		i = j;
-	}
-	for (int32 r = 0; r < n_rows; r++)
-		tr_start[r + 1] += tr_start[r];
+	us_popularity_scores(&model->vocab, n_rows, pop);
+	UsCheckStatus(us_item_markov_build(d.pairs, d.n_pairs, n_rows, &model->vocab, &alloc, &tr),
+				  "count item transitions", NULL);
 
 	for (int s = 0; s < 3; s++)
 		for (int p = 0; p < 2; p++)
@@ -935,7 +768,6 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 	{
 		us_events	ev;
 		us_status	st;
-		int32		prev;
 
 		CHECK_FOR_INTERRUPTS();
 		ev.items = d.items + d.offsets[s];
@@ -947,12 +779,7 @@ UsEvaluateNextItem(FunctionCallInfo fcinfo, ReturnSetInfo *rsinfo, UsModelEntry 
 		UsRankBoth(logits, n_rows, &d, s, cand, &rm[0][0], &rm[0][1]);
 		UsRankBoth(pop, n_rows, &d, s, cand, &rm[1][0], &rm[1][1]);
 
-		for (int32 r = 0; r < n_rows; r++)
-			markov[r] = (float) (pop[r] / (max_pop + 1.0));
-		prev = ev.n > 0 ? ev.items[ev.n - 1] : 0;
-		if (prev >= US_ROW_FIRST)
-			for (int64 t = tr_start[prev]; t < tr_start[prev + 1]; t++)
-				markov[tr_to[t]] += tr_count[t];
+		us_item_markov_scores(&tr, ev.n > 0 ? ev.items[ev.n - 1] : US_ROW_PAD, markov);
 		UsRankBoth(markov, n_rows, &d, s, cand, &rm[2][0], &rm[2][1]);
 	}
 
@@ -1148,9 +975,7 @@ userseq_confusion_matrix(PG_FUNCTION_ARGS)
 			const double *p = ed.pred + i * ed.n_out;
 
 			actual = ed.cls[i];
-			for (int32 c = 1; c < ed.n_out; c++)
-				if (p[c] > p[pred])
-					pred = c;
+			pred = us_argmax_double(p, ed.n_out);
 		}
 		keys[i] = (int64) (actual + 1) * (int64) (n_labels + 1) + pred;
 	}
@@ -1205,21 +1030,13 @@ UsAucReserve(UsAucState *st, int64 need, MemoryContext cxt)
 
 	if (need <= st->cap)
 		return;
-	cap = Max(need, Max(st->cap * 2, 64));
+	cap = UsGrowCapacity(st->cap, need, 64);
 	if ((Size) cap > MaxAllocHugeSize / sizeof(double))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("userseq_auc cannot hold more than %zu rows", MaxAllocHugeSize / sizeof(double))));
-	if (st->scores == NULL)
-	{
-		st->scores = MemoryContextAllocHuge(cxt, sizeof(double) * cap);
-		st->labels = MemoryContextAllocHuge(cxt, cap);
-	}
-	else
-	{
-		st->scores = repalloc_huge(st->scores, sizeof(double) * cap);
-		st->labels = repalloc_huge(st->labels, cap);
-	}
+	st->scores = UsResizeArray(st->scores, sizeof(double), cap, cxt);
+	st->labels = UsResizeArray(st->labels, 1, cap, cxt);
 	st->cap = cap;
 }
 

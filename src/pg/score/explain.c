@@ -25,6 +25,7 @@
 #include "seq/seq_events.h"
 #include "seq/userseq_type.h"
 #include "userseq_pg.h"
+#include "userseq/us_metrics.h"
 
 #define US_METHOD_OCCLUSION 100
 
@@ -105,7 +106,7 @@ UsExplainTarget(UsModelEntry *entry, FunctionCallInfo fcinfo, const UserSeq *seq
 						 errmsg("target of a next_item model must be an item id"),
 						 errdetail("target was \"%s\".", t)));
 			row = us_vocab_item_row(&model->vocab, id);
-			if (row < 2)
+			if (row < US_ROW_FIRST)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("item %lld is not in the model's catalogue", (long long) id)));
@@ -142,7 +143,7 @@ UsExplainTarget(UsModelEntry *entry, FunctionCallInfo fcinfo, const UserSeq *seq
 		{
 			int32		row = us_vocab_behavior_row(&model->vocab, t, strlen(t));
 
-			if (row < 2)
+			if (row < US_ROW_FIRST)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("behaviour \"%s\" is not known to the model", t)));
@@ -162,14 +163,12 @@ UsExplainTarget(UsModelEntry *entry, FunctionCallInfo fcinfo, const UserSeq *seq
 	}
 	{
 		float	   *out = palloc(sizeof(float) * model->cfg.n_outputs);
-		int32		first = task == US_TASK_NEXT_BEHAVIOR ? 2 : 0;
-		int32		best = first;
+		int32		first,
+					count;
 
 		UsScore(entry, input, out);
-		for (int32 i = first + 1; i < model->cfg.n_outputs; i++)
-			if (out[i] > out[best])
-				best = i;
-		return best;
+		us_model_class_range(model, &first, &count);
+		return first + us_argmax(out + first, Max(count, 1));
 	}
 }
 
@@ -243,9 +242,7 @@ UsOcclusion(UsModelEntry *entry, const UserSeq *seq, const us_events *all, int32
 			bh[k] = all->behaviors ? all->behaviors[i] : 0;
 			gp[k] = all->gaps ? all->gaps[i] : 0;
 			if (all->gaps && i == j + 1)
-				gp[k] = j == 0 ? us_gap_bucket(1, 0.0, model->cfg.n_gap_buckets)
-					: us_gap_bucket(0, (double) (times[i] - times[j - 1]) / USECS_PER_SEC,
-									model->cfg.n_gap_buckets);
+				gp[k] = UsEventGapBucket(times, j - 1, i, model->cfg.n_gap_buckets);
 			k++;
 		}
 		ev.n = Min(k, L);

@@ -20,6 +20,7 @@
 #include "seq/seq_events.h"
 #include "userseq_pg.h"
 #include "seq/userseq_type.h"
+#include "userseq/us_metrics.h"
 
 #define US_CLASSIFIER_TASKS (US_TASK_BIT(US_TASK_BINARY) | US_TASK_BIT(US_TASK_MULTICLASS) | \
 							 US_TASK_BIT(US_TASK_NEXT_BEHAVIOR))
@@ -71,18 +72,6 @@ UsClassLabel(const us_model *model, int32 i)
 	return cstring_to_text(psprintf("%d", i));
 }
 
-/* Index (0-based within the labelled range) of the most probable class; ties by lower index. */
-static int32
-UsArgmax(const float *p, int32 count)
-{
-	int32		best = 0;
-
-	for (int32 i = 1; i < count; i++)
-		if (p[i] > p[best])
-			best = i;
-	return best;
-}
-
 /*
  * The value userseq_predict returns for seq under entry (isnull for a classifier without
  * labelled classes); name is the model's name for messages (NULL: by value).
@@ -113,7 +102,7 @@ UsPredictValue(FunctionCallInfo fcinfo, UsModelEntry *entry, const char *name, D
 		*isnull = true;
 		return 0.0;
 	}
-	return (double) out[first + UsArgmax(out + first, count)];
+	return (double) out[first + us_argmax(out + first, count)];
 }
 
 static Datum
@@ -210,7 +199,7 @@ UsPredictClass(FunctionCallInfo fcinfo, bool by_value)
 	us_model_class_range(model, &first, &count);
 	if (count <= 0)
 		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(UsClassLabel(model, UsArgmax(out + first, count)));
+	PG_RETURN_TEXT_P(UsClassLabel(model, us_argmax(out + first, count)));
 }
 
 /* Most probable class label of a sequence ('true'/'false' for binary models) */

@@ -5,12 +5,21 @@
 #include "postgres.h"
 
 #include "seq/seq_events.h"
+#include "userseq_pg.h"
 
 void
 UsEventBufferInit(UsEventBuffer *buf, MemoryContext cxt)
 {
 	memset(buf, 0, sizeof(*buf));
 	buf->cxt = cxt;
+}
+
+int32
+UsEventGapBucket(const TimestampTz *times, int32 prev, int32 j, int32 n_buckets)
+{
+	if (prev < 0)
+		return us_gap_bucket(1, 0.0, n_buckets);
+	return us_gap_bucket(0, (double) (times[j] - times[prev]) / USECS_PER_SEC, n_buckets);
 }
 
 static void
@@ -20,7 +29,7 @@ UsEventBufferReserve(UsEventBuffer *buf, int32 n)
 
 	if (n <= buf->capacity)
 		return;
-	cap = Max(n, Max(64, buf->capacity * 2));
+	cap = (int32) UsGrowCapacity(buf->capacity, n, 64);
 	if (buf->items)
 	{
 		pfree(buf->items);
@@ -70,15 +79,7 @@ UsSeqToEvents(const us_model_config *cfg, const us_vocab *vocab, const UserSeq *
 	if (cfg->n_gap_buckets > 0)
 	{
 		for (int32 i = 0; i < m; i++)
-		{
-			int32		j = start + i;
-
-			if (j == 0)
-				buf->gaps[i] = us_gap_bucket(1, 0.0, cfg->n_gap_buckets);
-			else
-				buf->gaps[i] = us_gap_bucket(0, (double) (times[j] - times[j - 1]) / USECS_PER_SEC,
-											 cfg->n_gap_buckets);
-		}
+			buf->gaps[i] = UsEventGapBucket(times, start + i - 1, start + i, cfg->n_gap_buckets);
 	}
 
 	events->items = buf->items;

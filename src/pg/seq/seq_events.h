@@ -21,6 +21,13 @@ typedef struct UsEventBuffer
 extern void UsEventBufferInit(UsEventBuffer *buf, MemoryContext cxt);
 
 /*
+ * Time-gap bucket (us_gap_bucket) of the event at times[j] whose predecessor is the event at
+ * times[prev], or a first event when prev < 0: the one rule training, scoring and explanation
+ * use, so a gap is always measured to the event's true predecessor.
+ */
+extern int32 UsEventGapBucket(const TimestampTz *times, int32 prev, int32 j, int32 n_buckets);
+
+/*
  * Encodes the most recent keep events of seq (keep <= 0: all) with vocab into buf and points
  * events at it. Unknown items and labels map to row 1 (out of vocabulary); unlabelled events
  * to behaviour row 0. behaviors / gaps are NULL when cfg has no behaviour / gap input. A gap is

@@ -31,34 +31,12 @@
 #include "utils/timestamp.h"
 
 #include "userseq/us_format.h"
-#include "userseq/us_metrics.h"
+#include "userseq/us_evaluation.h"
 #include "models/catalog.h"
 #include "train/train_data.h"
 #include "train/train.h"
 #include "train/transfer.h"
 #include "userseq_pg.h"
-
-static const char *
-UsMetricName(us_task task)
-{
-	switch (task)
-	{
-		case US_TASK_BINARY:
-			return "roc_auc";
-		case US_TASK_REGRESSION:
-			return "rmse";
-		case US_TASK_NEXT_ITEM:
-			return "ndcg@10";
-		default:
-			return "accuracy";
-	}
-}
-
-static bool
-UsHigherIsBetter(us_task task)
-{
-	return task != US_TASK_REGRESSION;
-}
 
 static void
 UsAppendDouble(StringInfo buf, const char *key, double v)
@@ -296,8 +274,8 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model name must have 1 to %d bytes", NAMEDATALEN * 4)));
-	run->metric_name = UsMetricName(t);
-	run->higher_better = UsHigherIsBetter(t);
+	run->metric_name = us_task_metric_name(t);
+	run->higher_better = us_task_higher_is_better(t);
 	run->best_metric = NAN;
 	/* fail before reading data if the name belongs to a role we are not a member of */
 	(void) UsCatalogCheckWrite(name, false);
@@ -445,140 +423,20 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 static void
 UsEvaluate(UsTrainRun *run, double *loss_out, double *metric_out, char **json_out)
 {
-	const us_dataset *vs = &run->data.valid;
-	int32		n = run->data.n_valid;
-	int32		k = run->cfg.n_outputs;
 	us_progress progress = {UsTrainProgress, run};
-	double		loss_sum = 0;
-	double	   *pred = NULL;
-	uint8	   *lab = NULL;
-	double	   *w = palloc(sizeof(double) * n);
-	double	   *truth = NULL;
-	double		correct = 0,
-				wsum = 0;
-	us_ranking_metrics rm;
-	int			cutoffs[] = {1, 5, 10, 20};
-	uint8	   *skip = NULL;
+	us_validation v;
 	StringInfoData js;
 
-	initStringInfo(&js);
-	if (run->cfg.task == US_TASK_BINARY || run->cfg.task == US_TASK_REGRESSION)
-		pred = palloc(sizeof(double) * n);
-	if (run->cfg.task == US_TASK_BINARY)
-		lab = palloc(sizeof(uint8) * n);
-	if (run->cfg.task == US_TASK_REGRESSION)
-		truth = palloc(sizeof(double) * n);
-	if (run->cfg.task == US_TASK_NEXT_ITEM)
-	{
-		us_ranking_init(&rm, cutoffs, 4);
-		/* padding and out-of-vocabulary rows are never recommended */
-		skip = palloc0(k);
-		skip[US_ROW_PAD] = skip[US_ROW_OOV] = 1;
-	}
-
 	run->phase = "validating";
-	for (int32 off = 0; off < n; off += run->eval_chunk)
-	{
-		int32		m = Min(run->eval_chunk, n - off);
-		double		l = 0;
-
-		UsCheckStatus(us_model_predict(run->model, vs, run->data.valid_ids + off, m,
-									   run->eval_out, NULL, &l, &progress),
-					  "evaluate the model", NULL);
-		loss_sum += l * m;
-		for (int32 i = 0; i < m; i++)
-		{
-			int32		s = off + i;
-			const float *o = run->eval_out + (Size) i * k;
-
-			w[s] = vs->weights ? vs->weights[s] : 1.0;
-			switch (run->cfg.task)
-			{
-				case US_TASK_BINARY:
-					pred[s] = o[0];
-					lab[s] = vs->targets[s] > 0.5f;
-					break;
-				case US_TASK_REGRESSION:
-					pred[s] = o[0];
-					truth[s] = vs->targets[s];
-					break;
-				case US_TASK_NEXT_ITEM:
-					{
-						int32		target = vs->classes[s];
-
-						/* an out-of-vocabulary target counts as a miss */
-						us_ranking_add(&rm, target >= US_ROW_FIRST ? us_rank_of_target(o, k, target, skip) : k);
-						break;
-					}
-				default:
-					{
-						int32		best = 0;
-
-						for (int32 c = 1; c < k; c++)
-							if (o[c] > o[best])
-								best = c;
-						correct += (best == vs->classes[s]) ? w[s] : 0;
-						wsum += w[s];
-						break;
-					}
-			}
-		}
-	}
-	*loss_out = loss_sum / n;
-
-	switch (run->cfg.task)
-	{
-		case US_TASK_BINARY:
-			{
-				double		auc;
-				us_binary_metrics bm;
-
-				UsCheckStatus(us_roc_auc(pred, lab, w, n, &run->alloc, &auc), "compute roc_auc", NULL);
-				us_binary_metrics_compute(pred, lab, w, n, 0.5, &bm);
-				*metric_out = auc;
-				UsAppendDouble(&js, "roc_auc", auc);
-				UsAppendDouble(&js, "accuracy", bm.accuracy);
-				UsAppendDouble(&js, "precision", bm.precision);
-				UsAppendDouble(&js, "recall", bm.recall);
-				UsAppendDouble(&js, "f1", bm.f1);
-				UsAppendDouble(&js, "log_loss", bm.log_loss);
-				break;
-			}
-		case US_TASK_REGRESSION:
-			{
-				us_regression_metrics r;
-
-				us_regression_metrics_compute(pred, truth, w, n, &r);
-				*metric_out = r.rmse;
-				UsAppendDouble(&js, "rmse", r.rmse);
-				UsAppendDouble(&js, "mse", r.mse);
-				UsAppendDouble(&js, "mae", r.mae);
-				UsAppendDouble(&js, "r2", r.r2);
-				break;
-			}
-		case US_TASK_NEXT_ITEM:
-			{
-				double		hr[4],
-							ndcg[4],
-							mrr;
-
-				us_ranking_result(&rm, hr, ndcg, &mrr);
-				*metric_out = ndcg[2];
-				UsAppendDouble(&js, "ndcg@10", ndcg[2]);
-				UsAppendDouble(&js, "hr@1", hr[0]);
-				UsAppendDouble(&js, "hr@5", hr[1]);
-				UsAppendDouble(&js, "hr@10", hr[2]);
-				UsAppendDouble(&js, "hr@20", hr[3]);
-				UsAppendDouble(&js, "ndcg@5", ndcg[1]);
-				UsAppendDouble(&js, "ndcg@20", ndcg[3]);
-				UsAppendDouble(&js, "mrr", mrr);
-				break;
-			}
-		default:
-			*metric_out = wsum > 0 ? correct / wsum : NAN;
-			UsAppendDouble(&js, "accuracy", *metric_out);
-			break;
-	}
+	UsCheckStatus(us_model_validate(run->model, &run->data.valid, run->data.valid_ids,
+									run->data.n_valid, run->eval_chunk, run->eval_out,
+									&run->alloc, &progress, &v),
+				  "evaluate the model", NULL);
+	initStringInfo(&js);
+	for (int i = 0; i < v.n_values; i++)
+		UsAppendDouble(&js, v.names[i], v.values[i]);
+	*loss_out = v.loss;
+	*metric_out = v.metric;
 	*json_out = js.data;
 }
 
@@ -672,61 +530,28 @@ UsTrainEpoch(UsTrainRun *run, UsEpochRow *row)
 	return true;
 }
 
-static int
-UsCmpU32(const void *a, const void *b)
-{
-	uint32		x = *(const uint32 *) a;
-	uint32		y = *(const uint32 *) b;
-
-	return x < y ? -1 : (x > y ? 1 : 0);
-}
-
 /*
  * next_item: the popularity baseline (items ranked by training count) on the same validation
- * targets, as a JSON fragment, so the model's figures can be read against it.
+ * targets and with the same convention as the model's validation (a target outside the
+ * vocabulary counts as rank n_items), as a JSON fragment.
  */
 static char *
 UsPopularityBaseline(UsTrainRun *run)
 {
-	const us_vocab *v = &run->data.vocab;
-	int32		nv = v->n_items;
-	uint32	   *sorted = palloc(sizeof(uint32) * Max(nv, 1));
+	int32		n = run->data.n_valid;
+	int64	   *ranks = palloc(sizeof(int64) * Max(n, 1));
 	us_ranking_metrics rm;
 	int			cutoffs[] = {10};
 	double		hr,
 				ndcg,
 				mrr;
 
-	memcpy(sorted, v->item_counts, sizeof(uint32) * nv);
-	qsort(sorted, nv, sizeof(uint32), UsCmpU32);
+	UsCheckStatus(us_popularity_ranks(&run->data.vocab, run->data.valid.classes, (size_t) n,
+									  &run->alloc, ranks),
+				  "rank by popularity", NULL);
 	us_ranking_init(&rm, cutoffs, 1);
-	for (int32 s = 0; s < run->data.n_valid; s++)
-	{
-		int32		t = run->data.valid.classes[s];
-		int64		rank;
-
-		if (t >= US_ROW_FIRST && t < US_ROW_FIRST + nv)
-		{
-			uint32		c = v->item_counts[t - US_ROW_FIRST];
-			int32		lo = 0,
-						hi = nv;
-
-			/* first index with count >= c; ties count against the target */
-			while (lo < hi)
-			{
-				int32		mid = lo + (hi - lo) / 2;
-
-				if (sorted[mid] < c)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			rank = nv - lo;
-		}
-		else
-			rank = (int64) nv + US_ROW_FIRST;
-		us_ranking_add(&rm, rank);
-	}
+	for (int32 s = 0; s < n; s++)
+		us_ranking_add(&rm, ranks[s] >= 0 ? ranks[s] : (int64) run->cfg.n_items);
 	us_ranking_result(&rm, &hr, &ndcg, &mrr);
 	return psprintf(", \"popularity_ndcg@10\": %.17g, \"popularity_hr@10\": %.17g", ndcg, hr);
 }
@@ -739,24 +564,17 @@ static char *
 UsLabelPrior(UsTrainRun *run)
 {
 	const us_dataset *d = &run->data.train;
-	double		sum = 0.0,
-				total = 0.0;
+	double		mean;
 
 	if ((run->cfg.task != US_TASK_BINARY && run->cfg.task != US_TASK_REGRESSION) ||
 		d->targets == NULL || run->data.n_train == 0)
 		return "";
-	for (int32 i = 0; i < run->data.n_train; i++)
-	{
-		double		w = d->weights ? d->weights[i] : 1.0;
-
-		sum += w * d->targets[i];
-		total += w;
-	}
-	if (total <= 0)
+	mean = us_label_mean(d->targets, d->weights, run->data.n_train);
+	if (isnan(mean))
 		return "";
 	return psprintf(", \"%s\": %.17g",
 					run->cfg.task == US_TASK_BINARY ? "train_positive_rate" : "train_label_mean",
-					sum / total);
+					mean);
 }
 
 /* Restores the best epoch, encodes and stores the model; res gets version and deploy outcome. */

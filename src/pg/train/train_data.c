@@ -28,8 +28,8 @@
 #include "train/train_data.h"
 #include "userseq_pg.h"
 #include "seq/userseq_type.h"
-
-#define US_FETCH_ROWS	1000
+#include "seq/seq_events.h"
+#include "user_query.h"
 
 /* what one event costs while reading (items, gaps, times, behaviour) and in the dataset */
 #define US_RAW_EVENT_BYTES	(8 + 4 + 8 + 2)
@@ -71,58 +71,6 @@ typedef struct UsRaw
 	bool		class_is_int;
 } UsRaw;
 
-static bool
-UsIsIntType(Oid t)
-{
-	return t == INT2OID || t == INT4OID || t == INT8OID;
-}
-
-static bool
-UsIsNumberType(Oid t)
-{
-	return UsIsIntType(t) || t == FLOAT4OID || t == FLOAT8OID || t == NUMERICOID;
-}
-
-static int64
-UsDatumInt(Datum d, Oid t)
-{
-	if (t == INT2OID)
-		return DatumGetInt16(d);
-	if (t == INT4OID)
-		return DatumGetInt32(d);
-	return DatumGetInt64(d);
-}
-
-static double
-UsDatumDouble(Datum d, Oid t)
-{
-	if (UsIsIntType(t))
-		return (double) UsDatumInt(d, t);
-	if (t == FLOAT4OID)
-		return DatumGetFloat4(d);
-	if (t == FLOAT8OID)
-		return DatumGetFloat8(d);
-	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
-}
-
-/* The userseq type of the installed extension (InvalidOid if the type is missing). */
-static Oid
-UsUserSeqTypeOid(void)
-{
-	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("userseq"),
-						   ObjectIdGetDatum(UsCatalogNamespace()));
-}
-
-static void *
-UsGrowArray(void *ptr, size_t elem, int64 old_cap, int64 new_cap, MemoryContext cxt)
-{
-	Size		bytes = mul_size(elem, (Size) new_cap);
-
-	if (ptr == NULL)
-		return MemoryContextAllocHuge(cxt, bytes);
-	return repalloc_huge(ptr, bytes);
-}
-
 static void
 UsRawReserveEvents(UsRaw *raw, int64 need)
 {
@@ -130,14 +78,14 @@ UsRawReserveEvents(UsRaw *raw, int64 need)
 
 	if (need <= raw->ev_cap)
 		return;
-	cap = Max(need, Max((int64) 4096, raw->ev_cap * 2));
-	raw->items = UsGrowArray(raw->items, sizeof(int64), raw->ev_cap, cap, raw->cxt);
+	cap = UsGrowCapacity(raw->ev_cap, need, 4096);
+	raw->items = UsResizeArray(raw->items, sizeof(int64), cap, raw->cxt);
 	if (raw->gaps || raw->ev_cap == 0)
-		raw->gaps = UsGrowArray(raw->gaps, sizeof(int32), raw->ev_cap, cap, raw->cxt);
+		raw->gaps = UsResizeArray(raw->gaps, sizeof(int32), cap, raw->cxt);
 	if (raw->times || raw->ev_cap == 0)
-		raw->times = UsGrowArray(raw->times, sizeof(TimestampTz), raw->ev_cap, cap, raw->cxt);
+		raw->times = UsResizeArray(raw->times, sizeof(TimestampTz), cap, raw->cxt);
 	if (raw->behs || raw->ev_cap == 0)
-		raw->behs = UsGrowArray(raw->behs, sizeof(int16), raw->ev_cap, cap, raw->cxt);
+		raw->behs = UsResizeArray(raw->behs, sizeof(int16), cap, raw->cxt);
 	raw->ev_cap = cap;
 }
 
@@ -148,12 +96,12 @@ UsRawReserveSeqs(UsRaw *raw, int64 need)
 
 	if (need <= raw->seq_cap)
 		return;
-	cap = Max(need, Max((int64) 1024, raw->seq_cap * 2));
-	raw->offsets = UsGrowArray(raw->offsets, sizeof(int64), raw->seq_cap + 1, cap + 1, raw->cxt);
-	raw->last_time = UsGrowArray(raw->last_time, sizeof(TimestampTz), raw->seq_cap, cap, raw->cxt);
-	raw->targets = UsGrowArray(raw->targets, sizeof(float), raw->seq_cap, cap, raw->cxt);
-	raw->classes = UsGrowArray(raw->classes, sizeof(int32), raw->seq_cap, cap, raw->cxt);
-	raw->weights = UsGrowArray(raw->weights, sizeof(float), raw->seq_cap, cap, raw->cxt);
+	cap = UsGrowCapacity(raw->seq_cap, need, 1024);
+	raw->offsets = UsResizeArray(raw->offsets, sizeof(int64), cap + 1, raw->cxt);
+	raw->last_time = UsResizeArray(raw->last_time, sizeof(TimestampTz), cap, raw->cxt);
+	raw->targets = UsResizeArray(raw->targets, sizeof(float), cap, raw->cxt);
+	raw->classes = UsResizeArray(raw->classes, sizeof(int32), cap, raw->cxt);
+	raw->weights = UsResizeArray(raw->weights, sizeof(float), cap, raw->cxt);
 	raw->seq_cap = cap;
 }
 
@@ -211,10 +159,9 @@ UsLabelId(HTAB *hash, const char *label, int len, int32 *n, char ***names, int32
 					 errmsg("more than %d distinct values of %s", limit, what)));
 		if (*n >= *cap)
 		{
-			int32		nc = Max(16, *cap * 2);
+			int32		nc = (int32) UsGrowCapacity(*cap, *n + 1, 16);
 
-			*names = *names ? repalloc(*names, sizeof(char *) * nc) :
-				MemoryContextAlloc(cxt, sizeof(char *) * nc);
+			*names = UsResizeArray(*names, sizeof(char *), nc, cxt);
 			*cap = nc;
 		}
 		e->id = *n;
@@ -269,17 +216,9 @@ UsRawAddUserSeq(UsRaw *raw, const UserSeq *seq, const UsTrainOptions *opts, bool
 		raw->items[base + i] = items[j];
 		raw->times[base + i] = times[j];
 		raw->behs[base + i] = (c <= n_labels) ? map[c] : 0;
-		if (opts->time_gaps > 0)
-		{
-			/* measured to the true predecessor even when it was cut off (as in scoring) */
-			if (j == 0)
-				raw->gaps[base + i] = us_gap_bucket(1, 0.0, opts->time_gaps);
-			else
-				raw->gaps[base + i] = us_gap_bucket(0, (double) (times[j] - times[j - 1]) / USECS_PER_SEC,
-													opts->time_gaps);
-		}
-		else
-			raw->gaps[base + i] = 0;
+		/* measured to the true predecessor even when it was cut off (as in scoring) */
+		raw->gaps[base + i] = opts->time_gaps > 0 ?
+			UsEventGapBucket(times, j - 1, j, opts->time_gaps) : 0;
 	}
 	raw->last_time[raw->n_seqs] = times[n - 1];
 	raw->n_events += m;
@@ -333,48 +272,27 @@ static void
 UsReadQuery(const char *name, const char *query, UsTrainOptions *opts, UsRaw *raw,
 			UsTrainData *data)
 {
-	SPIPlanPtr	plan;
-	Portal		portal;
+	UsUserQuery q;
 	TupleDesc	tupdesc;
 	int			seq_col,
 				label_col,
 				weight_col;
-	Oid			seq_type,
-				label_type = InvalidOid,
-				weight_type = InvalidOid;
-	Oid			userseq_oid = UsUserSeqTypeOid();
-	bool		next_task = (opts->task == US_TASK_NEXT_ITEM || opts->task == US_TASK_NEXT_BEHAVIOR);
+	Oid			label_type,
+				weight_type;
+	bool		next_task = us_task_is_next(opts->task);
 	bool		needs_label = !next_task;
 	int64		rowno = 0;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan = SPI_prepare_cursor(query, 0, NULL, 0);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the training query: %s", SPI_result_code_string(SPI_result));
-	if (!SPI_is_cursor_plan(plan))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("training query must return rows"),
-				 errdetail("The query should be a SELECT yielding a column \"seq\"%s.",
-						   needs_label ? " and a column \"label\"" : "")));
-	/* read only: the query sees the statement's snapshot and cannot modify data itself */
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	tupdesc = portal->tupDesc;
-
-	seq_col = SPI_fnumber(tupdesc, "seq");
-	if (seq_col <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("training query has no column \"seq\""),
-				 errhint("Alias the sequence column: SELECT userseq_agg(...) AS seq, ... AS label.")));
-	seq_type = SPI_gettypeid(tupdesc, seq_col);
-	if (seq_type != INT8ARRAYOID && (!OidIsValid(userseq_oid) || seq_type != userseq_oid))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("column \"seq\" of the training query must be of type userseq or bigint[], not %s",
-						format_type_be(seq_type))));
-	data->has_times = (seq_type != INT8ARRAYOID);
+	UsUserQueryOpen(&q, "training query", query, needs_label ? us_task_name(opts->task) : NULL);
+	tupdesc = q.tupdesc;
+	seq_col = q.seq_col;
+	label_col = q.label_col;
+	label_type = q.label_type;
+	weight_col = q.weight_col;
+	weight_type = q.weight_type;
+	data->has_times = !q.seq_is_array;
 	/* default: gaps help label tasks on real data but not next-item ranking (README) */
 	if (opts->time_gaps < 0)
 		opts->time_gaps = (data->has_times && !next_task) ? US_DEFAULT_GAP_BUCKETS : 0;
@@ -395,17 +313,8 @@ UsReadQuery(const char *name, const char *query, UsTrainOptions *opts, UsRaw *ra
 					 errmsg("behaviour labels need userseq sequences, but column \"seq\" is bigint[]")));
 	}
 
-	label_col = SPI_fnumber(tupdesc, "label");
-	if (label_col <= 0)
-		label_col = 0;
-	if (needs_label && label_col == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("training query has no column \"label\""),
-				 errdetail("Task \"%s\" needs a label per sequence.", us_task_name(opts->task))));
 	if (needs_label)
 	{
-		label_type = SPI_gettypeid(tupdesc, label_col);
 		switch (opts->task)
 		{
 			case US_TASK_BINARY:
@@ -433,23 +342,13 @@ UsReadQuery(const char *name, const char *query, UsTrainOptions *opts, UsRaw *ra
 				break;
 		}
 	}
-	weight_col = SPI_fnumber(tupdesc, "weight");
-	if (weight_col > 0)
-	{
-		weight_type = SPI_gettypeid(tupdesc, weight_col);
-		if (!UsIsNumberType(weight_type))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("column \"weight\" must be numeric, not %s", format_type_be(weight_type))));
-	}
-	else
-		weight_col = 0;
+	if (weight_col > 0 && !UsIsNumberType(weight_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"weight\" must be numeric, not %s", format_type_be(weight_type))));
 
-	for (;;)
+	while (UsUserQueryFetch(&q))
 	{
-		SPI_cursor_fetch(portal, true, US_FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[r];
@@ -504,9 +403,8 @@ UsReadQuery(const char *name, const char *query, UsTrainOptions *opts, UsRaw *ra
 								   "class label", raw->cxt);
 					if (raw->class_is_int && raw->n_class > before)
 					{
-						raw->class_ints = raw->class_ints ?
-							repalloc(raw->class_ints, sizeof(int64) * raw->class_cap) :
-							MemoryContextAlloc(raw->cxt, sizeof(int64) * raw->class_cap);
+						raw->class_ints = UsResizeArray(raw->class_ints, sizeof(int64),
+														raw->class_cap, raw->cxt);
 						raw->class_ints[id] = UsDatumInt(ld, label_type);
 					}
 					raw->classes[s] = id;
@@ -514,7 +412,7 @@ UsReadQuery(const char *name, const char *query, UsTrainOptions *opts, UsRaw *ra
 				}
 				else
 				{
-					double		v = UsDatumDouble(ld, label_type);
+					double		v = UsDatumNumber(ld, label_type);
 
 					if (isnan(v) || isinf(v) || fabs(v) > 1e30)
 						ereport(ERROR,
@@ -533,7 +431,7 @@ UsReadQuery(const char *name, const char *query, UsTrainOptions *opts, UsRaw *ra
 					ereport(ERROR,
 							(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 							 errmsg("weight of row %lld is NULL", (long long) rowno)));
-				w = UsDatumDouble(wd, weight_type);
+				w = UsDatumNumber(wd, weight_type);
 				if (isnan(w) || isinf(w) || w < 0 || w > 1e30)
 					ereport(ERROR,
 							(errcode(ERRCODE_DATA_EXCEPTION),
@@ -577,7 +475,7 @@ UsReadQuery(const char *name, const char *query, UsTrainOptions *opts, UsRaw *ra
 		UsCheckBudget(UsRawEstimate(raw), "the sequences read so far and the datasets built from them");
 		UsReportActivity("userseq_train %s: reading data, %lld rows", name, (long long) rowno);
 	}
-	SPI_cursor_close(portal);
+	UsUserQueryClose(&q);
 	SPI_finish();
 	data->rows_read = rowno;
 }
