@@ -320,15 +320,7 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 								(size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1),
 								sizeof(float *), &fail);
 	}
-	s->z = us_scorer_alloc(s, (size_t) s->D, sizeof(float), &fail);
-	s->h = us_scorer_alloc(s, (size_t) s->H, sizeof(float), &fail);
-	if (cfg->task == US_TASK_NEXT_ITEM)
-	{
-		s->logits = us_scorer_alloc(s, (size_t) s->O, sizeof(float), &fail);
-		s->seen = us_scorer_alloc(s, ((size_t) s->V + 7) / 8, 1, &fail);
-		if (s->seen)
-			memset(s->seen, 0, ((size_t) s->V + 7) / 8);
-	}
+	us_scorer_alloc_head(s, cfg->task, &fail);
 	if (fail)
 	{
 		us_scorer_free(s);

@@ -147,6 +147,22 @@ us_scorer_alloc(us_scorer *s, size_t count, size_t elem, int *fail)
 	return p;
 }
 
+/* the head's scratch, as every scorer has it: z (D), h (H) and, for next_item, the logits and
+ * the seen-row bitmap (cleared) */
+static inline void
+us_scorer_alloc_head(us_scorer *s, int task, int *fail)
+{
+	s->z = us_scorer_alloc(s, (size_t) s->D, sizeof(float), fail);
+	s->h = us_scorer_alloc(s, (size_t) s->H, sizeof(float), fail);
+	if (task == US_TASK_NEXT_ITEM)
+	{
+		s->logits = us_scorer_alloc(s, (size_t) s->O, sizeof(float), fail);
+		s->seen = us_scorer_alloc(s, ((size_t) s->V + 7) / 8, 1, fail);
+		if (s->seen)
+			memset(s->seen, 0, ((size_t) s->V + 7) / 8);
+	}
+}
+
 static inline void
 us_scorer_release(us_scorer *s, void *p)
 {

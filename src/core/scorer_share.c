@@ -419,15 +419,7 @@ open_scorer(const uint8_t *b, size_t len, const us_model *model, size_t budget,
 	if (s->fold_slot)
 		s->w_cat = us_scorer_alloc(s, (size_t) s->E * s->S, sizeof(float), &fail);
 	s->rp = us_scorer_alloc(s, (size_t) 3 * s->L, sizeof(float *), &fail);
-	s->z = us_scorer_alloc(s, (size_t) s->D, sizeof(float), &fail);
-	s->h = us_scorer_alloc(s, (size_t) s->H, sizeof(float), &fail);
-	if (cfg->task == US_TASK_NEXT_ITEM)
-	{
-		s->logits = us_scorer_alloc(s, (size_t) s->O, sizeof(float), &fail);
-		s->seen = us_scorer_alloc(s, ((size_t) s->V + 7) / 8, 1, &fail);
-		if (s->seen)
-			memset(s->seen, 0, ((size_t) s->V + 7) / 8);
-	}
+	us_scorer_alloc_head(s, cfg->task, &fail);
 	if (fail)
 	{
 		us_scorer_free(s);
