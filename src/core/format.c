@@ -60,6 +60,7 @@
  * +-US_MAX_ABS_WEIGHT; US_ENOMEM when the allocator fails.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -592,8 +593,49 @@ free_labels(const us_allocator *a, char **labels, uint32_t n)
 }
 
 /*
+ * The encoder derives each group's scale and codes from the dequantized weights, so a group
+ * read back must be exactly what the encoder would write for the weights it decodes to:
+ * scale = us_quant_scale(max |q| * scale) (0 for an all-zero group, never -0) and every code
+ * rint(w / scale). Anything else decodes to a model with a different encoding.
+ */
+static bool
+int8_groups_canonical(const us_tensor *x, const uint8_t *p)
+{
+	size_t		G = us_tensor_groups(x),
+				L,
+				gs,
+				es;
+	const int8_t *q = (const int8_t *) (p + 4 * G);
+
+	group_layout(x, &L, &gs, &es);
+	for (size_t g = 0; g < G; g++)
+	{
+		uint32_t	bits = get_u32(p + 4 * g);
+		float		scale = bits_f32(bits),
+					amax = 0.0f,
+					canon;
+
+		for (size_t j = 0; j < L; j++)
+			amax = fmaxf(amax, fabsf((float) q[g * gs + j * es] * scale));
+		canon = us_quant_scale(amax);
+		if (f32_bits(canon) != bits)
+			return false;
+		for (size_t j = 0; j < L; j++)
+		{
+			size_t		i = g * gs + j * es;
+			float		w = (float) q[i] * scale;
+
+			if (canon > 0.0f ? rintf(w / canon) != (float) q[i] : q[i] != 0)
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
  * Version 2 parameters from the cursor to the end: sizes, scales (finite, >= 0, 127 * scale
- * within US_MAX_ABS_WEIGHT), codes (not -128), biases (finite, in range). Reads only.
+ * within US_MAX_ABS_WEIGHT), codes (not -128), groups in canonical form, biases (finite, in
+ * range). Reads only.
  */
 static us_status
 check_params_int8(const us_model_config *cfg, const uint8_t *buf, reader *r)
@@ -620,14 +662,16 @@ check_params_int8(const us_model_config *cfg, const uint8_t *buf, reader *r)
 			if (x->quant ? (v < 0.0f || 127.0f * v > US_MAX_ABS_WEIGHT) : fabsf(v) > US_MAX_ABS_WEIGHT)
 				range = US_ERANGE;
 		}
-		r->pos += 4 * G;
 		if (x->quant)
 		{
 			for (size_t i = 0; i < n; i++)
-				if (buf[r->pos + i] == 0x80)
+				if (buf[r->pos + 4 * G + i] == 0x80)
 					return US_EFORMAT;
+			if (range == US_OK && !int8_groups_canonical(x, buf + r->pos))
+				return US_EFORMAT;
 			r->pos += n;
 		}
+		r->pos += 4 * G;
 	}
 	if (remaining(r) != 0)
 		return US_EFORMAT;

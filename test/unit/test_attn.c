@@ -108,10 +108,14 @@ numeric(fix *f, float *x, double eps)
 	return (lp - lm) / (2.0 * eps);
 }
 
+/*
+ * The floor is the numeric derivative's own noise: the loss sums ~1,000 fp32 outputs, whose
+ * rounding (it depends on the BLAS kernel) moves a central difference by up to ~3e-4.
+ */
 static double
 rel_err(double n, double a)
 {
-	return fabs(n - a) / fmax(1e-2, fabs(n) + fabs(a));
+	return fabs(n - a) / fmax(2e-2, fabs(n) + fabs(a));
 }
 
 /*

@@ -216,6 +216,8 @@ test_hostile(void)
 	params_at = n - (us_model_encoded_size(m) - (32 + 88 + 12 + (size_t) m->vocab.n_items * 12 + 8));
 #define REPAIR() do { crc = us_crc32c(0, b + 32, n - 32); b[24] = (uint8_t) crc; b[25] = (uint8_t) (crc >> 8); \
 		b[26] = (uint8_t) (crc >> 16); b[27] = (uint8_t) (crc >> 24); } while (0)
+#define REPAIR_C() do { crc = us_crc32c(0, c + 32, n - 32); c[24] = (uint8_t) crc; c[25] = (uint8_t) (crc >> 8); \
+		c[26] = (uint8_t) (crc >> 16); c[27] = (uint8_t) (crc >> 24); } while (0)
 	{
 		uint8_t    *c = malloc(n);
 		float		bad[3] = {-1.0f, 1e5f, NAN};
@@ -247,6 +249,41 @@ test_hostile(void)
 		c[26] = (uint8_t) (crc >> 16);
 		c[27] = (uint8_t) (crc >> 24);
 		CHECK(us_model_decode(c, n, us_malloc_allocator(), &d) == US_EFORMAT, "-128 code rejected");
+
+		/*
+		 * Groups the encoder never writes (found by fuzz_decode): they would decode to a model
+		 * whose encoding differs. Item row 3: codes zeroed under a non-zero scale, then its
+		 * largest code lowered so that max |q| < 127; padding row 0 (all zero): scale -0.
+		 */
+		{
+			size_t		E = (size_t) m->cfg.embed_dim,
+						row3 = params_at + 4 * (size_t) m->cfg.n_items + 3 * E,
+						big = row3;
+
+			memcpy(c, b, n);
+			memset(c + row3, 0, E);
+			REPAIR_C();
+			CHECK(us_model_decode(c, n, us_malloc_allocator(), &d) == US_EFORMAT,
+				  "zero codes under a non-zero scale rejected");
+			memcpy(c, b, n);
+			for (size_t j = 0; j < E; j++)
+				if (abs((int8_t) c[row3 + j]) > abs((int8_t) c[big]))
+					big = row3 + j;
+			CHECK(abs((int8_t) c[big]) == 127, "the encoder writes max |q| = 127 (%d)", (int8_t) c[big]);
+			c[big] = (uint8_t) ((int8_t) c[big] > 0 ? 126 : -126);
+			REPAIR_C();
+			CHECK(us_model_decode(c, n, us_malloc_allocator(), &d) == US_EFORMAT,
+				  "a group whose largest code is 126 rejected");
+			memcpy(c, b, n);
+			c[params_at + 3] = 0x80;	/* scale of row 0: +0 -> -0 */
+			REPAIR_C();
+			CHECK(us_model_decode(c, n, us_malloc_allocator(), &d) == US_EFORMAT, "scale -0 rejected");
+			memcpy(c, b, n);
+			REPAIR_C();
+			CHECK(us_model_decode(c, n, us_malloc_allocator(), &d) == US_OK, "the unchanged bytes decode");
+			us_model_free(d);
+			d = NULL;
+		}
 		/* one byte short (header size adjusted) */
 		memcpy(c, b, n);
 		c[16] = (uint8_t) (n - 1);
@@ -261,6 +298,7 @@ test_hostile(void)
 		free(c);
 	}
 #undef REPAIR
+#undef REPAIR_C
 	free(b);
 	us_model_free(m);
 }
