@@ -66,11 +66,6 @@
 #define US_ROW_OOV			1			/* out of vocabulary: an item or label the model never saw */
 #define US_ROW_FIRST		2			/* vocabulary entry i has row US_ROW_FIRST + i */
 
-/* Default embedding init scale of the prefix tasks (README, "Next-item quality"): N(0, 1) rows
- * have norm ~sqrt(E), so Adam's ~lr steps barely move them and a tied output layer cannot learn */
-#define US_EMBED_INIT_STD_NEXT	0.05f
-/* Default batch of the prefix tasks, in training examples (batch_examples = 1) */
-#define US_BATCH_EXAMPLES_NEXT	256
 #define US_MAX_BLOCKS		8			/* self-attention blocks (architecture sasrec) */
 #define US_MAX_HEADS		16			/* attention heads per block */
 
@@ -130,8 +125,8 @@ typedef struct us_model_config
 								 * the same for every occurrence; the tied output is not dropped) */
 } us_model_config;
 
-/* Fills defaults (E=F=H=128, widths 3,4,5, dropout 0.5, max_len 100, R 0, pos_weight 1,
- * embed_init_std US_EMBED_INIT_STD_NEXT for next_item / next_behavior, else 1, embed_dropout 0). */
+/* Fills the defaults of task from the table of option defaults (us_defaults.h): the shape and
+ * regularisation userseq_train uses when no option is given. */
 void		us_model_config_default(us_model_config *cfg, us_task task);
 
 /* Checks every field against the limits; msg gets a human sentence on failure. */
@@ -305,7 +300,9 @@ typedef struct us_train_config
 								 * depends on seed and n_threads (float summation order) only. */
 } us_train_config;
 
-void		us_train_config_default(us_train_config *tc);
+/* The training defaults of task from the table of option defaults (us_defaults.h), as
+ * userseq_train uses them; n_negatives 0 (full softmax) and n_threads 1. */
+void		us_train_config_default(us_train_config *tc, us_task task);
 us_status	us_train_config_validate(const us_train_config *tc, char *msg, size_t msglen);
 /* Learning rate in effect during epoch (0-based). */
 float		us_train_learning_rate(const us_train_config *tc, int32_t epoch);

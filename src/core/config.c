@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "userseq/us_defaults.h"
 #include "userseq/us_model.h"
 #include "us_internal.h"
 
+/* Every field from the table of option defaults (us_defaults.h) */
 void
 us_model_config_default(us_model_config *cfg, us_task task)
 {
@@ -20,21 +22,21 @@ us_model_config_default(us_model_config *cfg, us_task task)
 	cfg->n_behaviors = 0;
 	cfg->n_gap_buckets = 0;
 	cfg->n_outputs = (task == US_TASK_NEXT_ITEM) ? cfg->n_items : 1;
-	cfg->max_len = 100;
-	cfg->embed_dim = 128;
-	cfg->n_widths = 3;
-	cfg->widths[0] = 3;
-	cfg->widths[1] = 4;
-	cfg->widths[2] = 5;
-	cfg->n_filters = 128;
-	cfg->hidden_dim = 128;
-	cfg->recent_window = 0;
-	cfg->tie_output = 0;
-	cfg->dropout = 0.5f;
-	cfg->pos_weight = 1.0f;
-	cfg->embed_init_std = (task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR)
-		? US_EMBED_INIT_STD_NEXT : 1.0f;
-	cfg->embed_dropout = 0.0f;
+	cfg->max_len = (int32_t) us_default(US_DEF_MAX_LEN, task);
+	cfg->embed_dim = (int32_t) us_default(US_DEF_EMBEDDING_DIM, task);
+	cfg->architecture = (int32_t) us_default(US_DEF_ARCHITECTURE, task);
+	cfg->n_widths = (int32_t) us_default(US_DEF_FILTER_WIDTHS, task);
+	for (int i = 0; i < cfg->n_widths; i++)
+		cfg->widths[i] = us_default_widths[i];
+	cfg->n_filters = (int32_t) us_default(US_DEF_NUM_FILTERS, task);
+	cfg->hidden_dim = (int32_t) us_default(US_DEF_HIDDEN_DIM, task);
+	cfg->recent_window = (int32_t) us_default(US_DEF_RECENT_WINDOW, task);
+	cfg->tie_output = (int32_t) us_default(US_DEF_TIE_OUTPUT, task);
+	cfg->dropout = (float) us_default(US_DEF_DROPOUT, task);
+	cfg->pos_weight = (float) us_default(US_DEF_POS_WEIGHT, task);
+	cfg->embed_init_std = (float) us_default(US_DEF_EMBED_INIT_STD, task);
+	cfg->embed_dropout = (float) us_default(US_DEF_EMBED_DROPOUT, task);
+	/* n_blocks, n_heads stay 0: the default architecture is the text-CNN */
 }
 
 static const char *const task_names[US_N_TASKS + 1] = {
@@ -222,28 +224,29 @@ us_model_config_validate(const us_model_config *cfg, char *msg, size_t msglen)
 	return US_OK;
 }
 
+/* Every field from the table of option defaults (us_defaults.h) */
 void
-us_train_config_default(us_train_config *tc)
+us_train_config_default(us_train_config *tc, us_task task)
 {
 	memset(tc, 0, sizeof(*tc));
-	tc->optimizer = US_OPT_ADAM;
-	tc->learning_rate = 1e-3f;
-	tc->beta1 = 0.9f;
-	tc->beta2 = 0.999f;
-	tc->epsilon = 1e-8f;
-	tc->momentum = 0.9f;
-	tc->weight_decay = 0.0f;
-	tc->clip_norm = 0.0f;
-	tc->lr_schedule = US_LR_CONSTANT;
-	tc->lr_step_epochs = 10;
-	tc->lr_gamma = 0.1f;
-	tc->epochs = 10;
-	tc->batch_size = 256;
-	tc->batch_examples = 0;
-	tc->n_negatives = 0;
-	tc->max_examples_per_seq = 0;
-	tc->seed = 12345;
-	tc->n_threads = 1;
+	tc->optimizer = (int32_t) us_default(US_DEF_OPTIMIZER, task);
+	tc->learning_rate = (float) us_default(US_DEF_LEARNING_RATE, task);
+	tc->beta1 = (float) us_default(US_DEF_BETA1, task);
+	tc->beta2 = (float) us_default(US_DEF_BETA2, task);
+	tc->epsilon = (float) us_default(US_DEF_EPSILON, task);
+	tc->momentum = (float) us_default(US_DEF_MOMENTUM, task);
+	tc->weight_decay = (float) us_default(US_DEF_WEIGHT_DECAY, task);
+	tc->clip_norm = (float) us_default(US_DEF_CLIP_NORM, task);
+	tc->lr_schedule = (int32_t) us_default(US_DEF_LR_SCHEDULE, task);
+	tc->lr_step_epochs = (int32_t) us_default(US_DEF_LR_STEP_EPOCHS, task);
+	tc->lr_gamma = (float) us_default(US_DEF_LR_GAMMA, task);
+	tc->epochs = (int32_t) us_default(US_DEF_EPOCHS, task);
+	tc->batch_size = (int32_t) us_default(US_DEF_BATCH_SIZE, task);
+	tc->batch_examples = (int32_t) us_default(US_DEF_BATCH_UNIT, task);
+	tc->n_negatives = 0;		/* "auto" is the glue's: it depends on the catalogue size */
+	tc->max_examples_per_seq = (int32_t) us_default(US_DEF_MAX_EXAMPLES_PER_SEQ, task);
+	tc->seed = (uint64_t) us_default(US_DEF_SEED, task);
+	tc->n_threads = 1;			/* "threads" is the glue's GUC */
 }
 
 #define FINITE(field, name) \

@@ -29,6 +29,7 @@
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
 #include "bench_common.h"
+#include "bench_config.h"
 
 #define LIM_V	10000
 #define LIM_L	100
@@ -127,6 +128,7 @@ main(int argc, char **argv)
 
 	/* the core's model: binary head, spec shape, random weights (all item rows folded) */
 	us_model_config_default(&cfg, US_TASK_BINARY);
+	bench_shape_128(&cfg);
 	memset(&voc, 0, sizeof(voc));
 	voc.n_items = LIM_V - 2;
 	voc.item_ids = malloc(sizeof(int64_t) * voc.n_items);

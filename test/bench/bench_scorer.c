@@ -34,6 +34,7 @@
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
 #include "bench_common.h"
+#include "bench_config.h"
 
 /*
  * US_BENCH_HUGEPAGES=1: blocks of 4 MB and more are 2 MB aligned and advised as transparent
@@ -92,6 +93,7 @@ make_model(int task, int V, int L, int E, int F, int H, const uint32_t *counts)
 	us_status	st;
 
 	us_model_config_default(&cfg, (us_task) task);
+	bench_shape_128(&cfg);
 	memset(&voc, 0, sizeof(voc));
 	voc.n_items = nv;
 	voc.item_ids = malloc(sizeof(int64_t) * nv);

@@ -15,6 +15,7 @@
 
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
+#include "bench_config.h"
 
 typedef struct timing
 {
@@ -133,13 +134,15 @@ run(const char *name, int L, int V, int E, int F, int warm, int timed, int task)
 	v.n_items = V - 2;
 	v.item_ids = vid;
 	us_model_config_default(&c, task);
+	bench_shape_128(&c);
 	c.n_items = V;
 	c.n_outputs = task == US_TASK_NEXT_ITEM ? V : 1;
 	c.max_len = L;
 	c.embed_dim = E;
 	c.n_filters = F;
 	c.hidden_dim = 128;
-	us_train_config_default(&tc);
+	us_train_config_default(&tc, task);
+	bench_train_classic(&tc);
 	tc.batch_size = B;
 	tc.n_threads = core_threads;
 	memset(&ds, 0, sizeof ds);

@@ -1009,7 +1009,7 @@ main(int argc, char **argv)
 	cfg.tie_output = o.tie;
 	if (us_model_config_validate(&cfg, msg, sizeof msg) != US_OK)
 		die(msg);
-	us_train_config_default(&tc);
+	us_train_config_default(&tc, cfg.task);
 	tc.learning_rate = o.lr;
 	tc.batch_size = o.batch;
 	tc.epochs = o.epochs;

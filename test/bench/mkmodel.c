@@ -13,6 +13,7 @@
 
 #include "userseq/us_format.h"
 #include "userseq/us_model.h"
+#include "bench_config.h"
 
 int
 main(int argc, char **argv)
@@ -44,6 +45,7 @@ main(int argc, char **argv)
 	}
 	V = atoi(argv[2]);
 	us_model_config_default(&cfg, (us_task) task);
+	bench_shape_128(&cfg);
 	memset(&voc, 0, sizeof(voc));
 	voc.n_items = V;
 	voc.item_ids = malloc(sizeof(int64_t) * V);

@@ -20,6 +20,7 @@
 
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
+#include "bench_config.h"
 #include "../../src/core/us_internal.h"
 
 typedef struct variant
@@ -119,6 +120,7 @@ run(const variant *v)
 	voc.n_items = NV;
 	voc.item_ids = ids;
 	us_model_config_default(&c, (us_task) v->task);
+	bench_shape_128(&c);
 	c.n_items = NV + 2;
 	if (v->behaviors)
 	{
@@ -188,7 +190,8 @@ run(const variant *v)
 	ds.weights = w;
 
 	printf("== %s\n", v->name);
-	us_train_config_default(&tc);
+	us_train_config_default(&tc, (us_task) v->task);
+	bench_train_classic(&tc);
 	tc.optimizer = v->optimizer;
 	tc.learning_rate = v->optimizer == US_OPT_SGD ? 0.02f : 0.005f;
 	tc.clip_norm = v->clip;

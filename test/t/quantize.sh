@@ -35,7 +35,7 @@ CREATE TABLE s AS SELECT user_id, userseq_agg(item_id, ts, behavior) AS seq,
 	count(*) FILTER (WHERE behavior = 'buy')::float8 AS buys FROM events WHERE ts < '2024-03-02' GROUP BY user_id;
 CREATE TABLE churn AS SELECT s.user_id, s.seq, NOT EXISTS (SELECT 1 FROM events e
 	WHERE e.user_id = s.user_id AND e.ts >= '2024-03-02' AND e.behavior = 'buy') AS label FROM s;
--- default shapes (see us_model_config_default)
+-- default shapes (the table of option defaults, include/userseq/us_defaults.h)
 SELECT count(*) FROM userseq_train('c', 'SELECT seq, label FROM churn WHERE user_id % 5 <> 0 ORDER BY user_id', 'binary', '{"epochs": 3, "deploy": true}');
 SELECT count(*) FROM userseq_train('ni', 'SELECT seq FROM s WHERE user_id % 5 <> 0 ORDER BY user_id', 'next_item', '{"epochs": 3, "deploy": true}');
 SELECT count(*) FROM userseq_train('r', 'SELECT seq, buys AS label FROM s WHERE user_id % 5 <> 0 ORDER BY user_id', 'regression', '{"epochs": 2, "embedding_dim": 16, "num_filters": 16, "hidden_dim": 16, "deploy": true}');

@@ -46,7 +46,7 @@ base_cfg(us_task task)
 		us_train_config t_; \
 		char msg_[256]; \
 		us_status st_; \
-		us_train_config_default(&t_); \
+		us_train_config_default(&t_, US_TASK_BINARY); \
 		mod; \
 		st_ = us_train_config_validate(&t_, msg_, sizeof msg_); \
 		CHECK(st_ == (want), "train cfg %s: got %s (%s)", #mod, us_status_str(st_), msg_); \
@@ -61,13 +61,16 @@ test_model_config(void)
 	char		msg[256];
 
 	us_model_config_default(&c, US_TASK_BINARY);
-	CHECK(c.embed_dim == 128 && c.n_filters == 128 && c.hidden_dim == 128, "default dims");
-	CHECK(c.n_widths == 3 && c.widths[0] == 3 && c.widths[1] == 4 && c.widths[2] == 5, "widths");
-	CHECK(c.dropout == 0.5f && c.max_len == 100 && c.recent_window == 0 && c.pos_weight == 1.0f,
-		  "defaults");
-	CHECK(us_model_feature_dim(&c) == 384, "feature dim");
+	CHECK(c.embed_dim == 64 && c.n_filters == 64 && c.hidden_dim == 64, "default dims");
+	CHECK(c.n_widths == 3 && c.widths[0] == 2 && c.widths[1] == 3 && c.widths[2] == 4, "widths");
+	CHECK(c.dropout == 0.2f && c.max_len == 100 && c.recent_window == 0 && c.pos_weight == 1.0f &&
+		  c.embed_init_std == 1.0f && c.architecture == US_ARCH_TEXTCNN, "defaults");
+	CHECK(us_model_feature_dim(&c) == 192, "feature dim");
 	c.recent_window = 2;
-	CHECK(us_model_feature_dim(&c) == 384 + 256, "feature dim with recent window");
+	CHECK(us_model_feature_dim(&c) == 192 + 128, "feature dim with recent window");
+	us_model_config_default(&c, US_TASK_NEXT_ITEM);
+	CHECK(c.max_len == 50 && c.recent_window == 3 && c.embed_init_std == 0.05f,
+		  "next_item defaults differ from the label tasks'");
 	for (int t = 1; t <= 5; t++)
 	{
 		c = base_cfg((us_task) t);
@@ -97,7 +100,7 @@ test_model_config(void)
 	EXPECT_INVALID(c_.n_widths = 0, US_EINVAL);
 	EXPECT_INVALID(c_.n_widths = US_MAX_WIDTHS + 1, US_EINVAL);
 	EXPECT_INVALID(c_.widths[0] = 0, US_EINVAL);
-	EXPECT_INVALID(c_.widths[1] = 3, US_EINVAL);
+	EXPECT_INVALID(c_.widths[1] = c_.widths[0], US_EINVAL);
 	EXPECT_INVALID(c_.widths[2] = US_MAX_FILTER_WIDTH + 1, US_EINVAL);
 	EXPECT_INVALID(c_.widths[2] = US_MAX_FILTER_WIDTH, US_OK);
 	EXPECT_INVALID(c_.widths[5] = 7, US_EINVAL);
@@ -109,7 +112,7 @@ test_model_config(void)
 	EXPECT_INVALID(c_.recent_window = US_MAX_RECENT + 1, US_EINVAL);
 	EXPECT_INVALID(c_.recent_window = US_MAX_RECENT, US_OK);
 	EXPECT_INVALID(c_.tie_output = 1, US_EINVAL);
-	EXPECT_INVALID((c_.task = US_TASK_NEXT_ITEM, c_.n_outputs = 12, c_.tie_output = 1, c_.hidden_dim = 64), US_EINVAL);
+	EXPECT_INVALID((c_.task = US_TASK_NEXT_ITEM, c_.n_outputs = 12, c_.tie_output = 1, c_.hidden_dim = c_.embed_dim + 1), US_EINVAL);
 	EXPECT_INVALID((c_.task = US_TASK_NEXT_ITEM, c_.n_outputs = 12, c_.tie_output = 1), US_OK);
 	EXPECT_INVALID(c_.tie_output = 2, US_EINVAL);
 	EXPECT_INVALID(c_.dropout = -0.1f, US_EINVAL);
@@ -125,10 +128,12 @@ test_train_config(void)
 {
 	us_train_config t;
 
-	us_train_config_default(&t);
-	CHECK(t.optimizer == US_OPT_ADAM && t.learning_rate == 1e-3f && t.beta1 == 0.9f &&
-		  t.beta2 == 0.999f && t.epsilon == 1e-8f && t.batch_size == 256 &&
-		  t.lr_schedule == US_LR_CONSTANT, "train defaults");
+	us_train_config_default(&t, US_TASK_NEXT_ITEM);
+	CHECK(t.batch_size == 256 && t.batch_examples == 1, "next_item: batches of 256 examples");
+	us_train_config_default(&t, US_TASK_BINARY);
+	CHECK(t.optimizer == US_OPT_ADAM && t.learning_rate == 0.002f && t.beta1 == 0.9f &&
+		  t.beta2 == 0.999f && t.epsilon == 1e-8f && t.batch_size == 64 && t.batch_examples == 0 &&
+		  t.clip_norm == 5.0f && t.seed == 42 && t.lr_schedule == US_LR_CONSTANT, "train defaults");
 	EXPECT_TC((void) 0, US_OK);
 	CHECK(t.n_threads == 1, "train default n_threads 1");
 	EXPECT_TC(t_.n_threads = 0, US_EINVAL);
@@ -248,6 +253,9 @@ test_model(void)
 	c.embed_dim = 8;
 	c.n_filters = 4;
 	c.hidden_dim = 5;
+	c.widths[0] = 3;			/* the layout arithmetic below */
+	c.widths[1] = 4;
+	c.widths[2] = 5;
 	c.recent_window = 2;
 	c.n_gap_buckets = 6;
 	CHECK_OK(us_model_create(&c, &v, 1, a, &m));

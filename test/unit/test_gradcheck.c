@@ -416,7 +416,7 @@ thread_equivalence(const gc_case *k, us_rng *rng)
 					worst = 0,
 					gmax = 0;
 
-		us_train_config_default(&tc);
+		us_train_config_default(&tc, k->task);
 		tc.n_threads = threads[t];
 		tc.max_examples_per_seq = k->max_ex;
 		CHECK_OK(us_trainer_create(m, &tc, us_malloc_allocator(), &tr));

@@ -250,7 +250,7 @@ test_binary(void)
 	us_rng_seed(&rng, 1);
 	make_set(&tr, 0, quick ? 600 : 3000, &rng);
 	make_set(&va, 0, quick ? 200 : 600, &rng);
-	us_train_config_default(&tc);
+	us_train_config_default(&tc, US_TASK_BINARY);
 	tc.learning_rate = 5e-3f;
 	tc.batch_size = 32;
 	tc.n_threads = g_threads;
@@ -286,7 +286,7 @@ test_multiclass_regression(void)
 	double		loss[4];
 
 	us_rng_seed(&rng, 2);
-	us_train_config_default(&tc);
+	us_train_config_default(&tc, US_TASK_MULTICLASS);
 	tc.learning_rate = 5e-3f;
 	tc.batch_size = 32;
 	tc.n_threads = g_threads;
@@ -370,7 +370,8 @@ next_item_case(const char *name, int tied, int n_neg, double min_hr)
 	us_rng_seed(&rng, 3);
 	make_set(&tr, 3, quick ? 200 : 1500, &rng);
 	make_set(&va, 3, 300, &rng);
-	us_train_config_default(&tc);
+	us_train_config_default(&tc, US_TASK_NEXT_ITEM);
+	tc.batch_examples = 0;		/* 32 sequences per step */
 	tc.learning_rate = 1e-2f;
 	tc.batch_size = 32;
 	tc.n_negatives = n_neg;
@@ -463,7 +464,7 @@ test_misc(void)
 
 	us_rng_seed(&rng, 4);
 	make_set(&tr, 0, quick ? 200 : 800, &rng);
-	us_train_config_default(&tc);
+	us_train_config_default(&tc, US_TASK_BINARY);
 	tc.batch_size = 32;
 	tc.learning_rate = 5e-3f;
 
@@ -639,7 +640,8 @@ test_threads(void)
 
 		us_rng_seed(&rng, 40 + k);
 		make_set(&tr, cases[k].kind, quick ? 150 : 500, &rng);
-		us_train_config_default(&tc);
+		us_train_config_default(&tc, cases[k].task);
+		tc.batch_examples = 0;	/* 32 sequences per step */
 		tc.batch_size = 32;
 		tc.learning_rate = 5e-3f;
 		tc.n_negatives = cases[k].n_neg;
@@ -691,7 +693,7 @@ test_threads(void)
 		us_rng_seed(&rng, 50);
 		make_set(&tr, 0, 200, &rng);
 		ids = iota(tr.n);
-		us_train_config_default(&tc);
+		us_train_config_default(&tc, US_TASK_BINARY);
 		tc.batch_size = 32;
 		tc.n_threads = 2;
 		CHECK_OK(us_trainer_create(a, &tc, us_malloc_allocator(), &t));
@@ -756,7 +758,7 @@ test_batch_examples(void)
 		us_progress pr = {count_steps, seen};
 		us_epoch_stats es;
 
-		us_train_config_default(&tc);
+		us_train_config_default(&tc, US_TASK_NEXT_ITEM);
 		tc.batch_size = B[k];
 		tc.batch_examples = k < 3;
 		CHECK_OK(us_trainer_create(m, &tc, us_malloc_allocator(), &t));

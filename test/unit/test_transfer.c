@@ -275,7 +275,7 @@ test_freeze(void)
 	ds.behaviors = beh;
 	ds.gaps = gaps;
 	ds.targets = y;
-	us_train_config_default(&tc);
+	us_train_config_default(&tc, US_TASK_BINARY);
 	tc.batch_size = 8;
 	tc.learning_rate = 0.05f;
 	tc.weight_decay = 0.01f;

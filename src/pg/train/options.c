@@ -370,55 +370,51 @@ UsParseWidths(JsonbValue *v, UsTrainOptions *opts)
 	opts->n_widths = n;
 }
 
+/* every default from the core's table of option defaults (userseq/us_defaults.h) */
 static void
 UsDefaultOptions(UsTrainOptions *o, us_task task)
 {
-	bool		next_task = (task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR);
-
 	memset(o, 0, sizeof(*o));
 	o->task = task;
-	o->epochs = 10;
-	/* next_*: a step of 64 whole sequences held ~6 examples each on short histories and ~50 on
-	 * long ones, so long histories got 8x fewer updates; examples make steps comparable */
-	o->batch_examples = next_task;
-	o->batch_size = next_task ? US_BATCH_EXAMPLES_NEXT : 64;
-	o->learning_rate = 0.002;
-	o->optimizer = US_OPT_ADAM;
-	o->weight_decay = 0;
-	o->momentum = 0.9;
-	o->clip_norm = 5.0;
-	o->lr_schedule = US_LR_CONSTANT;
-	o->lr_step_epochs = 5;
-	o->lr_gamma = 0.5;
-	o->embedding_dim = 64;
-	o->n_widths = 3;
-	o->widths[0] = 2;
-	o->widths[1] = 3;
-	o->widths[2] = 4;
-	o->num_filters = 64;
-	o->hidden_dim = 64;
-	o->dropout = 0.2;
-	o->embed_init_std = next_task ? US_EMBED_INIT_STD_NEXT : 1.0;
-	o->embed_dropout = 0.0;
-	o->max_len = next_task ? 50 : 100;
-	o->min_count = 1;
-	o->max_items = 0;
-	o->valid_method = next_task ? US_VALID_LEAVE_ONE_OUT : US_VALID_RANDOM;
-	o->valid_fraction = 0.1;
-	o->patience = 3;
-	o->seed = 42;
-	o->threads = userseq_threads;
-	o->behavior = -1;
-	o->time_gaps = -1;			/* auto: on for label tasks on userseq input */
-	o->recent_window = next_task ? 3 : 0;
-	o->tie_output = false;
-	o->negatives = -1;
-	o->max_examples_per_seq = 0;
-	o->pos_weight = 1.0;
-	o->deploy = true;
-	o->architecture = US_ARCH_TEXTCNN;
-	o->num_blocks = 2;
-	o->num_heads = 1;
+	o->epochs = (int32) us_default(US_DEF_EPOCHS, task);
+	o->batch_examples = us_default(US_DEF_BATCH_UNIT, task) != 0;
+	o->batch_size = (int32) us_default(US_DEF_BATCH_SIZE, task);
+	o->learning_rate = us_default(US_DEF_LEARNING_RATE, task);
+	o->optimizer = (int32) us_default(US_DEF_OPTIMIZER, task);
+	o->weight_decay = us_default(US_DEF_WEIGHT_DECAY, task);
+	o->momentum = us_default(US_DEF_MOMENTUM, task);
+	o->clip_norm = us_default(US_DEF_CLIP_NORM, task);
+	o->lr_schedule = (int32) us_default(US_DEF_LR_SCHEDULE, task);
+	o->lr_step_epochs = (int32) us_default(US_DEF_LR_STEP_EPOCHS, task);
+	o->lr_gamma = us_default(US_DEF_LR_GAMMA, task);
+	o->embedding_dim = (int32) us_default(US_DEF_EMBEDDING_DIM, task);
+	o->n_widths = (int32) us_default(US_DEF_FILTER_WIDTHS, task);
+	for (int i = 0; i < o->n_widths; i++)
+		o->widths[i] = us_default_widths[i];
+	o->num_filters = (int32) us_default(US_DEF_NUM_FILTERS, task);
+	o->hidden_dim = (int32) us_default(US_DEF_HIDDEN_DIM, task);
+	o->dropout = us_default(US_DEF_DROPOUT, task);
+	o->embed_init_std = us_default(US_DEF_EMBED_INIT_STD, task);
+	o->embed_dropout = us_default(US_DEF_EMBED_DROPOUT, task);
+	o->max_len = (int32) us_default(US_DEF_MAX_LEN, task);
+	o->min_count = (int32) us_default(US_DEF_MIN_COUNT, task);
+	o->max_items = (int32) us_default(US_DEF_MAX_ITEMS, task);
+	o->valid_method = (int32) us_default(US_DEF_VALIDATION, task);
+	o->valid_fraction = us_default(US_DEF_VALID_FRACTION, task);
+	o->patience = (int32) us_default(US_DEF_PATIENCE, task);
+	o->seed = (int64) us_default(US_DEF_SEED, task);
+	o->threads = userseq_threads;	/* US_DEF_THREADS: the GUC */
+	o->behavior = -1;			/* US_DEF_BEHAVIOR: auto, on when the data has labels */
+	o->time_gaps = -1;			/* US_DEF_TIME_GAPS: auto, on for label tasks on userseq input */
+	o->recent_window = (int32) us_default(US_DEF_RECENT_WINDOW, task);
+	o->tie_output = us_default(US_DEF_TIE_OUTPUT, task) != 0;
+	o->negatives = -1;			/* US_DEF_NEGATIVES: auto, by catalogue size */
+	o->max_examples_per_seq = (int32) us_default(US_DEF_MAX_EXAMPLES_PER_SEQ, task);
+	o->pos_weight = us_default(US_DEF_POS_WEIGHT, task);
+	o->deploy = us_default(US_DEF_DEPLOY, task) != 0;
+	o->architecture = (int32) us_default(US_DEF_ARCHITECTURE, task);
+	o->num_blocks = (int32) us_default(US_DEF_NUM_BLOCKS, task);
+	o->num_heads = (int32) us_default(US_DEF_NUM_HEADS, task);
 }
 
 static void

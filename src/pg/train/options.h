@@ -11,19 +11,12 @@
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 
+#include "userseq/us_defaults.h"
 #include "userseq/us_model.h"
-
-/* validation methods */
-#define US_VALID_RANDOM			1
-#define US_VALID_TIME			2
-#define US_VALID_LEAVE_ONE_OUT	3
 
 /* sampled-softmax crossover: full softmax up to this many item rows (see README) */
 #define US_NEGATIVES_AUTO_CROSSOVER	20000
 #define US_NEGATIVES_AUTO_COUNT		256
-
-/* gap buckets of "time_gaps": true (2 + log2(1 + seconds) reaches 27 at about a year) */
-#define US_DEFAULT_GAP_BUCKETS		28
 
 /* Every option of userseq_train, resolved (defaults filled in). */
 typedef struct UsTrainOptions

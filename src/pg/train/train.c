@@ -341,7 +341,7 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 		UsCheckStatus(st, "configure the model", msg);
 
 	/* training configuration */
-	us_train_config_default(&run->tc);
+	us_train_config_default(&run->tc, t);
 	run->tc.optimizer = run->opts.optimizer;
 	run->tc.learning_rate = (float) run->opts.learning_rate;
 	run->tc.momentum = (float) run->opts.momentum;
