@@ -139,6 +139,53 @@ UsOptString(const char *key, JsonbValue *v, const char *allowed)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
+/* "a, b and c" (conj "and"), or with quotes "\"a\" or \"b\"" */
+static char *
+UsNamesProse(const us_name_value *names, const char *conj, bool quote)
+{
+	StringInfoData buf;
+	int			n = 0;
+
+	while (names[n].name)
+		n++;
+	initStringInfo(&buf);
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&buf, "%s%s%s%s", i == 0 ? "" : i == n - 1 ? conj : ", ",
+						 quote ? "\"" : "", names[i].name, quote ? "\"" : "");
+	return buf.data;
+}
+
+/*
+ * An option whose value is one of names (the core's lists in us_defaults.h). A bad name is
+ * "unrecognized <what> \"x\"" with "Valid <plural> are a, b and c."; without what,
+ * "option \"key\" must be \"a\" or \"b\", not \"x\"".
+ */
+static int32
+UsOptChoice(const char *key, JsonbValue *v, const us_name_value *names,
+			const char *what, const char *plural)
+{
+	StringInfoData allowed;
+	char	   *s;
+	int32		value;
+
+	initStringInfo(&allowed);
+	for (int i = 0; names[i].name; i++)
+		appendStringInfo(&allowed, "%s%s", i ? ", " : "", names[i].name);
+	s = UsOptString(key, v, allowed.data);
+	if (us_value_of(names, s, &value) == 0)
+		return value;
+	if (what == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be %s, not \"%s\"", key,
+						UsNamesProse(names, " or ", true), s)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unrecognized %s \"%s\"", what, s),
+			 errdetail("Valid %s are %s.", plural, UsNamesProse(names, " and ", false))));
+	return 0;					/* not reached */
+}
+
 static void
 UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
 {
@@ -146,7 +193,7 @@ UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
 	JsonbValue	k,
 				val;
 	JsonbIteratorToken r;
-	char	   *method = NULL;
+	bool		has_method = false;
 	bool		has_fraction = false,
 				has_cutoff = false;
 	static const char *const valid_keys[] = {"cutoff", "fraction", "method", NULL};
@@ -168,18 +215,9 @@ UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
 		r = JsonbIteratorNext(&it, &val, true);
 		if (strcmp(key, "method") == 0)
 		{
-			method = UsOptString("validation.method", &val, "random, time, leave_one_out");
-			if (strcmp(method, "random") == 0)
-				opts->valid_method = US_VALID_RANDOM;
-			else if (strcmp(method, "time") == 0)
-				opts->valid_method = US_VALID_TIME;
-			else if (strcmp(method, "leave_one_out") == 0)
-				opts->valid_method = US_VALID_LEAVE_ONE_OUT;
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unrecognized validation method \"%s\"", method),
-						 errdetail("Valid methods are random, time and leave_one_out.")));
+			opts->valid_method = UsOptChoice("validation.method", &val, us_validation_names,
+											 "validation method", "methods");
+			has_method = true;
 		}
 		else if (strcmp(key, "fraction") == 0)
 		{
@@ -208,11 +246,11 @@ UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
 					 errmsg("unrecognized key \"%s\" in option \"validation\"", key),
 					 errdetail("Valid keys are %s.", UsJoinNames(valid_keys))));
 	}
-	if (method == NULL)
+	if (!has_method)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"validation\" needs a \"method\""),
-				 errdetail("Valid methods are random, time and leave_one_out.")));
+				 errdetail("Valid methods are %s.", UsNamesProse(us_validation_names, " and ", false))));
 	if (has_fraction && opts->valid_method != US_VALID_RANDOM)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -475,34 +513,9 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 		else if (strcmp(key, "learning_rate") == 0)
 			opts->learning_rate = UsOptFloat(key, &v, 0, true, 10, false);
 		else if (strcmp(key, "batch_unit") == 0)
-		{
-			char	   *s = UsOptString(key, &v, "examples, sequences");
-
-			if (strcmp(s, "examples") == 0)
-				opts->batch_examples = true;
-			else if (strcmp(s, "sequences") == 0)
-				opts->batch_examples = false;
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"batch_unit\" must be \"examples\" or \"sequences\", not \"%s\"", s)));
-		}
+			opts->batch_examples = UsOptChoice(key, &v, us_batch_unit_names, NULL, NULL) != 0;
 		else if (strcmp(key, "optimizer") == 0)
-		{
-			char	   *s = UsOptString(key, &v, "adam, adamw, sgd");
-
-			if (strcmp(s, "adam") == 0)
-				opts->optimizer = US_OPT_ADAM;
-			else if (strcmp(s, "adamw") == 0)
-				opts->optimizer = US_OPT_ADAMW;
-			else if (strcmp(s, "sgd") == 0)
-				opts->optimizer = US_OPT_SGD;
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unrecognized optimizer \"%s\"", s),
-						 errdetail("Valid optimizers are adam, adamw and sgd.")));
-		}
+			opts->optimizer = UsOptChoice(key, &v, us_optimizer_names, "optimizer", "optimizers");
 		else if (strcmp(key, "weight_decay") == 0)
 			opts->weight_decay = UsOptFloat(key, &v, 0, false, 1, false);
 		else if (strcmp(key, "momentum") == 0)
@@ -510,21 +523,8 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 		else if (strcmp(key, "clip_norm") == 0)
 			opts->clip_norm = UsOptFloat(key, &v, 0, false, 1e6, false);
 		else if (strcmp(key, "lr_schedule") == 0)
-		{
-			char	   *s = UsOptString(key, &v, "constant, step, cosine");
-
-			if (strcmp(s, "constant") == 0)
-				opts->lr_schedule = US_LR_CONSTANT;
-			else if (strcmp(s, "step") == 0)
-				opts->lr_schedule = US_LR_STEP;
-			else if (strcmp(s, "cosine") == 0)
-				opts->lr_schedule = US_LR_COSINE;
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unrecognized learning-rate schedule \"%s\"", s),
-						 errdetail("Valid schedules are constant, step and cosine.")));
-		}
+			opts->lr_schedule = UsOptChoice(key, &v, us_lr_schedule_names,
+											"learning-rate schedule", "schedules");
 		else if (strcmp(key, "lr_step_epochs") == 0)
 			opts->lr_step_epochs = (int32) UsOptInt(key, &v, 1, 10000);
 		else if (strcmp(key, "lr_gamma") == 0)
@@ -545,19 +545,8 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 			cnn_only = "num_filters";
 		}
 		else if (strcmp(key, "architecture") == 0)
-		{
-			char	   *s = UsOptString(key, &v, "textcnn, sasrec");
-
-			if (strcmp(s, "textcnn") == 0)
-				opts->architecture = US_ARCH_TEXTCNN;
-			else if (strcmp(s, "sasrec") == 0)
-				opts->architecture = US_ARCH_SASREC;
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unrecognized architecture \"%s\"", s),
-						 errdetail("Valid architectures are textcnn and sasrec.")));
-		}
+			opts->architecture = UsOptChoice(key, &v, us_architecture_names,
+											 "architecture", "architectures");
 		else if (strcmp(key, "num_blocks") == 0)
 		{
 			opts->num_blocks = (int32) UsOptInt(key, &v, 1, US_MAX_BLOCKS);
@@ -701,10 +690,6 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 void
 UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 {
-	static const char *const optim[] = {"", "adam", "adamw", "sgd"};
-	static const char *const sched[] = {"", "constant", "step", "cosine"};
-	static const char *const vmeth[] = {"", "random", "time", "leave_one_out"};
-
 	appendStringInfo(buf, "\"task\": \"%s\", \"epochs\": %d, \"batch_size\": %d, "
 					 "\"batch_unit\": \"%s\", "
 					 "\"learning_rate\": %.17g, \"optimizer\": \"%s\", \"weight_decay\": %.17g, "
@@ -712,9 +697,10 @@ UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 					 "\"lr_step_epochs\": %d, \"lr_gamma\": %.17g, \"embedding_dim\": %d, "
 					 "\"filter_widths\": [",
 					 us_task_name(o->task), o->epochs, o->batch_size,
-					 o->batch_examples ? "examples" : "sequences", o->learning_rate,
-					 optim[o->optimizer], o->weight_decay, o->momentum, o->clip_norm,
-					 sched[o->lr_schedule], o->lr_step_epochs, o->lr_gamma, o->embedding_dim);
+					 us_name_of(us_batch_unit_names, o->batch_examples), o->learning_rate,
+					 us_name_of(us_optimizer_names, o->optimizer), o->weight_decay, o->momentum,
+					 o->clip_norm, us_name_of(us_lr_schedule_names, o->lr_schedule),
+					 o->lr_step_epochs, o->lr_gamma, o->embedding_dim);
 	for (int i = 0; i < o->n_widths; i++)
 		appendStringInfo(buf, "%s%d", i ? ", " : "", o->widths[i]);
 	appendStringInfo(buf, "], \"num_filters\": %d, \"hidden_dim\": %d, \"dropout\": %.17g, "
@@ -723,7 +709,7 @@ UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 					 "\"validation\": {\"method\": \"%s\"",
 					 o->num_filters, o->hidden_dim, o->dropout, o->embed_dropout,
 					 o->embed_init_std, o->max_len, o->min_count,
-					 o->max_items, vmeth[o->valid_method]);
+					 o->max_items, us_name_of(us_validation_names, o->valid_method));
 	if (o->valid_method == US_VALID_RANDOM)
 		appendStringInfo(buf, ", \"fraction\": %.17g", o->valid_fraction);
 	if (o->valid_method == US_VALID_TIME)
