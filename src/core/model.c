@@ -100,15 +100,15 @@ init_uniform(us_rng *rng, float *x, size_t n, double bound)
 		x[i] = (float) ((2.0 * us_rng_uniform(rng) - 1.0) * bound);
 }
 
-/* N(0, std) rows, padding row 0 zero (torch.nn.Embedding with padding_idx=0 has std 1) */
+/* N(0, std) rows, the padding row zero (torch.nn.Embedding with padding_idx=0 has std 1) */
 static void
 init_embedding(us_rng *rng, float *x, size_t rows, size_t E, double std)
 {
 	if (x == NULL || rows == 0)
 		return;
-	memset(x, 0, E * sizeof(float));
-	for (size_t i = E; i < rows * E; i++)
-		x[i] = (float) (std * us_rng_normal(rng));
+	for (size_t r = 0; r < rows; r++)
+		for (size_t e = 0; e < E; e++)
+			x[r * E + e] = r == US_ROW_PAD ? 0.0f : (float) (std * us_rng_normal(rng));
 }
 
 static us_status

@@ -1396,7 +1396,7 @@ us_nn_run(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
 				touch_mark(&o->tch[0], I32(ws->ex_tgt)[x], o->stamp);
 		}
 		else
-			for (int32_t r = US_ROW_PAD + 1; r < c->n_items; r++)
+			for (int32_t r = US_ROW_OOV; r < c->n_items; r++)
 				touch_mark(&o->tch[0], r, o->stamp);
 	}
 	return backward(model, ws, o, col0, Ftot);
@@ -1501,10 +1501,10 @@ us_nn_surprise_next_item(const us_model *model, us_ws *ws, double *nll, int32_t 
 			for (int l = 0; l < 16; l++)
 				sum += lane[l];
 			st[3 * r + 1] += sum;
-			for (j = v0 < 2 ? 2 - v0 : 0; j < nv; j++)
+			for (j = v0 < US_ROW_FIRST ? US_ROW_FIRST - v0 : 0; j < nv; j++)
 				hi += x[j] >= xt;
 			/* the target's own tile value may differ from xt in the last bit: not counted */
-			if (tg[r] >= v0 + (v0 < 2 ? 2 - v0 : 0) && tg[r] < v0 + nv)
+			if (tg[r] >= v0 + (v0 < US_ROW_FIRST ? US_ROW_FIRST - v0 : 0) && tg[r] < v0 + nv)
 				hi -= x[tg[r] - v0] >= xt;
 			cnt[r] += hi;
 		}
@@ -1518,7 +1518,7 @@ us_nn_surprise_next_item(const us_model *model, us_ws *ws, double *nll, int32_t 
 		if (nll)
 			nll[r] = l;
 		if (rank)
-			rank[r] = tg[r] >= 2 ? 1 + cnt[r] : 0;
+			rank[r] = tg[r] >= US_ROW_FIRST ? 1 + cnt[r] : 0;
 	}
 	model->alloc.free(model->alloc.ctx, T);
 	return nz < 0 ? US_ENONFINITE : US_OK;

@@ -146,8 +146,8 @@ fold_hot_rows(us_scorer *s, int32_t n)
 	{
 		uint32_t	cnt = UINT32_MAX;
 
-		if (r >= 2 && m->vocab.item_counts && r - 2 < m->vocab.n_items)
-			cnt = m->vocab.item_counts[r - 2];
+		if (r >= US_ROW_FIRST && m->vocab.item_counts && r - US_ROW_FIRST < m->vocab.n_items)
+			cnt = m->vocab.item_counts[r - US_ROW_FIRST];
 		order[r] = ((uint64_t) (UINT32_MAX - cnt) << 32) | (uint32_t) r;
 	}
 	qsort(order, (size_t) s->V, sizeof(uint64_t), cmp_u64);
@@ -170,6 +170,20 @@ fold_hot_rows(us_scorer *s, int32_t n)
 	us_scorer_release(s, order);
 	us_scorer_release(s, emb);
 	return 1;
+}
+
+/* frees the folded tables and their cold-row scratch (a scorer without them runs direct) */
+static void
+release_folded(us_scorer *s)
+{
+	us_scorer_release(s, s->t_item);
+	us_scorer_release(s, s->t_beh);
+	us_scorer_release(s, s->t_gap);
+	us_scorer_release(s, s->fold_slot);
+	us_scorer_release(s, s->cold);
+	us_scorer_release(s, s->xcold);
+	s->t_item = s->t_beh = s->t_gap = s->cold = s->xcold = NULL;
+	s->fold_slot = NULL;
 }
 
 /*
@@ -211,14 +225,7 @@ build_folded(us_scorer *s, size_t budget)
 	}
 	if (fail || (n < s->V && !fold_hot_rows(s, n)))
 	{
-		us_scorer_release(s, s->t_item);
-		us_scorer_release(s, s->t_beh);
-		us_scorer_release(s, s->t_gap);
-		us_scorer_release(s, s->fold_slot);
-		us_scorer_release(s, s->cold);
-		us_scorer_release(s, s->xcold);
-		s->t_item = s->t_beh = s->t_gap = s->cold = s->xcold = NULL;
-		s->fold_slot = NULL;
+		release_folded(s);
 		return 0;
 	}
 	if (n == s->V)
@@ -226,12 +233,12 @@ build_folded(us_scorer *s, size_t budget)
 	if (s->NB > 0)
 	{
 		fold_table(s, s->model->p.behavior_emb, s->NB, s->t_beh);
-		s->beh0_zero = row_is_zero(s->t_beh, s->S);
+		s->beh0_zero = row_is_zero(s->t_beh + (size_t) US_ROW_PAD * s->S, s->S);
 	}
 	if (s->NG > 0)
 	{
 		fold_table(s, s->model->p.gap_emb, s->NG, s->t_gap);
-		s->gap0_zero = row_is_zero(s->t_gap, s->S);
+		s->gap0_zero = row_is_zero(s->t_gap + (size_t) US_ROW_PAD * s->S, s->S);
 	}
 	s->n_fold = n;
 	s->folded = 1;
@@ -266,23 +273,7 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 	memset(s, 0, sizeof(*s));
 	s->model = model;
 	s->alloc = *alloc;
-	s->V = cfg->n_items;
-	s->NB = cfg->n_behaviors;
-	s->NG = cfg->n_gap_buckets;
-	s->L = cfg->max_len;
-	s->E = cfg->embed_dim;
-	s->F = cfg->n_filters;
-	s->H = cfg->hidden_dim;
-	s->W = cfg->n_widths;
-	s->R = cfg->recent_window;
-	s->D = us_model_feature_dim(cfg);
-	s->O = cfg->n_outputs;
-	for (int w = 0; w < s->W; w++)
-	{
-		s->widths[w] = cfg->widths[w];
-		s->woff[w] = s->S;
-		s->S += (size_t) cfg->widths[w] * (size_t) s->F;
-	}
+	us_scorer_set_dims(s, cfg);
 
 	if (cfg->task == US_TASK_NEXT_ITEM && s->O == s->V &&
 		us_scorer_screen_bytes(cfg) <= budget && us_screen_build(s))
@@ -320,23 +311,20 @@ us_scorer_create(const us_model *model, size_t fold_budget, const us_allocator *
 								(size_t) (DIRECT_CHUNK + s->widths[s->W - 1] - 1),
 								sizeof(float *), &fail);
 	}
-	us_scorer_alloc_head(s, cfg->task, &fail);
+	return us_scorer_finish(s, cfg->task, fail, out);
+}
+
+us_status
+us_scorer_finish(us_scorer *s, int task, int fail, us_scorer **out)
+{
+	us_scorer_alloc_head(s, task, &fail);
 	if (fail)
 	{
 		us_scorer_free(s);
 		return US_ENOMEM;
 	}
-
 	if (s->w_cat)
-	{
-		/* w_cat[e][woff[w] + j F + f] = conv_w[w][j][e][f] */
-		for (int w = 0; w < s->W; w++)
-			for (int32_t j = 0; j < s->widths[w]; j++)
-				for (int32_t e = 0; e < s->E; e++)
-					memcpy(s->w_cat + (size_t) e * s->S + s->woff[w] + (size_t) j * s->F,
-						   model->p.conv_w[w] + ((size_t) j * s->E + e) * s->F,
-						   (size_t) s->F * sizeof(float));
-	}
+		us_scorer_fill_w_cat(s);
 	*out = s;
 	return US_OK;
 }
@@ -364,12 +352,7 @@ us_scorer_free(us_scorer *s)
 {
 	if (s == NULL)
 		return;
-	us_scorer_release(s, s->t_item);
-	us_scorer_release(s, s->t_beh);
-	us_scorer_release(s, s->t_gap);
-	us_scorer_release(s, s->fold_slot);
-	us_scorer_release(s, s->cold);
-	us_scorer_release(s, s->xcold);
+	release_folded(s);
 	us_scorer_release(s, s->x);
 	us_scorer_release(s, s->c);
 	us_scorer_release(s, s->w_cat);
@@ -410,7 +393,7 @@ us_scorer_check_events(const us_scorer *s, const us_events *ev)
 	return US_OK;
 }
 
-/* x = embedding sum of event i (behaviour / gap row 0 when their arrays are absent) */
+/* x = embedding sum of event i (behaviour / gap padding rows when their arrays are absent) */
 static void
 embed_event(const us_scorer *s, const us_events *ev, int32_t i, float *x)
 {
@@ -419,9 +402,9 @@ embed_event(const us_scorer *s, const us_events *ev, int32_t i, float *x)
 
 	memcpy(x, p->item_emb + (size_t) ev->items[i] * E, E * sizeof(float));
 	if (s->NB > 0)
-		vadd(x, p->behavior_emb + (ev->behaviors ? (size_t) ev->behaviors[i] * E : 0), s->E);
+		vadd(x, p->behavior_emb + (size_t) (ev->behaviors ? ev->behaviors[i] : US_ROW_PAD) * E, s->E);
 	if (s->NG > 0)
-		vadd(x, p->gap_emb + (ev->gaps ? (size_t) ev->gaps[i] * E : 0), s->E);
+		vadd(x, p->gap_emb + (size_t) (ev->gaps ? ev->gaps[i] : US_ROW_PAD) * E, s->E);
 }
 
 /*
@@ -440,7 +423,7 @@ pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 	int32_t		F = s->F,
 				n_cold = 0;
 
-	/* row pointers once per position; absent behaviour / gap arrays mean row 0 */
+	/* row pointers once per position; absent behaviour / gap arrays mean the padding rows */
 	if (s->NB > 0 && (ev->behaviors || !s->beh0_zero))
 		nsrc++;
 	if (s->NG > 0 && (ev->gaps || !s->gap0_zero))
@@ -462,9 +445,9 @@ pool_folded(us_scorer *s, const us_events *ev, int32_t start, int32_t m)
 			*rp++ = NULL;
 		}
 		if (s->NB > 0 && (ev->behaviors || !s->beh0_zero))
-			*rp++ = s->t_beh + (ev->behaviors ? (size_t) ev->behaviors[i] * S : 0);
+			*rp++ = s->t_beh + (size_t) (ev->behaviors ? ev->behaviors[i] : US_ROW_PAD) * S;
 		if (s->NG > 0 && (ev->gaps || !s->gap0_zero))
-			*rp++ = s->t_gap + (ev->gaps ? (size_t) ev->gaps[i] * S : 0);
+			*rp++ = s->t_gap + (size_t) (ev->gaps ? ev->gaps[i] : US_ROW_PAD) * S;
 	}
 
 	if (n_cold > 0)

@@ -38,7 +38,7 @@ struct us_scorer
 	float	   *t_item;			/* (n_fold, S) */
 	float	   *t_beh;			/* (NB, S) or NULL */
 	float	   *t_gap;			/* (NG, S) or NULL */
-	int			beh0_zero;		/* folded row 0 of t_beh / t_gap is all zero: skip it */
+	int			beh0_zero;		/* folded padding row of t_beh / t_gap is all zero: skip it */
 	int			gap0_zero;
 
 	/* scratch */
@@ -127,6 +127,11 @@ typedef struct us_conv_span
 void		us_conv_pool(const us_conv_span *sp, int32_t k, size_t col0, int32_t F,
 						 const float *bias, float *pool);
 
+/* The last step of both scorer constructors (us_scorer_create, the shared image's): the head's
+ * scratch and w_cat's contents; *out = s, or s is freed and US_ENOMEM returned when any of
+ * the scorer's allocations failed (fail). */
+us_status	us_scorer_finish(us_scorer *s, int task, int fail, us_scorer **out);
+
 /* count * elem bytes from the scorer's allocator; sets *fail (and returns NULL) on failure */
 static inline void *
 us_scorer_alloc(us_scorer *s, size_t count, size_t elem, int *fail)
@@ -161,6 +166,41 @@ us_scorer_alloc_head(us_scorer *s, int task, int *fail)
 		if (s->seen)
 			memset(s->seen, 0, ((size_t) s->V + 7) / 8);
 	}
+}
+
+/* the dimensions of a (zeroed) scorer from its model's config, and the folded row width S */
+static inline void
+us_scorer_set_dims(us_scorer *s, const us_model_config *cfg)
+{
+	s->V = cfg->n_items;
+	s->NB = cfg->n_behaviors;
+	s->NG = cfg->n_gap_buckets;
+	s->L = cfg->max_len;
+	s->E = cfg->embed_dim;
+	s->F = cfg->n_filters;
+	s->H = cfg->hidden_dim;
+	s->W = cfg->n_widths;
+	s->R = cfg->recent_window;
+	s->D = us_model_feature_dim(cfg);
+	s->O = cfg->n_outputs;
+	for (int w = 0; w < s->W; w++)
+	{
+		s->widths[w] = cfg->widths[w];
+		s->woff[w] = s->S;
+		s->S += (size_t) cfg->widths[w] * (size_t) s->F;
+	}
+}
+
+/* w_cat[e][woff[w] + j F + f] = conv_w[w][j][e][f]: every width's taps side by side */
+static inline void
+us_scorer_fill_w_cat(us_scorer *s)
+{
+	for (int w = 0; w < s->W; w++)
+		for (int32_t j = 0; j < s->widths[w]; j++)
+			for (int32_t e = 0; e < s->E; e++)
+				memcpy(s->w_cat + (size_t) e * s->S + s->woff[w] + (size_t) j * s->F,
+					   s->model->p.conv_w[w] + ((size_t) j * s->E + e) * s->F,
+					   (size_t) s->F * sizeof(float));
 }
 
 static inline void

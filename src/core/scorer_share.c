@@ -7,6 +7,7 @@
  * ignores pointers inside the image, so us_model_free / us_scorer_free release only what
  * was allocated privately.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "userseq/us_format.h"
@@ -210,6 +211,32 @@ view_free_fn(void *ctx, void *p)
 	real.free(real.ctx, p);
 }
 
+/*
+ * One allocation holding a zeroed object of size bytes (a model or a scorer) followed by the
+ * view allocator its arrays go through: those inside the image b .. b + len are never freed,
+ * the others (and, through the object's own free, the chunk) go to alloc. NULL if out of memory.
+ */
+static void *
+view_object(const uint8_t *b, size_t len, const us_allocator *alloc, size_t size,
+			us_allocator *view)
+{
+	size_t		off = (size + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) * _Alignof(max_align_t);
+	uint8_t    *chunk = alloc->alloc(alloc->ctx, off + sizeof(view_alloc));
+	view_alloc *v;
+
+	if (chunk == NULL)
+		return NULL;
+	memset(chunk, 0, off + sizeof(view_alloc));
+	v = (view_alloc *) (chunk + off);
+	v->real = *alloc;
+	v->lo = b;
+	v->hi = b + len;
+	view->alloc = view_alloc_fn;
+	view->free = view_free_fn;
+	view->ctx = v;
+	return chunk;
+}
+
 /* Points out[0..n) at the NUL-terminated strings packed in [p, p + size); 0 if malformed. */
 static int
 bind_strings(const char *p, uint64_t size, int32_t n, char **out)
@@ -286,25 +313,13 @@ static us_status
 open_model(const uint8_t *b, size_t len, const us_allocator *alloc, us_model **out)
 {
 	const img_header *h = (const img_header *) b;
-	struct
-	{
-		us_model	m;
-		view_alloc	v;
-	}		   *chunk;
-	us_model   *m;
+	us_allocator view;
+	us_model   *m = view_object(b, len, alloc, sizeof(us_model), &view);
 	int			fail = 0;
 
-	chunk = alloc->alloc(alloc->ctx, sizeof(*chunk));
-	if (chunk == NULL)
+	if (m == NULL)
 		return US_ENOMEM;
-	memset(chunk, 0, sizeof(*chunk));
-	chunk->v.real = *alloc;
-	chunk->v.lo = b;
-	chunk->v.hi = b + len;
-	m = &chunk->m;
-	m->alloc.alloc = view_alloc_fn;
-	m->alloc.free = view_free_fn;
-	m->alloc.ctx = &chunk->v;
+	m->alloc = view;
 	m->cfg = h->cfg;
 	m->n_params = h->n_params;
 	m->params_block = (float *) (b + h->off[SEC_PARAMS]);
@@ -355,43 +370,15 @@ open_scorer(const uint8_t *b, size_t len, const us_model *model, size_t budget,
 {
 	const img_header *h = (const img_header *) b;
 	const us_model_config *cfg = &model->cfg;
-	struct
-	{
-		us_scorer	s;
-		view_alloc	v;
-	}		   *chunk;
-	us_scorer  *s;
+	us_allocator view;
+	us_scorer  *s = view_object(b, len, alloc, sizeof(us_scorer), &view);
 	int			fail = 0;
 
-	chunk = alloc->alloc(alloc->ctx, sizeof(*chunk));
-	if (chunk == NULL)
+	if (s == NULL)
 		return US_ENOMEM;
-	memset(chunk, 0, sizeof(*chunk));
-	chunk->v.real = *alloc;
-	chunk->v.lo = b;
-	chunk->v.hi = b + len;
-	s = &chunk->s;
 	s->model = model;
-	s->alloc.alloc = view_alloc_fn;
-	s->alloc.free = view_free_fn;
-	s->alloc.ctx = &chunk->v;
-	s->V = cfg->n_items;
-	s->NB = cfg->n_behaviors;
-	s->NG = cfg->n_gap_buckets;
-	s->L = cfg->max_len;
-	s->E = cfg->embed_dim;
-	s->F = cfg->n_filters;
-	s->H = cfg->hidden_dim;
-	s->W = cfg->n_widths;
-	s->R = cfg->recent_window;
-	s->D = us_model_feature_dim(cfg);
-	s->O = cfg->n_outputs;
-	for (int w = 0; w < s->W; w++)
-	{
-		s->widths[w] = cfg->widths[w];
-		s->woff[w] = s->S;
-		s->S += (size_t) cfg->widths[w] * (size_t) s->F;
-	}
+	s->alloc = view;
+	us_scorer_set_dims(s, cfg);
 
 	/* the screen first, as us_scorer_create does, with the same budget rule */
 	if (cfg->task == US_TASK_NEXT_ITEM && s->O == s->V &&
@@ -419,21 +406,7 @@ open_scorer(const uint8_t *b, size_t len, const us_model *model, size_t budget,
 	if (s->fold_slot)
 		s->w_cat = us_scorer_alloc(s, (size_t) s->E * s->S, sizeof(float), &fail);
 	s->rp = us_scorer_alloc(s, (size_t) 3 * s->L, sizeof(float *), &fail);
-	us_scorer_alloc_head(s, cfg->task, &fail);
-	if (fail)
-	{
-		us_scorer_free(s);
-		return US_ENOMEM;
-	}
-	if (s->w_cat)
-		for (int w = 0; w < s->W; w++)
-			for (int32_t j = 0; j < s->widths[w]; j++)
-				for (int32_t e = 0; e < s->E; e++)
-					memcpy(s->w_cat + (size_t) e * s->S + s->woff[w] + (size_t) j * s->F,
-						   model->p.conv_w[w] + ((size_t) j * s->E + e) * s->F,
-						   (size_t) s->F * sizeof(float));
-	*out = s;
-	return US_OK;
+	return us_scorer_finish(s, cfg->task, fail, out);
 }
 
 us_status

@@ -392,7 +392,7 @@ screen_take(us_scorer *s, screen_state *st, int32_t b, const float *a, float eb)
 		float		hi = a[r] + eb,
 					lo = a[r] - eb;
 
-		if (!(hi >= st->theta) || i < 2 || i >= s->V ||
+		if (!(hi >= st->theta) || i < US_ROW_FIRST || i >= s->V ||
 			(st->exclude_seen && (s->seen[i >> 3] >> (i & 7)) & 1))
 			continue;
 		s->cand[st->nc] = i;
@@ -620,7 +620,7 @@ us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_see
 	else
 	{
 		us_scorer_item_logits(s, s->logits);
-		for (int32_t r = 2; r < s->V; r++)
+		for (int32_t r = US_ROW_FIRST; r < s->V; r++)
 			if (!(exclude_seen && (s->seen[r >> 3] >> (r & 7)) & 1))
 				offer(rows, scores, &n, k, r, rank_key(s->logits[r]));
 	}

@@ -292,11 +292,13 @@ us_model_loss_and_grad(const us_model *model, const us_dataset *data, const int3
 	if (st == US_OK)
 	{
 		/* padding rows are not parameters */
-		memset(g.item_emb, 0, (size_t) c->embed_dim * sizeof(float));
+		size_t		pad = (size_t) US_ROW_PAD * c->embed_dim;
+
+		memset(g.item_emb + pad, 0, (size_t) c->embed_dim * sizeof(float));
 		if (g.behavior_emb)
-			memset(g.behavior_emb, 0, (size_t) c->embed_dim * sizeof(float));
+			memset(g.behavior_emb + pad, 0, (size_t) c->embed_dim * sizeof(float));
 		if (g.gap_emb)
-			memset(g.gap_emb, 0, (size_t) c->embed_dim * sizeof(float));
+			memset(g.gap_emb + pad, 0, (size_t) c->embed_dim * sizeof(float));
 		if (loss)
 			*loss = ws.n_ex > 0 ? sum / ws.n_ex : 0.0;
 	}
@@ -400,7 +402,7 @@ optimizer_step(us_trainer *tr, float lr)
 	/* padding rows never learn; drop what a tied output layer put there */
 	for (int t = 0; t < 3; t++)
 		if (rows[t] > 0)
-			memset(tr->grads + off[t], 0, E * sizeof(float));
+			memset(tr->grads + off[t] + (size_t) US_ROW_PAD * E, 0, E * sizeof(float));
 
 	tr->t++;
 	s.kind = tc->optimizer;
@@ -508,6 +510,19 @@ touch_alloc(const us_allocator *alloc, touch *tch, const int32_t *rows)
 	return 1;
 }
 
+/* frees what touch_alloc allocated */
+static void
+touch_free(const us_allocator *a, touch *tch)
+{
+	for (int t = 0; t < 3; t++)
+	{
+		if (tch[t].list)
+			a->free(a->ctx, tch[t].list);
+		if (tch[t].stamp)
+			a->free(a->ctx, tch[t].stamp);
+	}
+}
+
 static us_status threads_start(us_trainer *tr);
 static void threads_stop(us_trainer *tr);
 
@@ -596,13 +611,7 @@ us_trainer_free(us_trainer *tr)
 		a.free(a.ctx, tr->m1);
 	if (tr->m2)
 		a.free(a.ctx, tr->m2);
-	for (int t = 0; t < 3; t++)
-	{
-		if (tr->tch[t].list)
-			a.free(a.ctx, tr->tch[t].list);
-		if (tr->tch[t].stamp)
-			a.free(a.ctx, tr->tch[t].stamp);
-	}
+	touch_free(&a, tr->tch);
 	if (tr->perm)
 		a.free(a.ctx, tr->perm);
 	if (tr->bounds)
@@ -796,9 +805,9 @@ reduce_slices(us_trainer *tr, int64_t stamp)
 				touch_mark(&tr->tch[t], row, stamp);
 			}
 			w->tch[t].n = 0;
-			/* padding rows are not trained (a tied output layer writes row 0) */
+			/* padding rows are not trained (a tied output layer writes that row) */
 			if (rows[t] > 0)
-				memset(w->grads + off[t], 0, E * sizeof(float));
+				memset(w->grads + off[t] + (size_t) US_ROW_PAD * E, 0, E * sizeof(float));
 		}
 		{
 			float	   *dst = tr->grads + dense0;
@@ -1091,13 +1100,7 @@ threads_stop(us_trainer *tr)
 		us_ws_free(&w->own_ws);
 		if (w->grads)
 			a.free(a.ctx, w->grads);
-		for (int t = 0; t < 3; t++)
-		{
-			if (w->own_tch[t].list)
-				a.free(a.ctx, w->own_tch[t].list);
-			if (w->own_tch[t].stamp)
-				a.free(a.ctx, w->own_tch[t].stamp);
-		}
+		touch_free(&a, w->own_tch);
 	}
 	a.free(a.ctx, tr->wk);
 	tr->wk = NULL;
@@ -1420,12 +1423,12 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 		double		l;
 
 		l = -log(xt > FLT_MIN ? (double) xt : (double) FLT_MIN);
-		for (int32_t j = 2; j < V; j++)
+		for (int32_t j = US_ROW_FIRST; j < V; j++)
 			higher += x[j] >= xt;
 		if (nll)
 			nll[e] = l;
 		if (rank)
-			rank[e] = tg >= 2 ? higher : 0;	/* the target itself counts once: 1 + others */
+			rank[e] = tg >= US_ROW_FIRST ? higher : 0;	/* the target itself counts once: 1 + others */
 	}
 	if (!isfinite(unused))
 		st = US_ENONFINITE;

@@ -381,6 +381,21 @@ UsNoDeployedModel(const char *name, const char *schema, Datum *args)
 			 errhint("Train it with userseq_train, or list the models in %s.models.", schema)));
 }
 
+/* Runs a lookup plan of name's deployed row (inside the SPI connection): exactly one row, or
+ * the error for none or several. */
+static void
+UsLookupDeployed(SPIPlanPtr plan, Datum *args, const char *name, const char *schema)
+{
+	int			ret = SPI_execute_plan(plan, args, NULL, true, 2);
+
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s.models: SPI_execute_plan returned %d", schema, ret);
+	if (SPI_processed == 0)
+		UsNoDeployedModel(name, schema, args);
+	if (SPI_processed > 1)
+		elog(ERROR, "model \"%s\" has more than one deployed version. Please report a bug.", name);
+}
+
 /* Looks up the deployed row of name and returns its (pinned) entry. */
 static UsModelEntry *
 UsResolveName(FunctionCallInfo fcinfo, const char *name)
@@ -389,7 +404,6 @@ UsResolveName(FunctionCallInfo fcinfo, const char *name)
 	Oid			nsp;
 	char	   *schema;
 	Datum		args[1];
-	int			ret;
 	bool		isnull;
 	int64		model_id;
 	int32		version;
@@ -410,13 +424,7 @@ UsResolveName(FunctionCallInfo fcinfo, const char *name)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	UsPrepareLookups(nsp, schema);
-	ret = SPI_execute_plan(lookup_key_plan, args, NULL, true, 2);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.models: SPI_execute_plan returned %d", schema, ret);
-	if (SPI_processed == 0)
-		UsNoDeployedModel(name, schema, args);
-	if (SPI_processed > 1)
-		elog(ERROR, "model \"%s\" has more than one deployed version. Please report a bug.", name);
+	UsLookupDeployed(lookup_key_plan, args, name, schema);
 	model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
@@ -432,13 +440,7 @@ UsResolveName(FunctionCallInfo fcinfo, const char *name)
 
 	if (entry == NULL)
 	{
-		ret = SPI_execute_plan(lookup_row_plan, args, NULL, true, 2);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not read %s.models: SPI_execute_plan returned %d", schema, ret);
-		if (SPI_processed == 0)
-			UsNoDeployedModel(name, schema, args);
-		if (SPI_processed > 1)
-			elog(ERROR, "model \"%s\" has more than one deployed version. Please report a bug.", name);
+		UsLookupDeployed(lookup_row_plan, args, name, schema);
 		model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		weights = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);

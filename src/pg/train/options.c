@@ -186,33 +186,56 @@ UsOptChoice(const char *key, JsonbValue *v, const us_name_value *names,
 	return 0;					/* not reached */
 }
 
+/* An iterator over an object option's keys (UsOptNextKey); "must be an object" otherwise. */
+static JsonbIterator *
+UsOptObject(const char *key, JsonbValue *v, const char *hint)
+{
+	JsonbIterator *it;
+	JsonbValue	k;
+
+	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an object", key),
+				 errhint("%s", hint)));
+	it = JsonbIteratorInit(v->val.binary.data);
+	(void) JsonbIteratorNext(&it, &k, false);	/* WJB_BEGIN_OBJECT */
+	return it;
+}
+
+/* The next key of an object (palloc'd) with its value in *val; NULL after the last. */
+static char *
+UsOptNextKey(JsonbIterator **it, JsonbValue *val)
+{
+	JsonbValue	k;
+	JsonbIteratorToken r;
+
+	while ((r = JsonbIteratorNext(it, &k, true)) != WJB_DONE)
+		if (r == WJB_KEY)
+		{
+			char	   *key = pnstrdup(k.val.string.val, k.val.string.len);
+
+			(void) JsonbIteratorNext(it, val, true);
+			return key;
+		}
+	return NULL;
+}
+
 static void
 UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
 {
 	JsonbIterator *it;
-	JsonbValue	k,
-				val;
-	JsonbIteratorToken r;
+	JsonbValue	val;
+	char	   *key;
 	bool		has_method = false;
 	bool		has_fraction = false,
 				has_cutoff = false;
 	static const char *const valid_keys[] = {"cutoff", "fraction", "method", NULL};
 
-	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"validation\" must be an object"),
-				 errhint("For example {\"method\": \"random\", \"fraction\": 0.1}, {\"method\": \"time\", \"cutoff\": \"2011-10-01\"} or {\"method\": \"leave_one_out\"}.")));
-	it = JsonbIteratorInit(v->val.binary.data);
-	r = JsonbIteratorNext(&it, &k, false);	/* WJB_BEGIN_OBJECT */
-	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	it = UsOptObject("validation", v,
+					 "For example {\"method\": \"random\", \"fraction\": 0.1}, {\"method\": \"time\", \"cutoff\": \"2011-10-01\"} or {\"method\": \"leave_one_out\"}.");
+	while ((key = UsOptNextKey(&it, &val)) != NULL)
 	{
-		char	   *key;
-
-		if (r != WJB_KEY)
-			continue;
-		key = pnstrdup(k.val.string.val, k.val.string.len);
-		r = JsonbIteratorNext(&it, &val, true);
 		if (strcmp(key, "method") == 0)
 		{
 			opts->valid_method = UsOptChoice("validation.method", &val, us_validation_names,
@@ -275,30 +298,19 @@ static void
 UsParseInitFrom(JsonbValue *v, UsTrainOptions *opts)
 {
 	JsonbIterator *it;
-	JsonbValue	k,
-				val;
+	JsonbValue	val;
 	JsonbIteratorToken r;
+	char	   *key;
 	static const char *const valid_keys[] = {"freeze", "model", "version", NULL};
 	const char *blocks[US_N_BLOCKS + 1];
 
 	for (int i = 0; i < US_N_BLOCKS; i++)
 		blocks[i] = us_block_name(i);
 	blocks[US_N_BLOCKS] = NULL;
-	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"init_from\" must be an object"),
-				 errhint("For example {\"model\": \"pretrained\", \"version\": 2, \"freeze\": [\"item_embedding\"]}.")));
-	it = JsonbIteratorInit(v->val.binary.data);
-	r = JsonbIteratorNext(&it, &k, false);
-	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	it = UsOptObject("init_from", v,
+					 "For example {\"model\": \"pretrained\", \"version\": 2, \"freeze\": [\"item_embedding\"]}.");
+	while ((key = UsOptNextKey(&it, &val)) != NULL)
 	{
-		char	   *key;
-
-		if (r != WJB_KEY)
-			continue;
-		key = pnstrdup(k.val.string.val, k.val.string.len);
-		r = JsonbIteratorNext(&it, &val, true);
 		if (strcmp(key, "model") == 0)
 		{
 			if (val.type != jbvString || val.val.string.len == 0)
@@ -471,7 +483,7 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 	JsonbIterator *it;
 	JsonbValue	k,
 				v;
-	JsonbIteratorToken r;
+	char	   *key;
 	ErrorContextCallback errcb;
 	bool		next_task = (task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR);
 	bool		set_hidden = false,
@@ -495,16 +507,10 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 	error_context_stack = &errcb;
 
 	it = JsonbIteratorInit(&options->root);
-	r = JsonbIteratorNext(&it, &k, false);
-	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	(void) JsonbIteratorNext(&it, &k, false);	/* WJB_BEGIN_OBJECT */
+	while ((key = UsOptNextKey(&it, &v)) != NULL)
 	{
-		char	   *key;
-
-		if (r != WJB_KEY)
-			continue;
-		key = pnstrdup(k.val.string.val, k.val.string.len);
 		us_current_option = key;
-		r = JsonbIteratorNext(&it, &v, true);
 
 		if (strcmp(key, "epochs") == 0)
 			opts->epochs = (int32) UsOptInt(key, &v, 1, 10000);
