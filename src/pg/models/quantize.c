@@ -17,7 +17,9 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "utils/acl.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -282,6 +284,9 @@ UsQuantReadData(const char *name, const char *task, const char *query, Oid owner
 	ResourceOwner owner_res = CurrentResourceOwner;
 	Oid			save_user;
 	int			save_sec;
+	/* the reader reports "reading data" progress in pg_stat_activity: put the statement back */
+	char	   *activity = MyBEEntry && MyBEEntry->st_activity_raw ?
+		MemoryContextStrdup(cxt, MyBEEntry->st_activity_raw) : NULL;
 
 	/* a failing query (a dropped table, no rights, over the memory budget) is a reason, not an error */
 	GetUserIdAndSecContext(&save_user, &save_sec);
@@ -301,6 +306,8 @@ UsQuantReadData(const char *name, const char *task, const char *query, Oid owner
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner_res;
+		if (activity)
+			pgstat_report_activity(STATE_RUNNING, activity);
 	}
 	PG_CATCH();
 	{
@@ -315,6 +322,8 @@ UsQuantReadData(const char *name, const char *task, const char *query, Oid owner
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner_res;
+		if (activity)
+			pgstat_report_activity(STATE_RUNNING, activity);
 		return psprintf("reading the stored training query failed (%s: %s)",
 						unpack_sql_state(edata->sqlerrcode), edata->message);
 	}
