@@ -5,8 +5,8 @@
 # the build, then runs in a throwaway cluster of its own (initdb in a temporary directory, Unix
 # socket there, no TCP, removed at the end; as root the server runs as postgres).
 #
-#   SEEDS="1 2 3" bash test/bench/transfer_bench.sh          (about 15 minutes on 2 loaded cores)
-#   PARTS="retail" / PARTS="gen"   one half only; PRE_EPOCHS (5), GEN_USERS (6000), GEN_ITEMS (2000)
+#   SEEDS="1 2 3" bash test/bench/transfer_bench.sh          (about 30 minutes on 2 loaded cores)
+#   PARTS="retail" / PARTS="gen"   one half only; PRE_EPOCHS (4), GEN_USERS (6000), GEN_ITEMS (2000)
 #
 # Protocol, per part (Online Retail, generated data), per task, per seed s:
 #   1. pretrain next_item (seed s) on every user's input sequence: no labels; it sees exactly
@@ -14,7 +14,8 @@
 #      never an event of the label window [cutoff, end] (that is where the labels come from);
 #      sequences of validation and test users are included (unlabelled, as the issue allows).
 #   2. train every variant (seed s) on the labelled training users: scratch, and init_from the
-#      pretrained model with and without frozen blocks (the list is printed with the table);
+#      pretrained model: every block or only the item table ("copy"), with and without frozen
+#      blocks, lower learning rate, linear probe (variants() below lists them);
 #   3. ROC AUC of every variant on the validation users (userseq_auc of userseq_predict).
 # Then per task the variant with the best mean validation AUC over the seeds is chosen among the
 # transfer variants, and the test users are scored once: for that variant and for the scratch
@@ -39,7 +40,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEEDS=${SEEDS:-1 2 3}
 PARTS=${PARTS:-retail gen}
-PRE_EPOCHS=${PRE_EPOCHS:-5}
+PRE_EPOCHS=${PRE_EPOCHS:-4}
 GEN_USERS=${GEN_USERS:-6000}
 GEN_ITEMS=${GEN_ITEMS:-2000}
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -140,6 +141,9 @@ variants() { # part task -> lines
 	echo "init1_freeze_emb|seq|{\"init_from\": {\"model\": \"PRE1\", \"freeze\": [\"item_embedding\", \"behavior_embedding\", \"gap_embedding\"]}}"
 	echo "init1_lowlr|seq|{\"init_from\": {\"model\": \"PRE1\"}, \"learning_rate\": 0.0005}"
 	echo "init1_probe|seq|{\"init_from\": {\"model\": \"PRE1\", \"freeze\": [$body]}, \"learning_rate\": 0.01, \"epochs\": 30, \"patience\": 5}"
+	echo "items05|seq|{\"init_from\": {\"model\": \"PRE\", \"copy\": [\"item_embedding\"]}}"
+	echo "items1|seq|{\"init_from\": {\"model\": \"PRE1\", \"copy\": [\"item_embedding\"]}}"
+	echo "items1_freeze|seq|{\"init_from\": {\"model\": \"PRE1\", \"copy\": [\"item_embedding\"], \"freeze\": [\"item_embedding\"]}}"
 }
 
 for part in $PARTS; do
