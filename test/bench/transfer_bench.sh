@@ -1,12 +1,13 @@
 #!/bin/bash
 # Transfer from next_item pretraining to label tasks (issue 12; benchmark, not a test): does
 # init_from a next_item model pretrained on every user's (unlabelled) sequence beat training the
-# label model from scratch? Builds and installs userseq if the installed library differs from
-# the build, then runs in a throwaway cluster of its own (initdb in a temporary directory, Unix
-# socket there, no TCP, removed at the end; as root the server runs as postgres).
+# label model from scratch? Builds userseq and runs this build in a throwaway cluster of its own
+# (a private overlay of the PostgreSQL installation and initdb in a temporary directory, Unix
+# socket there, no TCP, all removed at the end; as root the server runs as postgres). Touches
+# neither the system's installed userseq nor any other cluster.
 #
 #   SEEDS="1 2 3" bash test/bench/transfer_bench.sh          (about 30 minutes on 2 loaded cores)
-#   PARTS="retail" / PARTS="gen"   one half only; PRE_EPOCHS (4), GEN_USERS (6000), GEN_ITEMS (2000)
+#   PARTS="retail" / PARTS="gen"   one half only; PRE_EPOCHS (3), GEN_USERS (6000), GEN_ITEMS (2000)
 #
 # Protocol, per part (Online Retail, generated data), per task, per seed s:
 #   1. pretrain next_item (seed s) on every user's input sequence: no labels; it sees exactly
@@ -40,38 +41,51 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEEDS=${SEEDS:-1 2 3}
 PARTS=${PARTS:-retail gen}
-PRE_EPOCHS=${PRE_EPOCHS:-4}
+PRE_EPOCHS=${PRE_EPOCHS:-3}
 GEN_USERS=${GEN_USERS:-6000}
 GEN_ITEMS=${GEN_ITEMS:-2000}
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 bindir=$("$PG_CONFIG" --bindir)
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
 start=$SECONDS
 
-# build; install only if the installed library is not this build
+# build, then install into a private overlay of the PostgreSQL installation: other sessions on
+# this machine may `make install` other builds into the shared system directories while this
+# runs (it happened: a mid-run install swapped the library). PostgreSQL finds its share and lib
+# directories relative to its executable, so copies of postgres / initdb / pg_ctl under
+# $tmp/inst/<bindir> read $tmp/inst/<sharedir> and <pkglibdir>: the system's files, symlinked,
+# with this build's userseq files in place of the installed ones.
 nice -n 10 make -s PG_CONFIG="$PG_CONFIG" >/dev/null
-if ! cmp -s userseq.so "$("$PG_CONFIG" --pkglibdir)/userseq.so"; then
-	echo "# installing this build of userseq into $("$PG_CONFIG" --pkglibdir)"
-	$SUDO make -s install PG_CONFIG="$PG_CONFIG" >/dev/null
-fi
-
-# a throwaway cluster of our own (never pg_virtualenv's shared 15/regress name)
 tmp=$(mktemp -d /tmp/transfer_bench.XXXXXX)
 chmod 755 "$tmp"
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() { as_pg "$bindir/pg_ctl" -D "$tmp/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+inst=$tmp/inst
+for d in "$("$PG_CONFIG" --sharedir)" "$("$PG_CONFIG" --pkglibdir)"; do
+	mkdir -p "$inst$d"
+	for f in "$d"/*; do ln -s "$f" "$inst$f"; done
+done
+rm -f "$inst$("$PG_CONFIG" --sharedir)/extension"
+mkdir -p "$inst$("$PG_CONFIG" --sharedir)/extension" "$inst$bindir"
+for f in "$("$PG_CONFIG" --sharedir)"/extension/*; do ln -s "$f" "$inst$f"; done
+rm -f "$inst$("$PG_CONFIG" --sharedir)"/extension/userseq* "$inst$("$PG_CONFIG" --pkglibdir)"/userseq.so
+rm -rf "$inst$("$PG_CONFIG" --pkglibdir)/bitcode"
+make -s install DESTDIR="$inst" PG_CONFIG="$PG_CONFIG" with_llvm=no >/dev/null
+cp "$bindir/postgres" "$bindir/initdb" "$bindir/pg_ctl" "$inst$bindir/"
+bindir=$inst$bindir
+
+# a throwaway cluster of our own (never pg_virtualenv's shared 15/regress name)
 [ "$(id -u)" -eq 0 ] && chown postgres "$tmp"
 port=5532	# no TCP (listen_addresses ''), the socket is in $tmp: no clash with other clusters
 as_pg "$bindir/initdb" -D "$tmp/data" -A trust -U postgres --no-sync -E UTF8 --locale C.UTF-8 >/dev/null
 as_pg "$bindir/pg_ctl" -D "$tmp/data" -w -l "$tmp/log" \
-	-o "-p $port -k $tmp -c listen_addresses='' -c fsync=off -c timezone=UTC" start >/dev/null
-cleanup() { as_pg "$bindir/pg_ctl" -D "$tmp/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$tmp"; }
-trap cleanup EXIT
+	-o "-p $port -k $tmp -c listen_addresses='' -c fsync=off -c jit=off -c timezone=UTC" start >/dev/null
 export PGHOST=$tmp PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 export PGOPTIONS="-c client_min_messages=warning"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 echo "# $(date -u '+%Y-%m-%d %H:%M') UTC, load $(cut -d' ' -f1-3 /proc/loadavg), seeds $SEEDS, pretraining $PRE_EPOCHS epochs"
 
+q -c "SELECT '# userseq from ' || setting FROM pg_config WHERE name = 'PKGLIBDIR'"
 q <<'SQL'
 CREATE EXTENSION userseq;
 CREATE TABLE tb_runs (part text, task text, variant text, seed int, valid_auc float8,
