@@ -43,20 +43,21 @@
  *   The body ends exactly at the total size; trailing bytes are an error.
  *
  * Format version 2 (int8 models of us_model_quantize until version 4 replaced it; read, no
- * longer written; fp32 models are written as version 1): the same header and body up to n_params, then the parameters tensor by tensor in block
- * order (us_model_tensors: item, behaviour, gap embeddings, per width conv_w then conv_b,
- * dense_w, dense_b, out_w unless tied, out_b):
+ * longer written; fp32 models are written as version 1): the same header and body up to
+ * n_params, then the parameters tensor by tensor in block order (us_model_tensors: item,
+ * behaviour, gap embeddings, per width conv_w then conv_b, dense_w, dense_b, out_w unless
+ * tied, out_b):
  *     a bias: f32 values[n], as in version 1
  *     a weight matrix of rows x cols with G groups (rows of an embedding table, columns =
  *       filters / hidden units / outputs of the others): f32 scales[G] (finite, >= 0,
  *       127 * scale <= 1e6), then i8 q[rows * cols] row-major, each in -127..127;
  *       the weight is q * scale of its group (exact in fp32).
  *
- * Format version 4 (int8 text-CNNs since it exists; version 2 is still read, never written):
+ * Format version 4 (every int8 text-CNN written now; version 2 is still read, never written):
  * version 2 with a compact vocabulary. The item ids and counts (12 bytes per item in
  * versions 1-3, more than the item's int8 embedding row costs at E = 64) become
- *     item ids: varint zigzag(item_ids[0]), then for i >= 1 varint(item_ids[i] - item_ids[i-1] - 1)
- *       (ids strictly ascending, so each delta is >= 1 and stored minus 1)
+ *     item ids: varint zigzag(item_ids[0]), then for i >= 1
+ *       varint(item_ids[i] - item_ids[i-1] - 1) (ids strictly ascending: each delta is >= 1)
  *     item counts: varint item_counts[i] for every item
  * in place of the two fixed-width arrays; everything else is version 2 byte for byte. A varint
  * is unsigned LEB128 (7 bits a byte, low first, high bit set on all but the last byte) in its
