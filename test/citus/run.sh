@@ -241,22 +241,42 @@ q="SELECT sum(userseq_predict(m.weights, s.seq)) FROM $bench s JOIN model_ref m 
 users=$(on 3 -c "SELECT count(*) FROM $bench")
 wp=$(on 3 -c "EXPLAIN (COSTS OFF) $q" | sed -n 's/^ *Workers Planned: //p')
 echo "# the single node's plan: ${wp:-no} parallel workers (PostgreSQL's defaults)"
-echo "# scoring throughput ($q), $BENCH_RUNS alternating runs, medians:"
-tc=()
-ts=()
+# CPU seconds a side spent: its postmasters' own and reaped children's time (/proc stat fields
+# 14-17), so the exited backends of a run (coordinator and worker sessions) are counted. On a
+# shared, loaded machine the wall-clock ratio also reflects that 32 worker backends get a
+# larger share of the cores than one backend; CPU seconds do not.
+hz=$(getconf CLK_TCK)
+cpu_of() { # node indexes: CPU seconds of their postmasters and reaped children
+	local i t=0
+	for i in "$@"; do
+		t=$(awk -v t="$t" -v hz="$hz" '{ printf "%.2f", t + ($14 + $15 + $16 + $17) / hz }' \
+			"/proc/$(head -n 1 "$base/${names[$i]}/postmaster.pid")/stat")
+	done
+	echo "$t"
+}
+echo "# scoring throughput ($q), $BENCH_RUNS alternating runs, medians; load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs:"
+tc=() ts=() cc=() cs=()
 for r in $(seq "$BENCH_RUNS"); do
-	t0=$(date +%s.%N); sc=$(on 0 -c "$q") || exit 1; t1=$(date +%s.%N)
-	ss=$(on 3 -c "$q") || exit 1; t2=$(date +%s.%N)
-	tc+=("$(echo "$t1 - $t0" | bc)")
-	ts+=("$(echo "$t2 - $t1" | bc)")
-	printf '#   run %d: Citus %.2f s, single node %.2f s (sums of the scores: %.6f, %.6f)\n' "$r" "${tc[-1]}" "${ts[-1]}" "$sc" "$ss"
+	c0=$(cpu_of 0 1 2); t0=$(date +%s.%N)
+	sc=$(on 0 -c "$q") || exit 1
+	t1=$(date +%s.%N); sleep 1; c1=$(cpu_of 0 1 2)	# the second lets the postmasters reap the run's backends
+	c2=$(cpu_of 3); t2=$(date +%s.%N)
+	ss=$(on 3 -c "$q") || exit 1
+	t3=$(date +%s.%N); sleep 1; c3=$(cpu_of 3)
+	tc+=("$(echo "$t1 - $t0" | bc)") ts+=("$(echo "$t3 - $t2" | bc)")
+	cc+=("$(echo "$c1 - $c0" | bc)") cs+=("$(echo "$c3 - $c2" | bc)")
+	printf '#   run %d: Citus %.2f s (%.2f CPU s), single node %.2f s (%.2f CPU s); sums of the scores %.6f, %.6f\n' \
+		"$r" "${tc[-1]}" "${cc[-1]}" "${ts[-1]}" "${cs[-1]}" "$sc" "$ss"
 done
-mc=$(printf '%s\n' "${tc[@]}" | sort -g | sed -n "$(((BENCH_RUNS + 1) / 2))p")
-ms=$(printf '%s\n' "${ts[@]}" | sort -g | sed -n "$(((BENCH_RUNS + 1) / 2))p")
-printf '# | setup | users | median s | users/s |\n# |---|---|---|---|\n'
-printf '# | Citus, 2 workers | %s | %.2f | %.0f |\n' "$users" "$mc" "$(echo "$users / $mc" | bc -l)"
-printf '# | single node | %s | %.2f | %.0f |\n' "$users" "$ms" "$(echo "$users / $ms" | bc -l)"
-printf '# ratio (single node time / Citus time): %.2f\n' "$(echo "$ms / $mc" | bc -l)"
+median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
+mc=$(median "${tc[@]}") ms=$(median "${ts[@]}") mcc=$(median "${cc[@]}") mcs=$(median "${cs[@]}")
+printf '# | setup | users | median s | users/s | median CPU s | users per CPU s |\n# |---|---|---|---|---|---|\n'
+printf '# | Citus, 2 workers | %s | %.2f | %.0f | %.2f | %.0f |\n' "$users" "$mc" "$(echo "$users / $mc" | bc -l)" \
+	"$mcc" "$(echo "$users / $mcc" | bc -l)"
+printf '# | single node | %s | %.2f | %.0f | %.2f | %.0f |\n' "$users" "$ms" "$(echo "$users / $ms" | bc -l)" \
+	"$mcs" "$(echo "$users / $mcs" | bc -l)"
+printf '# ratio single node / Citus: %.2f in wall-clock time, %.2f in CPU time\n' "$(echo "$ms / $mc" | bc -l)" \
+	"$(echo "$mcs / $mcc" | bc -l)"
 if [ "$bench" != user_seqs ]; then
 	probe=$(cache_probe "$bench")
 	print_probe "$bench" "$probe"
