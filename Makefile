@@ -130,6 +130,8 @@ fuzz-corpus:
 	@mkdir -p test/fuzz/build
 	$(CC) $(CORE_CFLAGS) -o test/fuzz/build/make_corpus test/fuzz/make_corpus.c $(CORE_SRCS) -lopenblas -lm -pthread
 	test/fuzz/build/make_corpus test/fuzz/corpus
+	cp test/fixtures/models/v2_binary_00.usqm test/fixtures/models/v2_next_behavior_04.usqm \
+		test/fixtures/models/v2_next_item_08.usqm test/fuzz/corpus/
 
 # Scoring throughput; pass BENCH_ARGS (see test/bench/bench_scorer.c). One BLAS thread.
 BENCH_ARGS ?=
@@ -162,7 +164,7 @@ bench-limit:
 		-o test/bench/build/bench_limit test/bench/build/bench_limit.o $(CORE_SRCS) -lopenblas -lm -pthread
 	OPENBLAS_NUM_THREADS=1 test/bench/build/bench_limit $(BENCH_ARGS)
 
-# The core against ../shared/bench/torch_textcnn.py: core_train reads the peer's TSV format;
+# The core against test/bench/torch_textcnn.py bench: core_train reads the same TSV format;
 # core_vs_torch.sh generates the data, alternates the two systems and prints medians.
 CORE_TRAIN = test/bench/build/core_train
 .PHONY: core-train bench-torch
