@@ -1,8 +1,10 @@
 #!/bin/bash
 # userseq_quantize (issue 12): an int8 copy of a stored version as the next version (not
 # deployed), >= 3.5x smaller at the default shapes, the validation metric of both recorded on a
-# query, refused when the loss exceeds the tolerance (stored with a warning on request), and
-# every scoring function running on it unchanged. Uses the cluster in the PG* environment.
+# query or, without one, on the validation split training held out (reconstructed, and a
+# warning with the reason when it cannot be), refused when the loss exceeds the tolerance
+# (stored with a warning on request), and every scoring function running on it unchanged.
+# Uses the cluster in the PG* environment.
 set -u
 db=us_quant_$$
 cleanup() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1; }
@@ -38,6 +40,8 @@ CREATE TABLE churn AS SELECT s.user_id, s.seq, NOT EXISTS (SELECT 1 FROM events 
 -- default shapes (see us_model_config_default)
 SELECT count(*) FROM userseq_train('c', 'SELECT seq, label FROM churn WHERE user_id % 5 <> 0 ORDER BY user_id', 'binary', '{"epochs": 3, "deploy": true}');
 SELECT count(*) FROM userseq_train('ni', 'SELECT seq FROM s WHERE user_id % 5 <> 0 ORDER BY user_id', 'next_item', '{"epochs": 3, "deploy": true}');
+-- a time split: the held-out users are those whose last event is at or after the cutoff
+SELECT count(*) FROM userseq_train('ct', 'SELECT seq, label FROM churn WHERE user_id % 5 <> 0 ORDER BY user_id', 'binary', '{"epochs": 2, "embedding_dim": 32, "num_filters": 32, "hidden_dim": 32, "validation": {"method": "time", "cutoff": "2024-02-29 00:00:00+00"}}');
 SELECT count(*) FROM userseq_train('r', 'SELECT seq, buys AS label FROM s WHERE user_id % 5 <> 0 ORDER BY user_id', 'regression', '{"epochs": 2, "embedding_dim": 16, "num_filters": 16, "hidden_dim": 16, "deploy": true}');
 SQL
 
@@ -87,6 +91,57 @@ check "tolerance 0: refused (22003, nothing stored) exactly when the recorded lo
 	eval 'if awk -v l="$loss" "BEGIN { exit !(l > 0) }"; then
 		case "$err" in 22003:*"more than the tolerance 0"*) true ;; *) false ;; esac &&
 		eq "$(q -c "SELECT max(version) FROM models WHERE name = '"'"'r'"'"'")" "2"
+	else [ -z "$err" ]; fi'
+# without a query: the validation split training held out
+qv() { q -c "SELECT metrics->'quantized'->>'$2' FROM models WHERE name = '$1' AND version = (SELECT max(version) FROM models WHERE name = '$1')"; }
+q -o /dev/null -c "SELECT userseq_quantize('c', 1)"
+check "no query, random split: evaluated on the held-out split, fp32 equal to what training recorded on it" \
+	eq "$(q -c "SELECT a.metrics->'quantized'->>'evaluated_on', (a.metrics->'quantized'->>'eval_rows')::int = (b.metrics->>'valid_sequences')::int,
+		abs((a.metrics->'quantized'->>'metric_fp32')::float8 - (b.metrics->>'roc_auc')::float8) < 1e-9,
+		(a.metrics->'quantized'->>'metric_fp32_recorded')::float8 = (b.metrics->>'roc_auc')::float8
+		FROM models a, models b WHERE a.name = 'c' AND a.version = 3 AND b.name = 'c' AND b.version = 1")" "validation split|t|t|t"
+q -o /dev/null -c "SET TimeZone = 'America/New_York'" -c "SELECT userseq_quantize('ct')"
+held="SELECT user_id FROM events WHERE ts < '2024-03-02' GROUP BY user_id HAVING max(ts) >= '2024-02-29 00:00:00+00'"
+echo "# time split: $(qv ct eval_rows) held-out rows, roc_auc fp32 $(qv ct metric_fp32), int8 $(qv ct metric_int8)"
+check "no query, time split (quantized in another TimeZone): the recorded int8 ROC AUC is the int8 version's on the held-out users" \
+	eq "$(q -c "SELECT count(*) = (m.metrics->'quantized'->>'eval_rows')::int AND count(*) > 50,
+		abs(userseq_auc(userseq_predict(m.weights, c.seq), c.label) - (m.metrics->'quantized'->>'metric_int8')::float8) < 1e-9,
+		abs(userseq_auc(userseq_predict(f.weights, c.seq), c.label) - (m.metrics->'quantized'->>'metric_fp32')::float8) < 1e-9
+		FROM churn c, models m, models f WHERE m.name = 'ct' AND m.version = 2 AND f.name = 'ct' AND f.version = 1
+		AND c.user_id % 5 <> 0 AND c.user_id IN ($held) GROUP BY m.metrics")" "t|t|t"
+q -o /dev/null -c "SELECT userseq_quantize('ni', 1)"
+check "no query, next_item (leave-one-out): NDCG@10 of both on the held-out events, fp32 equal to training's" \
+	eq "$(q -c "SELECT a.metrics->'quantized'->>'metric', (a.metrics->'quantized'->>'eval_rows')::int = (b.metrics->>'valid_sequences')::int,
+		abs((a.metrics->'quantized'->>'metric_fp32')::float8 - (b.metrics->>'ndcg@10')::float8) < 1e-9,
+		abs((a.metrics->'quantized'->>'metric_fp32')::float8 - (a.metrics->'quantized'->>'metric_int8')::float8) <= 0.005
+		FROM models a, models b WHERE a.name = 'ni' AND a.version = 3 AND b.name = 'ni' AND b.version = 1")" "ndcg@10|t|t|t"
+
+# the split cannot be reconstructed: stored with a warning that says why, nothing compared
+warn_of() { command psql -X -q -At -d $db -c "SET client_min_messages = warning" -c "BEGIN" -c "$1" -c "$2" -c "ROLLBACK" 2>&1 | grep -E '^(WARNING|DETAIL|ERROR)' | tr '\n' ' '; }
+w=$(warn_of "UPDATE churn SET label = NOT label WHERE user_id % 50 = 1" "SELECT userseq_quantize('c', 1)")
+echo "# changed labels: $w"
+check "changed labels: a warning naming the mismatch with training's figure, no metric recorded" \
+	eval 'case "$w" in "WARNING:  the int8 copy of \"c\" version 1 is stored without a validation metric"*"training recorded"*) true ;; *) false ;; esac'
+w=$(warn_of "DELETE FROM churn WHERE user_id = 3" "SELECT userseq_quantize('c', 1)")
+check "a deleted row: a warning naming the changed row count" \
+	eval 'case "$w" in *"the training query now gives 799 rows, training had 800"*) true ;; *) false ;; esac'
+check "a dropped table: a warning with the query's error, the reason recorded" \
+	eq "$(command psql -X -q -At -d $db -c "SET client_min_messages = error" -c "BEGIN" -c "DROP TABLE churn" -c "SELECT userseq_quantize('c', 1)" \
+		-c "SELECT metrics->'quantized'->>'metric' IS NULL, metrics->'quantized'->>'not_evaluated' FROM models WHERE name = 'c' ORDER BY version DESC LIMIT 1" -c "ROLLBACK" | tail -n 1)" \
+	't|reading the stored training query failed (42P01: relation "churn" does not exist)'
+check "an imported model has no training query: a warning, nothing compared" \
+	eval 'case "$(warn_of "SELECT userseq_import('"'imp'"', weights) FROM models WHERE name = '"'c'"' AND version = 1" "SELECT userseq_quantize('"'imp'"')")" in
+		*"DETAIL:  Cause: the model has no stored training query (an imported model)."*) true ;; *) false ;; esac'
+
+# a hostile tiny tolerance on the validation split: refused iff the int8 copy loses anything
+q -o /dev/null -c "SET client_min_messages = error" -c "SELECT userseq_quantize('r', 1, tolerance => 0, on_exceed => 'warn')"
+loss=$(qv r loss)
+err=$(sqlerr "SELECT userseq_quantize('r', 1, tolerance => 1e-12)")
+echo "# regression, validation split: rmse loss of the int8 copy $loss; with tolerance 1e-12: ${err:-stored}"
+check "no query, tolerance 1e-12: refused (22003) exactly when the loss on the split is > 1e-12, stored at tolerance = loss" \
+	eval 'if awk -v l="$loss" "BEGIN { exit !(l > 1e-12) }"; then
+		case "$err" in 22003:*"on the validation split), more than the tolerance 1e-12"*) true ;; *) false ;; esac &&
+		[ -z "$(sqlerr "SELECT userseq_quantize('"'r'"', 1, tolerance => $loss)")" ]
 	else [ -z "$err" ]; fi'
 check "an int8 version is not quantized again" \
 	eq "$(sqlerr "SELECT userseq_quantize('c', 2)")" '55000: model "c" version 2 is already int8'

@@ -1,8 +1,10 @@
 /*
  * quantize.c: userseq_quantize: a stored version re-encoded with int8 weights
  * (us_model_quantize, format version 2) as the next version of the same name, with the
- * validation metric of both on a query the caller passes; refused (or a warning, by option)
- * when the int8 model loses more than the tolerance. The decoder dequantizes, so every
+ * validation metric of both on a query the caller passes or, without one, on the validation
+ * split training held out (reconstructed from the stored query and options, and checked
+ * against what training recorded); refused (or a warning, by option) when the int8 model
+ * loses more than the tolerance. The decoder dequantizes, so every
  * scoring function runs the int8 version unchanged (folded tables and the top-k screen are
  * built from the dequantized weights).
  */
@@ -10,18 +12,28 @@
 
 #include <math.h>
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/acl.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 
+#include "userseq/us_evaluation.h"
 #include "userseq/us_format.h"
 #include "userseq/us_metrics.h"
 #include "models/catalog.h"
+#include "train/options.h"
+#include "train/train_data.h"
 #include "seq/seq_events.h"
 #include "seq/userseq_type.h"
 #include "userseq_pg.h"
@@ -206,6 +218,201 @@ UsQuantEvaluate(us_model *const *models, const char *query, const us_allocator *
 	ev->higher_better = task != US_TASK_REGRESSION;
 }
 
+/* What training recorded about its split (text, NULL when absent), read with the model. */
+typedef struct UsQuantRecorded
+{
+	char	   *owner;
+	Jsonb	   *split_options;	/* stored options with config's resolved validation and seed */
+	char	   *metric;			/* the best epoch's main validation metric */
+	char	   *valid_sequences;
+	char	   *train_sequences;
+	char	   *rows_read;
+} UsQuantRecorded;
+
+/* Column col of the first row of SPI_tuptable as text in cxt, NULL when NULL. */
+static char *
+UsQuantText(int col, MemoryContext cxt)
+{
+	char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
+
+	return v ? MemoryContextStrdup(cxt, v) : NULL;
+}
+
+static int
+UsQuantProgress(void *ctx, int64_t done, int64_t total)
+{
+	CHECK_FOR_INTERRUPTS();
+	return 0;
+}
+
+static bool
+UsVocabEqual(const us_vocab *a, const us_vocab *b)
+{
+	if (a->n_items != b->n_items || a->n_behaviors != b->n_behaviors || a->n_classes != b->n_classes)
+		return false;
+	for (int32 i = 0; i < a->n_items; i++)
+		if (a->item_ids[i] != b->item_ids[i] || a->item_counts[i] != b->item_counts[i])
+			return false;
+	for (int32 i = 0; i < a->n_behaviors; i++)
+		if (strcmp(a->behaviors[i], b->behaviors[i]) != 0)
+			return false;
+	for (int32 i = 0; i < a->n_classes; i++)
+		if (strcmp(a->classes[i], b->classes[i]) != 0)
+			return false;
+	return true;
+}
+
+/* A recorded count that differs from the reconstructed one, as a reason, or NULL. */
+static char *
+UsCountDiffers(const char *recorded, int64 now, const char *what)
+{
+	if (recorded == NULL || strtoll(recorded, NULL, 10) == now)
+		return NULL;
+	return psprintf("the training query now gives " INT64_FORMAT " %s, training had %s", now, what, recorded);
+}
+
+/*
+ * Reads the stored training query into data (in datacxt) as training did, as the model's
+ * owner; a failing query (a dropped table, no rights, over the memory budget) is returned as
+ * a reason, not raised. NULL: read.
+ */
+static char *
+UsQuantReadData(const char *name, const char *task, const char *query, Oid owner,
+				Jsonb *split_options, MemoryContext cxt, MemoryContext datacxt,
+				UsTrainOptions *opts, UsTrainData *data)
+{
+	ResourceOwner owner_res = CurrentResourceOwner;
+	Oid			save_user;
+	int			save_sec;
+	/* the reader reports "reading data" progress in pg_stat_activity: put the statement back */
+	char	   *activity = MyBEEntry && MyBEEntry->st_activity_raw ?
+		MemoryContextStrdup(cxt, MyBEEntry->st_activity_raw) : NULL;
+
+	/* a failing query (a dropped table, no rights, over the memory budget) is a reason, not an error */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		int			guc_level;
+
+		UsParseTrainOptions(split_options, UsParseTask(task), opts);
+		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		guc_level = NewGUCNestLevel();
+		UsReadTrainData(name, query, opts, datacxt, data);
+		AtEOXact_GUC(false, guc_level);
+		SetUserIdAndSecContext(save_user, save_sec);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner_res;
+		if (activity)
+			pgstat_report_activity(STATE_RUNNING, activity);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			PG_RE_THROW();
+		FlushErrorState();
+		/* the abort restores the user id, the security context and the GUCs */
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner_res;
+		if (activity)
+			pgstat_report_activity(STATE_RUNNING, activity);
+		return psprintf("reading the stored training query failed (%s: %s)",
+						unpack_sql_state(edata->sqlerrcode), edata->message);
+	}
+	PG_END_TRY();
+	return NULL;
+}
+
+/*
+ * Both models on the validation split training held out: the stored query is read again as
+ * the model's owner (as userseq_retrain does) with the stored options, whose split (method,
+ * fraction or cutoff, seed) comes from models.config as training resolved it, and both are
+ * evaluated with the trainer's own validation (us_model_validate). The split counts as
+ * reconstructed only if the rebuilt vocabulary (ids and training counts), the row and
+ * sequence counts and the fp32 version's metric all equal what training recorded; otherwise
+ * (or when the query fails) the reason is returned and ev is untouched. NULL: evaluated.
+ */
+static char *
+UsQuantEvaluateSplit(const char *name, const char *task, const char *query,
+					 const UsQuantRecorded *rec, us_model *const *models,
+					 const us_allocator *alloc, UsQuantEval *ev)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext datacxt;
+	UsTrainOptions opts;
+	UsTrainData data;
+	Oid			owner;
+	char	   *reason = NULL;
+	double		recorded;
+	us_validation v[2];
+
+	if (query == NULL)
+		return "the model has no stored training query (an imported model)";
+	if (rec->metric == NULL || rec->split_options == NULL)
+		return "training recorded no validation metric for it";
+	owner = get_role_oid(rec->owner, true);
+	if (!OidIsValid(owner))
+		return psprintf("its owner role \"%s\" does not exist", rec->owner);
+	recorded = strtod(rec->metric, NULL);
+
+	datacxt = AllocSetContextCreate(cxt, "userseq quantize validation data", ALLOCSET_DEFAULT_SIZES);
+	reason = UsQuantReadData(name, task, query, owner, rec->split_options, cxt, datacxt, &opts, &data);
+	if (reason != NULL)
+	{
+		MemoryContextDelete(datacxt);
+		return reason;
+	}
+
+	reason = UsCountDiffers(rec->rows_read, data.rows_read, "rows");
+	if (reason == NULL)
+		reason = UsCountDiffers(rec->train_sequences, data.n_train, "training sequences");
+	if (reason == NULL)
+		reason = UsCountDiffers(rec->valid_sequences, data.n_valid, "validation sequences");
+	if (reason == NULL && !UsVocabEqual(&data.vocab, &models[0]->vocab))
+		reason = psprintf("the training query's data changed: the vocabulary built from its training split "
+						  "(%d items, %d behaviours, %d classes) differs from the model's (%d, %d, %d)",
+						  data.vocab.n_items, data.vocab.n_behaviors, data.vocab.n_classes,
+						  models[0]->vocab.n_items, models[0]->vocab.n_behaviors,
+						  models[0]->vocab.n_classes);
+	if (reason == NULL)
+	{
+		int32		chunk = (int32) Max(1, Min((int64) 1024, (int64) (16 * 1024 * 1024) / models[0]->cfg.n_outputs));
+		float	   *out = MemoryContextAllocHuge(datacxt, sizeof(float) * (Size) chunk * models[0]->cfg.n_outputs);
+		us_progress progress = {UsQuantProgress, NULL};
+
+		/* BLAS threads as in training's validation */
+		UsApplyThreadCount(opts.threads);
+		for (int k = 0; k < 2; k++)
+			UsCheckStatus(us_model_validate(models[k], &data.valid, data.valid_ids, data.n_valid,
+											chunk, out, alloc, &progress, &v[k]),
+						  "evaluate the model", NULL);
+		UsApplyThreads();
+		/* the same rows give the same figure; allow only float noise of another BLAS kernel */
+		if (!(fabs(v[0].metric - recorded) <= 1e-6 * Max(1.0, fabs(recorded))))
+			reason = psprintf("the fp32 version's %s on the rebuilt split is %.6f, training recorded %.6f: "
+							  "the rows differ (changed data, or a query without a stable row order)",
+							  us_task_metric_name(models[0]->cfg.task), v[0].metric, recorded);
+	}
+	if (reason == NULL)
+	{
+		ev->metric[0] = v[0].metric;
+		ev->metric[1] = v[1].metric;
+		ev->metric_name = us_task_metric_name(models[0]->cfg.task);
+		ev->higher_better = us_task_higher_is_better(models[0]->cfg.task);
+		ev->rows = data.n_valid;
+	}
+	MemoryContextDelete(datacxt);
+	return reason;
+}
+
 /*
  * userseq_quantize(model, version, query, tolerance, on_exceed): stores the int8 copy of a
  * version (default: the deployed one, else the newest) as the next version, not deployed.
@@ -238,7 +445,11 @@ userseq_quantize(PG_FUNCTION_ARGS)
 	UsStoreRequest req;
 	UsStoreResult res;
 	int			guc_level;
+	UsQuantRecorded rec;
+	const char *not_evaluated = NULL;
 
+	memset(&rec, 0, sizeof(rec));
+	memset(&ev, 0, sizeof(ev));
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -264,7 +475,14 @@ userseq_quantize(PG_FUNCTION_ARGS)
 		Oid			types[2] = {TEXTOID, INT4OID};
 		Datum		args[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
 		char		nulls[2] = {' ', version > 0 ? ' ' : 'n'};
-		char	   *sql = psprintf("SELECT weights, version, task, config::text, metrics::text, query, options "
+		char	   *sql = psprintf("SELECT weights, version, task, config::text, metrics::text, query, options, "
+								   "owner::text, options OPERATOR(pg_catalog.||) pg_catalog.jsonb_strip_nulls("
+								   "pg_catalog.jsonb_build_object('validation', config OPERATOR(pg_catalog.->) 'validation', "
+								   "'seed', config OPERATOR(pg_catalog.->) 'seed')), "
+								   "metrics OPERATOR(pg_catalog.->>) (metrics OPERATOR(pg_catalog.->>) 'metric'), "
+								   "metrics OPERATOR(pg_catalog.->>) 'valid_sequences', "
+								   "metrics OPERATOR(pg_catalog.->>) 'train_sequences', "
+								   "metrics OPERATOR(pg_catalog.->>) 'rows_read' "
 								   "FROM %s.models WHERE name OPERATOR(pg_catalog.=) $1 AND "
 								   "($2 IS NULL OR version OPERATOR(pg_catalog.=) $2) "
 								   "ORDER BY deployed DESC, version DESC LIMIT 1",
@@ -302,6 +520,19 @@ userseq_quantize(PG_FUNCTION_ARGS)
 			options = DatumGetJsonbPCopy(d);
 			MemoryContextSwitchTo(o);
 		}
+		rec.owner = UsQuantText(8, cxt);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 9, &isnull);
+		if (!isnull)
+		{
+			MemoryContext o = MemoryContextSwitchTo(cxt);
+
+			rec.split_options = DatumGetJsonbPCopy(d);
+			MemoryContextSwitchTo(o);
+		}
+		rec.metric = UsQuantText(10, cxt);
+		rec.valid_sequences = UsQuantText(11, cxt);
+		rec.train_sequences = UsQuantText(12, cxt);
+		rec.rows_read = UsQuantText(13, cxt);
 	}
 	UsInternalSqlEnd(guc_level);
 	SPI_finish();
@@ -329,25 +560,40 @@ userseq_quantize(PG_FUNCTION_ARGS)
 					 "\"max_weight_error\": %.9g",
 					 src_version, (size_t) VARSIZE_ANY_EXHDR(src_weights), size, max_err);
 	if (query)
-	{
-		double		loss;
-
-		memset(&ev, 0, sizeof(ev));
 		UsQuantEvaluate(models, query, &alloc, &ev);
-		loss = ev.higher_better ? ev.metric[0] - ev.metric[1] : ev.metric[1] - ev.metric[0];
-		appendStringInfo(&q, ", \"metric\": \"%s\", \"eval_rows\": " INT64_FORMAT ", \"metric_fp32\": %.17g, "
-						 "\"metric_int8\": %.17g, \"loss\": %.17g, \"tolerance\": %.17g",
-						 ev.metric_name, ev.rows, ev.metric[0], ev.metric[1], loss, tolerance);
+	else
+		not_evaluated = UsQuantEvaluateSplit(name, task, src_query, &rec, models, &alloc, &ev);
+	if (not_evaluated == NULL)
+	{
+		double		loss = ev.higher_better ? ev.metric[0] - ev.metric[1] : ev.metric[1] - ev.metric[0];
+
+		appendStringInfo(&q, ", \"evaluated_on\": \"%s\", \"metric\": \"%s\", \"eval_rows\": " INT64_FORMAT
+						 ", \"metric_fp32\": %.17g, \"metric_int8\": %.17g, \"loss\": %.17g, \"tolerance\": %.17g",
+						 query ? "query" : "validation split", ev.metric_name, ev.rows, ev.metric[0],
+						 ev.metric[1], loss, tolerance);
+		if (!query)
+			appendStringInfo(&q, ", \"metric_fp32_recorded\": %s", rec.metric);
 		if (loss > tolerance)
 			ereport(strcmp(on_exceed, "warn") == 0 ? WARNING : ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("the int8 model of \"%s\" version %d loses %.4f %s (fp32 %.4f, int8 %.4f), more than the tolerance %g",
-							name, src_version, loss, ev.metric_name, ev.metric[0], ev.metric[1], tolerance),
+					 errmsg("the int8 model of \"%s\" version %d loses %.4f %s (fp32 %.4f, int8 %.4f on the %s), more than the tolerance %g",
+							name, src_version, loss, ev.metric_name, ev.metric[0], ev.metric[1],
+							query ? "query" : "validation split", tolerance),
 					 strcmp(on_exceed, "warn") == 0 ? errdetail("Stored anyway (on_exceed => 'warn').")
 					 : errhint("Raise tolerance, or pass on_exceed => 'warn' to store it anyway.")));
 	}
 	else
-		appendStringInfoString(&q, ", \"metric\": null");
+	{
+		/* stored, but said plainly: nothing was compared */
+		appendStringInfoString(&q, ", \"evaluated_on\": null, \"metric\": null, \"not_evaluated\": ");
+		escape_json(&q, not_evaluated);
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("the int8 copy of \"%s\" version %d is stored without a validation metric: the validation split cannot be reconstructed",
+						name, src_version),
+				 errdetail("Cause: %s.", not_evaluated),
+				 errhint("Pass query => a held-out query (seq, label) to evaluate both versions on it.")));
+	}
 	appendStringInfoChar(&q, '}');
 	appendStringInfoChar(&q, '}');
 	/* the source's metrics, with the quantization beside them */
@@ -370,7 +616,9 @@ userseq_quantize(PG_FUNCTION_ARGS)
 			(errmsg("userseq_quantize stored model \"%s\" version %d: int8 copy of version %d, %zu bytes instead of %zu (%.2fx)%s",
 					name, res.version, src_version, size, (size_t) VARSIZE_ANY_EXHDR(src_weights),
 					(double) VARSIZE_ANY_EXHDR(src_weights) / size,
-					query ? psprintf(", %s %.4f -> %.4f", ev.metric_name, ev.metric[0], ev.metric[1]) : "")));
+					not_evaluated ? ", not evaluated" :
+					psprintf(", %s %.4f -> %.4f on the %s", ev.metric_name, ev.metric[0], ev.metric[1],
+							 query ? "query" : "validation split"))));
 	MemoryContextDelete(cxt);
 	PG_RETURN_INT32(res.version);
 }
