@@ -251,13 +251,13 @@ hidden_activity(us_model *m, const bench_seqs *s, int n, int sparsify)
 		}
 		if (sparsify)
 		{
-			float		shift;
+			float		p80;
 
 			qsort(a, (size_t) n, sizeof(float), bench_cmp_float);
-			shift = a[(int) (0.8 * n)] - m->p.dense_b[j];
+			p80 = a[(int) (0.8 * n)];
 			for (int q = 0; q < n; q++)
-				a[q] -= a[(int) (0.8 * n)];
-			m->p.dense_b[j] -= shift;
+				a[q] -= p80;
+			m->p.dense_b[j] -= p80;
 		}
 		for (int q = 0; q < n; q++)
 			active += a[q] > 0.0f;

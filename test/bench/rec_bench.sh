@@ -63,7 +63,8 @@ SQL
 cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -o "$DIR/mkmodel" test/bench/mkmodel.c src/core/*.c -lopenblas -lm
 q -c "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS userseq"
 if [ -n "$SHARED" ]; then
-	q -c "ALTER SYSTEM SET userseq.shared_cache_size = '$SHARED'" -c "SELECT pg_reload_conf()" >/dev/null
+	# the module must be loaded for ALTER SYSTEM to know the parameter
+	q -c "SELECT userseq('{1}'::int8[]) IS NOT NULL" -c "ALTER SYSTEM SET userseq.shared_cache_size = '$SHARED'" -c "SELECT pg_reload_conf()" >/dev/null
 fi
 TUNED=""
 [ -n "$FOLD" ] && TUNED="SET userseq.fold_memory = '$FOLD';"
