@@ -162,7 +162,7 @@ bench-limit:
 		-o test/bench/build/bench_limit test/bench/build/bench_limit.o $(CORE_SRCS) -lopenblas -lm -pthread
 	OPENBLAS_NUM_THREADS=1 test/bench/build/bench_limit $(BENCH_ARGS)
 
-# The core against ../shared/bench/torch_textcnn.py: core_train reads the peer's TSV format;
+# The core against test/bench/torch_textcnn.py bench: core_train reads the same TSV format;
 # core_vs_torch.sh generates the data, alternates the two systems and prints medians.
 CORE_TRAIN = test/bench/build/core_train
 .PHONY: core-train bench-torch

@@ -1,7 +1,7 @@
 /*
  * us_metrics.h: evaluation metrics shared by training (validation metric, early stopping) and
  * userseq_evaluate, so that every number with the same name is computed by the same code.
- * Definitions follow the PyTorch peer (../shared/bench/README.md): ROC AUC by the rank
+ * Definitions follow the PyTorch peer (test/bench/torch_textcnn.py): ROC AUC by the rank
  * (Mann-Whitney) formula with tie-averaged ranks; ranking ties count against the target.
  */
 #ifndef USERSEQ_US_METRICS_H

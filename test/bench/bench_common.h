@@ -2,7 +2,7 @@
  * bench_common.h: helpers shared by the benchmark drivers in test/bench/ (header-only, one
  * translation unit per driver): a monotonic clock, the median of a sample, Zipf-like sequences,
  * a checksum of top-k answers, peak RSS, and the reader of the PyTorch peer's TSV data format
- * (../shared/bench/README.md):
+ * (test/bench/torch_textcnn.py):
  *
  *     label<TAB>id id id ...      one sequence per line, oldest id first, ids 1..V-1
  *

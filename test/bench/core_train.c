@@ -1,6 +1,6 @@
 /*
  * core_train.c: the userseq core's side of the benchmark against the PyTorch peer
- * (../shared/bench/torch_textcnn.py `train`): reads the same TSV file, uses the same
+ * (test/bench/torch_textcnn.py `bench`): reads the same TSV file, uses the same
  * validation split (the last round(f*N) lines), hyperparameters, metric definitions and
  * JSON-line output, so test/bench/core_vs_torch.sh can put the two side by side.
  *
@@ -19,7 +19,7 @@
  *     scoring does, with the folded tables and without them.
  *   valid metrics: binary loss / accuracy / ROC AUC; next_item valid loss and HR@10 / NDCG@10 /
  *     MRR for full ranking and sampled-99 (negatives from --negatives, a file written with the
- *     peer's own sampler by core_vs_torch.sh, else drawn here with a different generator),
+ *     peer's `negatives` by core_vs_torch.sh, else drawn here with a different generator),
  *     plus the popularity baseline. All through us_metrics.h.
  *   peak_rss_mb: ru_maxrss at the end (includes the folded tables); rss_after_train_mb before
  *     any scorer exists.

@@ -1,8 +1,9 @@
 #!/bin/bash
 # core_vs_torch.sh: userseq's core (test/bench/build/core_train) against the PyTorch peer
-# (../shared/bench/torch_textcnn.py) on identical TSV files, same hyperparameters and threads.
+# (test/bench/torch_textcnn.py bench) on identical TSV files, same hyperparameters and threads.
+# Installs python3-torch when /usr/bin/python3 has no torch, and builds core_train if missing.
 #
-# Generates the data with the peer's `gen` (variable lengths, its default), then for every
+# Generates the data with `torch_textcnn.py gen` (variable lengths, its default), then for every
 # repetition runs each (config, threads) on both systems, alternating which goes first, each
 # run in a fresh process with OPENBLAS_NUM_THREADS / OMP_NUM_THREADS set before start, and
 # records the load average before every run. Then one next_item run per system.
@@ -17,8 +18,7 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=/usr/bin/python3
-PEER=${PEER:-$ROOT/../shared/bench/torch_textcnn.py}
-[ -f "$PEER" ] || PEER=/work/shared/bench/torch_textcnn.py
+PEER=${PEER:-$ROOT/test/bench/torch_textcnn.py}
 CORE=$ROOT/test/bench/build/core_train
 OUT=${BENCH_OUT:-$ROOT/test/bench/out}
 RUNS=${BENCH_RUNS:-3}
@@ -31,7 +31,13 @@ NEXT_N=${BENCH_NEXT_N:-20000}
 NEXT_THREADS=${BENCH_NEXT_THREADS:-1}
 NEXT_RUNS=${BENCH_NEXT_RUNS:-1}
 
-[ -x "$CORE" ] || { echo "build first: make core-train" >&2; exit 1; }
+# shellcheck source=test/bench/bench_deps.sh
+. "$ROOT/test/bench/bench_deps.sh"
+bench_need_torch
+if [ ! -x "$CORE" ]; then
+	bench_need build-essential libopenblas-dev
+	make -s -C "$ROOT" core-train
+fi
 mkdir -p "$OUT"
 RUNLOG=$OUT/runs.jsonl
 : > "$RUNLOG"
@@ -64,7 +70,7 @@ run_one() {
 		OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "$CORE" --data "$data" --task "$task" --threads "$t" "$@" > "$log"
 	else
 		(cd "$(dirname "$PEER")" && OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t \
-			$PY "$PEER" train --data "$data" --task "$task" --threads "$t" "$@") > "$log"
+			$PY "$PEER" bench --data "$data" --task "$task" --threads "$t" "$@") > "$log"
 	fi
 	sha=$(sha256sum "$data" | cut -d' ' -f1)
 	$PY - "$log" "$sys" "$cfg" "$task" "$t" "$rep" "$load" "$sha" >> "$RUNLOG" <<'EOF'
@@ -106,31 +112,17 @@ done
 
 if [ "$NEXT" = 1 ]; then
 	data=$(gen "next_item.n$NEXT_N" 100 10000 "$NEXT_N" 777)
-	# the 99 sampled negatives of every validation sequence, drawn by the peer's own sampler
+	# the 99 sampled negatives of every held-out sequence (the last 10% of the lines), one
+	# file that both systems read
 	neg=$data.negatives
-	if [ ! -f "$neg" ]; then
-		$PY - "$PEER" "$data" 10000 "$neg" <<'EOF'
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("peer", sys.argv[1])
-peer = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(peer)
-_, seqs = peer.read_tsv(sys.argv[2], int(sys.argv[3]))
-n_valid = int(round(0.1 * len(seqs)))
-valid = [row for row in seqs[len(seqs) - n_valid:] if len(row) >= 2]
-negatives = peer.sample_negatives(valid, int(sys.argv[3]), 1)
-with open(sys.argv[4], "w") as out:
-    for row in negatives.tolist():
-        out.write("\t" + " ".join(map(str, row)) + "\n")
-EOF
-	fi
+	[ -f "$neg" ] || $PY "$PEER" negatives --data "$data" --vocab 10000 --valid-fraction 0.1 \
+		--n 99 --seed 1 --out "$neg"
 	for rep in $(seq 1 "$NEXT_RUNS"); do
 		for t in $NEXT_THREADS; do
 			if [ $((rep % 2)) -eq 1 ]; then order="userseq torch"; else order="torch userseq"; fi
 			for sys in $order; do
-				extra=()
-				[ "$sys" = userseq ] && extra=(--negatives "$neg")
 				run_one "$sys" next_item next_item "$t" "$rep" "$data" --vocab 10000 --max-len 100 \
-					--epochs 1 --infer-batches 2 --seed 12345 "${extra[@]}"
+					--epochs 1 --infer-batches 2 --seed 12345 --negatives "$neg"
 			done
 		done
 	done

@@ -3,16 +3,19 @@
 # (torch_explain.py: integrated gradients with autograd) on the same model shapes and the same
 # sequences, and userseq_surprise's core per second at 10,000 items. One thread each.
 #   N=500 RUNS=3 bash test/bench/explain_bench.sh
-# Sequences: ../shared/bench/torch_textcnn.py gen, lengths uniform in [25, 75] (mean 50),
+# Sequences: test/bench/torch_textcnn.py gen, lengths uniform in [25, 75] (mean 50),
 # V = 10,000, seed 12345. Prints the JSON lines of both systems, then the ratios.
+# Installs python3-torch (and the C build's packages) when missing.
 set -eu
 cd "$(dirname "$0")/../.."
 N=${N:-500}
 RUNS=${RUNS:-3}
 PY=/usr/bin/python3
-PEER=${PEER:-$PWD/../shared/bench/torch_textcnn.py}
-[ -f "$PEER" ] || PEER=/work/shared/bench/torch_textcnn.py
-export USERSEQ_PEER_DIR=$(dirname "$PEER")
+PEER=${PEER:-$PWD/test/bench/torch_textcnn.py}
+# shellcheck source=test/bench/bench_deps.sh
+. test/bench/bench_deps.sh
+bench_need_torch
+bench_need build-essential libopenblas-dev
 OUT=test/bench/out
 mkdir -p "$OUT" test/bench/build
 $PY "$PEER" gen --out "$OUT/explain.tsv" --n "$N" --max-len 75 --min-len 25 \

@@ -1,16 +1,16 @@
 #!/bin/bash
 # Scoring throughput of userseq against the PyTorch peer (benchmark, not a
-# test). Needs the PG* environment of a cluster with userseq installed, /usr/bin/python3 with
-# torch (../shared/bench/torch_textcnn.py).
+# test). Needs the PG* environment of a cluster with userseq installed; the peer is
+# test/bench/torch_textcnn.py on /usr/bin/python3 (python3-torch, installed here if missing).
 #
 #   N=1000000 RUNS=5 bash test/bench/score_bench.sh
 #
-# 1. N sequences from the peer's generator (spec shape: L <= 100, V = 10000), loaded into a
+# 1. N sequences from torch_textcnn.py gen (spec shape: L <= 100, V = 10000), loaded into a
 #    table; a binary model of the peer's spec shape (E = F = H = 128, widths 3,4,5) trained in
 #    the database for one epoch on 20,000 of them (speed does not depend on quality).
 # 2. SELECT sum(userseq_predict('bench_spec', seq)) over all N rows: serial, then with 2 parallel
 #    workers (plus the leader); RUNS runs each, median.
-# 3. PyTorch: torch_textcnn.py train on 20,480 sequences of the same generator, 1 thread, which
+# 3. PyTorch: torch_textcnn.py bench on 20,480 sequences of the same generator, 1 thread, which
 #    reports infer_seq_per_s at batch 1024 (eval mode, inference_mode).
 # Recommendations per second are measured by test/bench/rec_bench.sh.
 set -eu
@@ -18,7 +18,11 @@ cd "$(dirname "$0")/../.."
 N=${N:-1000000}
 RUNS=${RUNS:-5}
 DIR=${BENCH_DIR:-/tmp/userseq_score_bench}
-PEER=${PEER:-/work/shared/bench/torch_textcnn.py}
+PEER=${PEER:-$PWD/test/bench/torch_textcnn.py}
+# shellcheck source=test/bench/bench_deps.sh
+. test/bench/bench_deps.sh
+bench_need_torch
+bench_need bc
 mkdir -p "$DIR"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
@@ -31,7 +35,7 @@ timed() {
 	echo "$t1 - $t0" | bc -l
 }
 
-echo "== data: $N sequences (peer generator, L<=100, V=10000, seed 12345)"
+echo "== data: $N sequences (torch_textcnn.py gen, L<=100, V=10000, seed 12345)"
 [ -f "$DIR/seq_$N.tsv" ] || /usr/bin/python3 "$PEER" gen --out "$DIR/seq_$N.tsv" --n "$N" --max-len 100 --vocab 10000 --seed 12345 >/dev/null
 q -c "CREATE EXTENSION IF NOT EXISTS userseq"
 q <<SQL
@@ -72,7 +76,7 @@ printf 'userseq serial: median %.2f s = %.0f seq/s; 2 workers: median %.2f s = %
 
 echo "== PyTorch peer: batch-1024 inference, 1 thread, spec shape"
 [ -f "$DIR/seq_torch.tsv" ] || /usr/bin/python3 "$PEER" gen --out "$DIR/seq_torch.tsv" --n 20480 --max-len 100 --vocab 10000 --seed 12345 >/dev/null
-torch=$(/usr/bin/python3 "$PEER" train --data "$DIR/seq_torch.tsv" --task binary --vocab 10000 --max-len 100 \
+torch=$(/usr/bin/python3 "$PEER" bench --data "$DIR/seq_torch.tsv" --task binary --vocab 10000 --max-len 100 \
 	--epochs 1 --threads 1 --infer-batches 8 | grep '"summary"' | /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["infer_seq_per_s"])')
 printf 'torch infer_seq_per_s (B=1024, 1 thread): %.0f\n' "$torch"
 printf 'ratio userseq serial / torch 1 thread: x%.1f; userseq 2 workers / torch 1 thread: x%.1f\n' \

@@ -3,8 +3,8 @@ all-zero baseline) with autograd on the same model shapes, one sequence per expl
 
     /usr/bin/python3 test/bench/torch_explain.py --data FILE.tsv [--runs 3] [--threads 1]
 
-Model: ../shared/bench/torch_textcnn.py's TextCNN (Embedding, Conv1d per width, max over the
-windows, ReLU, Linear + ReLU, head) at the SQL defaults E = F = H = 64, widths 2,3,4, V = 10,000;
+Model: torch_textcnn.py's bench model (build_bench_model: Embedding, Conv1d per width, max over
+the windows, ReLU, Linear + ReLU, head) at the SQL defaults E = F = H = 64, widths 2,3,4, V = 10,000;
 binary (max_len 100, f = sigmoid(logit)) and next_item (max_len 50, f = logit of the top item,
 found by one forward pass first, as userseq_explain does). The 32 scaled copies of the
 sequence's embeddings go through the network as one batch and one backward pass gives their
@@ -20,9 +20,8 @@ import time
 
 import torch
 
-sys.path.insert(0, os.environ.get("USERSEQ_PEER_DIR") or
-                os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "bench"))
-from torch_textcnn import TextCNN, read_tsv  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_textcnn import build_bench_model, read_labeled  # noqa: E402
 
 
 def features(model, x):
@@ -39,16 +38,16 @@ def features(model, x):
 
 
 def f_of(model, x, task, target):
-    y = model.head(torch.relu(model.fc(features(model, x))))
+    y = model.out(torch.relu(model.dense(features(model, x))))
     return torch.sigmoid(y[:, 0]) if task == "binary" else y[:, target]
 
 
 def explain(model, ids, task, steps):
-    x = model.embedding(ids)[None].detach()                      # [1, n, E]
+    x = model.emb(ids)[None].detach()                      # [1, n, E]
     target = 0
     if task == "next_item":
         with torch.no_grad():
-            scores = model.head(torch.relu(model.fc(features(model, x))))[0]
+            scores = model.out(torch.relu(model.dense(features(model, x))))[0]
             scores[:2] = -float("inf")                          # padding and unknown rows
             scores[ids] = -float("inf")                         # exclude seen
             target = int(scores.argmax())
@@ -72,10 +71,10 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(7)
-    _, seqs = read_tsv(args.data, 10000)
+    _, seqs = read_labeled(args.data, 10000)
     for task, max_len in (("binary", 100), ("next_item", 50)):
-        model = TextCNN(10000 if task == "binary" else 10000, 64, 64, (2, 3, 4), 64, 0.2,
-                        1 if task == "binary" else 10000)
+        model = build_bench_model(torch, 10000, 64, 64, (2, 3, 4), 64, 0.2,
+                                  1 if task == "binary" else 10000)
         model.eval()
         data = [torch.as_tensor(s[-max_len:], dtype=torch.long) for s in seqs]
         rates, cpu_rates, worst = [], [], 0.0
