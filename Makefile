@@ -130,6 +130,8 @@ fuzz-corpus:
 	@mkdir -p test/fuzz/build
 	$(CC) $(CORE_CFLAGS) -o test/fuzz/build/make_corpus test/fuzz/make_corpus.c $(CORE_SRCS) -lopenblas -lm -pthread
 	test/fuzz/build/make_corpus test/fuzz/corpus
+	cp test/fixtures/models/v2_binary_00.usqm test/fixtures/models/v2_next_behavior_04.usqm \
+		test/fixtures/models/v2_next_item_08.usqm test/fuzz/corpus/
 
 # Scoring throughput; pass BENCH_ARGS (see test/bench/bench_scorer.c). One BLAS thread.
 BENCH_ARGS ?=

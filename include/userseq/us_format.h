@@ -5,7 +5,8 @@
  *   header (US_FORMAT_HEADER_SIZE bytes): magic "USQM", format version, header size,
  *   flags (0), total size (u64), CRC32C of bytes [header size, total size), reserved zero.
  *   body: model config, vocabulary (item ids + counts, behaviour labels, class labels),
- *   parameter count, float32 parameters.
+ *   parameter count, float32 parameters (int8 codes + scales in versions 2 and 4; version 4
+ *   stores the item ids and counts as varints). src/core/format.c documents every byte.
  * The header alone identifies a model (size + checksum), so a cache can key on a 32-byte
  * slice without reading the rest.
  */
@@ -18,8 +19,12 @@
 #include "userseq/us_model.h"
 
 #define US_FORMAT_MAGIC			0x4D515355u	/* "USQM" read as little-endian u32 */
-/* newest written: 1 fp32 text-CNN, 2 int8 text-CNN, 3 sasrec (fp32) */
-#define US_FORMAT_VERSION		3u
+/*
+ * newest written: 1 fp32 text-CNN, 3 sasrec (fp32), 4 int8 text-CNN with the compact
+ * vocabulary; 2 (int8 text-CNN, fixed-width vocabulary) is read but no longer written
+ */
+#define US_FORMAT_VERSION		4u
+#define US_FORMAT_VERSION_INT8_V2	2u	/* read only: re-encoding gives version 4 */
 #define US_FORMAT_VERSION_MIN	1u	/* oldest read */
 #define US_FORMAT_HEADER_SIZE	32u
 #define US_FORMAT_MAX_SIZE		((uint64_t) 1 << 30)	/* PostgreSQL bytea limit */

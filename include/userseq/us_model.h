@@ -191,7 +191,8 @@ typedef struct us_model
 	us_params	p;
 	us_allocator alloc;
 	int32_t		quantized;		/* 1: weights lie on the int8 grid (us_model_quantize); encoded
-								 * as format version 2, decoded back to these floats */
+								 * as format version 4 (version 2 before it), decoded back to
+								 * these floats */
 } us_model;
 
 /*
@@ -426,7 +427,7 @@ us_status	us_model_surprise(const us_model *model, const us_events *events, doub
 
 /*
  * Rounds every weight matrix to symmetric int8 with one fp32 scale per group, in place, and
- * sets model->quantized (the encoder then writes format version 2: about 4x smaller). Groups:
+ * sets model->quantized (the encoder then writes format version 4: about 4x smaller). Groups:
  * a row of each embedding table (item, behaviour, gap), a filter of each convolution, a hidden
  * unit (column) of the dense layer, an output (column) of the output layer; biases stay fp32.
  * scale = max |w| of the group / 127, w := round(w / scale) * scale, so every weight moves by at

@@ -13,11 +13,11 @@
  * Byte layout, format versions 1 and 3 (offsets in bytes; u32/i32/u64/i64/f32 little-endian).
  * Version 3 adds three config words for the encoder architecture; an fp32 text-CNN is still
  * written as version 1 (the same bytes as before versions 2 and 3 existed), a sasrec model as
- * version 3 (fp32 weights; int8 version 2 below is for text-CNNs only):
+ * version 3 (fp32 weights; int8 versions 2 and 4 below are for text-CNNs only):
  *
  *   header, 32 bytes
  *     0   u32  magic 0x4D515355 ("USQM" as bytes)
- *     4   u32  format version (1, 2 or 3)
+ *     4   u32  format version (1 to 4)
  *     8   u32  header size (32)
  *     12  u32  flags, must be 0
  *     16  u64  total size in bytes, header included (<= 1 GiB)
@@ -42,15 +42,28 @@
  *     f32 params[n_params], finite, |w| <= 1e6, in the order of us_model.params_block
  *   The body ends exactly at the total size; trailing bytes are an error.
  *
- * Format version 2 (int8 models, us_model_quantize; fp32 models are still written as version
- * 1): the same header and body up to n_params, then the parameters tensor by tensor in block
- * order (us_model_tensors: item, behaviour, gap embeddings, per width conv_w then conv_b,
- * dense_w, dense_b, out_w unless tied, out_b):
+ * Format version 2 (int8 models of us_model_quantize until version 4 replaced it; read, no
+ * longer written; fp32 models are written as version 1): the same header and body up to
+ * n_params, then the parameters tensor by tensor in block order (us_model_tensors: item,
+ * behaviour, gap embeddings, per width conv_w then conv_b, dense_w, dense_b, out_w unless
+ * tied, out_b):
  *     a bias: f32 values[n], as in version 1
  *     a weight matrix of rows x cols with G groups (rows of an embedding table, columns =
  *       filters / hidden units / outputs of the others): f32 scales[G] (finite, >= 0,
  *       127 * scale <= 1e6), then i8 q[rows * cols] row-major, each in -127..127;
  *       the weight is q * scale of its group (exact in fp32).
+ *
+ * Format version 4 (every int8 text-CNN written now; version 2 is still read, never written):
+ * version 2 with a compact vocabulary. The item ids and counts (12 bytes per item in
+ * versions 1-3, more than the item's int8 embedding row costs at E = 64) become
+ *     item ids: varint zigzag(item_ids[0]), then for i >= 1
+ *       varint(item_ids[i] - item_ids[i-1] - 1) (ids strictly ascending: each delta is >= 1)
+ *     item counts: varint item_counts[i] for every item
+ * in place of the two fixed-width arrays; everything else is version 2 byte for byte. A varint
+ * is unsigned LEB128 (7 bits a byte, low first, high bit set on all but the last byte) in its
+ * shortest form: a multi-byte varint whose last byte is 0, more than 64 bits (a tenth byte
+ * above 1), an id past INT64_MAX or a count above UINT32_MAX is US_EFORMAT, so every model
+ * still has exactly one encoding.
  *
  * Statuses: US_ETRUNCATED when len is shorter than the header or the total size it states;
  * US_EFORMAT for bad magic, header size, flags, reserved bits, trailing bytes or any field that
@@ -154,6 +167,145 @@ rd_u64(reader *r, uint64_t *v)
 		return US_EFORMAT;
 	*v = get_u64(r->p + r->pos);
 	r->pos += 8;
+	return US_OK;
+}
+
+/* ------------------------------------------------------------------ varints (version 4) */
+
+static size_t
+varint_len(uint64_t v)
+{
+	size_t		n = 1;
+
+	for (; v >= 0x80; v >>= 7)
+		n++;
+	return n;
+}
+
+static uint8_t *
+put_varint(uint8_t *p, uint64_t v)
+{
+	for (; v >= 0x80; v >>= 7)
+		*p++ = (uint8_t) (v | 0x80);
+	*p++ = (uint8_t) v;
+	return p;
+}
+
+/* A shortest-form varint of at most max; anything the encoder would not write is US_EFORMAT. */
+static us_status
+rd_varint(reader *r, uint64_t max, uint64_t *v)
+{
+	uint64_t	x = 0;
+
+	for (int shift = 0;; shift += 7)
+	{
+		uint8_t		b;
+
+		if (remaining(r) == 0)
+			return US_EFORMAT;
+		b = r->p[r->pos++];
+		/* the tenth byte holds bit 63 only, and ends the varint */
+		if (shift == 63 && b > 1)
+			return US_EFORMAT;
+		x |= (uint64_t) (b & 0x7F) << shift;
+		if ((b & 0x80) == 0)
+		{
+			/* a zero last byte could have been left off */
+			if (b == 0 && shift > 0)
+				return US_EFORMAT;
+			break;
+		}
+	}
+	if (x > max)
+		return US_EFORMAT;
+	*v = x;
+	return US_OK;
+}
+
+static inline uint64_t
+zigzag(int64_t v)
+{
+	return v < 0 ? ~((uint64_t) v << 1) : (uint64_t) v << 1;
+}
+
+static inline int64_t
+unzigzag(uint64_t u)
+{
+	return (int64_t) ((u >> 1) ^ (0 - (u & 1)));
+}
+
+/* bytes of the version 4 item ids and counts (ids strictly ascending) */
+static size_t
+items_v4_bytes(const us_vocab *v)
+{
+	size_t		s = 0;
+
+	for (int32_t i = 0; i < v->n_items; i++)
+	{
+		s += varint_len(i == 0 ? zigzag(v->item_ids[0])
+						: (uint64_t) v->item_ids[i] - (uint64_t) v->item_ids[i - 1] - 1);
+		s += varint_len(v->item_counts[i]);
+	}
+	return s;
+}
+
+static uint8_t *
+put_items_v4(uint8_t *p, const us_vocab *v)
+{
+	for (int32_t i = 0; i < v->n_items; i++)
+		p = put_varint(p, i == 0 ? zigzag(v->item_ids[0])
+					   : (uint64_t) v->item_ids[i] - (uint64_t) v->item_ids[i - 1] - 1);
+	for (int32_t i = 0; i < v->n_items; i++)
+		p = put_varint(p, v->item_counts[i]);
+	return p;
+}
+
+/*
+ * Reads n version 4 item ids and counts at the cursor, checking every varint and that no id
+ * passes INT64_MAX; stores them when ids and counts are not NULL (the check pass runs before
+ * anything is allocated, the load pass reads the same bytes again).
+ */
+static us_status
+rd_items_v4(reader *r, uint32_t n, int64_t *ids, uint32_t *counts)
+{
+	uint64_t	u,
+				prev = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+	{
+		if (i == 0)
+		{
+			us_status	st = rd_varint(r, UINT64_MAX, &u);
+
+			if (st != US_OK)
+				return st;
+			prev = (uint64_t) unzigzag(u);
+		}
+		else
+		{
+			/* distance from prev to INT64_MAX, in two's complement */
+			uint64_t	room = (uint64_t) INT64_MAX - prev;
+			us_status	st;
+
+			if (room == 0)
+				return US_EFORMAT;
+			st = rd_varint(r, room - 1, &u);
+			if (st != US_OK)
+				return st;
+			prev += u + 1;
+		}
+		if (ids)
+			ids[i] = (int64_t) prev;
+	}
+	for (uint32_t i = 0; i < n; i++)
+	{
+		us_status	st = rd_varint(r, UINT32_MAX, &u);
+
+		if (st != US_OK)
+			return st;
+		if (counts)
+			counts[i] = (uint32_t) u;
+	}
 	return US_OK;
 }
 
@@ -261,15 +413,16 @@ label_bytes(char *const *labels, int32_t n)
 
 /*
  * The version the model is written as: 1 for an fp32 text-CNN (the same bytes as before
- * versions 2 and 3 existed), 2 for an int8 text-CNN, 3 for a sasrec model (fp32 only:
- * us_model_quantize refuses it).
+ * versions 2 to 4 existed), 4 for an int8 text-CNN (version 2 with the compact vocabulary;
+ * version 2 is read, never written: a model has one encoding), 3 for a sasrec model (fp32
+ * only: us_model_quantize refuses it).
  */
 static uint32_t
 format_version(const us_model *m)
 {
 	if (m->cfg.architecture != US_ARCH_TEXTCNN)
 		return 3u;
-	return m->quantized ? 2u : 1u;
+	return m->quantized ? 4u : 1u;
 }
 
 /* bytes of the parameter section: fp32 (version 1) or int8 + scales (version 2) */
@@ -356,7 +509,10 @@ us_model_encoded_size(const us_model *model)
 	s = US_FORMAT_HEADER_SIZE + CONFIG_BYTES + VOCAB_HEAD_BYTES;
 	if (format_version(model) == 3)
 		s += CONFIG_V3_BYTES;
-	s += (size_t) (v->n_items > 0 ? v->n_items : 0) * 12;
+	if (format_version(model) == 4)
+		s += v->n_items > 0 && v->item_ids && v->item_counts ? items_v4_bytes(v) : 0;
+	else
+		s += (size_t) (v->n_items > 0 ? v->n_items : 0) * 12;
 	s += label_bytes(v->behaviors, v->n_behaviors);
 	s += label_bytes(v->classes, v->n_classes);
 	s += 8 + params_bytes(model);
@@ -413,6 +569,9 @@ us_model_encode(const us_model *model, uint8_t *buf, size_t len)
 		return US_EINVAL;
 	if (v->n_items > 0 && (v->item_ids == NULL || v->item_counts == NULL))
 		return US_EINVAL;
+	for (int32_t i = 1; i < v->n_items; i++)
+		if (v->item_ids[i] <= v->item_ids[i - 1])
+			return US_EINVAL;
 	/* no format holds an int8 sasrec model (us_model_quantize refuses one) */
 	if (model->quantized && c->architecture != US_ARCH_TEXTCNN)
 		return US_EUNSUPPORTED;
@@ -459,10 +618,15 @@ us_model_encode(const us_model *model, uint8_t *buf, size_t len)
 	put_u32(p + 4, (uint32_t) v->n_behaviors);
 	put_u32(p + 8, (uint32_t) v->n_classes);
 	p += 12;
-	for (int32_t i = 0; i < v->n_items; i++, p += 8)
-		put_u64(p, (uint64_t) v->item_ids[i]);
-	for (int32_t i = 0; i < v->n_items; i++, p += 4)
-		put_u32(p, v->item_counts[i]);
+	if (format_version(model) == 4)
+		p = put_items_v4(p, v);
+	else
+	{
+		for (int32_t i = 0; i < v->n_items; i++, p += 8)
+			put_u64(p, (uint64_t) v->item_ids[i]);
+		for (int32_t i = 0; i < v->n_items; i++, p += 4)
+			put_u32(p, v->item_counts[i]);
+	}
 	p = put_labels(p, v->behaviors, v->n_behaviors);
 	p = put_labels(p, v->classes, v->n_classes);
 
@@ -798,19 +962,24 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	if (n_vitems > US_MAX_ITEMS || n_blabels > US_MAX_BEHAVIORS || n_clabels > US_MAX_CLASSES)
 		return US_ELIMIT;
 	TRY(check_vocab_counts(&cfg, n_vitems, n_blabels, n_clabels));
-	/* n_vitems <= 2^24, so 12 * n_vitems cannot overflow. */
-	if (remaining(&r) < (size_t) n_vitems * 12)
+	/* n_vitems <= 2^24, so 12 * n_vitems cannot overflow; version 4: >= 2 bytes an item. */
+	if (remaining(&r) < (size_t) n_vitems * (hdr.version == 4 ? 2 : 12))
 		return US_EFORMAT;
 	ids_pos = r.pos;
-	for (uint32_t i = 1; i < n_vitems; i++)
+	if (hdr.version == 4)
+		TRY(rd_items_v4(&r, n_vitems, NULL, NULL));
+	else
 	{
-		int64_t		prev = (int64_t) get_u64(buf + ids_pos + 8 * (size_t) (i - 1));
-		int64_t		cur = (int64_t) get_u64(buf + ids_pos + 8 * (size_t) i);
+		for (uint32_t i = 1; i < n_vitems; i++)
+		{
+			int64_t		prev = (int64_t) get_u64(buf + ids_pos + 8 * (size_t) (i - 1));
+			int64_t		cur = (int64_t) get_u64(buf + ids_pos + 8 * (size_t) i);
 
-		if (cur <= prev)
-			return US_EFORMAT;
+			if (cur <= prev)
+				return US_EFORMAT;
+		}
+		r.pos += (size_t) n_vitems * 12;
 	}
-	r.pos += (size_t) n_vitems * 12;
 	beh_pos = r.pos;
 	TRY(scan_labels(&r, n_blabels));
 	cls_pos = r.pos;
@@ -824,7 +993,7 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	if (n_params != (uint64_t) us_model_param_count(&cfg))
 		return US_EFORMAT;
 	w_pos = r.pos;
-	if (hdr.version == 2)
+	if (hdr.version == 2 || hdr.version == 4)
 		TRY(check_params_int8(&cfg, buf, &r));
 	else if (remaining(&r) != n_params * 4)
 		return US_EFORMAT;
@@ -858,11 +1027,19 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	voc.item_counts = xalloc(alloc, (size_t) n_vitems * sizeof(uint32_t));
 	if (voc.item_ids == NULL || voc.item_counts == NULL)
 		goto done;
-	for (uint32_t i = 0; i < n_vitems; i++)
+	if (hdr.version == 4)
 	{
-		voc.item_ids[i] = (int64_t) get_u64(buf + ids_pos + 8 * (size_t) i);
-		voc.item_counts[i] = get_u32(buf + ids_pos + 8 * (size_t) n_vitems + 4 * (size_t) i);
+		r.pos = ids_pos;
+		st = rd_items_v4(&r, n_vitems, voc.item_ids, voc.item_counts);
+		if (st != US_OK)
+			goto done;
 	}
+	else
+		for (uint32_t i = 0; i < n_vitems; i++)
+		{
+			voc.item_ids[i] = (int64_t) get_u64(buf + ids_pos + 8 * (size_t) i);
+			voc.item_counts[i] = get_u32(buf + ids_pos + 8 * (size_t) n_vitems + 4 * (size_t) i);
+		}
 	r.pos = beh_pos;
 	st = load_labels(&r, n_blabels, alloc, &voc.behaviors);
 	if (st != US_OK)
@@ -892,7 +1069,7 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	model->vocab = voc;
 	memset(&voc, 0, sizeof(voc));
 	n_blabels = n_clabels = 0;
-	if (hdr.version == 2)
+	if (hdr.version == 2 || hdr.version == 4)
 	{
 		load_params_int8(&cfg, buf + w_pos, model->params_block);
 		model->quantized = 1;

@@ -398,7 +398,7 @@ us_model_quantize(us_model *model, double *max_err)
 
 	if (model == NULL || model->params_block == NULL)
 		return US_EINVAL;
-	/* the tensor list (and format version 2) describe the text-CNN only */
+	/* the tensor list (and int8 format versions 2 and 4) describe the text-CNN only */
 	if (model->cfg.architecture != US_ARCH_TEXTCNN)
 		return US_EUNSUPPORTED;
 	nt = us_model_tensors(&model->cfg, t);

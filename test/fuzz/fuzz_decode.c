@@ -2,7 +2,9 @@
  * fuzz_decode.c: libFuzzer harness of the model decoder (built by `make fuzz`).
  *
  * Any input must either be rejected with a status or decode to a model whose re-encoding is
- * byte-for-byte the input (the format has exactly one encoding per model). A decoded model is
+ * byte-for-byte the input (the format has exactly one encoding per model). Version 2 is read
+ * but no longer written: such a model must re-encode as version 4 bytes that decode to the
+ * same weights and vocabulary and re-encode identically. A decoded model is
  * also scored once, folded when its tables are small, so hostile but finite weights go through
  * the scorer too. Each input is tried twice: as is, and with its header's total size and CRC
  * repaired, since random mutations almost never keep the checksum valid and the body parser
@@ -47,6 +49,41 @@ score_once(const us_model *m, const uint8_t *data, size_t size)
 }
 
 static void
+check_v2_upgrade(const us_model *m)
+{
+	size_t		n = us_model_encoded_size(m);
+	uint8_t    *buf = malloc(n),
+			   *again;
+	us_model   *d = NULL;
+	const us_vocab *a = &m->vocab,
+			   *b;
+
+	if (buf == NULL || us_model_encode(m, buf, n) != US_OK || buf[4] != 4 ||
+		us_model_decode(buf, n, us_malloc_allocator(), &d) != US_OK)
+		abort();
+	b = &d->vocab;
+	if (!d->quantized || d->n_params != m->n_params ||
+		memcmp(d->params_block, m->params_block, m->n_params * 4) != 0 ||
+		b->n_items != a->n_items || b->n_behaviors != a->n_behaviors || b->n_classes != a->n_classes ||
+		memcmp(b->item_ids, a->item_ids, (size_t) a->n_items * sizeof(int64_t)) != 0 ||
+		memcmp(b->item_counts, a->item_counts, (size_t) a->n_items * sizeof(uint32_t)) != 0)
+		abort();
+	for (int32_t i = 0; i < a->n_behaviors; i++)
+		if (strcmp(a->behaviors[i], b->behaviors[i]) != 0)
+			abort();
+	for (int32_t i = 0; i < a->n_classes; i++)
+		if (strcmp(a->classes[i], b->classes[i]) != 0)
+			abort();
+	again = malloc(n);
+	if (again == NULL || us_model_encoded_size(d) != n || us_model_encode(d, again, n) != US_OK ||
+		memcmp(again, buf, n) != 0)
+		abort();
+	free(again);
+	free(buf);
+	us_model_free(d);
+}
+
+static void
 try_decode(const uint8_t *data, size_t size)
 {
 	us_model   *m = NULL;
@@ -60,6 +97,9 @@ try_decode(const uint8_t *data, size_t size)
 			abort();
 		return;
 	}
+	if (h.version == US_FORMAT_VERSION_INT8_V2)
+		check_v2_upgrade(m);
+	else
 	{
 		size_t		n = us_model_encoded_size(m);
 		uint8_t    *buf = malloc(n);

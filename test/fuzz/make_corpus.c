@@ -1,7 +1,8 @@
 /*
  * make_corpus.c: writes the fuzz seed corpus (small valid encoded models of every task and
- * input option) into the directory given as argv[1]. Built and run by `make fuzz-corpus`;
- * the outputs are committed in test/fuzz/corpus/.
+ * input option, fp32 as format version 1 and int8 as version 4) into the directory given as
+ * argv[1]. Built and run by `make fuzz-corpus`, which also copies a few frozen version 2
+ * fixtures (no longer written); the outputs are committed in test/fuzz/corpus/.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +22,6 @@ main(int argc, char **argv)
 	{
 		fixture_opts o;
 		us_model   *m = NULL;
-		size_t		n;
-		uint8_t    *buf;
-		char		path[512];
-		FILE	   *f;
 
 		fixture_variant(&o, v);
 		/* smaller than the unit-test fixtures: seeds should be a few hundred bytes */
@@ -35,16 +32,26 @@ main(int argc, char **argv)
 		o.max_len = 6;
 		if (fixture_model(&o, 4242 + v, &m) != US_OK)
 			return 1;
-		n = us_model_encoded_size(m);
-		buf = malloc(n);
-		if (buf == NULL || us_model_encode(m, buf, n) != US_OK)
-			return 1;
-		snprintf(path, sizeof(path), "%s/%s_b%d_g%d_r%d_t%d.usqm", argv[1], names[o.task - 1],
-				 o.behaviors, o.gaps, o.recent, o.tie);
-		f = fopen(path, "wb");
-		if (f == NULL || fwrite(buf, 1, n, f) != n || fclose(f) != 0)
-			return 1;
-		free(buf);
+		for (int q = 0; q < 2; q++)
+		{
+			size_t		n;
+			uint8_t    *buf;
+			char		path[512];
+			FILE	   *f;
+
+			if (q == 1 && us_model_quantize(m, NULL) != US_OK)
+				return 1;
+			n = us_model_encoded_size(m);
+			buf = malloc(n);
+			if (buf == NULL || us_model_encode(m, buf, n) != US_OK)
+				return 1;
+			snprintf(path, sizeof(path), "%s/%s_b%d_g%d_r%d_t%d%s.usqm", argv[1], names[o.task - 1],
+					 o.behaviors, o.gaps, o.recent, o.tie, q ? "_int8" : "");
+			f = fopen(path, "wb");
+			if (f == NULL || fwrite(buf, 1, n, f) != n || fclose(f) != 0)
+				return 1;
+			free(buf);
+		}
 		us_model_free(m);
 	}
 	return 0;

@@ -2,8 +2,9 @@
 # Warm start and init_from (issue 12): userseq_retrain {"warm_start": true} continues the
 # deployed version's weights on the current data (new items get fresh rows, known items keep
 # theirs, matched by id) and training_log numbers the continuation; userseq_train's
-# "init_from" copies the compatible blocks of another model (next_item -> binary transfer),
-# freezes named blocks, and names incompatible blocks in a clear error.
+# "init_from" copies the compatible blocks of another model (next_item -> binary transfer), or
+# only the blocks named in "copy", freezes named blocks, and names incompatible blocks in a
+# clear error.
 # Uses the cluster in the PG* environment; about 15 s.
 set -u
 db=us_warm_$$
@@ -78,6 +79,24 @@ check "the transferred model scores" \
 	eq "$(q -c "SELECT count(*) FROM churn WHERE userseq_predict((SELECT weights FROM models WHERE name = 'churn_t'), seq) BETWEEN 0 AND 1")" \
 	"$(q -c "SELECT count(*) FROM churn")"
 
+# init_from with "copy": only the named blocks, so the target may have another shape elsewhere
+q -o /dev/null -c "SELECT count(*) FROM userseq_train('churn_items', 'SELECT seq, label FROM churn ORDER BY user_id', 'binary',
+	'{\"epochs\": 1, \"embedding_dim\": 32, \"num_filters\": 16, \"hidden_dim\": 16,
+	  \"init_from\": {\"model\": \"ni\", \"version\": 1, \"copy\": [\"item_embedding\"], \"freeze\": [\"item_embedding\"]}}')" || fail=1
+check "init_from copy: only the item table is copied (other shapes allowed), matched by id, kept in the config" \
+	eq "$(q -c "SELECT metrics->'init_from'->>'copied', metrics->'init_from'->>'frozen', metrics->'init_from'->>'item_rows_matched', config->'init_from'->>'copy' FROM models WHERE name = 'churn_items'")" \
+	'["item_embedding"]|["item_embedding"]|450|["item_embedding"]'
+check "init_from copy: freezing a block left out of copy is an error" \
+	eq "$(sqlerr "SELECT count(*) FROM userseq_train('bad', 'SELECT seq, label FROM churn', 'binary', '{\"epochs\": 1, \"embedding_dim\": 32, \"init_from\": {\"model\": \"ni\", \"copy\": [\"item_embedding\"], \"freeze\": [\"conv\"]}}')")" \
+	'22023: init_from model "ni": cannot freeze conv: not copied from the source'
+check "init_from copy: an incompatible named block is still an error" \
+	eq "$(sqlerr "SELECT count(*) FROM userseq_train('bad', 'SELECT seq, label FROM churn', 'binary', '{\"epochs\": 1, \"embedding_dim\": 32, \"num_filters\": 16, \"init_from\": {\"model\": \"ni\", \"copy\": [\"item_embedding\", \"conv\"]}}')")" \
+	'42804: init_from model "ni" version 4: incompatible blocks conv'
+check "init_from copy: an empty list and an unknown block are errors" \
+	eq "$(sqlerr "SELECT count(*) FROM userseq_train('bad', 'SELECT seq, label FROM churn', 'binary', '{\"init_from\": {\"model\": \"ni\", \"copy\": []}}')")
+$(sqlerr "SELECT count(*) FROM userseq_train('bad', 'SELECT seq, label FROM churn', 'binary', '{\"init_from\": {\"model\": \"ni\", \"copy\": [\"dense\", \"head\"]}}')")" \
+	'22023: option "init_from.copy" must name at least one block
+22023: unrecognized block "head" in option "init_from.copy"'
 check "incompatible shapes: an error naming the blocks and why" \
 	eq "$(sqlerr "SELECT count(*) FROM userseq_train('bad', 'SELECT seq, label FROM churn', 'binary', '{\"epochs\": 1, \"embedding_dim\": 16, \"num_filters\": 32, \"hidden_dim\": 32, \"init_from\": {\"model\": \"ni\"}}')")" \
 	'42804: init_from model "ni" version 4: incompatible blocks item_embedding, behavior_embedding, conv, dense'

@@ -289,6 +289,9 @@ test_corrupt(void)
 	put32(b + 4, 2);
 	CHECK(decode_status(b, n) != US_OK, "fp32 body labelled version 2 rejected");
 	memcpy(b, good, n);
+	put32(b + 4, 4);
+	CHECK(decode_status(b, n) != US_OK, "fp32 body labelled version 4 rejected");
+	memcpy(b, good, n);
 	put32(b + 4, 0);
 	CHECK(decode_status(b, n) == US_EVERSION, "version 0");
 	memcpy(b, good, n);
@@ -525,12 +528,240 @@ test_version3_text_cnn_refused(void)
 	us_model_free(m);
 }
 
+/*
+ * Version 4 (int8 text-CNNs) stores item ids and counts as varints. The test writes the
+ * vocabulary section itself, field by field from the documented rules (zigzag first id,
+ * ascending deltas minus 1, counts; shortest LEB128), checks that the encoder wrote the same
+ * bytes, then swaps single fields for hostile ones: non-minimal, overlong, past 64 bits,
+ * counts past UINT32_MAX, ids past INT64_MAX, varints running out of bytes.
+ */
+#define V4_N	9
+typedef struct v4field
+{
+	uint8_t		b[12];
+	size_t		n;
+} v4field;
+
+static v4field
+leb(uint64_t v)
+{
+	v4field		f = {{0}, 0};
+
+	do
+	{
+		f.b[f.n++] = (uint8_t) ((v & 0x7F) | (v >= 0x80 ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	return f;
+}
+
+static v4field
+raw(const char *bytes, size_t n)
+{
+	v4field		f = {{0}, n};
+
+	memcpy(f.b, bytes, n);
+	return f;
+}
+
+/* the model's bytes with the vocabulary section [132, vend) replaced by fields, CRC repaired */
+static uint8_t *
+v4_splice(const uint8_t *good, size_t n, size_t vend, const v4field *fields, int nf, size_t *out_n)
+{
+	size_t		len = 132;
+	uint8_t    *b;
+
+	for (int i = 0; i < nf; i++)
+		len += fields[i].n;
+	len += n - vend;
+	b = malloc(len);
+	memcpy(b, good, 132);
+	len = 132;
+	for (int i = 0; i < nf; i++)
+	{
+		memcpy(b + len, fields[i].b, fields[i].n);
+		len += fields[i].n;
+	}
+	memcpy(b + len, good + vend, n - vend);
+	len += n - vend;
+	refresh(b, len);
+	*out_n = len;
+	return b;
+}
+
+static void
+v4_fields(const int64_t *ids, const uint32_t *counts, v4field *f)
+{
+	for (int i = 0; i < V4_N; i++)
+	{
+		f[i] = leb(i == 0 ? (ids[0] < 0 ? ~((uint64_t) ids[0] << 1) : (uint64_t) ids[0] << 1)
+				   : (uint64_t) ids[i] - (uint64_t) ids[i - 1] - 1);
+		f[V4_N + i] = leb(counts[i]);
+	}
+}
+
+/* encodes m with the given vocabulary; returns the bytes and the end of its vocabulary */
+static uint8_t *
+v4_encode(us_model *m, const int64_t *ids, const uint32_t *counts, size_t *n, size_t *vend)
+{
+	v4field		f[2 * V4_N];
+	uint8_t    *b;
+
+	memcpy(m->vocab.item_ids, ids, sizeof(int64_t) * V4_N);
+	memcpy(m->vocab.item_counts, counts, sizeof(uint32_t) * V4_N);
+	b = encode(m, n);
+	v4_fields(ids, counts, f);
+	*vend = 132;
+	for (int i = 0; i < 2 * V4_N; i++)
+		*vend += f[i].n;
+	return b;
+}
+
+static void
+test_version4_varints(void)
+{
+	static const int64_t edge_ids[V4_N] = {INT64_MIN, INT64_MIN + 1, -65, -64, -1, 0, 63, INT64_MAX - 1, INT64_MAX};
+	static const uint32_t edge_counts[V4_N] = {0, 1, 127, 128, 16383, 16384, 1u << 21, UINT32_MAX - 1, UINT32_MAX};
+	static const int64_t top_ids[V4_N] = {INT64_MAX - 8, INT64_MAX - 7, INT64_MAX - 6, INT64_MAX - 5,
+	INT64_MAX - 4, INT64_MAX - 3, INT64_MAX - 2, INT64_MAX - 1, INT64_MAX};
+	static const int64_t plain_ids[V4_N] = {-5, 3, 10, 11, 200, 201, 100000, 100001, 1LL << 40};
+	static const uint32_t plain_counts[V4_N] = {5, 9, 300, 1, 0, 70000, 2, 2, 1};
+	fixture_opts o;
+	us_model   *m = NULL,
+			   *d = NULL;
+	uint8_t    *good,
+			   *b;
+	size_t		n,
+				vend,
+				bn;
+	v4field		f[2 * V4_N],
+				g[2 * V4_N];
+
+	fixture_default(&o, US_TASK_BINARY);
+	CHECK_OK(fixture_model(&o, 11, &m));
+	if (m == NULL || o.n_vocab != V4_N)
+		return;
+	CHECK_OK(us_model_quantize(m, NULL));
+
+	/* extreme ids and counts round-trip, as the test's own encoding of the rules */
+	good = v4_encode(m, edge_ids, edge_counts, &n, &vend);
+	CHECK(good != NULL && good[4] == 4, "an int8 text-CNN is written as version 4");
+	if (good == NULL)
+		return;
+	v4_fields(edge_ids, edge_counts, f);
+	b = v4_splice(good, n, vend, f, 2 * V4_N, &bn);
+	CHECK(bn == n && memcmp(b, good, n) == 0, "the encoder writes the documented varints");
+	free(b);
+	CHECK_OK(us_model_decode(good, n, us_malloc_allocator(), &d));
+	if (d)
+	{
+		uint8_t    *b2 = encode(d, &bn);
+
+		CHECK(vocab_equal(&d->vocab, &m->vocab), "extreme ids and counts decode as written");
+		CHECK(b2 && bn == n && memcmp(b2, good, n) == 0, "and re-encode identically");
+		free(b2);
+		us_model_free(d);
+	}
+	/* relabelled as version 2 (fixed-width vocabulary) it is refused */
+	b = malloc(n);
+	memcpy(b, good, n);
+	put32(b + 4, 2);
+	CHECK(decode_status(b, n) != US_OK, "version 4 bytes labelled version 2 refused");
+	free(b);
+	free(good);
+
+	/* ids ending exactly at INT64_MAX are fine; one more step is not */
+	good = v4_encode(m, top_ids, plain_counts, &n, &vend);
+	CHECK(good != NULL && decode_status(good, n) == US_OK, "ids up to INT64_MAX decode");
+	v4_fields(top_ids, plain_counts, f);
+	memcpy(g, f, sizeof(f));
+	g[V4_N - 1] = leb(1);
+	b = v4_splice(good, n, vend, g, 2 * V4_N, &bn);
+	CHECK(decode_status(b, bn) == US_EFORMAT, "an id past INT64_MAX");
+	free(b);
+	memcpy(g, f, sizeof(f));
+	g[1] = raw("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10);
+	b = v4_splice(good, n, vend, g, 2 * V4_N, &bn);
+	CHECK(decode_status(b, bn) == US_EFORMAT, "a delta of 2^64 - 1 wraps past INT64_MAX");
+	free(b);
+	free(good);
+
+	good = v4_encode(m, plain_ids, plain_counts, &n, &vend);
+	v4_fields(plain_ids, plain_counts, f);
+	b = v4_splice(good, n, vend, f, 2 * V4_N, &bn);
+	CHECK(good && bn == n && memcmp(b, good, n) == 0 && decode_status(good, n) == US_OK,
+		  "plain vocabulary as documented");
+	free(b);
+	{
+		struct
+		{
+			int			field;
+			v4field		v;
+			const char *what;
+		}			bad[] = {
+			{V4_N, {{0x85, 0x00}, 2}, "count 5 in two bytes"},
+			{V4_N + 2, {{0xAC, 0x82, 0x00}, 3}, "count 300 in three bytes"},
+			{V4_N + 4, {{0x80, 0x00}, 2}, "count 0 in two bytes"},
+			{2, {{0x86, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}, 10}, "delta in ten bytes, last zero"},
+			{0, {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x81, 0x00}, 11}, "eleven-byte varint"},
+			{0, {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}, 10}, "first id past 64 bits"},
+			{0, {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, 10}, "tenth byte 0x7f"},
+			{V4_N + 1, {{0x80, 0x80, 0x80, 0x80, 0x10}, 5}, "count 2^32"},
+			{V4_N + 1, {{0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 6}, "count 2^35 - 1"},
+		};
+
+		for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
+		{
+			memcpy(g, f, sizeof(f));
+			g[bad[k].field] = bad[k].v;
+			b = v4_splice(good, n, vend, g, 2 * V4_N, &bn);
+			CHECK(decode_status(b, bn) == US_EFORMAT, "%s: refused", bad[k].what);
+			free(b);
+		}
+		/* the largest values that fit are fine: first id INT64_MIN (zigzag 2^64 - 1), count 2^32 - 1 */
+		memcpy(g, f, sizeof(f));
+		g[V4_N + 1] = leb(UINT32_MAX);
+		b = v4_splice(good, n, vend, g, 2 * V4_N, &bn);
+		CHECK(decode_status(b, bn) == US_OK, "count 2^32 - 1 in five bytes decodes");
+		free(b);
+	}
+	/* the last count's varint never ends: it runs into n_params, which then is short */
+	memcpy(g, f, sizeof(f));
+	g[2 * V4_N - 1] = raw("\x81", 1);
+	b = v4_splice(good, n, vend, g, 2 * V4_N, &bn);
+	CHECK(decode_status(b, bn) == US_EFORMAT, "a count running into n_params");
+	free(b);
+	/* the body ends inside the vocabulary: continuation bytes to the end */
+	memcpy(g, f, sizeof(f));
+	g[2 * V4_N - 1] = raw("\x81\x81", 2);
+	b = v4_splice(good, n, n, g, 2 * V4_N, &bn);
+	CHECK(decode_status(b, bn) == US_EFORMAT, "a varint cut by the end of the body");
+	free(b);
+	/* fewer bytes than two per item after the counts */
+	b = v4_splice(good, n, n, g, 4, &bn);
+	CHECK(decode_status(b, bn) == US_EFORMAT, "a body too short for its item count");
+	free(b);
+	/* the encoder refuses ids out of order rather than write what the decoder rejects */
+	{
+		int64_t		t = m->vocab.item_ids[3];
+
+		m->vocab.item_ids[3] = m->vocab.item_ids[4];
+		b = malloc(n + 64);
+		CHECK(us_model_encode(m, b, n + 64) == US_EINVAL, "equal ids refused by the encoder");
+		m->vocab.item_ids[3] = t;
+		free(b);
+	}
+	free(good);
+	us_model_free(m);
+}
+
 int
 main(void)
 {
 	test_crc();
 	test_round_trip();
 	test_version3_text_cnn_refused();
+	test_version4_varints();
 	test_corrupt();
 	test_alloc_failure();
 	return unit_finish("test_format");

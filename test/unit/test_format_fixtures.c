@@ -9,8 +9,11 @@
  *
  * `test_format_fixtures --write DIR` writes fixtures of the current format version into DIR;
  * run it once when the format version changes, and commit the new files beside the old ones.
- * Version 2 is the int8 format: its fixtures are quantized text-CNNs (us_model_quantize).
+ * Version 2 is the first int8 format: its fixtures are quantized text-CNNs (us_model_quantize).
  * Version 3 is written only for sasrec models (fp32), so its fixtures are sasrec variants.
+ * Version 4 replaced version 2 for int8 text-CNNs (varint vocabulary): quantized text-CNNs
+ * again. Version 2 is no longer written: a version 2 fixture must re-encode as version 4 bytes
+ * that decode to the same model.
  */
 #include <dirent.h>
 #include <math.h>
@@ -91,8 +94,8 @@ write_fixtures(const char *dir)
 			fixture_variant(&o, v);
 		if (fixture_model(&o, 9000 + v, &m) != US_OK)
 			return 1;
-		/* when version 2 was current: it is written for int8 models only */
-		if (US_FORMAT_VERSION == 2 && us_model_quantize(m, NULL) != US_OK)
+		/* versions 2 and 4 are written for int8 models only */
+		if ((US_FORMAT_VERSION == 2 || US_FORMAT_VERSION == 4) && us_model_quantize(m, NULL) != US_OK)
 			return 1;
 		n = us_model_encoded_size(m);
 		buf = malloc(n);
@@ -126,6 +129,36 @@ write_fixtures(const char *dir)
 	return 0;
 }
 
+/* A version 2 model is written as version 4 with the same vocabulary and weights. */
+static void
+check_v2_upgrade(const char *stem, const us_model *m)
+{
+	size_t		n = us_model_encoded_size(m),
+				n2 = 0;
+	uint8_t    *b = malloc(n),
+			   *b2 = NULL;
+	us_model   *d = NULL;
+	int			same = 0;
+
+	CHECK(b != NULL && us_model_encode(m, b, n) == US_OK && b[4] == 4,
+		  "%s: re-encoded as version 4", stem);
+	if (b && us_model_decode(b, n, us_malloc_allocator(), &d) == US_OK)
+	{
+		same = d->quantized && d->n_params == m->n_params &&
+			memcmp(d->params_block, m->params_block, m->n_params * 4) == 0 &&
+			d->vocab.n_items == m->vocab.n_items &&
+			memcmp(d->vocab.item_ids, m->vocab.item_ids, sizeof(int64_t) * (size_t) m->vocab.n_items) == 0 &&
+			memcmp(d->vocab.item_counts, m->vocab.item_counts, sizeof(uint32_t) * (size_t) m->vocab.n_items) == 0;
+		n2 = us_model_encoded_size(d);
+		b2 = malloc(n2);
+		same = same && b2 && us_model_encode(d, b2, n2) == US_OK && n2 == n && memcmp(b, b2, n) == 0;
+	}
+	CHECK(same, "%s: its version 4 bytes decode to the same model and re-encode identically", stem);
+	us_model_free(d);
+	free(b);
+	free(b2);
+}
+
 /* Decodes one fixture and compares both scorer paths with the stored outputs. */
 static void
 check_fixture(const char *stem)
@@ -148,6 +181,8 @@ check_fixture(const char *stem)
 	CHECK(us_model_decode(buf, len, us_malloc_allocator(), &m) == US_OK, "decode %s", stem);
 	if (m == NULL)
 		return;
+	if (hdr.version == US_FORMAT_VERSION_INT8_V2)
+		check_v2_upgrade(stem, m);
 	out = malloc(sizeof(float) * (size_t) m->cfg.n_outputs);
 	snprintf(path, sizeof(path), "%s/%s.expected", FIXTURE_DIR, stem);
 	f = fopen(path, "r");

@@ -1,8 +1,8 @@
 /*
- * test_quantize.c: int8 models (us_model_quantize, format version 2): the error bound per
+ * test_quantize.c: int8 models (us_model_quantize, format version 4): the error bound per
  * weight (half a group scale), biases untouched, idempotence, encode -> decode -> encode
  * byte-identical and decoded weights bit-identical to the quantized model, scores close to
- * fp32, size >= 3.5x smaller than fp32 at the default shapes, hostile version-2 bytes rejected.
+ * fp32, size >= 3.5x smaller than fp32 at the default shapes, hostile int8 bytes rejected.
  */
 #include <string.h>
 
@@ -104,7 +104,7 @@ test_error_bound(void)
 			if (b1)
 			{
 				CHECK_OK(us_format_peek(b1, n1, &h));
-				CHECK(h.version == 2, "variant %d: int8 model is format version 2", v);
+				CHECK(h.version == 4, "variant %d: int8 model is format version 4", v);
 				CHECK_OK(us_model_decode(b1, n1, us_malloc_allocator(), &d));
 			}
 			if (d)
@@ -194,7 +194,60 @@ test_size_and_scores(void)
 	}
 }
 
-/* hostile version-2 bytes: -128 codes, negative / huge / NaN scales, truncation */
+/*
+ * The SQL default shapes (E = F = H = 64, widths 2, 3, 4), where the vocabulary matters: an
+ * item row costs 256 bytes in fp32, 68 in int8, and its id and count 12 bytes in versions 1-3.
+ * Zipf-like counts in shuffled order, ids 7 apart. >= 3.5x smaller at 4,096 items, and also
+ * per item added (the bytes 2,048 more items cost), which is the ratio a large vocabulary
+ * tends to.
+ */
+static void
+test_size_sql_defaults(void)
+{
+	static const int tasks[2] = {US_TASK_BINARY, US_TASK_NEXT_ITEM};
+
+	for (int k = 0; k < 2; k++)
+	{
+		size_t		n32[2],
+					n8[2];
+		double		total,
+					marginal;
+
+		for (int half = 0; half < 2; half++)
+		{
+			fixture_opts o;
+			us_model   *m = NULL;
+
+			fixture_default(&o, tasks[k]);
+			o.n_vocab = half ? 4096 : 2048;
+			o.E = o.F = o.H = 64;
+			o.n_widths = 3;
+			o.widths[0] = 2;
+			o.widths[1] = 3;
+			o.widths[2] = 4;
+			o.max_len = 50;
+			CHECK_OK(fixture_model(&o, 78, &m));
+			if (!m)
+				return;
+			for (int32_t i = 0; i < m->vocab.n_items; i++)
+				m->vocab.item_counts[i] = 1 + 50000u / (1 + (uint32_t) i * 2654435761u % (uint32_t) m->vocab.n_items);
+			n32[half] = us_model_encoded_size(m);
+			CHECK_OK(us_model_quantize(m, NULL));
+			n8[half] = us_model_encoded_size(m);
+			us_model_free(m);
+		}
+		total = (double) n32[1] / n8[1];
+		marginal = (double) (n32[1] - n32[0]) / (n8[1] - n8[0]);
+		printf("  %s, E=F=H=64: 4096 items fp32 %zu bytes, int8 %zu bytes, %.2fx; per item added"
+			   " %.1f / %.1f bytes, %.2fx\n", us_task_name(tasks[k]), n32[1], n8[1], total,
+			   (double) (n32[1] - n32[0]) / 2048, (double) (n8[1] - n8[0]) / 2048, marginal);
+		CHECK(total >= 3.5, "%s at E = 64: %.2fx smaller, want >= 3.5", us_task_name(tasks[k]), total);
+		CHECK(marginal >= 3.5, "%s at E = 64: %.2fx per item added, want >= 3.5",
+			  us_task_name(tasks[k]), marginal);
+	}
+}
+
+/* hostile int8 parameters: -128 codes, negative / huge / NaN scales, truncation */
 static void
 test_hostile(void)
 {
@@ -212,8 +265,16 @@ test_hostile(void)
 	b = encode(m, &n);
 	if (!b)
 		return;
-	/* the parameters start after n_params; the first tensor is the item table: its scales */
-	params_at = n - (us_model_encoded_size(m) - (32 + 88 + 12 + (size_t) m->vocab.n_items * 12 + 8));
+	/*
+	 * The parameters start after n_params; the first tensor is the item table: its scales.
+	 * Before n_params: the config, the vocabulary counts, 2 varints an item (each ends at a
+	 * byte below 0x80), no labels (binary, no behaviours).
+	 */
+	params_at = 32 + 88 + 12;
+	for (int32_t k = 0; k < 2 * m->vocab.n_items; k++)
+		while (b[params_at++] & 0x80)
+			;
+	params_at += 8;
 #define REPAIR() do { crc = us_crc32c(0, b + 32, n - 32); b[24] = (uint8_t) crc; b[25] = (uint8_t) (crc >> 8); \
 		b[26] = (uint8_t) (crc >> 16); b[27] = (uint8_t) (crc >> 24); } while (0)
 #define REPAIR_C() do { crc = us_crc32c(0, c + 32, n - 32); c[24] = (uint8_t) crc; c[25] = (uint8_t) (crc >> 8); \
@@ -308,6 +369,7 @@ main(void)
 {
 	test_error_bound();
 	test_size_and_scores();
+	test_size_sql_defaults();
 	test_hostile();
 	return unit_finish("test_quantize");
 }

@@ -1,6 +1,6 @@
 /*
  * quantize.c: userseq_quantize: a stored version re-encoded with int8 weights
- * (us_model_quantize, format version 2) as the next version of the same name, with the
+ * (us_model_quantize, format version 4) as the next version of the same name, with the
  * validation metric of both on a query the caller passes or, without one, on the validation
  * split training held out (reconstructed from the stored query and options, and checked
  * against what training recorded); refused (or a warning, by option) when the int8 model

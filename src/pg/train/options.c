@@ -232,7 +232,49 @@ UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
 				 errmsg("validation method \"leave_one_out\" applies only to tasks next_item and next_behavior")));
 }
 
-/* "init_from": {"model": "name", "version": n, "freeze": ["item_embedding", ...]} */
+/* an "init_from" key holding an array of block names, as a US_BLOCK_* mask */
+static uint32
+UsParseBlockList(JsonbValue *val, const char *what, const char *const *blocks)
+{
+	JsonbIterator *ai;
+	JsonbValue	e;
+	JsonbIteratorToken r;
+	uint32		mask = 0;
+
+	if (val->type != jbvBinary || !JsonContainerIsArray(val->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an array of block names", what),
+				 errdetail("Blocks are %s.", UsJoinNames(blocks))));
+	ai = JsonbIteratorInit(val->val.binary.data);
+	while ((r = JsonbIteratorNext(&ai, &e, true)) != WJB_DONE)
+	{
+		uint32		bit;
+		char	   *name;
+
+		if (r != WJB_ELEM)
+			continue;
+		if (e.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be an array of block names", what),
+					 errdetail("Blocks are %s.", UsJoinNames(blocks))));
+		name = pnstrdup(e.val.string.val, e.val.string.len);
+		bit = us_block_from_name(name);
+		if (bit == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized block \"%s\" in option \"%s\"", name, what),
+					 errdetail("Blocks are %s.", UsJoinNames(blocks))));
+		mask |= bit;
+	}
+	return mask;
+}
+
+/*
+ * "init_from": {"model": "name", "version": n, "copy": ["item_embedding", ...],
+ * "freeze": ["item_embedding", ...]}; without "copy" every compatible block is copied
+ */
 static void
 UsParseInitFrom(JsonbValue *v, UsTrainOptions *opts)
 {
@@ -240,7 +282,7 @@ UsParseInitFrom(JsonbValue *v, UsTrainOptions *opts)
 	JsonbValue	k,
 				val;
 	JsonbIteratorToken r;
-	static const char *const valid_keys[] = {"freeze", "model", "version", NULL};
+	static const char *const valid_keys[] = {"copy", "freeze", "model", "version", NULL};
 	const char *blocks[US_N_BLOCKS + 1];
 
 	for (int i = 0; i < US_N_BLOCKS; i++)
@@ -275,40 +317,15 @@ UsParseInitFrom(JsonbValue *v, UsTrainOptions *opts)
 				opts->init_version = (int32) UsOptInt("init_from.version", &val, 1, INT32_MAX);
 		}
 		else if (strcmp(key, "freeze") == 0)
+			opts->freeze = UsParseBlockList(&val, "init_from.freeze", blocks);
+		else if (strcmp(key, "copy") == 0)
 		{
-			JsonbIterator *ai;
-			JsonbValue	e;
-
-			if (val.type != jbvBinary || !JsonContainerIsArray(val.val.binary.data))
+			opts->init_copy = UsParseBlockList(&val, "init_from.copy", blocks);
+			if (opts->init_copy == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"init_from.freeze\" must be an array of block names"),
-						 errdetail("Blocks are %s.", UsJoinNames(blocks))));
-			ai = JsonbIteratorInit(val.val.binary.data);
-			while ((r = JsonbIteratorNext(&ai, &e, true)) != WJB_DONE)
-			{
-				uint32		bit = 0;
-
-				if (r != WJB_ELEM)
-					continue;
-				if (e.type == jbvString)
-				{
-					char	   *name = pnstrdup(e.val.string.val, e.val.string.len);
-
-					bit = us_block_from_name(name);
-					if (bit == 0)
-						ereport(ERROR,
-								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								 errmsg("unrecognized block \"%s\" in option \"init_from.freeze\"", name),
-								 errdetail("Blocks are %s.", UsJoinNames(blocks))));
-				}
-				else
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("option \"init_from.freeze\" must be an array of block names"),
-							 errdetail("Blocks are %s.", UsJoinNames(blocks))));
-				opts->freeze |= bit;
-			}
+						 errmsg("option \"init_from.copy\" must name at least one block"),
+						 errhint("Leave \"copy\" out to copy every compatible block.")));
 		}
 		else
 			ereport(ERROR,
@@ -750,6 +767,14 @@ UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 		escape_json(buf, o->init_model);
 		if (o->init_version > 0)
 			appendStringInfo(buf, ", \"version\": %d", o->init_version);
+		if (o->init_copy)
+		{
+			appendStringInfoString(buf, ", \"copy\": [");
+			for (int i = 0, n = 0; i < US_N_BLOCKS; i++)
+				if (o->init_copy & (1u << i))
+					appendStringInfo(buf, "%s\"%s\"", n++ ? ", " : "", us_block_name(i));
+			appendStringInfoChar(buf, ']');
+		}
 		appendStringInfoString(buf, ", \"freeze\": [");
 		for (int i = 0, n = 0; i < US_N_BLOCKS; i++)
 			if (o->freeze & (1u << i))

@@ -72,6 +72,7 @@ typedef struct UsTrainOptions
 	char	   *init_model;
 	int32		init_version;	/* 0: the deployed version */
 	uint32		freeze;			/* US_BLOCK_* kept fixed in training */
+	uint32		init_copy;		/* US_BLOCK_* to copy; 0: every compatible block */
 	/* userseq_retrain's "warm_start" (never stored: each retrain decides) */
 	bool		warm_start;
 } UsTrainOptions;

@@ -395,7 +395,7 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 		run->init_json = UsInitFromCatalog(run->model,
 										   run->opts.warm_start ? name : run->opts.init_model,
 										   run->opts.warm_start ? 0 : run->opts.init_version,
-										   run->opts.freeze, run->opts.warm_start, &run->alloc, &src);
+										   run->opts.warm_start ? 0 : run->opts.init_copy, run->opts.freeze, run->opts.warm_start, &run->alloc, &src);
 		if (run->opts.warm_start)
 		{
 			run->training_run = src.training_run + 1;

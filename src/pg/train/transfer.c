@@ -31,8 +31,8 @@ UsBlockList(uint32 mask, bool json)
 }
 
 char *
-UsInitFromCatalog(us_model *model, const char *name, int32 version, uint32 freeze, bool warm,
-				  const us_allocator *alloc, UsInitSource *src)
+UsInitFromCatalog(us_model *model, const char *name, int32 version, uint32 copy, uint32 freeze,
+				  bool warm, const us_allocator *alloc, UsInitSource *src)
 {
 	const char *ns = quote_identifier(get_namespace_name(UsCatalogNamespace()));
 	Oid			types[2] = {TEXTOID, INT4OID};
@@ -89,7 +89,7 @@ UsInitFromCatalog(us_model *model, const char *name, int32 version, uint32 freez
 	UsInternalSqlEnd(guc_level);
 	SPI_finish();
 
-	UsCheckStatus(us_model_init_from(model, source, US_BLOCK_ALL, &rep), what, NULL);
+	UsCheckStatus(us_model_init_from(model, source, copy ? copy : US_BLOCK_ALL, &rep), what, NULL);
 	if (rep.incompatible)
 	{
 		StringInfoData det;
