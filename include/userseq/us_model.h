@@ -281,7 +281,9 @@ typedef struct us_train_config
 	float		learning_rate;
 	float		beta1, beta2, epsilon;	/* Adam(W) */
 	float		momentum;		/* SGD */
-	float		weight_decay;	/* L2 for Adam/SGD, decoupled for AdamW */
+	float		weight_decay;	/* L2 for Adam/SGD (touched embedding rows only), decoupled for
+								 * AdamW (exact on every embedding row: a lazily skipped row gets
+								 * its pending decay when next touched and at each epoch end) */
 	float		clip_norm;		/* global gradient-norm clip, 0 = off */
 	int32_t		lr_schedule;	/* us_lr_schedule */
 	int32_t		lr_step_epochs;

@@ -3,12 +3,14 @@
  * process can build them and others (PostgreSQL backends mapping the same file read-only)
  * score with them in place, without decoding or folding again.
  *
- * The image holds the configuration, the fp32 parameter block, the vocabulary and the folded
- * tables (t_item, t_beh, t_gap, fold_slot; folded scorers only), every section at a 64-byte aligned offset, and a
- * CRC32C over everything after the checksum field. The CRC pass reads every byte (tens of ms
- * for a large image), so a caller that has verified this very file before may skip it; the
- * structural checks run on every open. The next_item int8 screen is not part of the image (each opener
- * rebuilds it, O(V H)); scratch is always private.
+ * The image holds the configuration, the fp32 parameter block, the vocabulary, the folded
+ * tables (t_item, t_beh, t_gap, fold_slot; folded scorers only) and, for next_item, the int8
+ * screen of the output rows with its scales and error bounds (and the row-major copy of an
+ * untied output layer), every section at a 64-byte aligned offset, and a CRC32C over
+ * everything after the checksum field. The CRC pass reads every byte (tens of ms for a large
+ * image), so a caller that has verified this very file before may skip it; the structural
+ * checks run on every open. An opener does no work proportional to the model's size but
+ * those checks (O(V) fold slots); scratch is always private.
  */
 #ifndef USERSEQ_US_SHARE_H
 #define USERSEQ_US_SHARE_H
@@ -35,14 +37,14 @@ us_status	us_share_image_write(const us_scorer *scorer, const us_share_key *key,
 
 /*
  * Checks image (len bytes, 64-byte aligned): sizes, offsets, key and, when verify_crc, the
- * CRC32C over every byte (else US_ECHECKSUM / US_ETRUNCATED / US_EFORMAT), and creates a model and a scorer that read its
- * tensors and tables in place; only small arrays (string pointers) and scratch come from
- * alloc. The image must outlive both; us_scorer_free and us_model_free work as usual (they
- * never free inside the image). fold_budget decides the next_item screen as for
- * us_scorer_create. Scores are bit-identical to us_scorer_create on the same model.
+ * CRC32C over every byte (else US_ECHECKSUM / US_ETRUNCATED / US_EFORMAT), and creates a model
+ * and a scorer that read its tensors and tables in place; only small arrays (string pointers)
+ * and scratch come from alloc. The image must outlive both; us_scorer_free and us_model_free
+ * work as usual (they never free inside the image). The scorer is screened and folded as the
+ * writer's was; scores and top-k are bit-identical to it.
  */
 us_status	us_share_image_open(const void *image, size_t len, const us_share_key *key,
-								int verify_crc, size_t fold_budget, const us_allocator *alloc,
+								int verify_crc, const us_allocator *alloc,
 								us_model **model, us_scorer **scorer);
 
 #endif

@@ -239,6 +239,20 @@ void		us_scorer_item_logits(const us_scorer *s, float *y);
 
 /* topk.c: the fp32 output rows and their int8 screen; 0 (nothing kept) if it cannot be built */
 int			us_screen_build(us_scorer *s);
+
+/*
+ * The screen's tables, as us_screen_build lays them out (and a shared image stores them):
+ * qd (H, Vp) int8 unit-major at a 64-byte boundary, qscale and qbias (Vp) floats, qerr
+ * (Vp / 8, US_SCREEN_QE_N) floats, Vp = V rounded up to US_SCREEN_CHUNK.
+ */
+#define US_SCREEN_CHUNK 64
+#define US_SCREEN_QE_N 4
+/*
+ * topk.c: a screen whose tables another scorer built (an opened image): binds them in place
+ * (never freed through s) and allocates only the per-request scratch; 0 if that fails.
+ */
+int			us_screen_attach(us_scorer *s, const float *out_rows, int8_t *qd, float *qscale,
+							 float *qbias, float *qerr);
 /* topk.c: frees the screen's tables (the scorer keeps working unscreened) */
 void		us_screen_free(us_scorer *s);
 

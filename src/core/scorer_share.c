@@ -15,7 +15,8 @@
 #include "scorer_internal.h"
 
 #define IMG_MAGIC "USIMAGE1"
-#define IMG_LAYOUT 1
+/* 2: the next_item screen is part of the image */
+#define IMG_LAYOUT 2
 #define IMG_ALIGN 64
 
 enum
@@ -29,6 +30,11 @@ enum
 	SEC_T_BEH,
 	SEC_T_GAP,
 	SEC_FOLD_SLOT,
+	SEC_OUT_ROWS,				/* next_item screen: untied output rows, row-major (V, H) */
+	SEC_QD,						/* (H, Vp) int8 */
+	SEC_QSCALE,					/* (Vp) */
+	SEC_QBIAS,					/* (Vp) */
+	SEC_QERR,					/* (Vp / 8, US_SCREEN_QE_N) */
 	SEC_N
 };
 
@@ -47,6 +53,8 @@ typedef struct img_header
 				n_fold,
 				beh0_zero,
 				gap0_zero;
+	int32_t		screen,			/* the screen's tables are in the image */
+				pad;
 	uint64_t	n_params;
 	uint64_t	off[SEC_N];
 	uint64_t	size[SEC_N];
@@ -92,6 +100,13 @@ img_sizes(const us_scorer *s, uint64_t *size)
 		size[SEC_T_BEH] = s->t_beh ? (uint64_t) s->NB * rowb : 0;
 		size[SEC_T_GAP] = s->t_gap ? (uint64_t) s->NG * rowb : 0;
 		size[SEC_FOLD_SLOT] = s->fold_slot ? (uint64_t) s->V * sizeof(int32_t) : 0;
+	}
+	if (s->screen)
+	{
+		size[SEC_OUT_ROWS] = s->out_rows_own ? (uint64_t) s->V * s->H * sizeof(float) : 0;
+		size[SEC_QD] = (uint64_t) s->Vp * s->H;
+		size[SEC_QSCALE] = size[SEC_QBIAS] = (uint64_t) s->Vp * sizeof(float);
+		size[SEC_QERR] = (uint64_t) s->Vp / 8 * US_SCREEN_QE_N * sizeof(float);
 	}
 	return 1;
 }
@@ -159,6 +174,7 @@ us_share_image_write(const us_scorer *s, const us_share_key *key, void *dst, siz
 	h->n_fold = s->folded ? s->n_fold : 0;
 	h->beh0_zero = s->beh0_zero;
 	h->gap0_zero = s->gap0_zero;
+	h->screen = s->screen;
 	h->n_params = m->n_params;
 	img_sizes(s, h->size);
 	img_layout(h->size, h->off);
@@ -178,6 +194,15 @@ us_share_image_write(const us_scorer *s, const us_share_key *key, void *dst, siz
 		memcpy(b + h->off[SEC_T_GAP], s->t_gap, h->size[SEC_T_GAP]);
 	if (h->size[SEC_FOLD_SLOT])
 		memcpy(b + h->off[SEC_FOLD_SLOT], s->fold_slot, h->size[SEC_FOLD_SLOT]);
+	if (h->size[SEC_OUT_ROWS])
+		memcpy(b + h->off[SEC_OUT_ROWS], s->out_rows_own, h->size[SEC_OUT_ROWS]);
+	if (h->screen)
+	{
+		memcpy(b + h->off[SEC_QD], s->qd, h->size[SEC_QD]);
+		memcpy(b + h->off[SEC_QSCALE], s->qscale, h->size[SEC_QSCALE]);
+		memcpy(b + h->off[SEC_QBIAS], s->qbias, h->size[SEC_QBIAS]);
+		memcpy(b + h->off[SEC_QERR], s->qerr, h->size[SEC_QERR]);
+	}
 	h->crc = us_crc32c(0, b + CRC_START, total - CRC_START);
 	return US_OK;
 }
@@ -295,6 +320,23 @@ img_check(const uint8_t *b, size_t len, const us_share_key *key, int verify_crc)
 			h->size[SEC_FOLD_SLOT] != (h->n_fold < c->n_items ? (uint64_t) c->n_items * 4 : 0))
 			return US_EFORMAT;
 	}
+	/* the screen: next_item over every item row, as us_screen_build lays it out */
+	{
+		uint64_t	Vp = ((uint64_t) c->n_items + US_SCREEN_CHUNK - 1) / US_SCREEN_CHUNK * US_SCREEN_CHUNK,
+					H = (uint64_t) c->hidden_dim;
+		int			untied = c->task == US_TASK_NEXT_ITEM && !c->tie_output;
+
+		if (h->screen != 0 && h->screen != 1)
+			return US_EFORMAT;
+		if (h->screen ?
+			(c->task != US_TASK_NEXT_ITEM || c->n_outputs != c->n_items ||
+			 h->size[SEC_OUT_ROWS] != (untied ? (uint64_t) c->n_items * H * 4 : 0) ||
+			 h->size[SEC_QD] != Vp * H || h->size[SEC_QSCALE] != Vp * 4 ||
+			 h->size[SEC_QBIAS] != Vp * 4 || h->size[SEC_QERR] != Vp / 8 * US_SCREEN_QE_N * 4) :
+			(h->size[SEC_OUT_ROWS] | h->size[SEC_QD] | h->size[SEC_QSCALE] |
+			 h->size[SEC_QBIAS] | h->size[SEC_QERR]) != 0)
+			return US_EFORMAT;
+	}
 	if (img_layout(h->size, off) != len || memcmp(off, h->off, sizeof(off)) != 0)
 		return US_EFORMAT;
 	/* fold slots in range (the gather trusts them) */
@@ -360,13 +402,13 @@ open_model(const uint8_t *b, size_t len, const us_allocator *alloc, us_model **o
 }
 
 /*
- * The scorer of an opened image: the same dimensions, folded state and scratch as
- * us_scorer_create gives for this model and budget, with the tables read in place. Images
- * are made of folded scorers only (us_share_image_size).
+ * The scorer of an opened image: the same dimensions, folded state, screen and scratch as
+ * us_scorer_create gave its writer, with the tables read in place. Images are made of folded
+ * scorers only (us_share_image_size).
  */
 static us_status
-open_scorer(const uint8_t *b, size_t len, const us_model *model, size_t budget,
-			const us_allocator *alloc, us_scorer **out)
+open_scorer(const uint8_t *b, size_t len, const us_model *model, const us_allocator *alloc,
+			us_scorer **out)
 {
 	const img_header *h = (const img_header *) b;
 	const us_model_config *cfg = &model->cfg;
@@ -380,10 +422,12 @@ open_scorer(const uint8_t *b, size_t len, const us_model *model, size_t budget,
 	s->alloc = view;
 	us_scorer_set_dims(s, cfg);
 
-	/* the screen first, as us_scorer_create does, with the same budget rule */
-	if (cfg->task == US_TASK_NEXT_ITEM && s->O == s->V &&
-		us_scorer_screen_bytes(cfg) <= budget)
-		us_screen_build(s);
+	/* the screen as its builder left it (in place; only its scratch is private) */
+	if (h->screen)
+		us_screen_attach(s, h->size[SEC_OUT_ROWS] ? (const float *) (b + h->off[SEC_OUT_ROWS]) :
+						 model->p.item_emb,
+						 (int8_t *) (b + h->off[SEC_QD]), (float *) (b + h->off[SEC_QSCALE]),
+						 (float *) (b + h->off[SEC_QBIAS]), (float *) (b + h->off[SEC_QERR]));
 
 	{
 		s->folded = 1;
@@ -411,7 +455,6 @@ open_scorer(const uint8_t *b, size_t len, const us_model *model, size_t budget,
 
 us_status
 us_share_image_open(const void *image, size_t len, const us_share_key *key, int verify_crc,
-					size_t fold_budget,
 					const us_allocator *alloc, us_model **model, us_scorer **scorer)
 {
 	const uint8_t *b = image;
@@ -430,7 +473,7 @@ us_share_image_open(const void *image, size_t len, const us_share_key *key, int 
 	st = open_model(b, len, alloc, model);
 	if (st != US_OK)
 		return st;
-	st = open_scorer(b, len, *model, fold_budget, alloc, scorer);
+	st = open_scorer(b, len, *model, alloc, scorer);
 	if (st != US_OK)
 	{
 		us_model_free(*model);

@@ -33,9 +33,10 @@ enum
 	QE_C4,
 	QE_N
 };
+_Static_assert(QE_N == US_SCREEN_QE_N, "scorer_internal.h states the screen's layout");
 
 /* rows per step of the screen: a unit's 64 int8 weights fill one cache line */
-#define SCREEN_CHUNK 64
+#define SCREEN_CHUNK US_SCREEN_CHUNK
 /* bytes ahead in each unit's row to prefetch (8 chunks; past the end of qd is harmless) */
 #define SCREEN_PREFETCH 512
 
@@ -142,6 +143,23 @@ us_screen_free(us_scorer *s)
 	s->screen = 0;
 }
 
+/* a request's scratch of a screened scorer: quantised h, its units and pairs, candidates */
+static void
+screen_alloc_scratch(us_scorer *s, int *fail)
+{
+	int32_t		V = s->V,
+				H = s->H;
+
+	s->hq = us_scorer_alloc(s, (size_t) H, 1, fail);
+	s->hunits = us_scorer_alloc(s, (size_t) H + 1, sizeof(int32_t), fail);
+	s->pair_a = us_scorer_alloc(s, (size_t) H / 2 + 1, sizeof(int8_t *), fail);
+	s->pair_b = us_scorer_alloc(s, (size_t) H / 2 + 1, sizeof(int8_t *), fail);
+	s->pair_p = us_scorer_alloc(s, (size_t) H / 2 + 1, sizeof(int16_t), fail);
+	s->cand = us_scorer_alloc(s, (size_t) V, sizeof(int32_t), fail);
+	s->cand_hi = us_scorer_alloc(s, (size_t) V, sizeof(float), fail);
+	s->lo_heap = us_scorer_alloc(s, (size_t) V, sizeof(float), fail);
+}
+
 /*
  * The fp32 output rows (row-major) and their int8 screen. Fails softly (returns 0, nothing
  * kept) when memory is short or a row cannot be bounded: top-k then scans in full.
@@ -166,14 +184,7 @@ us_screen_build(us_scorer *s)
 	s->qscale = us_scorer_alloc(s, (size_t) s->Vp, sizeof(float), &fail);
 	s->qbias = us_scorer_alloc(s, (size_t) s->Vp, sizeof(float), &fail);
 	s->qerr = us_scorer_alloc(s, (size_t) s->Vp / 8 * QE_N, sizeof(float), &fail);
-	s->hq = us_scorer_alloc(s, (size_t) H, 1, &fail);
-	s->hunits = us_scorer_alloc(s, (size_t) H + 1, sizeof(int32_t), &fail);
-	s->pair_a = us_scorer_alloc(s, (size_t) H / 2 + 1, sizeof(int8_t *), &fail);
-	s->pair_b = us_scorer_alloc(s, (size_t) H / 2 + 1, sizeof(int8_t *), &fail);
-	s->pair_p = us_scorer_alloc(s, (size_t) H / 2 + 1, sizeof(int16_t), &fail);
-	s->cand = us_scorer_alloc(s, (size_t) V, sizeof(int32_t), &fail);
-	s->cand_hi = us_scorer_alloc(s, (size_t) V, sizeof(float), &fail);
-	s->lo_heap = us_scorer_alloc(s, (size_t) V, sizeof(float), &fail);
+	screen_alloc_scratch(s, &fail);
 	if (!fail)
 	{
 		memset(s->qd, 0, (size_t) s->Vp * H);
@@ -194,6 +205,30 @@ us_screen_build(us_scorer *s)
 			if (!quantise_row(s, i, s->out_rows + (size_t) i * H, p->out_b[i]))
 				fail = 1;
 	}
+	if (fail)
+	{
+		us_screen_free(s);
+		return 0;
+	}
+	s->screen = 1;
+	return 1;
+}
+
+int
+us_screen_attach(us_scorer *s, const float *out_rows, int8_t *qd, float *qscale, float *qbias,
+				 float *qerr)
+{
+	int			fail = 0;
+
+	s->Vp = (s->V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
+	s->out_rows = out_rows;
+	/* qd_raw is freed with the rest: the view allocator of an image ignores it */
+	s->qd = qd;
+	s->qd_raw = qd;
+	s->qscale = qscale;
+	s->qbias = qbias;
+	s->qerr = qerr;
+	screen_alloc_scratch(s, &fail);
 	if (fail)
 	{
 		us_screen_free(s);

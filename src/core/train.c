@@ -49,6 +49,12 @@ struct us_trainer
 	uint32_t	frozen;			/* US_BLOCK_* left unchanged by the optimizer */
 	int64_t		stamp;
 	touch		tch[3];			/* item, behaviour, gap rows */
+	/* AdamW weight decay under lazy embedding updates: log of the product of every step's
+	 * decay factor so far, and per row that log when the row was last brought up to date; a
+	 * row's pending decay exp(log_decay - mark) is applied when it is next touched and at the
+	 * end of every epoch, so each row decays exactly as a dense update would decay it */
+	double		log_decay;
+	double	   *decay_mark[3];	/* NULL: no lazy decay (not AdamW, or weight_decay 0) */
 	int32_t    *perm;
 	int32_t    *bounds;			/* (perm_cap + 1) first shuffled sequence of every step */
 	int32_t		perm_cap;
@@ -384,6 +390,55 @@ emb_tables(const us_model *model, size_t *off, int32_t *rows)
 	rows[2] = c->n_gap_buckets;
 }
 
+/* multiplies a row by exp(log_factor) (its pending lazy decay); nothing when none is pending */
+static void
+decay_row(float *w, size_t n, double log_factor)
+{
+	float		f;
+
+	if (log_factor == 0.0)
+		return;
+	f = (float) exp(log_factor);
+	for (size_t i = 0; i < n; i++)
+		w[i] *= f;
+}
+
+/*
+ * Brings every row of the embedding tables up to date with its pending lazy decay (rows of
+ * frozen tables do not decay: they are only marked), then, when extra is not 1, multiplies the
+ * rows by extra as well (a step whose factor 1 - lr * wd is not positive, kept exact).
+ */
+static void
+decay_flush(us_trainer *tr, double extra)
+{
+	us_model   *model = tr->model;
+	size_t		E = (size_t) model->cfg.embed_dim;
+	size_t		off[3];
+	int32_t		rows[3];
+
+	emb_tables(model, off, rows);
+	for (int t = 0; t < 3; t++)
+	{
+		int			frozen = (tr->frozen & (US_BLOCK_ITEM_EMB << t)) != 0;
+
+		if (tr->decay_mark[t] == NULL)
+			continue;
+		for (int32_t r = 0; r < rows[t]; r++)
+		{
+			float	   *w = model->params_block + off[t] + (size_t) r * E;
+
+			if (!frozen)
+			{
+				decay_row(w, E, tr->log_decay - tr->decay_mark[t][r]);
+				if (extra != 1.0)
+					for (size_t i = 0; i < E; i++)
+						w[i] *= (float) extra;
+			}
+			tr->decay_mark[t][r] = tr->log_decay;
+		}
+	}
+}
+
 static void
 optimizer_step(us_trainer *tr, float lr)
 {
@@ -395,7 +450,9 @@ optimizer_step(us_trainer *tr, float lr)
 	size_t		dense0;
 	size_t		bounds[4];
 	const uint32_t bits[3] = {US_BLOCK_CONV, US_BLOCK_DENSE, US_BLOCK_OUTPUT};
-	opt_step	s;
+	opt_step	s,
+				se;				/* the embedding rows' step */
+	double		step_log = 0.0;
 
 	emb_tables(model, off, rows);
 	dense0 = off[2] + (size_t) rows[2] * E;
@@ -440,20 +497,46 @@ optimizer_step(us_trainer *tr, float lr)
 		if (norm > tc->clip_norm)
 			s.scale = (float) (tc->clip_norm / (norm + 1e-6));
 	}
+	se = s;
+	/* AdamW: this step's decay factor, which update_range applies to the rows it touches */
+	if (tr->decay_mark[0])
+	{
+		double		d = 1.0 - (double) s.lr * s.wd;
+
+		if (d > 0.0)
+			step_log = log(d);
+		else
+		{
+			/* not representable as a log: every row up to date and decayed here */
+			decay_flush(tr, d);
+			se.wd = 0.0f;
+		}
+	}
 	for (int t = 0; t < 3; t++)
 	{
+		double	   *mark = tr->decay_mark[t];
+
 		for (int32_t i = 0; i < tr->tch[t].n; i++)
 		{
-			size_t		o = off[t] + (size_t) tr->tch[t].list[i] * E;
+			int32_t		row = tr->tch[t].list[i];
+			size_t		o = off[t] + (size_t) row * E;
 
 			if (tr->frozen & (US_BLOCK_ITEM_EMB << t))
 				memset(tr->grads + o, 0, E * sizeof(float));
 			else
-				update_range(&s, model->params_block + o, tr->grads + o, tr->m1 + o,
+			{
+				if (mark)
+				{
+					decay_row(model->params_block + o, E, tr->log_decay - mark[row]);
+					mark[row] = tr->log_decay + step_log;
+				}
+				update_range(&se, model->params_block + o, tr->grads + o, tr->m1 + o,
 							 tr->m2 ? tr->m2 + o : tr->m1 + o, E);
+			}
 		}
 		tr->tch[t].n = 0;
 	}
+	tr->log_decay += step_log;
 	if (tr->frozen == 0)
 	{
 		update_range(&s, model->params_block + dense0, tr->grads + dense0, tr->m1 + dense0,
@@ -561,6 +644,10 @@ us_trainer_create(us_model *model, const us_train_config *tc, const us_allocator
 	emb_tables(model, off, rows);
 	if (!touch_alloc(alloc, tr->tch, rows))
 		goto fail;
+	if (tc->optimizer == US_OPT_ADAMW && tc->weight_decay > 0.0f)
+		for (int t = 0; t < 3; t++)
+			if (rows[t] > 0 && (tr->decay_mark[t] = zalloc(alloc, (size_t) rows[t], sizeof(double))) == NULL)
+				goto fail;
 	if (model->cfg.task == US_TASK_NEXT_ITEM && tc->n_negatives > 0)
 	{
 		/* unigram^0.75 over rows US_ROW_OOV..V-1 (OOV and unknown counts weigh as one occurrence) */
@@ -618,6 +705,9 @@ us_trainer_free(us_trainer *tr)
 		a.free(a.ctx, tr->bounds);
 	if (tr->neg_cdf)
 		a.free(a.ctx, tr->neg_cdf);
+	for (int t = 0; t < 3; t++)
+		if (tr->decay_mark[t])
+			a.free(a.ctx, tr->decay_mark[t]);
 	a.free(a.ctx, tr);
 }
 
@@ -1221,6 +1311,9 @@ us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids,
 		if (progress && progress->fn && progress->fn(progress->ctx, step + 1, n_steps))
 			return US_ECANCELED;
 	}
+	/* the model is read after every epoch: no decay left pending */
+	if (tr->decay_mark[0])
+		decay_flush(tr, 1.0);
 	if ((st = us_model_check_finite(model)) != US_OK)
 		return st;
 	if (stats)

@@ -4,7 +4,8 @@
 # private decode; a deploy is seen by the next call in another session and superseded images
 # are removed; a dropped model is unreachable although its image exists; a role without access
 # gets the permission error although the model is cached; a corrupt or truncated image is
-# refused (checksum), removed and rebuilt. Runs against the cluster in the PG* environment as
+# refused (checksum), removed and rebuilt; a next_item model's image carries its top-k screen
+# and a session that maps it recommends exactly what a private decode does. Runs against the cluster in the PG* environment as
 # a superuser (creates and drops its own objects).
 set -eu
 psql() { command psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
@@ -81,6 +82,19 @@ ok "$(grep -c 'does not exist' <<<"$err")" 1 "a dropped model is unreachable"
 ok "$([ -f "$f.ok" ] && echo yes || echo no)" yes "the verified image has its marker"
 psql -c "SELECT userseq_shared_cache_clear()" >/dev/null
 ok "$([ -e "$f" ] || [ -e "$f.ok" ] && echo there || echo gone)" gone "userseq_shared_cache_clear removes the image and its marker"
+
+# next_item: the image carries the int8 top-k screen (test_share checks that opening binds it
+# instead of rebuilding it); recommendations from the mapped image equal a private decode's
+psql -c "SELECT userseq_drop_model('t_shc_ni')" >/dev/null 2>&1 || true
+psql -c "SET client_min_messages = warning" -c "SELECT count(*) FROM userseq_train('t_shc_ni', 'SELECT seq FROM t_shc_d', 'next_item', '{\"epochs\": 1, \"embedding_dim\": 8, \"num_filters\": 8, \"hidden_dim\": 8, \"seed\": 3}')" >/dev/null
+RECS="SELECT md5(string_agg(r.item || ':' || r.score, ',' ORDER BY d.u, r.rank)) FROM t_shc_d d, LATERAL userseq_recommend('t_shc_ni', d.seq, 5) r"
+rrun() { psql -c "$RECS" -c "$COUNTS" | tr '\n' ' ' | sed 's/ $//'; }
+private=$(psql -c "SET userseq.shared_cache_size = 0" -c "$RECS")
+read -r r1 c1 <<<"$(rrun)"
+ok "$r1 $c1" "$private 1 0 1 0" "next_item: the first session decodes, writes the image and recommends as a private decode"
+read -r r2 c2 <<<"$(rrun)"
+ok "$r2 $c2" "$private 0 1 0 0" "next_item: a new session maps the image and recommends the same items with the same scores"
+psql -c "SELECT userseq_drop_model('t_shc_ni')" -c "SELECT userseq_shared_cache_clear()" >/dev/null
 
 psql -c "DROP TABLE t_shc_d" -c "DROP ROLE t_shc_nobody"
 exit $fail

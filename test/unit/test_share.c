@@ -1,8 +1,9 @@
 /*
  * test_share.c: the shareable scorer image (us_share.h). An opened image scores
  * bit-identically to us_scorer_create (every fixture variant, full and partial folding,
- * next_item top-k), an image that is corrupt, truncated or made for another key is refused,
- * and a direct-path scorer has no image.
+ * next_item top-k), opening a next_item image binds its screen instead of rebuilding it (and
+ * an unscreened scorer's image opens unscreened), an image that is corrupt, truncated or made
+ * for another key is refused, and a direct-path scorer has no image.
  */
 #include <stdint.h>
 #include <string.h>
@@ -64,7 +65,7 @@ test_same_scores(const fixture_opts *o, uint64_t seed, size_t budget, const char
 	img = aligned_image(len);
 	CHECK_OK(us_share_image_write(s, &key, img, len));
 	/* the model can go: the image is self-contained */
-	CHECK_OK(us_share_image_open(img, len, &key, 1, budget, us_malloc_allocator(), &mv, &sv));
+	CHECK_OK(us_share_image_open(img, len, &key, 1, us_malloc_allocator(), &mv, &sv));
 	if (!sv)
 		goto out;
 	CHECK(us_scorer_folded_rows(sv) == us_scorer_folded_rows(s) &&
@@ -141,38 +142,140 @@ test_refused(void)
 	img = aligned_image(len);
 	CHECK(us_share_image_write(s, &key, img, len - 1) == US_EINVAL, "write: too small a buffer");
 	CHECK_OK(us_share_image_write(s, &key, img, len));
-	CHECK(us_share_image_open(img, len, &other, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_EFORMAT,
+	CHECK(us_share_image_open(img, len, &other, 1, us_malloc_allocator(), &mv, &sv) == US_EFORMAT,
 		  "another key is refused");
-	CHECK(us_share_image_open(img, len - 64, &key, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ETRUNCATED,
+	CHECK(us_share_image_open(img, len - 64, &key, 1, us_malloc_allocator(), &mv, &sv) == US_ETRUNCATED,
 		  "a truncated image is refused");
-	CHECK(us_share_image_open(img, 32, &key, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ETRUNCATED,
+	CHECK(us_share_image_open(img, 32, &key, 1, us_malloc_allocator(), &mv, &sv) == US_ETRUNCATED,
 		  "a stub is refused");
 	/* one flipped bit anywhere (header, weights, tables) */
 	for (size_t at = 8; at < len; at += len / 7 + 1)
 	{
 		img[at] ^= 0x10;
-		CHECK(us_share_image_open(img, len, &key, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_ECHECKSUM,
+		CHECK(us_share_image_open(img, len, &key, 1, us_malloc_allocator(), &mv, &sv) == US_ECHECKSUM,
 			  "a flipped bit at %zu is refused", at);
 		CHECK(mv == NULL && sv == NULL, "nothing is returned for a refused image");
 		img[at] ^= 0x10;
 	}
 	/* without the CRC pass a flipped weight goes unnoticed (the caller's choice), a bad header not */
 	img[len - 1] ^= 1;
-	CHECK_OK(us_share_image_open(img, len, &key, 0, SIZE_MAX, us_malloc_allocator(), &mv, &sv));
+	CHECK_OK(us_share_image_open(img, len, &key, 0, us_malloc_allocator(), &mv, &sv));
 	us_scorer_free(sv);
 	us_model_free(mv);
 	img[len - 1] ^= 1;
 	img[0] = 'X';
-	CHECK(us_share_image_open(img, len, &key, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv) == US_EFORMAT,
+	CHECK(us_share_image_open(img, len, &key, 1, us_malloc_allocator(), &mv, &sv) == US_EFORMAT,
 		  "a wrong magic is refused");
 	img[0] = 'U';
-	CHECK_OK(us_share_image_open(img, len, &key, 1, SIZE_MAX, us_malloc_allocator(), &mv, &sv));
+	CHECK_OK(us_share_image_open(img, len, &key, 1, us_malloc_allocator(), &mv, &sv));
 	us_scorer_free(sv);
 	us_model_free(mv);
 	us_scorer_free(sd);
 	us_scorer_free(s);
 	us_model_free(m);
 	free(img);
+}
+
+/* an allocator that remembers its largest single request */
+static size_t largest_alloc;
+
+static void *
+counting_alloc(void *ctx, size_t n)
+{
+	(void) ctx;
+	if (n > largest_alloc)
+		largest_alloc = n;
+	return malloc(n);
+}
+
+static void
+counting_free(void *ctx, void *p)
+{
+	(void) ctx;
+	free(p);
+}
+
+/*
+ * next_item: the opened scorer is screened because the image carries the screen, not because
+ * it rebuilt one (no allocation as large as the int8 table, V H bytes); a scorer whose screen
+ * did not fit its budget gives an image that opens unscreened, as the writer was.
+ */
+static void
+test_screen_shared(int tie)
+{
+	fixture_opts o;
+	us_model   *m = NULL,
+			   *mv = NULL;
+	us_scorer  *s = NULL,
+			   *sv = NULL;
+	us_share_key key = {{3, 1, 4, 1, 5, 9}};
+	us_allocator counting = {counting_alloc, counting_free, NULL};
+	size_t		len,
+				qbytes;
+	uint8_t    *img;
+	int32_t		items[20],
+				beh[20],
+				gap[20],
+				ra[10],
+				rb[10],
+				na,
+				nb;
+	float		sa[10],
+				sb[10];
+	us_rng		rng;
+
+	fixture_default(&o, US_TASK_NEXT_ITEM);
+	o.n_vocab = 3000;
+	o.E = o.H = 16;
+	o.tie = tie;
+	CHECK_OK(fixture_model(&o, 21 + (uint64_t) tie, &m));
+	if (!m)
+		return;
+	qbytes = (size_t) m->cfg.n_items * (size_t) m->cfg.hidden_dim;
+	CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &s));
+	CHECK(s && us_scorer_is_screened(s), "tie %d: the writer is screened", tie);
+	len = us_share_image_size(s);
+	img = aligned_image(len);
+	CHECK_OK(us_share_image_write(s, &key, img, len));
+	largest_alloc = 0;
+	CHECK_OK(us_share_image_open(img, len, &key, 1, &counting, &mv, &sv));
+	CHECK(sv && us_scorer_is_screened(sv), "tie %d: the opened scorer is screened", tie);
+	CHECK(largest_alloc < qbytes, "tie %d: open allocates at most %zu bytes at once (the screen alone is %zu)",
+		  tie, largest_alloc, qbytes);
+	us_rng_seed(&rng, 5);
+	for (int r = 0; r < 20 && sv; r++)
+	{
+		us_events	ev;
+
+		random_events(m, &rng, 1 + r, items, beh, gap, &ev);
+		CHECK_OK(us_scorer_topk(s, &ev, 10, 1, ra, sa, &na));
+		CHECK_OK(us_scorer_topk(sv, &ev, 10, 1, rb, sb, &nb));
+		CHECK(na == nb && memcmp(ra, rb, sizeof(int32_t) * (size_t) na) == 0 &&
+			  memcmp(sa, sb, sizeof(float) * (size_t) na) == 0, "tie %d: request %d: identical top-k", tie, r);
+	}
+	us_scorer_free(sv);
+	us_model_free(mv);
+	us_scorer_free(s);
+	free(img);
+
+	/* a budget just short of the screen (part of the rows still fold): unscreened on both sides */
+	CHECK_OK(us_scorer_create(m, us_scorer_screen_bytes(&m->cfg) - 1, us_malloc_allocator(), &s));
+	if (s && us_scorer_is_folded(s))
+	{
+		CHECK(!us_scorer_is_screened(s), "tie %d: the small budget leaves no screen", tie);
+		len = us_share_image_size(s);
+		img = aligned_image(len);
+		CHECK_OK(us_share_image_write(s, &key, img, len));
+		CHECK_OK(us_share_image_open(img, len, &key, 1, us_malloc_allocator(), &mv, &sv));
+		CHECK(sv && !us_scorer_is_screened(sv), "tie %d: its image opens unscreened", tie);
+		us_scorer_free(sv);
+		us_model_free(mv);
+		free(img);
+	}
+	else
+		CHECK(0, "tie %d: the budget folds part of the rows", tie);
+	us_scorer_free(s);
+	us_model_free(m);
 }
 
 int
@@ -204,6 +307,8 @@ main(void)
 			us_model_free(m);
 		}
 	}
+	test_screen_shared(0);
+	test_screen_shared(1);
 	test_refused();
 	return unit_finish("test_share");
 }

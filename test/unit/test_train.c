@@ -782,6 +782,72 @@ test_batch_examples(void)
 	set_free(&tr);
 }
 
+/*
+ * AdamW weight decay under lazy embedding updates: item rows no step touches (the data uses
+ * the lower half of the vocabulary only) decay exactly as a dense update would decay them,
+ * by the product of every step's 1 - lr * wd (two epochs, the second at half the rate), and
+ * also through a step whose factor is not positive (lr * wd > 1).
+ */
+static void
+test_lazy_decay(void)
+{
+	us_rng		rng;
+	set			tr;
+	const double lrs[2][2] = {{0.01, 0.1}, {2.0, 0.75}};	/* lr, weight decay */
+
+	us_rng_seed(&rng, 12);
+	make_set(&tr, 3, 40, &rng);
+	for (int64_t i = 0; i < tr.off[tr.n]; i++)
+		tr.items[i] = 2 + (tr.items[i] - 2) % (NV / 2);
+	for (int k = 0; k < 2; k++)
+	{
+		us_model   *m = new_model(US_TASK_NEXT_ITEM, NV + 2, 0, 3);
+		us_trainer *t = NULL;
+		int32_t    *ids = iota(tr.n);
+		us_train_config tc;
+		int			E = m->cfg.embed_dim;
+		int			epochs = k == 0 ? 2 : 1;
+		float	   *before = malloc(sizeof(float) * (size_t) NV / 2 * E);
+		double		f = 1.0,
+					err = 0.0,
+					moved = 0.0;
+
+		us_train_config_default(&tc);
+		tc.optimizer = US_OPT_ADAMW;
+		tc.learning_rate = (float) lrs[k][0];
+		tc.weight_decay = (float) lrs[k][1];
+		tc.batch_size = 20;
+		tc.lr_schedule = US_LR_STEP;
+		tc.lr_step_epochs = 1;
+		tc.lr_gamma = 0.5f;
+		memcpy(before, m->p.item_emb + (size_t) (2 + NV / 2) * E, sizeof(float) * (size_t) NV / 2 * E);
+		CHECK_OK(us_trainer_create(m, &tc, us_malloc_allocator(), &t));
+		for (int e = 0; e < epochs; e++)
+		{
+			us_epoch_stats es;
+
+			CHECK_OK(us_trainer_epoch(t, &tr.ds, ids, tr.n, e, NULL, &es));
+			for (int64_t s = 0; s < es.steps; s++)
+				f *= 1.0 - (double) us_train_learning_rate(&tc, e) * tc.weight_decay;
+		}
+		for (size_t i = 0; i < (size_t) NV / 2 * E; i++)
+		{
+			double		w = m->p.item_emb[(size_t) (2 + NV / 2) * E + i];
+
+			err = fmax(err, fabs(w - before[i] * f) / (fabs(before[i] * f) + 1e-30));
+			moved = fmax(moved, fabs(w - before[i]));
+		}
+		CHECK(err < 1e-5 && moved > 0.0,
+			  "lr %g wd %g: untouched rows decayed exactly (factor %.6g, max relative error %.2g)",
+			  lrs[k][0], lrs[k][1], f, err);
+		us_trainer_free(t);
+		free(ids);
+		free(before);
+		us_model_free(m);
+	}
+	set_free(&tr);
+}
+
 int
 main(void)
 {
@@ -795,6 +861,7 @@ main(void)
 		next_item_case("next_item tied full", 1, 0, 0.15);
 	test_misc();
 	test_batch_examples();
+	test_lazy_decay();
 	openblas_set_num_threads(1);
 	test_threads();
 	/* the convergence cases again on the trainer's own threads */

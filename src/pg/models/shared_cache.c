@@ -187,7 +187,7 @@ UsSharedOpen(UsModelEntry *entry, const char *name, size_t budget)
 	UsSharedKey(entry, budget, &key);
 	alloc = UsContextAllocator(entry->cxt);
 	s = addr == MAP_FAILED ? US_ETRUNCATED :
-		us_share_image_open(addr, (size_t) st.st_size, &key, !verified, budget, &alloc,
+		us_share_image_open(addr, (size_t) st.st_size, &key, !verified, &alloc,
 							&entry->model, &entry->scorer);
 	if (s != US_OK)
 	{
