@@ -812,7 +812,9 @@ test_lazy_decay(void)
 					err = 0.0,
 					moved = 0.0;
 
-		us_train_config_default(&tc);
+		us_train_config_default(&tc, US_TASK_NEXT_ITEM);
+		tc.batch_examples = 0;	/* 20 sequences per step, unclipped */
+		tc.clip_norm = 0.0f;
 		tc.optimizer = US_OPT_ADAMW;
 		tc.learning_rate = (float) lrs[k][0];
 		tc.weight_decay = (float) lrs[k][1];
