@@ -97,6 +97,9 @@ check "init_from copy: an empty list and an unknown block are errors" \
 $(sqlerr "SELECT count(*) FROM userseq_train('bad', 'SELECT seq, label FROM churn', 'binary', '{\"init_from\": {\"model\": \"ni\", \"copy\": [\"dense\", \"head\"]}}')")" \
 	'22023: option "init_from.copy" must name at least one block
 22023: unrecognized block "head" in option "init_from.copy"'
+check "init_from copy: a named block one model lacks (next_item's head into binary) is an error, not skipped" \
+	eq "$(sqlerr "SELECT count(*) FROM userseq_train('bad', 'SELECT seq, label FROM churn', 'binary', '{\"epochs\": 1, \"embedding_dim\": 32, \"init_from\": {\"model\": \"ni\", \"copy\": [\"item_embedding\", \"output\"]}}')")" \
+	'22023: init_from model "ni" version 4: cannot copy output: not in both models'
 check "incompatible shapes: an error naming the blocks and why" \
 	eq "$(sqlerr "SELECT count(*) FROM userseq_train('bad', 'SELECT seq, label FROM churn', 'binary', '{\"epochs\": 1, \"embedding_dim\": 16, \"num_filters\": 32, \"hidden_dim\": 32, \"init_from\": {\"model\": \"ni\"}}')")" \
 	'42804: init_from model "ni" version 4: incompatible blocks item_embedding, behavior_embedding, conv, dense'

@@ -113,6 +113,14 @@ UsInitFromCatalog(us_model *model, const char *name, int32 version, uint32 copy,
 				 errmsg("%s version %d: behaviour or time-gap input is in only one of the two models",
 						what, src->version),
 				 errhint("The options differ from the deployed version's; retrain without \"warm_start\".")));
+	/* a block named in "copy" that one model lacks would otherwise be skipped without a word */
+	if (copy & rep.absent)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s version %d: cannot copy %s: not in both models", what, src->version,
+						UsBlockList(copy & rep.absent, false)),
+				 errdetail("behavior_embedding and gap_embedding need behaviour or time-gap input in both models, output the same task (and behaviours for next_behavior)."),
+				 errhint("Leave it out of \"copy\".")));
 	if (freeze & ~rep.copied)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -22,7 +22,8 @@ typedef struct UsInitSource
  * Reads model name, version (0: the deployed one) from the catalog and copies every
  * compatible block of copy (0: of all blocks) into model. warm: every block both have must copy (the retrained model
  * continues its own weights). Otherwise a block both have that cannot copy is an error naming
- * it and why, as is freezing a block that was not copied. Returns a JSON fragment (", \"key\":
+ * it and why, as is naming in copy a block one of the models lacks, or freezing a block
+ * that was not copied. Returns a JSON fragment (", \"key\":
  * ...") for the metrics column; src gets the source's catalog row.
  */
 extern char *UsInitFromCatalog(us_model *model, const char *name, int32 version, uint32 copy,
