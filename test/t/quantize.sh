@@ -147,6 +147,10 @@ check "an int8 version is not quantized again" \
 	eq "$(sqlerr "SELECT userseq_quantize('c', 2)")" '55000: model "c" version 2 is already int8'
 check "on_exceed must be error or warn" \
 	eq "$(sqlerr "SELECT userseq_quantize('c', 1, on_exceed => 'ignore')")" '22023: on_exceed must be "error" or "warn", not "ignore"'
+before=$(q -c "SELECT max(version) FROM models WHERE name = 'c'")
+check "a query whose labels are all one class: 22023 naming the undefined metric (was a json syntax error), nothing stored" \
+	eq "$(sqlerr "SELECT userseq_quantize('c', 1, 'SELECT seq, true FROM churn', on_exceed => 'warn')" | sed 's/ (fp32.*//')|$(q -c "SELECT max(version) FROM models WHERE name = 'c'")" \
+	"22023: the evaluation query gives no roc_auc to compare|$before"
 check "an unknown version is an error" \
 	eq "$(sqlerr "SELECT userseq_quantize('c', 9)")" '42704: model "c" has no version 9'
 # int8 covers the text-CNN's tensors only: a sasrec model is refused, nothing stored

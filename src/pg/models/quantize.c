@@ -560,7 +560,19 @@ userseq_quantize(PG_FUNCTION_ARGS)
 					 "\"max_weight_error\": %.9g",
 					 src_version, (size_t) VARSIZE_ANY_EXHDR(src_weights), size, max_err);
 	if (query)
+	{
 		UsQuantEvaluate(models, query, &alloc, &ev);
+		/* a NaN would reach the metrics JSON (and fail there as a json syntax error) */
+		if (!isfinite(ev.metric[0]) || !isfinite(ev.metric[1]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the evaluation query gives no %s to compare (fp32 %g, int8 %g)",
+							ev.metric_name, ev.metric[0], ev.metric[1]),
+					 errdetail("%s", models[0]->cfg.task == US_TASK_BINARY ?
+							   "ROC AUC needs both classes among the query's labels." :
+							   "A label is NaN or infinite."),
+					 errhint("Pass a held-out query whose labels give a defined metric, or none to use the validation split.")));
+	}
 	else
 		not_evaluated = UsQuantEvaluateSplit(name, task, src_query, &rec, models, &alloc, &ev);
 	if (not_evaluated == NULL)
