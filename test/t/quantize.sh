@@ -147,6 +147,9 @@ check "an int8 version is not quantized again" \
 	eq "$(sqlerr "SELECT userseq_quantize('c', 2)")" '55000: model "c" version 2 is already int8'
 check "on_exceed must be error or warn" \
 	eq "$(sqlerr "SELECT userseq_quantize('c', 1, on_exceed => 'ignore')")" '22023: on_exceed must be "error" or "warn", not "ignore"'
+check "an infinite or NaN tolerance is an error (was a json syntax error once the metric was written)" \
+	eq "$(sqlerr "SELECT userseq_quantize('c', 1, 'SELECT seq, label FROM churn', 'Infinity')")|$(sqlerr "SELECT userseq_quantize('c', 1, tolerance => 'NaN')")" \
+	'22023: tolerance must be a finite number >= 0|22023: tolerance must be a finite number >= 0'
 before=$(q -c "SELECT max(version) FROM models WHERE name = 'c'")
 check "a query whose labels are all one class: 22023 naming the undefined metric (was a json syntax error), nothing stored" \
 	eq "$(sqlerr "SELECT userseq_quantize('c', 1, 'SELECT seq, true FROM churn', on_exceed => 'warn')" | sed 's/ (fp32.*//')|$(q -c "SELECT max(version) FROM models WHERE name = 'c'")" \

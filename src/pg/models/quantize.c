@@ -459,10 +459,11 @@ userseq_quantize(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("on_exceed must be \"error\" or \"warn\", not \"%s\"", on_exceed)));
-	if (!(tolerance >= 0))
+	/* finite: it is written into the metrics JSON */
+	if (!(tolerance >= 0) || isinf(tolerance))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tolerance must be a number >= 0")));
+				 errmsg("tolerance must be a finite number >= 0")));
 	(void) UsCatalogCheckWrite(name, true);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "userseq quantize", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
