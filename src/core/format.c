@@ -63,7 +63,8 @@
  * is unsigned LEB128 (7 bits a byte, low first, high bit set on all but the last byte) in its
  * shortest form: a multi-byte varint whose last byte is 0, more than 64 bits (a tenth byte
  * above 1), an id past INT64_MAX or a count above UINT32_MAX is US_EFORMAT, so every model
- * still has exactly one encoding.
+ * still has exactly one encoding that is written. The one exception is version 2, read but no
+ * longer written: a model decoded from it re-encodes as version 4.
  *
  * Statuses: US_ETRUNCATED when len is shorter than the header or the total size it states;
  * US_EFORMAT for bad magic, header size, flags, reserved bits, trailing bytes or any field that

@@ -1289,6 +1289,7 @@ us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids,
 	n_steps = n > 0 ? batch_bounds(tr, data, n) : 0;
 	if (n_steps < 0)
 		return US_EINVAL;
+	st = US_OK;
 	for (int64_t step = 0; step < n_steps; step++)
 	{
 		int32_t		b0 = tr->bounds[step];
@@ -1299,21 +1300,29 @@ us_trainer_epoch(us_trainer *tr, const us_dataset *data, const int32_t *seq_ids,
 		us_rng_seed(&rng, mix_seed(tr->tc.seed, (uint64_t) epoch, (uint64_t) step));
 		st = step_grads(tr, data, tr->perm + b0, nb, &rng, &bl, &n_ex);
 		if (st != US_OK)
-			return st;
+			break;
 		if (n_ex > 0)
 		{
 			if (!isfinite(bl))
-				return US_ENONFINITE;
+			{
+				st = US_ENONFINITE;
+				break;
+			}
 			optimizer_step(tr, lr);
 			loss_sum += bl;
 			examples += n_ex;
 		}
 		if (progress && progress->fn && progress->fn(progress->ctx, step + 1, n_steps))
-			return US_ECANCELED;
+		{
+			st = US_ECANCELED;
+			break;
+		}
 	}
-	/* the model is read after every epoch: no decay left pending */
+	/* the model may be read after any return, a cancelled epoch's too: no decay left pending */
 	if (tr->decay_mark[0])
 		decay_flush(tr, 1.0);
+	if (st != US_OK)
+		return st;
 	if ((st = us_model_check_finite(model)) != US_OK)
 		return st;
 	if (stats)

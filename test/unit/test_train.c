@@ -788,6 +788,14 @@ test_batch_examples(void)
  * by the product of every step's 1 - lr * wd (two epochs, the second at half the rate), and
  * also through a step whose factor is not positive (lr * wd > 1).
  */
+static int
+cancel_after_first(void *ctx, int64_t done, int64_t total)
+{
+	(void) ctx;
+	(void) total;
+	return done >= 1;
+}
+
 static void
 test_lazy_decay(void)
 {
@@ -831,6 +839,15 @@ test_lazy_decay(void)
 			CHECK_OK(us_trainer_epoch(t, &tr.ds, ids, tr.n, e, NULL, &es));
 			for (int64_t s = 0; s < es.steps; s++)
 				f *= 1.0 - (double) us_train_learning_rate(&tc, e) * tc.weight_decay;
+		}
+		if (k == 0)
+		{
+			/* an epoch cancelled after its first step leaves no decay pending either */
+			us_progress cancel = {cancel_after_first, NULL};
+
+			CHECK(us_trainer_epoch(t, &tr.ds, ids, tr.n, epochs, &cancel, NULL) == US_ECANCELED,
+				  "a cancelled epoch returns US_ECANCELED");
+			f *= 1.0 - (double) us_train_learning_rate(&tc, epochs) * tc.weight_decay;
 		}
 		for (size_t i = 0; i < (size_t) NV / 2 * E; i++)
 		{
