@@ -1,9 +1,10 @@
 /*
- * nn.h: private interface between the trainer (train.c: batch assembly, optimizer, threads,
- * predict) and the network (nn.c: forward / backward per layer, the heads). Not installed.
+ * nn.h: private interface between the batch side (batch.c: batch assembly, predict, surprise;
+ * train.c: optimizer, trainer, threads) and the network (nn.c: forward / backward per layer,
+ * the heads). Not installed.
  *
- * The workspace us_ws carries one minibatch through the network: train.c fills the batch part
- * (build_batch), nn.c owns the rest. Shapes: T tokens of the batch, U distinct (item,
+ * The workspace us_ws carries one minibatch through the network: batch.c fills the batch part
+ * (us_batch_build), nn.c owns the rest. Shapes: T tokens of the batch, U distinct (item,
  * behaviour, gap) inputs among them, n_ex examples, E embedding, F filters per width, W widths,
  * Ftot = sum_k k*F conv taps, D = W*F + R*E features, H hidden, V outputs.
  */
@@ -153,6 +154,25 @@ typedef struct batch_opts
 	int			hidden_only;	/* stop after the dense layer (ws->Hh), no head */
 	uint64_t	edrop_key;		/* embedding dropout mask of the step (cfg.embed_dropout), 0: none */
 } batch_opts;
+
+/* the next_* tasks train one example per prefix */
+static inline int
+us_is_prefix_task(int task)
+{
+	return task == US_TASK_NEXT_ITEM || task == US_TASK_NEXT_BEHAVIOR;
+}
+
+/*
+ * Gathers the kept events of seq_ids into ws and lists the examples: one per sequence, or one
+ * per prefix when prefixes (training of the next_* tasks), at most max_examples_per_seq each
+ * (0: all). need_target: the loss needs targets (training); otherwise used when present.
+ */
+us_status	us_batch_build(const us_model *model, const us_dataset *data, const int32_t *ids,
+						   int32_t n, int prefixes, int32_t max_examples_per_seq, int need_target,
+						   us_ws *ws);
+
+/* one batch built by us_batch_build through the network: us_nn_reserve, then us_nn_run */
+us_status	us_batch_run(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum);
 
 
 /*
