@@ -7,6 +7,12 @@
 #   PARITY_ARGS    extra options given to both trainers (default: none = the next_item
 #                  defaults of the SQL layer, see below)
 #   PARITY_EPOCHS  (default 10); both keep the epoch with the best validation NDCG@10 (full)
+#   PARITY_TORCH_ARGS extra options for the reference only (--lazy-embed: the core's lazy Adam
+#                  on embedding rows, a diagnosis)
+#   PARITY_SEED    (default 42) the seed of both trainers (weights, dropout, order)
+#   PARITY_OUT     (default DATADIR/parity) where the runs go: REGIME.SYSTEM.json is the
+#                  summary, REGIME.SYSTEM.log every line (the per-epoch validation curve)
+# Both trainers run one after the other, niced, on one thread each (OMP/OpenBLAS too).
 # The configuration is the SQL defaults for next_item (README "Training"): E = F = H = 64,
 # widths 2,3,4, recent window 3, max_len 50, dropout 0.2, Adam lr 0.002, 256 training examples
 # per step (batch_unit examples), clip 5, full softmax, embed_init_std 0.05, embed_dropout
@@ -25,9 +31,10 @@ CT=$root/test/bench/build/core_train
 regimes=${PARITY_REGIMES:-retail retail5 gen}
 epochs=${PARITY_EPOCHS:-10}
 common="--max-len 50 --embed 64 --filters 64 --hidden 64 --widths 2,3,4 --recent-window 3
-	--dropout 0.2 --lr 0.002 --batch 256 --clip-norm 5 --epochs $epochs --seed 42
+	--dropout 0.2 --lr 0.002 --batch 256 --clip-norm 5 --epochs $epochs --seed ${PARITY_SEED:-42}
 	--embed-init-std ${PARITY_INIT_STD:-0.05} --embed-dropout ${PARITY_EMBED_DROPOUT:-0} ${PARITY_ARGS:-}"
-out=$dir/parity
+out=${PARITY_OUT:-$dir/parity}
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$out"
 for r in $regimes; do
 	if [ "$r" = video ]; then
@@ -45,9 +52,11 @@ for r in $regimes; do
 	[ "${PARITY_TIE:-0}" = 1 ] && tie_flag="--tie"
 	nice -n 10 $CT --task next_item $data --n-neg $neg --negatives "$out/$r.neg" $common \
 		--tie ${PARITY_TIE:-0} --batch-examples 1 --train-negatives 0 --infer-batches 1 --score-seconds 0.1 \
-		--warmup-steps 1 | tail -1 > "$out/$r.userseq.json"
+		--warmup-steps 1 > "$out/$r.userseq.log"
+	tail -1 "$out/$r.userseq.log" > "$out/$r.userseq.json"
 	nice -n 10 $PY "$here/torch_textcnn.py" train $data --negatives "$out/$r.neg" $common \
-		$tie_flag --batch-examples | tail -1 > "$out/$r.torch.json"
+		$tie_flag --batch-examples --threads 1 ${PARITY_TORCH_ARGS:-} > "$out/$r.torch.log"
+	tail -1 "$out/$r.torch.log" > "$out/$r.torch.json"
 done
 $PY - "$out" $regimes <<'PY'
 import json, sys

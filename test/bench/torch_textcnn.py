@@ -412,7 +412,21 @@ def cmd_train(a):
                 model.emb.weight.grad[0].zero_()
             if a.clip_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, a.clip_norm)
+            lazy = a.lazy_embed and not a.tie   # tied + full softmax: every row is used
+            if lazy:
+                # the core's lazy Adam: rows the batch did not use keep weight and moments
+                keep = torch.ones(V, dtype=torch.bool)
+                keep[ids.unique()] = False
+                st = opt.state.get(model.emb.weight, {})
+                saved = [(t, t[keep].clone()) for t in
+                         [model.emb.weight.data] + [st[k] for k in ("exp_avg", "exp_avg_sq") if k in st]]
             opt.step()
+            if lazy:
+                st = opt.state[model.emb.weight]
+                if len(saved) == 1:     # first step: Adam created the moments (zero there)
+                    saved += [(st[k], torch.zeros_like(st[k][keep])) for k in ("exp_avg", "exp_avg_sq")]
+                for t, v in saved:
+                    t[keep] = v
             with torch.no_grad():
                 model.emb.weight[0].zero_()
             tot += loss.item() * len(rows_b)
@@ -927,6 +941,8 @@ def main():
     t.add_argument("--dropout", type=float, default=0.2)
     t.add_argument("--embed-dropout", type=float, default=0.0)
     t.add_argument("--tie", action="store_true")
+    t.add_argument("--lazy-embed", action="store_true",
+                   help="Adam leaves embedding rows the step did not use alone (as the core)")
     t.add_argument("--embed-init-std", type=float, default=0.0, help="0: N(0, 1), PyTorch's default")
     t.add_argument("--optimizer", choices=("adam", "adamw"), default="adam")
     t.add_argument("--lr", type=float, default=0.002)
