@@ -255,7 +255,8 @@ us_status	us_model_fit_transition_weight(us_model *model, const us_dataset *data
 										   const int32_t *seq_ids, int32_t n,
 										   const double *grid, int n_grid,
 										   const us_progress *progress, double *metrics);
-/* The default grid of userseq_train: 0, 0.25, 0.5, 1, 2, 4, 8. */
+/* The default grid of userseq_train: 0, 0.25, 0.5, 1, 2, 4, 8, 16, 32 (32: the counts decide,
+ * the network ranks within equal counts and below them). */
 extern const double us_transition_weight_grid[];
 extern const int us_transition_weight_grid_n;
 

@@ -19,8 +19,8 @@
 #include "userseq/us_metrics.h"
 #include "us_internal.h"
 
-const double us_transition_weight_grid[] = {0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0};
-const int	us_transition_weight_grid_n = 7;
+const double us_transition_weight_grid[] = {0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0};
+const int	us_transition_weight_grid_n = 9;
 
 #define US_TRANS_MAX_WEIGHT 1000.0
 
