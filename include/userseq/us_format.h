@@ -3,10 +3,12 @@
  *
  * Layout (all integers and floats little-endian):
  *   header (US_FORMAT_HEADER_SIZE bytes): magic "USQM", format version, header size,
- *   flags (0), total size (u64), CRC32C of bytes [header size, total size), reserved zero.
+ *   flags (bit 0: a transition table follows the parameters; others 0), total size (u64), CRC32C of bytes [header size, total size), reserved zero.
  *   body: model config, vocabulary (item ids + counts, behaviour labels, class labels),
  *   parameter count, float32 parameters (int8 codes + scales in versions 2 and 4; version 4
- *   stores the item ids and counts as varints). src/core/format.c documents every byte.
+ *   stores the item ids and counts as varints), then, with flags bit 0, the transition prior of
+ *   a next_item model (weight, sources, successors and counts). src/core/format.c documents
+ *   every byte.
  * The header alone identifies a model (size + checksum), so a cache can key on a 32-byte
  * slice without reading the rest.
  */
@@ -34,6 +36,7 @@ typedef struct us_format_header
 	uint32_t	version;
 	uint64_t	total_size;
 	uint32_t	crc32c;
+	uint32_t	flags;			/* bit 0: a transition table follows the parameters */
 } us_format_header;
 
 /* Reads and checks the header only (len may be just US_FORMAT_HEADER_SIZE). */

@@ -177,6 +177,30 @@ typedef struct us_params
 	float	   *encoder;		/* sasrec: the encoder region (us_attn.h), else NULL */
 } us_params;
 
+/*
+ * First-order transition prior of a next_item model (FPMC-like, fitted by counting): the
+ * transitions (a -> b) between consecutive known items of the training sequences, kept per
+ * source row a as its at most US_TRANS_MAX_PER_ROW most frequent successors. At inference
+ * every next_item logit of a history whose last event is item row a becomes
+ *     logit_b + weight * log(1 + count(a -> b))
+ * (a log-linear blend: p(b) proportional to p_net(b) * (1 + count)^weight). weight is chosen
+ * on the validation split after training (us_model_fit_transition_weight); 0, or no table,
+ * means the network alone. Training itself never sees the prior.
+ */
+#define US_TRANS_MAX_PER_ROW 64
+
+typedef struct us_transitions
+{
+	float		weight;			/* >= 0; 0 = off */
+	int32_t		n_src;			/* source rows with at least one successor */
+	int64_t		nnz;			/* transitions kept */
+	int32_t    *src;			/* (n_src) ascending source rows */
+	int64_t    *start;			/* (n_src + 1) successors of src[i]: start[i] .. start[i+1]-1 */
+	int32_t    *to;				/* (nnz) ascending rows within a source */
+	uint32_t   *count;			/* (nnz) >= 1 */
+	float	   *logc;			/* (nnz) log(1 + count), derived */
+} us_transitions;
+
 typedef struct us_model
 {
 	us_model_config cfg;
@@ -188,7 +212,53 @@ typedef struct us_model
 	int32_t		quantized;		/* 1: weights lie on the int8 grid (us_model_quantize); encoded
 								 * as format version 4 (version 2 before it), decoded back to
 								 * these floats */
+	us_transitions trans;		/* next_item only; all zero when absent */
 } us_model;
+
+/* ------------------------------------------------------------------ transition prior */
+
+typedef struct us_dataset us_dataset;
+
+/*
+ * Builds model->trans from the consecutive known items of seq_ids[0..n-1] of data (the
+ * training sequences), replacing any table; weight is set to 0 (off). next_item only
+ * (US_EINVAL otherwise). Memory: about 16 bytes a kept transition.
+ */
+us_status	us_transitions_build(us_model *model, const us_dataset *data, const int32_t *seq_ids,
+								 int32_t n);
+/* Validates and adopts a table (decoder, image): sources ascending and < n_rows, successors
+ * ascending per source, >= US_ROW_FIRST and < n_rows, counts >= 1, at most
+ * US_TRANS_MAX_PER_ROW per source, weight finite in [0, 1000]; fills logc. Returns US_EFORMAT
+ * when any of it fails. Takes no ownership; logc must have room for nnz. */
+us_status	us_transitions_check(us_transitions *t, int32_t n_rows);
+void		us_transitions_free(us_transitions *t, const us_allocator *alloc);
+us_status	us_transitions_copy(us_transitions *dst, const us_transitions *src,
+								const us_allocator *alloc);
+/* 1 when the model's prior changes scores (a table and weight > 0). */
+int			us_transitions_active(const us_model *model);
+/* The successors of source row a: *n of them at (*to, *logc); *n = 0 when none. */
+void		us_transitions_row(const us_model *model, int32_t a, const int32_t **to,
+							   const float **logc, int32_t *n);
+/* logits (n_outputs) += the prior of a history whose last item row is last (any row). */
+void		us_transitions_add(const us_model *model, int32_t last, float *logits);
+/* The prior's term for item row b after last (0 when none). */
+float		us_transitions_term(const us_model *model, int32_t last, int32_t b);
+
+/*
+ * Chooses model->trans.weight on the validation sequences seq_ids[0..n-1] of data (next
+ * events in data->classes): the network's logits are computed once, then every weight of
+ * grid[0..n_grid-1] is scored by the full-catalogue NDCG@10 (the next_item validation
+ * metric); the best wins, ties to the smaller weight. grid must contain 0 to allow "off".
+ * metrics (may be NULL) gets n_grid values. Needs a table (us_transitions_build).
+ */
+us_status	us_model_fit_transition_weight(us_model *model, const us_dataset *data,
+										   const int32_t *seq_ids, int32_t n,
+										   const double *grid, int n_grid,
+										   const us_progress *progress, double *metrics);
+/* The default grid of userseq_train: 0, 0.25, 0.5, 1, 2, 4, 8, 16, 32 (32: the counts decide,
+ * the network ranks within equal counts and below them). */
+extern const double us_transition_weight_grid[];
+extern const int us_transition_weight_grid_n;
 
 /*
  * The outputs that name a class, [*first, *first + *count): multiclass every output (class i
@@ -254,6 +324,8 @@ typedef struct us_dataset
  * out (n, n_outputs): binary probability, regression value, multiclass / next_behavior
  * probabilities, next_item logits per item row (rows 0 and 1 included). features (n, D) may be
  * NULL. loss (may be NULL) gets the mean weighted loss when targets/classes are present.
+ * next_item logits include the transition prior when it is active; the loss is the
+ * network's alone (the prior is fitted after training).
  */
 us_status	us_model_predict(const us_model *model, const us_dataset *data,
 							 const int32_t *seq_ids, int32_t n, float *out, float *features,

@@ -6,7 +6,7 @@
  * The image holds the configuration, the fp32 parameter block, the vocabulary, the folded
  * tables (t_item, t_beh, t_gap, fold_slot; folded scorers only) and, for next_item, the int8
  * screen of the output rows with its scales and error bounds (and the row-major copy of an
- * untied output layer), every section at a 64-byte aligned offset, and a CRC32C over
+ * untied output layer), the transition prior of a next_item model when it has one, every section at a 64-byte aligned offset, and a CRC32C over
  * everything after the checksum field. The CRC pass reads every byte (tens of ms for a large
  * image), so a caller that has verified this very file before may skip it; the structural
  * checks run on every open. An opener does no work proportional to the model's size but

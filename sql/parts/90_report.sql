@@ -195,6 +195,32 @@ BEGIN
 			|| '</th><th>learning rate</th><th>seconds</th></tr>' || rows_html || '</table>';
 	END IF;
 
+	-- next_item: the transition prior fitted after training (its figures are in the metrics)
+	IF m.metrics ? 'transition_prior' THEN
+		html := html || '<h2>Transition prior</h2><p class="note">'
+			|| CASE WHEN coalesce((m.metrics->>'transition_weight')::float8, 0) > 0 THEN
+					format('On: every item''s logit after last item a gets %s &times; log(1 + count(a &rarr; item)), '
+						   || 'counts of consecutive items in the training split (%s source items, %s transitions, %s bytes in the model). ',
+						   m.metrics->>'transition_weight', m.metrics->>'transition_sources',
+						   m.metrics->>'transition_count', m.metrics->>'transition_bytes')
+					|| format('Validation %s with it %s, the network alone %s.',
+							  @extschema@.userseq_report_html(coalesce(m.metrics->>'metric', 'metric')),
+							  coalesce(round((m.metrics->>(m.metrics->>'metric'))::numeric, 5)::text, '-'),
+							  coalesce(round((m.metrics->>('network_' || (m.metrics->>'metric')))::numeric, 5)::text, '-'))
+				ELSE format('Off (%s): the scores are the network''s alone.',
+							@extschema@.userseq_report_html(CASE WHEN m.metrics->>'transition_prior' = 'off' THEN 'transition_prior off'
+																 ELSE 'weight 0 chosen on validation' END))
+			END
+			|| CASE WHEN m.metrics ? 'transition_grid' THEN
+					' Weights tried (' || @extschema@.userseq_report_html(m.metrics->>'metric') || ' on validation): '
+					|| (SELECT string_agg(format('%s: %s', g.w, round(n.v::numeric, 5)), ', ' ORDER BY g.i)
+						FROM jsonb_array_elements_text(m.metrics->'transition_grid') WITH ORDINALITY AS g(w, i)
+						JOIN jsonb_array_elements_text(m.metrics->'transition_grid_ndcg@10') WITH ORDINALITY AS n(v, i)
+						  ON n.i OPERATOR(pg_catalog.=) g.i) || '.'
+				ELSE '' END
+			|| ' Explanations attribute the network''s logit only, not the prior.</p>';
+	END IF;
+
 	-- the stored validation metrics and the configuration
 	SELECT string_agg(format('<tr><th>%s</th><td class="num">%s</td></tr>', @extschema@.userseq_report_html(k),
 						   @extschema@.userseq_report_html(CASE WHEN jsonb_typeof(v) <> 'number' THEN v #>> '{}'
@@ -316,7 +342,11 @@ BEGIN
 					  FROM (SELECT e.*, row_number() OVER (PARTITION BY e.kind ORDER BY e.mean_abs_attribution DESC) AS rk
 							FROM jsonb_to_recordset(gx) AS e(kind text, value text, mean_abs_attribution float8)) g
 					  GROUP BY g.kind) x;
-				html := html || '<h2>Global explanation</h2><div class="charts">' || coalesce(chart, '') || '</div>';
+				html := html || '<h2>Global explanation</h2>'
+					|| CASE WHEN coalesce((m.metrics->>'transition_weight')::float8, 0) > 0 THEN
+						'<p class="note">The attributions explain the network''s logit only; the transition prior added to it is not attributed.</p>'
+						ELSE '' END
+					|| '<div class="charts">' || coalesce(chart, '') || '</div>';
 			END IF;
 		END IF;
 	END IF;

@@ -318,6 +318,15 @@ us_model_predict(const us_model *model, const us_dataset *data, const int32_t *s
 		st = us_batch_run(model, &ws, &o, &bl);
 		if (st != US_OK)
 			goto done;
+		if (us_transitions_active(model))
+			for (int32_t i = i0; i < i1; i++)
+			{
+				int32_t		s = seq_ids[i];
+				int64_t		end = data->offsets[s + 1];
+
+				if (end > data->offsets[s])
+					us_transitions_add(model, data->items[end - 1], out + (size_t) i * V);
+			}
 		if (features)
 			memcpy(features + (size_t) i0 * D, ws.Z.p, (size_t) (i1 - i0) * D * sizeof(float));
 		if (ws.has_target)
@@ -386,9 +395,26 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 	if (c->task == US_TASK_NEXT_ITEM)
 	{
 		/* the training forward up to the hidden rows, then the logits tile by tile */
+		int32_t    *last = NULL;
+
 		o.hidden_only = 1;
+		if (us_transitions_active(model))
+		{
+			/* example t - 1 predicts event t from events 0 .. t - 1 */
+			last = model->alloc.alloc(model->alloc.ctx, (size_t) n * sizeof(int32_t));
+			if (last == NULL)
+			{
+				st = US_ENOMEM;
+				goto done;
+			}
+			for (int32_t e = 0; e < n - 1; e++)
+				last[e] = data.items[e];
+		}
 		if ((st = us_batch_run(model, &ws, &o, &unused)) == US_OK)
-			st = us_nn_surprise_next_item(model, &ws, nll, rank);
+			st = ws.n_ex == n - 1 ? us_nn_surprise_next_item(model, &ws, last, nll, rank)
+				: US_EINTERNAL;
+		if (last)
+			model->alloc.free(model->alloc.ctx, last);
 		goto done;
 	}
 	out = model->alloc.alloc(model->alloc.ctx, (size_t) ws.n_ex * V * sizeof(float));

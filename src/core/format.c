@@ -19,7 +19,8 @@
  *     0   u32  magic 0x4D515355 ("USQM" as bytes)
  *     4   u32  format version (1 to 4)
  *     8   u32  header size (32)
- *     12  u32  flags, must be 0
+ *     12  u32  flags: bit 0 = a transition table follows the parameters (versions 1, 3
+ *          and 4, next_item models only); every other bit must be 0
  *     16  u64  total size in bytes, header included (<= 1 GiB)
  *     24  u32  CRC32C (Castagnoli) of bytes [header size, total size)
  *     28  u32  reserved, must be 0
@@ -40,6 +41,15 @@
  *     n_class_labels times: the same
  *     u64 n_params (must equal the count the config implies)
  *     f32 params[n_params], finite, |w| <= 1e6, in the order of us_model.params_block
+ *     only with flags bit 0, the transition prior (us_model.h, us_transitions):
+ *       f32 weight (finite, 0 .. 1000), u32 n_src (>= 1, < n_items), u64 nnz,
+ *       n_src times: u32 source row, u32 successor count (1 .. 64); rows strictly ascending,
+ *         >= 2, and the counts add up to nnz
+ *       nnz times: u32 successor row, u32 count (>= 1); per source, rows strictly ascending,
+ *         >= 2 and < n_items
+ *       (log(1 + count) is derived on load, never stored; a model whose table is empty is
+ *        written without it and flags 0, so a model without a prior has the same bytes as
+ *        before the prior existed)
  *   The body ends exactly at the total size; trailing bytes are an error.
  *
  * Format version 2 (int8 models of us_model_quantize until version 4 replaced it; read, no
@@ -59,7 +69,8 @@
  *     item ids: varint zigzag(item_ids[0]), then for i >= 1
  *       varint(item_ids[i] - item_ids[i-1] - 1) (ids strictly ascending: each delta is >= 1)
  *     item counts: varint item_counts[i] for every item
- * in place of the two fixed-width arrays; everything else is version 2 byte for byte. A varint
+ * in place of the two fixed-width arrays; everything else is version 2 byte for byte (and the
+ * transition table of flags bit 0 follows the parameters as in version 1). A varint
  * is unsigned LEB128 (7 bits a byte, low first, high bit set on all but the last byte) in its
  * shortest form: a multi-byte varint whose last byte is 0, more than 64 bits (a tenth byte
  * above 1), an id past INT64_MAX or a count above UINT32_MAX is US_EFORMAT, so every model
@@ -86,6 +97,8 @@
 #define VOCAB_HEAD_BYTES	(3 * 4)
 /* The smallest possible model: header, config, vocabulary counts, n_params. */
 #define MIN_TOTAL_SIZE	(US_FORMAT_HEADER_SIZE + CONFIG_BYTES + VOCAB_HEAD_BYTES + 8)
+#define FLAG_TRANS		1u		/* header flags bit 0: a transition table follows */
+#define TRANS_HEAD_BYTES	(4 + 4 + 8)	/* weight, n_src, nnz */
 
 /* ------------------------------------------------------------------ byte helpers */
 
@@ -387,7 +400,10 @@ us_format_peek(const uint8_t *buf, size_t len, us_format_header *header)
 		return US_ETRUNCATED;
 	if (get_u32(buf + 8) != US_FORMAT_HEADER_SIZE)
 		return US_EFORMAT;
-	if (get_u32(buf + 12) != 0 || get_u32(buf + 28) != 0)
+	if ((get_u32(buf + 12) & ~FLAG_TRANS) != 0 || get_u32(buf + 28) != 0)
+		return US_EFORMAT;
+	/* version 2 is read only and was never written with a table */
+	if ((get_u32(buf + 12) & FLAG_TRANS) && version == US_FORMAT_VERSION_INT8_V2)
 		return US_EFORMAT;
 	total = get_u64(buf + 16);
 	if (total > US_FORMAT_MAX_SIZE)
@@ -397,6 +413,7 @@ us_format_peek(const uint8_t *buf, size_t len, us_format_header *header)
 	header->version = version;
 	header->total_size = total;
 	header->crc32c = get_u32(buf + 24);
+	header->flags = get_u32(buf + 12);
 	return US_OK;
 }
 
@@ -498,6 +515,75 @@ put_params_int8(const us_model *model, uint8_t *p)
 	return p;
 }
 
+/*
+ * The shape us_transitions_check requires, read only (it fills logc; an encoder's model and a
+ * shared image must not be written): weight finite in [0, 1000], sources strictly ascending
+ * in [US_ROW_FIRST, n_rows), 1 .. US_TRANS_MAX_PER_ROW successors each, strictly ascending in
+ * the same range, counts >= 1, start[] consistent with nnz.
+ */
+int
+us_trans_shape_ok(const us_transitions *t, int32_t n_rows)
+{
+	if (!isfinite(t->weight) || t->weight < 0.0f || t->weight > 1000.0f ||
+		t->n_src < 0 || t->nnz < 0)
+		return 0;
+	if (t->n_src == 0)
+		return t->nnz == 0;
+	if (!t->src || !t->start || !t->to || !t->count || t->start[0] != 0 ||
+		t->start[t->n_src] != t->nnz)
+		return 0;
+	for (int32_t i = 0; i < t->n_src; i++)
+	{
+		int64_t		a = t->start[i],
+					b = t->start[i + 1];
+
+		if (t->src[i] < US_ROW_FIRST || t->src[i] >= n_rows ||
+			(i > 0 && t->src[i] <= t->src[i - 1]) ||
+			b <= a || b - a > US_TRANS_MAX_PER_ROW || b > t->nnz)
+			return 0;
+		for (int64_t j = a; j < b; j++)
+			if (t->to[j] < US_ROW_FIRST || t->to[j] >= n_rows ||
+				(j > a && t->to[j] <= t->to[j - 1]) || t->count[j] == 0)
+				return 0;
+	}
+	return 1;
+}
+
+static uint8_t *
+put_trans(uint8_t *p, const us_transitions *t)
+{
+	put_u32(p, f32_bits(t->weight));
+	put_u32(p + 4, (uint32_t) t->n_src);
+	put_u64(p + 8, (uint64_t) t->nnz);
+	p += TRANS_HEAD_BYTES;
+	for (int32_t i = 0; i < t->n_src; i++, p += 8)
+	{
+		put_u32(p, (uint32_t) t->src[i]);
+		put_u32(p + 4, (uint32_t) (t->start[i + 1] - t->start[i]));
+	}
+	for (int64_t j = 0; j < t->nnz; j++, p += 8)
+	{
+		put_u32(p, (uint32_t) t->to[j]);
+		put_u32(p + 4, t->count[j]);
+	}
+	return p;
+}
+
+/* 1 when the model's transition table is written (flags bit 0): next_item, non-empty */
+static int
+has_trans(const us_model *m)
+{
+	return m->cfg.task == US_TASK_NEXT_ITEM && m->trans.n_src > 0;
+}
+
+static size_t
+trans_bytes(const us_model *m)
+{
+	if (!has_trans(m))
+		return 0;
+	return TRANS_HEAD_BYTES + (size_t) m->trans.n_src * 8 + (size_t) m->trans.nnz * 8;
+}
+
 size_t
 us_model_encoded_size(const us_model *model)
 {
@@ -517,6 +603,7 @@ us_model_encoded_size(const us_model *model)
 	s += label_bytes(v->behaviors, v->n_behaviors);
 	s += label_bytes(v->classes, v->n_classes);
 	s += 8 + params_bytes(model);
+	s += trans_bytes(model);
 	return s;
 }
 
@@ -579,6 +666,11 @@ us_model_encode(const us_model *model, uint8_t *buf, size_t len)
 	TRY(check_labels_encodable(v->behaviors, v->n_behaviors));
 	TRY(check_labels_encodable(v->classes, v->n_classes));
 	if (model->n_params > 0 && model->params_block == NULL)
+		return US_EINVAL;
+	/* a table only on next_item, and only one the decoder accepts */
+	if (model->trans.n_src > 0 && c->task != US_TASK_NEXT_ITEM)
+		return US_EINVAL;
+	if (has_trans(model) && !us_trans_shape_ok(&model->trans, c->n_items))
 		return US_EINVAL;
 
 	total = us_model_encoded_size(model);
@@ -646,13 +738,15 @@ us_model_encode(const us_model *model, uint8_t *buf, size_t len)
 			put_u32(p, f32_bits(model->params_block[i]));
 #endif
 	}
+	if (has_trans(model))
+		p = put_trans(p, &model->trans);
 	if ((size_t) (p - buf) != total)
 		return US_EINTERNAL;
 
 	put_u32(buf, US_FORMAT_MAGIC);
 	put_u32(buf + 4, format_version(model));
 	put_u32(buf + 8, US_FORMAT_HEADER_SIZE);
-	put_u32(buf + 12, 0);
+	put_u32(buf + 12, has_trans(model) ? FLAG_TRANS : 0);
 	put_u64(buf + 16, (uint64_t) total);
 	put_u32(buf + 24, us_crc32c(0, buf + US_FORMAT_HEADER_SIZE, total - US_FORMAT_HEADER_SIZE));
 	put_u32(buf + 28, 0);
@@ -798,12 +892,13 @@ int8_groups_canonical(const us_tensor *x, const uint8_t *p)
 }
 
 /*
- * Version 2 parameters from the cursor to the end: sizes, scales (finite, >= 0, 127 * scale
+ * Version 2 parameters from the cursor to the end (or, when !last, to where the transition
+ * table starts): sizes, scales (finite, >= 0, 127 * scale
  * within US_MAX_ABS_WEIGHT), codes (not -128), groups in canonical form, biases (finite, in
  * range). Reads only.
  */
 static us_status
-check_params_int8(const us_model_config *cfg, const uint8_t *buf, reader *r)
+check_params_int8(const us_model_config *cfg, const uint8_t *buf, reader *r, bool last)
 {
 	us_tensor	t[US_MAX_TENSORS];
 	int			nt = us_model_tensors(cfg, t);
@@ -838,7 +933,7 @@ check_params_int8(const us_model_config *cfg, const uint8_t *buf, reader *r)
 		}
 		r->pos += 4 * G;
 	}
-	if (remaining(r) != 0)
+	if (last && remaining(r) != 0)
 		return US_EFORMAT;
 	return range;
 }
@@ -888,7 +983,11 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	reader		r;
 	uint32_t	words[22];
 	uint32_t	n_vitems, n_blabels, n_clabels;
-	size_t		ids_pos, beh_pos, cls_pos, w_pos;
+	size_t		ids_pos, beh_pos, cls_pos, w_pos, tr_pos = 0;
+	bool		has_table;
+	uint32_t	tr_n_src = 0;
+	uint64_t	tr_nnz = 0;
+	float		tr_weight = 0.0f;
 	uint64_t	n_params;
 	us_vocab	voc;
 	us_model   *model = NULL;
@@ -994,9 +1093,12 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	if (n_params != (uint64_t) us_model_param_count(&cfg))
 		return US_EFORMAT;
 	w_pos = r.pos;
+	has_table = (hdr.flags & FLAG_TRANS) != 0;
+	if (has_table && cfg.task != US_TASK_NEXT_ITEM)
+		return US_EFORMAT;
 	if (hdr.version == 2 || hdr.version == 4)
-		TRY(check_params_int8(&cfg, buf, &r));
-	else if (remaining(&r) != n_params * 4)
+		TRY(check_params_int8(&cfg, buf, &r, !has_table));
+	else if (has_table ? remaining(&r) < n_params * 4 : remaining(&r) != n_params * 4)
 		return US_EFORMAT;
 	else
 	{
@@ -1016,6 +1118,28 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 		}
 		if (range != US_OK)
 			return range;
+		r.pos += (size_t) n_params * 4;
+	}
+	if (has_table)
+	{
+		uint32_t	wbits;
+		float		weight;
+
+		/* sizes only; the contents are checked by us_transitions_check once loaded */
+		TRY(rd_u32(&r, &wbits));
+		TRY(rd_u32(&r, &tr_n_src));
+		TRY(rd_u64(&r, &tr_nnz));
+		weight = bits_f32(wbits);
+		/* an empty table is written as none: one model, one encoding */
+		if (!isfinite(weight) || weight < 0.0f || weight > 1000.0f ||
+			tr_n_src == 0 || tr_n_src >= (uint32_t) cfg.n_items ||
+			tr_nnz < tr_n_src || tr_nnz > (uint64_t) tr_n_src * US_TRANS_MAX_PER_ROW)
+			return US_EFORMAT;
+		/* n_src < 2^24 and nnz < 2^30: no overflow */
+		if (remaining(&r) != (size_t) tr_n_src * 8 + (size_t) tr_nnz * 8)
+			return US_EFORMAT;
+		tr_pos = r.pos;
+		tr_weight = weight;
 	}
 
 	/* Everything checked: now allocate. */
@@ -1083,6 +1207,49 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 		for (uint64_t i = 0; i < n_params; i++)
 			model->params_block[i] = bits_f32(get_u32(buf + w_pos + 4 * i));
 #endif
+	}
+	if (has_table)
+	{
+		us_transitions *t = &model->trans;
+		const uint8_t *q = buf + tr_pos;
+
+		/* freed with the model (us_transitions_free) on any failure below */
+		t->src = xalloc(alloc, (size_t) tr_n_src * sizeof(int32_t));
+		t->start = xalloc(alloc, ((size_t) tr_n_src + 1) * sizeof(int64_t));
+		t->to = xalloc(alloc, (size_t) tr_nnz * sizeof(int32_t));
+		t->count = xalloc(alloc, (size_t) tr_nnz * sizeof(uint32_t));
+		t->logc = xalloc(alloc, (size_t) tr_nnz * sizeof(float));
+		if (!t->src || !t->start || !t->to || !t->count || !t->logc)
+			goto done;
+		t->weight = tr_weight;
+		t->n_src = (int32_t) tr_n_src;
+		t->nnz = (int64_t) tr_nnz;
+		t->start[0] = 0;
+		st = US_EFORMAT;
+		for (uint32_t i = 0; i < tr_n_src; i++, q += 8)
+		{
+			uint32_t	row = get_u32(q),
+						m = get_u32(q + 4);
+
+			/* rows past INT32_MAX and counts past the per-row cap fail here, not as ints */
+			if (row > (uint32_t) INT32_MAX || m == 0 || m > US_TRANS_MAX_PER_ROW)
+				goto done;
+			t->src[i] = (int32_t) row;
+			t->start[i + 1] = t->start[i] + m;
+		}
+		if (t->start[tr_n_src] != (int64_t) tr_nnz)
+			goto done;
+		for (uint64_t j = 0; j < tr_nnz; j++, q += 8)
+		{
+			uint32_t	row = get_u32(q);
+
+			if (row > (uint32_t) INT32_MAX)
+				goto done;
+			t->to[j] = (int32_t) row;
+			t->count[j] = get_u32(q + 4);
+		}
+		if (us_transitions_check(t, cfg.n_items) != US_OK)
+			goto done;
 	}
 	*out = model;
 	model = NULL;

@@ -240,6 +240,7 @@ us_model_free(us_model *model)
 		return;
 	alloc = model->alloc;
 	us_vocab_free(&model->vocab, &alloc);
+	us_transitions_free(&model->trans, &alloc);
 	if (model->params_block)
 		alloc.free(alloc.ctx, model->params_block);
 	alloc.free(alloc.ctx, model);
@@ -272,6 +273,12 @@ us_model_clone(const us_model *src, const us_allocator *alloc, us_model **out)
 	}
 	memcpy(m->params_block, src->params_block, src->n_params * sizeof(float));
 	m->quantized = src->quantized;
+	st = us_transitions_copy(&m->trans, &src->trans, alloc);
+	if (st != US_OK)
+	{
+		us_model_free(m);
+		return st;
+	}
 	*out = m;
 	return US_OK;
 }

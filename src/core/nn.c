@@ -1412,7 +1412,8 @@ us_nn_run(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_su
  * does) and the count of items scored at least as high as the target.
  */
 us_status
-us_nn_surprise_next_item(const us_model *model, us_ws *ws, double *nll, int32_t *rank)
+us_nn_surprise_next_item(const us_model *model, us_ws *ws, const int32_t *last, double *nll,
+						 int32_t *rank)
 {
 	const us_model_config *c = &model->cfg;
 	int			V = c->n_outputs,
@@ -1445,6 +1446,8 @@ us_nn_surprise_next_item(const us_model *model, us_ws *ws, double *nll, int32_t 
 		for (int j = 0; j < H; j++)
 			xt += (double) h[j] * (c->tie_output ? model->p.item_emb[(size_t) tg[r] * E + j]
 								   : model->p.out_w[(size_t) j * V + tg[r]]);
+		if (last)
+			xt += us_transitions_term(model, last[r], tg[r]);
 		st[3 * r] = -INFINITY;
 		st[3 * r + 1] = 0.0;
 		st[3 * r + 2] = xt;
@@ -1465,6 +1468,18 @@ us_nn_surprise_next_item(const us_model *model, us_ws *ws, double *nll, int32_t 
 				for (int j = 0; j < H; j++)
 					if (Hh[(size_t) r * H + j] != 0.0f)
 						axpy(nv, Hh[(size_t) r * H + j], model->p.out_w + (size_t) j * V + v0, T + (size_t) r * nv);
+		/* the transition prior of each example's last item, on this tile's rows */
+		for (int32_t r = 0; last && r < n_ex; r++)
+		{
+			const int32_t *to;
+			const float *logc;
+			int32_t		ns;
+
+			us_transitions_row(model, last[r], &to, &logc, &ns);
+			for (int32_t q = 0; q < ns; q++)
+				if (to[q] >= v0 && to[q] < v0 + nv)
+					T[(size_t) r * nv + (to[q] - v0)] += model->trans.weight * logc[q];
+		}
 		for (int32_t r = 0; r < n_ex; r++)
 		{
 			const float *x = T + (size_t) r * nv;

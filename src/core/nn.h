@@ -220,7 +220,9 @@ vexpf(float x)
  * target (nll) and 1 + the number of catalogue rows (>= 2) other than the target scoring at
  * least as high (rank; 0 for a target row < 2), without storing the n_ex x V logits.
  */
-us_status	us_nn_surprise_next_item(const us_model *model, us_ws *ws, double *nll, int32_t *rank);
+/* last (n_ex, may be NULL): each example's last item row, for the transition prior */
+us_status	us_nn_surprise_next_item(const us_model *model, us_ws *ws, const int32_t *last,
+									 double *nll, int32_t *rank);
 
 /*
  * One sequence of n input vectors X (n, E), no bias, for explanations (explain.c):

@@ -546,6 +546,8 @@ us_scorer_hidden(us_scorer *s, const us_events *ev)
 	int32_t		E = s->E;
 	float	   *r = s->z + (size_t) s->W * s->F;
 
+	s->last_item = ev->n > 0 ? ev->items[ev->n - 1] : US_ROW_PAD;
+
 	if (s->sasrec)
 		encode_last(s, ev, start, m);
 	else if (s->folded)
@@ -618,18 +620,19 @@ us_scorer_item_logits(const us_scorer *s, float *y)
 	const us_params *p = &s->model->p;
 
 	if (s->screen)
-	{
 		for (int32_t i = 0; i < s->V; i++)
 			y[i] = us_row_logit(s->out_rows + (size_t) i * s->H, s->h, s->H, p->out_b[i]);
-		return;
-	}
-	memcpy(y, p->out_b, (size_t) s->O * sizeof(float));
-	if (p->out_w)
-		cblas_sgemv(CblasRowMajor, CblasTrans, s->H, s->O, 1.0f, p->out_w, s->O, s->h, 1,
-					1.0f, y, 1);
 	else
-		cblas_sgemv(CblasRowMajor, CblasNoTrans, s->V, s->E, 1.0f, p->item_emb, s->E, s->h, 1,
-					1.0f, y, 1);
+	{
+		memcpy(y, p->out_b, (size_t) s->O * sizeof(float));
+		if (p->out_w)
+			cblas_sgemv(CblasRowMajor, CblasTrans, s->H, s->O, 1.0f, p->out_w, s->O, s->h, 1,
+						1.0f, y, 1);
+		else
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, s->V, s->E, 1.0f, p->item_emb, s->E, s->h,
+						1, 1.0f, y, 1);
+	}
+	us_transitions_add(s->model, s->last_item, y);
 }
 
 static void
@@ -719,6 +722,7 @@ us_scorer_row_logits(us_scorer *s, const us_events *events, const int32_t *rows,
 	/* the same row kernel us_scorer_item_logits uses: bit-identical to us_scorer_forward's logits */
 	for (int32_t i = 0; i < n_rows; i++)
 		out[i] = us_row_logit(s->out_rows + (size_t) rows[i] * s->H, s->h, s->H,
-						   s->model->p.out_b[rows[i]]);
+							  s->model->p.out_b[rows[i]]) +
+			us_transitions_term(s->model, s->last_item, rows[i]);
 	return us_all_finite(out, (size_t) n_rows) ? US_OK : US_ENONFINITE;
 }

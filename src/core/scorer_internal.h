@@ -49,6 +49,7 @@ struct us_scorer
 	float	   *h;				/* (H) */
 	float	   *logits;			/* next_item: (O) */
 	uint8_t    *seen;			/* next_item: (V + 7) / 8 bits */
+	int32_t		last_item;		/* item row of the last event of the request (transition prior) */
 	const float **rp;			/* row pointers: folded (3 L), direct (DIRECT_CHUNK + kmax - 1) */
 
 	/* sasrec: the encoder over the kept events in x (never folded) */

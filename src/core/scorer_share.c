@@ -15,8 +15,8 @@
 #include "scorer_internal.h"
 
 #define IMG_MAGIC "USIMAGE1"
-/* 2: the next_item screen is part of the image */
-#define IMG_LAYOUT 2
+/* 2: the next_item screen is part of the image; 3: and the transition prior */
+#define IMG_LAYOUT 3
 #define IMG_ALIGN 64
 
 enum
@@ -35,6 +35,11 @@ enum
 	SEC_QSCALE,					/* (Vp) */
 	SEC_QBIAS,					/* (Vp) */
 	SEC_QERR,					/* (Vp / 8, US_SCREEN_QE_N) */
+	SEC_TR_SRC,					/* transition prior (us_transitions): (n_src) int32 */
+	SEC_TR_START,				/* (n_src + 1) int64 */
+	SEC_TR_TO,					/* (nnz) int32 */
+	SEC_TR_COUNT,				/* (nnz) uint32 */
+	SEC_TR_LOGC,				/* (nnz) float, as the writer derived it */
 	SEC_N
 };
 
@@ -55,6 +60,9 @@ typedef struct img_header
 				gap0_zero;
 	int32_t		screen,			/* the screen's tables are in the image */
 				pad;
+	float		tr_weight;		/* transition prior; 0 and no sections when absent */
+	int32_t		tr_n_src;
+	int64_t		tr_nnz;
 	uint64_t	n_params;
 	uint64_t	off[SEC_N];
 	uint64_t	size[SEC_N];
@@ -107,6 +115,14 @@ img_sizes(const us_scorer *s, uint64_t *size)
 		size[SEC_QD] = (uint64_t) s->Vp * s->H;
 		size[SEC_QSCALE] = size[SEC_QBIAS] = (uint64_t) s->Vp * sizeof(float);
 		size[SEC_QERR] = (uint64_t) s->Vp / 8 * US_SCREEN_QE_N * sizeof(float);
+	}
+	if (m->cfg.task == US_TASK_NEXT_ITEM && m->trans.n_src > 0)
+	{
+		size[SEC_TR_SRC] = (uint64_t) m->trans.n_src * sizeof(int32_t);
+		size[SEC_TR_START] = ((uint64_t) m->trans.n_src + 1) * sizeof(int64_t);
+		size[SEC_TR_TO] = (uint64_t) m->trans.nnz * sizeof(int32_t);
+		size[SEC_TR_COUNT] = (uint64_t) m->trans.nnz * sizeof(uint32_t);
+		size[SEC_TR_LOGC] = (uint64_t) m->trans.nnz * sizeof(float);
 	}
 	return 1;
 }
@@ -176,6 +192,12 @@ us_share_image_write(const us_scorer *s, const us_share_key *key, void *dst, siz
 	h->gap0_zero = s->gap0_zero;
 	h->screen = s->screen;
 	h->n_params = m->n_params;
+	if (m->cfg.task == US_TASK_NEXT_ITEM && m->trans.n_src > 0)
+	{
+		h->tr_weight = m->trans.weight;
+		h->tr_n_src = m->trans.n_src;
+		h->tr_nnz = m->trans.nnz;
+	}
 	img_sizes(s, h->size);
 	img_layout(h->size, h->off);
 
@@ -202,6 +224,14 @@ us_share_image_write(const us_scorer *s, const us_share_key *key, void *dst, siz
 		memcpy(b + h->off[SEC_QSCALE], s->qscale, h->size[SEC_QSCALE]);
 		memcpy(b + h->off[SEC_QBIAS], s->qbias, h->size[SEC_QBIAS]);
 		memcpy(b + h->off[SEC_QERR], s->qerr, h->size[SEC_QERR]);
+	}
+	if (h->tr_n_src > 0)
+	{
+		memcpy(b + h->off[SEC_TR_SRC], m->trans.src, h->size[SEC_TR_SRC]);
+		memcpy(b + h->off[SEC_TR_START], m->trans.start, h->size[SEC_TR_START]);
+		memcpy(b + h->off[SEC_TR_TO], m->trans.to, h->size[SEC_TR_TO]);
+		memcpy(b + h->off[SEC_TR_COUNT], m->trans.count, h->size[SEC_TR_COUNT]);
+		memcpy(b + h->off[SEC_TR_LOGC], m->trans.logc, h->size[SEC_TR_LOGC]);
 	}
 	h->crc = us_crc32c(0, b + CRC_START, total - CRC_START);
 	return US_OK;
@@ -337,6 +367,19 @@ img_check(const uint8_t *b, size_t len, const us_share_key *key, int verify_crc)
 			 h->size[SEC_QBIAS] | h->size[SEC_QERR]) != 0)
 			return US_EFORMAT;
 	}
+	/* the transition prior: sizes here, its rows once bound (open_model) */
+	if (h->tr_n_src > 0 ?
+		(c->task != US_TASK_NEXT_ITEM || h->tr_n_src >= c->n_items || h->tr_nnz < h->tr_n_src ||
+		 h->tr_nnz > (int64_t) h->tr_n_src * US_TRANS_MAX_PER_ROW ||
+		 h->size[SEC_TR_SRC] != (uint64_t) h->tr_n_src * 4 ||
+		 h->size[SEC_TR_START] != ((uint64_t) h->tr_n_src + 1) * 8 ||
+		 h->size[SEC_TR_TO] != (uint64_t) h->tr_nnz * 4 ||
+		 h->size[SEC_TR_COUNT] != (uint64_t) h->tr_nnz * 4 ||
+		 h->size[SEC_TR_LOGC] != (uint64_t) h->tr_nnz * 4) :
+		(h->tr_n_src != 0 || h->tr_nnz != 0 || h->tr_weight != 0.0f ||
+		 (h->size[SEC_TR_SRC] | h->size[SEC_TR_START] | h->size[SEC_TR_TO] |
+		  h->size[SEC_TR_COUNT] | h->size[SEC_TR_LOGC]) != 0))
+		return US_EFORMAT;
 	if (img_layout(h->size, off) != len || memcmp(off, h->off, sizeof(off)) != 0)
 		return US_EFORMAT;
 	/* fold slots in range (the gather trusts them) */
@@ -396,6 +439,28 @@ open_model(const uint8_t *b, size_t len, const us_allocator *alloc, us_model **o
 	{
 		us_model_free(m);
 		return US_ENOMEM;
+	}
+	/*
+	 * The transition prior in place. Its rows index the logits, so their shape is checked on
+	 * every open (O(nnz) <= 64 V); logc is the writer's, covered by the CRC.
+	 */
+	if (h->tr_n_src > 0)
+	{
+		us_transitions *t = &m->trans;
+
+		t->weight = h->tr_weight;
+		t->n_src = h->tr_n_src;
+		t->nnz = h->tr_nnz;
+		t->src = (int32_t *) (b + h->off[SEC_TR_SRC]);
+		t->start = (int64_t *) (b + h->off[SEC_TR_START]);
+		t->to = (int32_t *) (b + h->off[SEC_TR_TO]);
+		t->count = (uint32_t *) (b + h->off[SEC_TR_COUNT]);
+		t->logc = (float *) (b + h->off[SEC_TR_LOGC]);
+		if (!us_trans_shape_ok(t, m->cfg.n_items))
+		{
+			us_model_free(m);
+			return US_EFORMAT;
+		}
 	}
 	*out = m;
 	return US_OK;

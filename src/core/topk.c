@@ -639,9 +639,29 @@ us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_see
 	screened = s->screen && quantise_h(s, &t, &h1, &eps);
 	if (screened)
 	{
-		/* stage 2: the surviving candidates in fp32, by the kernel forward uses */
-		int32_t		nc = screen_pass(s, k, exclude_seen, t, h1, eps, &theta);
+		const int32_t *succ = NULL;
+		const float *logc = NULL;
+		int32_t		n_succ = 0,
+					nc;
+		uint8_t		succ_seen[US_TRANS_MAX_PER_ROW];
 
+		/*
+		 * The transition prior raises only the last item's successors (at most
+		 * US_TRANS_MAX_PER_ROW): the screen ranks every other row by its logit alone, with the
+		 * successors excluded like seen rows, and the successors are scored exactly here. The
+		 * k best of the union are the k best overall.
+		 */
+		if (us_transitions_active(s->model))
+			us_transitions_row(s->model, s->last_item, &succ, &logc, &n_succ);
+		for (int32_t j = 0; j < n_succ; j++)
+		{
+			int32_t		r = succ[j];
+
+			succ_seen[j] = (s->seen[r >> 3] >> (r & 7)) & 1;
+			s->seen[r >> 3] |= (uint8_t) (1u << (r & 7));
+		}
+		/* stage 2: the surviving candidates in fp32, by the kernel forward uses */
+		nc = screen_pass(s, k, exclude_seen || n_succ > 0, t, h1, eps, &theta);
 		for (int32_t c = 0; c < nc; c++)
 			if (s->cand_hi[c] >= theta)
 			{
@@ -651,6 +671,16 @@ us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_see
 					  us_row_logit(s->out_rows + (size_t) r * s->H, s->h, s->H,
 								s->model->p.out_b[r]));
 			}
+		for (int32_t j = 0; j < n_succ; j++)
+		{
+			int32_t		r = succ[j];
+
+			s->seen[r >> 3] = 0;
+			if (!(exclude_seen && succ_seen[j]))
+				offer(rows, scores, &n, k, r,
+					  us_row_logit(s->out_rows + (size_t) r * s->H, s->h, s->H,
+								s->model->p.out_b[r]) + s->model->trans.weight * logc[j]);
+		}
 	}
 	else
 	{

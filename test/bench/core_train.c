@@ -24,6 +24,9 @@
  *   peak_rss_mb: ru_maxrss at the end (includes the folded tables); rss_after_train_mb before
  *     any scorer exists.
  * next_item quality runs (test/bench/nextitem_parity.sh, README "Next-item quality") also use:
+ *   --transitions off|auto|W  the transition prior (default off here; userseq_train's default is
+ *     auto): built from the training lines after the best epoch is restored, its weight fitted
+ *     on the validation split (auto) or W
  *   --protocol heldout|loo  heldout: the last round(f*N) lines are held-out users (input all but
  *     the last id); loo: SASRec's leave-one-out (train on all but the last two ids of every line,
  *     validate on the second-to-last, --report-test 1 also the last), as torch_textcnn.py does
@@ -66,6 +69,7 @@ typedef struct opts
 	int32_t		tie, recent, loo, patience, report_test, train_neg, adamw, batch_examples, keep_last;
 	float		dropout, lr, init_std, clip, wd, embed_dropout;
 	double		valid_fraction, score_seconds;
+	double		transitions;	/* transition prior: < 0 off (default), 0 = auto (fitted), > 0 fixed */
 	uint64_t	seed, negatives_seed;
 } opts;
 
@@ -168,6 +172,7 @@ parse_args(int argc, char **argv, opts *o)
 	o->epochs = 2;
 	o->warmup = 5;
 	o->threads = 1;
+	o->transitions = -1.0;
 	o->infer_batches = 8;
 	o->dropout = 0.5f;
 	o->lr = 1e-3f;
@@ -260,6 +265,8 @@ parse_args(int argc, char **argv, opts *o)
 			o->wd = strtof(v, NULL);
 		else if (!strcmp(a, "--embed-dropout"))
 			o->embed_dropout = strtof(v, NULL);
+		else if (!strcmp(a, "--transitions"))
+			o->transitions = !strcmp(v, "off") ? -1.0 : !strcmp(v, "auto") ? 0.0 : strtod(v, NULL);
 		else
 		{
 			fprintf(stderr, "core_train: unknown option %s\n", a);
@@ -851,6 +858,8 @@ main(int argc, char **argv)
 				bad = 0;
 	double		best_metric = -1.0;
 	eval_out	xev;
+	char		grid_txt[256] = "";
+	double		trans_s = 0.0;
 
 	parse_args(argc, argv, &o);
 	/* training threads are the core's own (tc.n_threads) with BLAS on one thread, as the
@@ -1113,6 +1122,36 @@ main(int argc, char **argv)
 		best_epoch = epochs_done;
 		us_model_free(best);
 	}
+	/* the transition prior (userseq_train's transition_prior): built from the training lines
+	 * after the epoch is chosen, its weight fitted on validation ("auto") or given */
+	if (next_item && o.transitions >= 0)
+	{
+		double		t0 = bench_now();
+
+		check(us_transitions_build(m, &td, train_ids, n_train), "us_transitions_build");
+		if (o.transitions == 0)
+		{
+			int32_t    *vids = xmalloc(sizeof(int32_t) * (size_t) vd.n_seqs);
+			double		gm[16];
+			size_t		len = 0;
+
+			for (int32_t s = 0; s < vd.n_seqs; s++)
+				vids[s] = s;
+			check(us_model_fit_transition_weight(m, &vd, vids, vd.n_seqs, us_transition_weight_grid,
+												 us_transition_weight_grid_n, NULL, gm),
+				  "us_model_fit_transition_weight");
+			for (int g = 0; g < us_transition_weight_grid_n; g++)
+				len += (size_t) snprintf(grid_txt + len, sizeof grid_txt - len, "%s[%g, %.4f]",
+										 g ? ", " : "", us_transition_weight_grid[g], gm[g]);
+			free(vids);
+		}
+		else
+			m->trans.weight = (float) o.transitions;
+		trans_s = bench_now() - t0;
+		evaluate(m, &vd, next_item, neg, skip, &ev);
+		if (o.loo && o.report_test)
+			evaluate(m, &xd, 1, xneg, skip, &xev);
+	}
 	if (clk.step <= o.warmup)
 		die("need more training steps than --warmup-steps");
 	rss_train = bench_peak_rss_mb();
@@ -1169,10 +1208,14 @@ main(int argc, char **argv)
 			printf("\"negatives\": \"%s\", \"n_neg\": %d, \"protocol\": \"%s\", "
 				   "\"best_epoch\": %d, \"tie\": %d, \"recent_window\": %d, \"embed_init_std\": %g, "
 				   "\"clip_norm\": %g, \"weight_decay\": %g, \"embed_dropout\": %g, \"batch_examples\": %d, "
+				   "\"transitions\": \"%s\", \"transition_weight\": %g, \"transition_pairs\": %lld, "
+				   "\"transition_grid_ndcg10\": [%s], \"transition_s\": %.3f, "
 				   "\"popularity_baseline\": {",
 				   o.negatives ? "file (peer sampler)" : "own draws (us_rng)", N_NEG,
 				   o.loo ? "loo" : "heldout", best_epoch, o.tie, o.recent, (double) cfg.embed_init_std, o.clip,
-				   o.wd, o.embed_dropout, o.batch_examples);
+				   o.wd, o.embed_dropout, o.batch_examples,
+				   o.transitions < 0 ? "off" : o.transitions == 0 ? "auto" : "fixed",
+				   (double) m->trans.weight, (long long) m->trans.nnz, grid_txt, trans_s);
 			print_ranking("full_ranking", &pop_full);
 			printf(", ");
 			print_ranking("sampled_99", &pop_sampled);

@@ -6,7 +6,9 @@
 # regime of nextitem_data.sh: validation (best epoch by full NDCG@10), then the test split once
 # (held-out regimes: a fresh run on REGIME.test.tsv, the same training users, with the epoch
 # count chosen on validation, last epoch reported; video: the same run's test targets, SASRec's
-# protocol). Prints the README table (model, markov, popularity; validation and test).
+# protocol), with the transition prior (NEXTITEM_TRANSITIONS, default auto as userseq_train: its
+# weight chosen on validation and reused for the test run). Prints the README table (model,
+# markov, popularity; validation and test).
 # Needs DIR/REGIME.{valid,test}.neg (torch_textcnn.py negatives --valid-fraction <the JSON's
 # valid_fraction / test_fraction>) and DIR/video.loo.neg{,.test} (--protocol loo --n 100).
 set -euo pipefail
@@ -19,42 +21,47 @@ mkdir -p "$dir/runs"
 D="--task next_item --max-len 50 --embed 64 --filters 64 --hidden 64 --widths 2,3,4 --recent-window 3
 	--dropout 0.2 --lr 0.002 --clip-norm 5 --embed-init-std 0.05 --batch 256 --batch-examples 1
 	--epochs 10 --patience 3 --seed 42 --infer-batches 1 --score-seconds 0.1 --warmup-steps 1"
+# the transition prior: auto (userseq_train's default) fits its weight on the validation split;
+# the test run reuses the weight chosen there (never fitted on test targets)
+TP=${NEXTITEM_TRANSITIONS:-auto}
 js() { python3 -c "import json;print(repr(json.load(open('$dir/$1.json'))['$2']))"; }
 for r in $regimes; do
 	[ -n "${NEXTITEM_SKIP_RUNS:-}" ] && continue
 	if [ "$r" = video ]; then
 		nice -n 10 "$CT" --data "$dir/video.loo.tsv" --vocab "$(js video vocab)" --protocol loo --n-neg 100 \
-			--negatives "$dir/video.loo.neg" --train-negatives 256 --report-test 1 $D > "$dir/runs/final_video.json"
+			--negatives "$dir/video.loo.neg" --train-negatives 256 --report-test 1 $D --transitions "$TP" > "$dir/runs/final_video.json"
 		continue
 	fi
 	nice -n 10 "$CT" --data "$dir/$r.valid.tsv" --vocab "$(js $r vocab)" --valid-fraction "$(js $r valid_fraction)" \
-		--negatives "$dir/$r.valid.neg" $D > "$dir/runs/final_$r.valid.json"
+		--negatives "$dir/$r.valid.neg" $D --transitions "$TP" > "$dir/runs/final_$r.valid.json"
 	be=$(tail -1 "$dir/runs/final_$r.valid.json" | python3 -c "import json,sys; print(json.loads(sys.stdin.read())['best_epoch'])")
+	tw=$(tail -1 "$dir/runs/final_$r.valid.json" | python3 -c "import json,sys; s=json.loads(sys.stdin.read()); print(s['transition_weight'] if s['transitions'] != 'off' else 'off')")
 	nice -n 10 "$CT" --data "$dir/$r.test.tsv" --vocab "$(js $r vocab)" --valid-fraction "$(js $r test_fraction)" \
-		--negatives "$dir/$r.test.neg" $D --epochs "$be" --patience 0 --keep-last 1 > "$dir/runs/final_$r.test.json"
+		--negatives "$dir/$r.test.neg" $D --epochs "$be" --patience 0 --keep-last 1 --transitions "$tw" > "$dir/runs/final_$r.test.json"
 done
 python3 - "$dir" $regimes <<'PY'
 import json, sys
 d = sys.argv[1]
 last = lambda p: json.loads(open(p).read().splitlines()[-1])
 f3 = lambda m: "%.4f / %.4f" % (m["hr@10"], m["ndcg@10"])
-print("| regime | split | epochs | model full HR@10 / NDCG@10 | markov full | popularity full | model sampled HR@10 / NDCG@10 | markov sampled | popularity sampled | beats markov (full HR, sampled NDCG) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+tws = lambda s: "off" if s.get("transitions", "off") == "off" else "%g" % s["transition_weight"]
+print("| regime | split | epochs | prior weight | model full HR@10 / NDCG@10 | markov full | popularity full | model sampled HR@10 / NDCG@10 | markov sampled | popularity sampled | beats markov (full HR, sampled NDCG) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in sys.argv[2:]:
     rows = []
     if r == "video":
         s = last("%s/runs/final_video.json" % d)
-        rows.append(("valid", s["best_epoch"], s["final"], s["markov_baseline"], s["popularity_baseline"]))
+        rows.append(("valid", s["best_epoch"], s["final"], s["markov_baseline"], s["popularity_baseline"], tws(s)))
         t = s["test"]
-        rows.append(("test", s["best_epoch"], t, t["markov"], t["popularity"]))
+        rows.append(("test", s["best_epoch"], t, t["markov"], t["popularity"], tws(s)))
     else:
         for sp in ("valid", "test"):
             s = last("%s/runs/final_%s.%s.json" % (d, r, sp))
-            rows.append((sp, s["best_epoch"], s["final"], s["markov_baseline"], s["popularity_baseline"]))
-    for sp, be, mo, mk, po in rows:
+            rows.append((sp, s["best_epoch"], s["final"], s["markov_baseline"], s["popularity_baseline"], tws(s)))
+    for sp, be, mo, mk, po, tw in rows:
         ok = mo["full_ranking"]["hr@10"] > mk["full_ranking"]["hr@10"] and \
             mo["sampled_99"]["ndcg@10"] > mk["sampled_99"]["ndcg@10"]
-        print("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
-            r, sp, be, f3(mo["full_ranking"]), f3(mk["full_ranking"]), f3(po["full_ranking"]),
+        print("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r, sp, be, tw, f3(mo["full_ranking"]), f3(mk["full_ranking"]), f3(po["full_ranking"]),
             f3(mo["sampled_99"]), f3(mk["sampled_99"]), f3(po["sampled_99"]), "yes" if ok else "**no**"))
 PY

@@ -2,7 +2,8 @@
  * make_corpus.c: writes the fuzz seed corpus (small valid encoded models of every task and
  * input option, fp32 as format version 1 and int8 as version 4) into the directory given as
  * argv[1]. Built and run by `make fuzz-corpus`, which also copies a few frozen version 2
- * fixtures (no longer written); the outputs are committed in test/fuzz/corpus/.
+ * fixtures (no longer written); the outputs are committed in test/fuzz/corpus/. next_item
+ * models are also written with a small transition table (flags bit 0, files *_trans*.usqm).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ main(int argc, char **argv)
 		o.max_len = 6;
 		if (fixture_model(&o, 4242 + v, &m) != US_OK)
 			return 1;
-		for (int q = 0; q < 2; q++)
+		for (int q = 0; q < (o.task == US_TASK_NEXT_ITEM ? 4 : 2); q++)
 		{
 			size_t		n;
 			uint8_t    *buf;
@@ -41,12 +42,23 @@ main(int argc, char **argv)
 
 			if (q == 1 && us_model_quantize(m, NULL) != US_OK)
 				return 1;
+			/* q 2: the int8 model with a table; q 3: the fp32 one (built again) */
+			if (q == 3)
+			{
+				us_model_free(m);
+				m = NULL;
+				if (fixture_model(&o, 4242 + v, &m) != US_OK)
+					return 1;
+			}
+			if (q >= 2 && fixture_transitions(m, 99 + v, 6, 0.75f) != US_OK)
+				return 1;
 			n = us_model_encoded_size(m);
 			buf = malloc(n);
 			if (buf == NULL || us_model_encode(m, buf, n) != US_OK)
 				return 1;
 			snprintf(path, sizeof(path), "%s/%s_b%d_g%d_r%d_t%d%s.usqm", argv[1], names[o.task - 1],
-					 o.behaviors, o.gaps, o.recent, o.tie, q ? "_int8" : "");
+					 o.behaviors, o.gaps, o.recent, o.tie,
+					 q == 1 ? "_int8" : q == 2 ? "_trans_int8" : q == 3 ? "_trans" : "");
 			f = fopen(path, "wb");
 			if (f == NULL || fwrite(buf, 1, n, f) != n || fclose(f) != 0)
 				return 1;

@@ -23,11 +23,18 @@ SELECT (SELECT valid_metric FROM tu_a WHERE status LIKE 'best%')
 	   (SELECT count(*) FROM tu_a WHERE status = 'pruned') > 0 AS some_pruned;
 -- stored as a deployed version with the best trial's options (retrain reuses them) and the tuning recorded
 SELECT m.version, m.deployed,
-	   m.options = (SELECT options FROM tu_a WHERE status LIKE 'best%') AS best_options,
+	   m.options = (SELECT options - 'transition_prior' FROM tu_a WHERE status LIKE 'best%') AS best_options,
 	   (m.metrics->'tuning'->>'trials')::int AS trials,
 	   (m.metrics->'tuning'->>'best_trial')::int = (SELECT trial FROM tu_a WHERE status LIKE 'best%') AS best_trial,
 	   abs((m.metrics->>'ndcg@10')::float8 - (SELECT valid_metric FROM tu_a WHERE status LIKE 'best%')) < 1e-12 AS metric
 FROM models m WHERE name = 'tu_a';
+-- next_item: every trial that validated fitted its transition prior's weight (shown as the option
+-- that reproduces it; the stored model keeps "auto"), the stored one is the best trial's
+SELECT bool_and(jsonb_typeof(options->'transition_prior') = 'number') AS every_trial_weighted,
+	   (SELECT (m.metrics->>'transition_weight')::float8 = (a.options->>'transition_prior')::float8
+			   AND m.metrics->>'transition_prior' = 'auto' AND NOT m.options ? 'transition_prior'
+		FROM models m, tu_a a WHERE m.name = 'tu_a' AND a.status LIKE 'best%') AS stored_weight
+FROM tu_a WHERE epochs > 0;
 -- every trial logged, the best marked, linked to the stored version and its training_log run
 SELECT count(*) AS logged, bool_and(t.version = 1) AS version,
 	   bool_and(t.options = a.options AND t.valid_metric = a.valid_metric AND t.epochs = a.epochs) AS same_rows,
@@ -64,6 +71,12 @@ FROM models WHERE name = 'tu_d';
 -- nothing to search: only the given options are tried
 SELECT trial, status FROM userseq_tune('tu_e', 'SELECT seq FROM tu_seqs ORDER BY user_id', 'next_item',
 	'{"epochs": 1, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8, "threads": 1}', 4,
+	space => '{"learning_rate": null, "batch_size": null, "dropout": null, "embed_dropout": null, "weight_decay": null, "filter_widths": null, "recent_window": null, "tie_output": null}');
+-- embed_dropout is in the default space (uniform 0-0.5): with only it left, trials draw it
+SELECT count(*) AS trials, count(DISTINCT options->'embed_dropout') AS draws,
+	   bool_and((options->>'embed_dropout')::float8 BETWEEN 0 AND 0.5) FILTER (WHERE trial > 1) AS in_range
+FROM userseq_tune('tu_h', 'SELECT seq FROM tu_seqs ORDER BY user_id', 'next_item',
+	'{"epochs": 1, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8, "threads": 1}', 3,
 	space => '{"learning_rate": null, "batch_size": null, "dropout": null, "weight_decay": null, "filter_widths": null, "recent_window": null, "tie_output": null}');
 
 -- tie_output fixed in options: every draw keeps hidden_dim = embedding_dim

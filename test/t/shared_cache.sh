@@ -5,7 +5,8 @@
 # are removed; a dropped model is unreachable although its image exists; a role without access
 # gets the permission error although the model is cached; a corrupt or truncated image is
 # refused (checksum), removed and rebuilt; a next_item model's image carries its top-k screen
-# and a session that maps it recommends exactly what a private decode does. Runs against the cluster in the PG* environment as
+# and its transition prior, and a session that maps it recommends exactly what a private decode
+# does. Runs against the cluster in the PG* environment as
 # a superuser (creates and drops its own objects).
 set -eu
 psql() { command psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
@@ -87,6 +88,8 @@ ok "$([ -e "$f" ] || [ -e "$f.ok" ] && echo there || echo gone)" gone "userseq_s
 # instead of rebuilding it); recommendations from the mapped image equal a private decode's
 psql -c "SELECT userseq_drop_model('t_shc_ni')" >/dev/null 2>&1 || true
 psql -c "SET client_min_messages = warning" -c "SELECT count(*) FROM userseq_train('t_shc_ni', 'SELECT seq FROM t_shc_d', 'next_item', '{\"epochs\": 1, \"embedding_dim\": 8, \"num_filters\": 8, \"hidden_dim\": 8, \"seed\": 3}')" >/dev/null
+# the default transition prior is on here (the planted data are first order): the image carries it
+ok "$(psql -c "SELECT (metrics->>'transition_weight')::float8 > 0 AND get_byte(weights, 12) = 1 FROM models WHERE name = 't_shc_ni'")" t "next_item: the model has a transition prior (weight > 0, table in the bytes)"
 RECS="SELECT md5(string_agg(r.item || ':' || r.score, ',' ORDER BY d.u, r.rank)) FROM t_shc_d d, LATERAL userseq_recommend('t_shc_ni', d.seq, 5) r"
 rrun() { psql -c "$RECS" -c "$COUNTS" | tr '\n' ' ' | sed 's/ $//'; }
 private=$(psql -c "SET userseq.shared_cache_size = 0" -c "$RECS")

@@ -47,9 +47,17 @@ INSERT INTO cur SELECT * FROM user_seqs;
 SQL
 
 converged=$(q -c "SELECT valid_metric FROM training_log WHERE model = 'ni' AND version = 1 ORDER BY epoch DESC LIMIT 1")
-warm=$(q -c "SELECT new_metric FROM userseq_retrain('ni', '{\"epochs\": 1, \"warm_start\": true}', true)")
-cold=$(q -c "SELECT new_metric FROM userseq_retrain('ni', '{\"epochs\": 1}', true)")
-echo "# ndcg@10: converged (8 epochs) $converged, warm start +1 epoch $warm, cold 1 epoch $cold"
+# the network's figures (training_log's, and network_ndcg@10 beside the stored metric, which
+# includes the default transition prior fitted after training)
+q -o /dev/null -c "SELECT new_metric FROM userseq_retrain('ni', '{\"epochs\": 1, \"warm_start\": true}', true)"
+q -o /dev/null -c "SELECT new_metric FROM userseq_retrain('ni', '{\"epochs\": 1}', true)"
+warm=$(q -c "SELECT metrics->>'network_ndcg@10' FROM models WHERE name = 'ni' AND version = 2")
+cold=$(q -c "SELECT metrics->>'network_ndcg@10' FROM models WHERE name = 'ni' AND version = 3")
+echo "# ndcg@10 of the network: converged (8 epochs) $converged, warm start +1 epoch $warm, cold 1 epoch $cold"
+check "the warm-started version's transition prior is its own (built from its data, as the cold run's), not the source's" \
+	eq "$(q -c "SELECT a.metrics->>'transition_count' = b.metrics->>'transition_count' AND a.metrics->>'transition_count' <> c.metrics->>'transition_count'
+		AND (a.metrics->>'transition_weight')::float8 > 0
+		FROM models a, models b, models c WHERE a.name = 'ni' AND a.version = 2 AND b.name = 'ni' AND b.version = 3 AND c.name = 'ni' AND c.version = 1")" t
 check "a 1-epoch warm start keeps the converged metric within 0.01" \
 	awk -v w="$warm" -v c="$converged" 'BEGIN { exit !(w >= c - 0.01) }'
 check "a cold 1-epoch run is far below (by more than 0.1)" \

@@ -115,6 +115,54 @@ fixture_model(const fixture_opts *o, uint64_t seed, us_model **out)
 	return st;
 }
 
+/*
+ * Gives a next_item model a transition prior built by us_transitions_build from n_seqs random
+ * sequences of length 2 .. 9 over its item rows (some out-of-vocabulary rows mixed in), with
+ * the given weight.
+ */
+static inline us_status
+fixture_transitions(us_model *m, uint64_t seed, int n_seqs, float weight)
+{
+	int64_t		offsets[257];
+	int32_t		items[256 * 9],
+				ids[256];
+	us_dataset	d;
+	uint64_t	x = seed * 2654435761u + 1;
+	us_status	st;
+
+	if (n_seqs > 256)
+		return US_EINVAL;
+	offsets[0] = 0;
+	for (int s = 0; s < n_seqs; s++)
+	{
+		int			len;
+
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		len = 2 + (int) ((x >> 33) % 8);
+		for (int i = 0; i < len; i++)
+		{
+			uint64_t	a, b;
+
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+			a = (x >> 33) % (uint64_t) (m->cfg.n_items - US_ROW_FIRST);
+			b = (x >> 13) % (uint64_t) (m->cfg.n_items - US_ROW_FIRST);
+			/* the smaller of two draws: low rows repeat; row 1 (OOV) now and then */
+			items[offsets[s] + i] = (x >> 58) % 11 == 0 ? US_ROW_OOV :
+				US_ROW_FIRST + (int32_t) (a < b ? a : b);
+		}
+		offsets[s + 1] = offsets[s] + len;
+		ids[s] = s;
+	}
+	memset(&d, 0, sizeof(d));
+	d.n_seqs = n_seqs;
+	d.offsets = offsets;
+	d.items = items;
+	st = us_transitions_build(m, &d, ids, n_seqs);
+	if (st == US_OK)
+		m->trans.weight = weight;
+	return st;
+}
+
 /* Number of fixture variants enumerated by fixture_variant(). */
 #define FIXTURE_N_VARIANTS 40
 

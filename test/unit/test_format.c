@@ -755,6 +755,330 @@ test_version4_varints(void)
 	us_model_free(m);
 }
 
+/* ------------------------------------------------------------------ transition table */
+
+static int
+trans_equal(const us_transitions *a, const us_transitions *b)
+{
+	uint32_t	wa,
+				wb;
+
+	memcpy(&wa, &a->weight, 4);
+	memcpy(&wb, &b->weight, 4);
+	if (wa != wb || a->n_src != b->n_src || a->nnz != b->nnz)
+		return 0;
+	return memcmp(a->src, b->src, (size_t) a->n_src * 4) == 0 &&
+		memcmp(a->start, b->start, ((size_t) a->n_src + 1) * 8) == 0 &&
+		memcmp(a->to, b->to, (size_t) a->nnz * 4) == 0 &&
+		memcmp(a->count, b->count, (size_t) a->nnz * 4) == 0 &&
+		memcmp(a->logc, b->logc, (size_t) a->nnz * 4) == 0;
+}
+
+/* bytes of the table of m at the end of its encoding */
+static size_t
+trans_size(const us_model *m)
+{
+	return 16 + (size_t) m->trans.n_src * 8 + (size_t) m->trans.nnz * 8;
+}
+
+/* a copy of good with u32 value v at offset off (n bytes), CRC refreshed */
+static us_status
+status_with_u32(const uint8_t *good, size_t n, size_t off, uint32_t v)
+{
+	uint8_t    *b = malloc(n);
+	us_status	st;
+
+	memcpy(b, good, n);
+	put32(b + off, v);
+	refresh(b, n);
+	st = decode_status(b, n);
+	free(b);
+	return st;
+}
+
+/*
+ * Round trips of a next_item model with a transition prior (fp32 text-CNN as version 1,
+ * sasrec as version 3, int8 text-CNN as version 4): flags bit 0, the table back bit for bit
+ * (logc derived again), the same bytes on re-encoding, and the bytes without the table those
+ * of the model without one (flags 0).
+ */
+static void
+test_trans_round_trip(void)
+{
+	for (int k = 0; k < 4; k++)
+	{
+		fixture_opts o;
+		us_model   *m = NULL,
+				   *d = NULL,
+				   *bare = NULL;
+		uint8_t    *b1,
+				   *b2,
+				   *b0;
+		size_t		n1,
+					n2,
+					n0;
+		us_format_header h;
+		uint32_t	want = k == 1 ? 3u : k >= 2 ? 4u : 1u;
+
+		fixture_default(&o, US_TASK_NEXT_ITEM);
+		o.n_vocab = 120;		/* more than 64 successors for the frequent rows */
+		o.tie = k == 3;
+		if (k == 1)
+		{
+			o.sasrec = 1;
+			o.blocks = 1;
+			o.heads = 2;
+		}
+		CHECK_OK(fixture_model(&o, 40 + k, &m));
+		if (!m)
+			continue;
+		CHECK_OK(us_model_clone(m, us_malloc_allocator(), &bare));
+		CHECK_OK(fixture_transitions(m, 7 + k, 256, k == 3 ? 0.0f : 1.5f));
+		CHECK(m->trans.n_src > 0 && m->trans.nnz > m->trans.n_src, "case %d: a table (%d sources, %lld)",
+			  k, m->trans.n_src, (long long) m->trans.nnz);
+		if (k >= 2)
+		{
+			double		err;
+
+			CHECK_OK(us_model_quantize(m, &err));
+			CHECK_OK(us_model_quantize(bare, &err));
+			CHECK(m->trans.n_src > 0, "case %d: quantize keeps the table", k);
+		}
+		b1 = encode(m, &n1);
+		b0 = encode(bare, &n0);
+		CHECK(b1 && b0, "case %d encodes", k);
+		if (!b1 || !b0)
+		{
+			free(b1);
+			free(b0);
+			us_model_free(m);
+			us_model_free(bare);
+			continue;
+		}
+		CHECK_OK(us_format_peek(b1, 32, &h));
+		CHECK(h.version == want && h.flags == 1u && h.total_size == n1, "case %d: version %u flags %u",
+			  k, h.version, h.flags);
+		CHECK(n1 == n0 + trans_size(m), "case %d: the table adds %zu bytes", k, trans_size(m));
+		/* before the table, the bytes of the model without one (header aside) */
+		CHECK(memcmp(b1 + 32, b0 + 32, n0 - 32) == 0 && b0[12] == 0, "case %d: body prefix", k);
+		CHECK_OK(us_model_decode(b1, n1, us_malloc_allocator(), &d));
+		if (d)
+		{
+			CHECK(trans_equal(&d->trans, &m->trans), "case %d: the table round trips", k);
+			CHECK(d->quantized == (k >= 2) &&
+				  memcmp(d->params_block, m->params_block, m->n_params * 4) == 0,
+				  "case %d: weights", k);
+			b2 = encode(d, &n2);
+			CHECK(b2 && n2 == n1 && memcmp(b1, b2, n1) == 0, "case %d re-encodes identically", k);
+			free(b2);
+			us_model_free(d);
+		}
+		/* an empty table (no consecutive known items) is written as none */
+		{
+			us_model   *e = NULL;
+
+			CHECK_OK(us_model_clone(bare, us_malloc_allocator(), &e));
+			if (e)
+			{
+				CHECK_OK(fixture_transitions(e, 1, 0, 2.0f));
+				CHECK(e->trans.n_src == 0 && us_model_encoded_size(e) == n0, "case %d: empty table", k);
+				b2 = encode(e, &n2);
+				CHECK(b2 && n2 == n0 && memcmp(b2, b0, n0) == 0, "case %d: empty table, same bytes", k);
+				free(b2);
+				us_model_free(e);
+			}
+		}
+		free(b1);
+		free(b0);
+		us_model_free(m);
+		us_model_free(bare);
+	}
+}
+
+/* Every field of the table corrupted (valid CRC), each refused with US_EFORMAT. */
+static void
+test_trans_corrupt(void)
+{
+	fixture_opts o;
+	us_model   *m = NULL,
+			   *bin = NULL;
+	uint8_t    *good,
+			   *b;
+	size_t		n,
+				t0,
+				srcs,
+				tos;
+	int32_t		ns;
+	int64_t		nnz;
+	int32_t		big;	/* a source with more than one successor */
+
+	fixture_default(&o, US_TASK_NEXT_ITEM);
+	o.n_vocab = 30;
+	CHECK_OK(fixture_model(&o, 77, &m));
+	if (!m)
+		return;
+	CHECK_OK(fixture_transitions(m, 3, 200, 0.5f));
+	good = encode(m, &n);
+	CHECK(good && decode_status(good, n) == US_OK, "the table fixture decodes");
+	if (!good)
+	{
+		us_model_free(m);
+		return;
+	}
+	ns = m->trans.n_src;
+	nnz = m->trans.nnz;
+	t0 = n - trans_size(m);
+	srcs = t0 + 16;
+	tos = srcs + 8 * (size_t) ns;
+	big = 0;
+	while (big < ns && m->trans.start[big + 1] - m->trans.start[big] < 2)
+		big++;
+	CHECK(ns >= 3 && big < ns, "fixture: %d sources, one with 2+ successors", ns);
+	if (ns < 3 || big >= ns)
+	{
+		free(good);
+		us_model_free(m);
+		return;
+	}
+
+	/* header */
+	CHECK(status_with_u32(good, n, 12, 0) == US_EFORMAT, "flag cleared: the table is trailing bytes");
+	CHECK(status_with_u32(good, n, 12, 3) == US_EFORMAT, "flags bit 1");
+	CHECK(status_with_u32(good, n, 12, 0x80000001u) == US_EFORMAT, "flags bit 31");
+	{
+		uint8_t		hb[32];
+		us_format_header h;
+
+		memcpy(hb, good, 32);
+		put32(hb + 4, 2);
+		CHECK(us_format_peek(hb, 32, &h) == US_EFORMAT, "a table flag on version 2");
+	}
+	/* weight */
+	CHECK(status_with_u32(good, n, t0, 0x7FC00000u) == US_EFORMAT, "weight NaN");
+	CHECK(status_with_u32(good, n, t0, 0x7F800000u) == US_EFORMAT, "weight +inf");
+	CHECK(status_with_u32(good, n, t0, 0xBF800000u) == US_EFORMAT, "weight -1");
+	CHECK(status_with_u32(good, n, t0, 0x447A2000u) == US_EFORMAT, "weight 1000.5");
+	CHECK(status_with_u32(good, n, t0, 0x447A0000u) == US_OK, "weight 1000 is allowed");
+	CHECK(status_with_u32(good, n, t0, 0) == US_OK, "weight 0 is allowed");
+	/* counts */
+	CHECK(status_with_u32(good, n, t0 + 4, 0) == US_EFORMAT, "n_src 0");
+	CHECK(status_with_u32(good, n, t0 + 4, (uint32_t) ns - 1) == US_EFORMAT, "n_src - 1");
+	CHECK(status_with_u32(good, n, t0 + 4, (uint32_t) ns + 1) == US_EFORMAT, "n_src + 1");
+	CHECK(status_with_u32(good, n, t0 + 4, (uint32_t) m->cfg.n_items) == US_EFORMAT, "n_src = item rows");
+	CHECK(status_with_u32(good, n, t0 + 4, 0xFFFFFFFFu) == US_EFORMAT, "n_src 2^32 - 1");
+	CHECK(status_with_u32(good, n, t0 + 8, (uint32_t) nnz + 1) == US_EFORMAT, "nnz + 1");
+	CHECK(status_with_u32(good, n, t0 + 8, (uint32_t) nnz - 1) == US_EFORMAT, "nnz - 1");
+	CHECK(status_with_u32(good, n, t0 + 12, 1) == US_EFORMAT, "nnz + 2^32");
+	CHECK(status_with_u32(good, n, t0 + 12, 0x80000000u) == US_EFORMAT, "nnz 2^63 + nnz");
+	/* sources */
+	CHECK(status_with_u32(good, n, srcs, 0) == US_EFORMAT, "source row 0 (padding)");
+	CHECK(status_with_u32(good, n, srcs, 1) == US_EFORMAT, "source row 1 (out of vocabulary)");
+	CHECK(status_with_u32(good, n, srcs + 8 * (ns - 1), (uint32_t) m->cfg.n_items) == US_EFORMAT,
+		  "source row = item rows");
+	CHECK(status_with_u32(good, n, srcs + 8 * (ns - 1), 0x80000000u) == US_EFORMAT,
+		  "source row 2^31");
+	CHECK(status_with_u32(good, n, srcs + 8, (uint32_t) m->trans.src[0]) == US_EFORMAT,
+		  "two equal source rows");
+	CHECK(status_with_u32(good, n, srcs, (uint32_t) m->trans.src[1] + 0) == US_EFORMAT,
+		  "source rows out of order");
+	CHECK(status_with_u32(good, n, srcs + 4 + 8 * big, 0) == US_EFORMAT, "a source with no successors");
+	CHECK(status_with_u32(good, n, srcs + 4 + 8 * big, 65) == US_EFORMAT, "65 successors");
+	CHECK(status_with_u32(good, n, srcs + 4 + 8 * big,
+						  (uint32_t) (m->trans.start[big + 1] - m->trans.start[big] + 1)) == US_EFORMAT,
+		  "successor counts add up to nnz + 1");
+	CHECK(status_with_u32(good, n, srcs + 4 + 8 * big,
+						  (uint32_t) (m->trans.start[big + 1] - m->trans.start[big] - 1)) == US_EFORMAT,
+		  "successor counts add up to nnz - 1");
+	/* successors of a source with two or more */
+	{
+		int64_t		j = m->trans.start[big];
+
+		CHECK(status_with_u32(good, n, tos + 8 * j, 0) == US_EFORMAT, "successor row 0");
+		CHECK(status_with_u32(good, n, tos + 8 * j, 1) == US_EFORMAT, "successor row 1");
+		CHECK(status_with_u32(good, n, tos + 8 * j, (uint32_t) m->cfg.n_items) == US_EFORMAT,
+			  "successor row = item rows");
+		CHECK(status_with_u32(good, n, tos + 8 * j, 0xFFFFFFFFu) == US_EFORMAT,
+			  "successor row 2^32 - 1");
+		CHECK(status_with_u32(good, n, tos + 8 * (j + 1), (uint32_t) m->trans.to[j]) == US_EFORMAT,
+			  "two equal successor rows");
+		CHECK(status_with_u32(good, n, tos + 8 * j, (uint32_t) m->trans.to[j + 1]) == US_EFORMAT,
+			  "successor rows out of order");
+		CHECK(status_with_u32(good, n, tos + 8 * j + 4, 0) == US_EFORMAT, "count 0");
+		CHECK(status_with_u32(good, n, tos + 8 * j + 4, 0xFFFFFFFFu) == US_OK, "count 2^32 - 1 is allowed");
+	}
+	/* every allocation of a decode with a table failing: US_ENOMEM, nothing leaked */
+	for (int at = 1; at < 100; at++)
+	{
+		failing		f = {0, at, 0};
+		us_allocator a = {failing_alloc, failing_free, &f};
+		us_model   *d = NULL;
+		us_status	st = us_model_decode(good, n, &a, &d);
+
+		if (st == US_OK)
+		{
+			CHECK(at > 8 && trans_equal(&d->trans, &m->trans), "decode with a table after %d allocations", at);
+			us_model_free(d);
+			CHECK(f.live == 0, "no leak after free");
+			break;
+		}
+		CHECK(st == US_ENOMEM && d == NULL && f.live == 0,
+			  "allocation %d failing (table): %s, %d blocks live", at, us_status_str(st), f.live);
+	}
+	/* lengths: cut or extended tables (total and CRC refreshed) */
+	b = malloc(n + 8);
+	memcpy(b, good, n);
+	refresh(b, n - 8);
+	CHECK(decode_status(b, n - 8) == US_EFORMAT, "the last transition cut");
+	memcpy(b, good, n);
+	refresh(b, t0 + 8);
+	CHECK(decode_status(b, t0 + 8) == US_EFORMAT, "the table head cut");
+	memcpy(b, good, n);
+	refresh(b, t0);
+	CHECK(decode_status(b, t0) == US_EFORMAT, "flag set, no table");
+	memcpy(b, good, n);
+	memset(b + n, 0, 8);
+	refresh(b, n + 8);
+	CHECK(decode_status(b, n + 8) == US_EFORMAT, "8 bytes after the table");
+	free(b);
+
+	/* a table on a model of another task: refused by the decoder and by the encoder */
+	fixture_default(&o, US_TASK_BINARY);
+	o.n_vocab = 30;
+	CHECK_OK(fixture_model(&o, 78, &bin));
+	if (bin)
+	{
+		size_t		nb = us_model_encoded_size(bin),
+					tb = trans_size(m);
+
+		b = malloc(nb + tb);
+		CHECK_OK(us_model_encode(bin, b, nb));
+		memcpy(b + nb, good + t0, tb);
+		put32(b + 12, 1);
+		refresh(b, nb + tb);
+		CHECK(decode_status(b, nb + tb) == US_EFORMAT, "a table on a binary model");
+		CHECK_OK(us_transitions_copy(&bin->trans, &m->trans, &bin->alloc));
+		CHECK(us_model_encode(bin, b, nb + tb) == US_EINVAL, "the encoder refuses a table on a binary model");
+		free(b);
+		us_model_free(bin);
+	}
+	/* the encoder refuses a table the decoder would reject */
+	{
+		int32_t		t = m->trans.to[0];
+
+		b = malloc(n);
+		m->trans.to[0] = m->cfg.n_items;
+		CHECK(us_model_encode(m, b, n) == US_EINVAL, "the encoder refuses a successor past the items");
+		m->trans.to[0] = t;
+		m->trans.weight = -1.0f;
+		CHECK(us_model_encode(m, b, n) == US_EINVAL, "the encoder refuses a negative weight");
+		m->trans.weight = 0.5f;
+		CHECK(us_model_encode(m, b, n) == US_OK && memcmp(b, good, n) == 0, "restored: same bytes");
+		free(b);
+	}
+	free(good);
+	us_model_free(m);
+}
+
 int
 main(void)
 {
@@ -764,5 +1088,7 @@ main(void)
 	test_version4_varints();
 	test_corrupt();
 	test_alloc_failure();
+	test_trans_round_trip();
+	test_trans_corrupt();
 	return unit_finish("test_format");
 }

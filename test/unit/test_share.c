@@ -40,7 +40,8 @@ random_events(const us_model *m, us_rng *rng, int n, int32_t *items, int32_t *be
 
 /* scores of a scorer made by create and of its opened image agree bit for bit */
 static void
-test_same_scores(const fixture_opts *o, uint64_t seed, size_t budget, const char *what)
+test_same_scores(const fixture_opts *o, uint64_t seed, size_t budget, float trans_weight,
+				 const char *what)
 {
 	us_model   *m = NULL,
 			   *mv = NULL;
@@ -57,6 +58,9 @@ test_same_scores(const fixture_opts *o, uint64_t seed, size_t budget, const char
 			   *b;
 
 	CHECK_OK(fixture_model(o, seed, &m));
+	/* next_item with trans_weight >= 0: a transition prior, which the image must carry */
+	if (m && trans_weight >= 0.0f)
+		CHECK_OK(fixture_transitions(m, seed, 200, trans_weight));
 	CHECK_OK(us_scorer_create(m, budget, us_malloc_allocator(), &s));
 	if (!m || !s)
 		return;
@@ -75,6 +79,12 @@ test_same_scores(const fixture_opts *o, uint64_t seed, size_t budget, const char
 		  memcmp(mv->vocab.item_ids, m->vocab.item_ids, sizeof(int64_t) * (size_t) m->vocab.n_items) == 0 &&
 		  mv->vocab.n_behaviors == m->vocab.n_behaviors && mv->vocab.n_classes == m->vocab.n_classes,
 		  "%s: same vocabulary", what);
+	CHECK(mv->trans.n_src == m->trans.n_src && mv->trans.nnz == m->trans.nnz &&
+		  memcmp(&mv->trans.weight, &m->trans.weight, 4) == 0 &&
+		  (m->trans.n_src == 0 ||
+		   (memcmp(mv->trans.to, m->trans.to, 4 * (size_t) m->trans.nnz) == 0 &&
+			memcmp(mv->trans.logc, m->trans.logc, 4 * (size_t) m->trans.nnz) == 0)),
+		  "%s: same transition prior (%d sources)", what, m->trans.n_src);
 	for (int i = 0; i < mv->vocab.n_behaviors; i++)
 		CHECK(strcmp(mv->vocab.behaviors[i], m->vocab.behaviors[i]) == 0, "%s: behaviour %d", what, i);
 	for (int i = 0; i < mv->vocab.n_classes; i++)
@@ -278,6 +288,90 @@ test_screen_shared(int tie)
 	us_model_free(m);
 }
 
+/*
+ * The transition prior in an image with a screen: the prior changes the top-k (so the checks
+ * below can fail), the opened image's top-k is the private model's bit for bit, and an image
+ * whose table is malformed is refused on open even without the CRC pass.
+ */
+static void
+test_trans_shared(void)
+{
+	fixture_opts o;
+	us_model   *m = NULL,
+			   *mv = NULL;
+	us_scorer  *s = NULL,
+			   *sv = NULL;
+	us_share_key key = {{2, 7, 1, 8, 2, 8}};
+	size_t		len;
+	uint8_t    *img;
+	int32_t		items[20],
+				beh[20],
+				gap[20],
+				ra[10],
+				rb[10],
+				rc[10],
+				na,
+				nb,
+				nc;
+	float		sa[10],
+				sb[10],
+				sc[10];
+	int			changed = 0;
+	us_rng		rng;
+
+	fixture_default(&o, US_TASK_NEXT_ITEM);
+	o.n_vocab = 3000;
+	o.E = o.H = 16;
+	CHECK_OK(fixture_model(&o, 31, &m));
+	if (!m)
+		return;
+	CHECK_OK(fixture_transitions(m, 5, 256, 4.0f));
+	CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &s));
+	CHECK(s && us_scorer_is_screened(s), "prior: the writer is screened");
+	if (!s)
+		return;
+	len = us_share_image_size(s);
+	img = aligned_image(len);
+	CHECK_OK(us_share_image_write(s, &key, img, len));
+	CHECK_OK(us_share_image_open(img, len, &key, 1, us_malloc_allocator(), &mv, &sv));
+	us_rng_seed(&rng, 6);
+	for (int r = 0; r < 40 && sv; r++)
+	{
+		us_events	ev;
+
+		random_events(m, &rng, 1 + r % 12, items, beh, gap, &ev);
+		/* end on a source of the table half of the time */
+		if (r % 2 == 0)
+			items[ev.n - 1] = m->trans.src[r % m->trans.n_src];
+		CHECK_OK(us_scorer_topk(s, &ev, 10, 1, ra, sa, &na));
+		CHECK_OK(us_scorer_topk(sv, &ev, 10, 1, rb, sb, &nb));
+		CHECK(na == nb && memcmp(ra, rb, sizeof(int32_t) * (size_t) na) == 0 &&
+			  memcmp(sa, sb, sizeof(float) * (size_t) na) == 0, "prior: request %d: identical top-k", r);
+		m->trans.weight = 0.0f;
+		CHECK_OK(us_scorer_topk(s, &ev, 10, 1, rc, sc, &nc));
+		m->trans.weight = 4.0f;
+		changed += nc != na || memcmp(ra, rc, sizeof(int32_t) * (size_t) na) != 0;
+	}
+	CHECK(changed >= 5, "prior: the prior changes the top-k of %d of 40 requests", changed);
+	us_scorer_free(sv);
+	us_model_free(mv);
+	sv = NULL;
+	mv = NULL;
+	/* a successor row past the items, written by a careless writer: refused on open */
+	{
+		int32_t		t = m->trans.to[m->trans.nnz - 1];
+
+		m->trans.to[m->trans.nnz - 1] = m->cfg.n_items;
+		CHECK_OK(us_share_image_write(s, &key, img, len));
+		CHECK(us_share_image_open(img, len, &key, 0, us_malloc_allocator(), &mv, &sv) == US_EFORMAT &&
+			  mv == NULL && sv == NULL, "prior: a successor row past the items is refused");
+		m->trans.to[m->trans.nnz - 1] = t;
+	}
+	free(img);
+	us_scorer_free(s);
+	us_model_free(m);
+}
+
 int
 main(void)
 {
@@ -289,7 +383,14 @@ main(void)
 
 		fixture_variant(&o, v);
 		snprintf(what, sizeof(what), "variant %d", v);
-		test_same_scores(&o, 100 + (uint64_t) v, SIZE_MAX, what);
+		test_same_scores(&o, 100 + (uint64_t) v, SIZE_MAX, -1.0f, what);
+		if (o.task == US_TASK_NEXT_ITEM)
+		{
+			snprintf(what, sizeof(what), "variant %d, prior 2", v);
+			test_same_scores(&o, 100 + (uint64_t) v, SIZE_MAX, 2.0f, what);
+			snprintf(what, sizeof(what), "variant %d, prior off", v);
+			test_same_scores(&o, 100 + (uint64_t) v, SIZE_MAX, 0.0f, what);
+		}
 	}
 	/* partial folding: the hottest rows folded, the rest per request */
 	for (int task = US_TASK_BINARY; task <= US_TASK_NEXT_ITEM; task += 3)
@@ -303,12 +404,16 @@ main(void)
 		if (m)
 		{
 			test_same_scores(&o, 9, us_scorer_screen_bytes(&m->cfg) +
-							 us_scorer_fold_bytes(&m->cfg) / 2, "partial fold");
+							 us_scorer_fold_bytes(&m->cfg) / 2, -1.0f, "partial fold");
+			if (task == US_TASK_NEXT_ITEM)
+				test_same_scores(&o, 9, us_scorer_screen_bytes(&m->cfg) +
+								 us_scorer_fold_bytes(&m->cfg) / 2, 1.0f, "partial fold, prior");
 			us_model_free(m);
 		}
 	}
 	test_screen_shared(0);
 	test_screen_shared(1);
+	test_trans_shared();
 	test_refused();
 	return unit_finish("test_share");
 }

@@ -188,16 +188,28 @@ UsExplained(const us_model *model, const float *out, int32 target, bool negate)
 	return negate ? 1.0 - v : v;
 }
 
+/*
+ * The explained value of ev. next_item: the network's logit, as the gradient methods explain
+ * it: the scorer's logit less the transition prior's term (which depends on the last event
+ * only, and is not attributed).
+ */
 static double
 UsExplainedOf(UsModelEntry *entry, const us_events *ev, int32 target, bool negate, float *out)
 {
-	if (entry->model->cfg.task == US_TASK_NEXT_ITEM && us_scorer_is_screened(entry->scorer))
+	if (entry->model->cfg.task == US_TASK_NEXT_ITEM)
 	{
 		float		logit;
+		int32		last = ev->n > 0 ? ev->items[ev->n - 1] : US_ROW_PAD;
 
-		UsCheckStatus(us_scorer_row_logits(entry->scorer, ev, &target, 1, &logit),
-					  "score sequence", NULL);
-		return logit;
+		if (us_scorer_is_screened(entry->scorer))
+			UsCheckStatus(us_scorer_row_logits(entry->scorer, ev, &target, 1, &logit),
+						  "score sequence", NULL);
+		else
+		{
+			UsScore(entry, ev, out);
+			logit = out[target];
+		}
+		return (double) logit - us_transitions_term(entry->model, last, target);
 	}
 	UsScore(entry, ev, out);
 	return UsExplained(entry->model, out, target, negate);

@@ -43,7 +43,7 @@ static const char *const us_option_names[] = {
 	"max_examples_per_seq", "max_items", "max_len", "min_count", "momentum", "negatives",
 	"num_blocks", "num_filters", "num_heads", "optimizer", "patience", "pos_weight",
 	"recent_window", "seed", "threads",
-	"tie_output", "time_gaps", "validation", "warm_start", "weight_decay", NULL
+	"tie_output", "time_gaps", "transition_prior", "validation", "warm_start", "weight_decay", NULL
 };
 
 bool
@@ -475,6 +475,8 @@ UsDefaultOptions(UsTrainOptions *o, us_task task)
 	o->recent_window = (int32) us_default(US_DEF_RECENT_WINDOW, task);
 	o->tie_output = us_default(US_DEF_TIE_OUTPUT, task) != 0;
 	o->negatives = -1;			/* US_DEF_NEGATIVES: auto, by catalogue size */
+	/* US_DEF_TRANSITION_PRIOR: auto for next_item, else off */
+	o->trans_mode = task == US_TASK_NEXT_ITEM ? US_TRANS_PRIOR_AUTO : US_TRANS_PRIOR_OFF;
 	o->max_examples_per_seq = (int32) us_default(US_DEF_MAX_EXAMPLES_PER_SEQ, task);
 	o->pos_weight = us_default(US_DEF_POS_WEIGHT, task);
 	o->deploy = us_default(US_DEF_DEPLOY, task) != 0;
@@ -642,6 +644,32 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 						 errmsg("option \"negatives\" must be \"auto\" or an integer between 0 (full softmax) and %d",
 								US_MAX_ITEMS)));
 		}
+		else if (strcmp(key, "transition_prior") == 0)
+		{
+			bool		is_auto = v.type == jbvString && v.val.string.len == 4 &&
+				memcmp(v.val.string.val, "auto", 4) == 0;
+			bool		is_off = (v.type == jbvString && v.val.string.len == 3 &&
+								  memcmp(v.val.string.val, "off", 3) == 0) ||
+				(v.type == jbvBool && !v.val.boolean);
+
+			/* other tasks have no prior: only their default ("off") is accepted */
+			if (task != US_TASK_NEXT_ITEM && !is_off)
+				UsOnlyFor(key, task, false, "next_item");
+			if (is_auto)
+				opts->trans_mode = US_TRANS_PRIOR_AUTO;
+			else if (is_off)
+				opts->trans_mode = US_TRANS_PRIOR_OFF;
+			else if (v.type == jbvNumeric)
+			{
+				opts->trans_weight = UsOptFloat(key, &v, 0, false, US_TRANS_PRIOR_MAX_WEIGHT, false);
+				opts->trans_mode = US_TRANS_PRIOR_FIXED;
+			}
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"transition_prior\" must be \"auto\", \"off\", false or a weight between 0 and %g",
+								US_TRANS_PRIOR_MAX_WEIGHT)));
+		}
 		else if (strcmp(key, "max_examples_per_seq") == 0)
 		{
 			UsOnlyFor(key, task, next_task, "next_item next_behavior");
@@ -744,6 +772,15 @@ UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 					 o->time_gaps, o->recent_window, o->tie_output ? "true" : "false",
 					 o->negatives, o->max_examples_per_seq, o->pos_weight,
 					 o->deploy ? "true" : "false");
+	/* next_item only (other tasks have none, and their config reads as before) */
+	if (o->task == US_TASK_NEXT_ITEM)
+	{
+		if (o->trans_mode == US_TRANS_PRIOR_FIXED)
+			appendStringInfo(buf, ", \"transition_prior\": %.17g", o->trans_weight);
+		else
+			appendStringInfo(buf, ", \"transition_prior\": \"%s\"",
+							 o->trans_mode == US_TRANS_PRIOR_AUTO ? "auto" : "off");
+	}
 	/* the default architecture is left implicit, so text-CNN options read as before */
 	if (o->architecture == US_ARCH_SASREC)
 		appendStringInfo(buf, ", \"architecture\": \"sasrec\", \"num_blocks\": %d, \"num_heads\": %d",

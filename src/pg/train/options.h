@@ -18,6 +18,12 @@
 #define US_NEGATIVES_AUTO_CROSSOVER	20000
 #define US_NEGATIVES_AUTO_COUNT		256
 
+/* "transition_prior": off (no table), auto (weight chosen on validation), a fixed weight */
+#define US_TRANS_PRIOR_OFF		0
+#define US_TRANS_PRIOR_AUTO		1
+#define US_TRANS_PRIOR_FIXED	2
+#define US_TRANS_PRIOR_MAX_WEIGHT	1000.0
+
 /* Every option of userseq_train, resolved (defaults filled in). */
 typedef struct UsTrainOptions
 {
@@ -55,6 +61,8 @@ typedef struct UsTrainOptions
 	int32		recent_window;
 	bool		tie_output;
 	int32		negatives;		/* -1 = auto */
+	int32		trans_mode;		/* transition prior: US_TRANS_PRIOR_* */
+	double		trans_weight;	/* US_TRANS_PRIOR_FIXED: the weight */
 	int32		max_examples_per_seq;
 	double		pos_weight;
 	bool		deploy;

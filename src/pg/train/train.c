@@ -94,6 +94,12 @@ struct UsTrainRun
 	bool		stop_on_nonfinite;	/* a diverged epoch ends the run instead of an error */
 	bool		diverged;
 	char	   *extra_metrics;	/* JSON fragment appended to models.metrics */
+	/* transition prior (next_item): UsTrainFinish */
+	const us_transitions *shared_trans;	/* userseq_tune: the table built once, or NULL */
+	bool		finished;		/* best epoch restored, prior fitted */
+	bool		patience_stop;	/* ended by patience */
+	double		trans_weight;	/* the weight stored (0 = off), NaN: no prior for the task */
+	char	   *prior_json;		/* models.metrics fragment, or "" */
 };
 
 static double
@@ -202,6 +208,19 @@ UsCheckRunMemory(UsTrainRun *run)
 	scratch += 2.0 * sizeof(float) * b * (c->task == US_TASK_NEXT_ITEM && run->tc.n_negatives == 0 ? l : 1) *
 		(run->tc.n_negatives > 0 ? run->tc.n_negatives + 1 : c->n_outputs);
 	eval = (double) run->eval_chunk * c->n_outputs * sizeof(float);
+	/*
+	 * transition prior (next_item, after training): 8 bytes a training event for the sorted
+	 * pairs while it is built, about 16 bytes a kept transition (at most 64 per item and one
+	 * per pair), and the weight fit's own output buffer (256 rows of logits)
+	 */
+	if (c->task == US_TASK_NEXT_ITEM && run->opts.trans_mode != US_TRANS_PRIOR_OFF)
+	{
+		double		pairs = (double) run->data.n_train_events;
+		double		kept = Min(pairs, 64.0 * c->n_items);
+
+		eval = Max(eval, 256.0 * c->n_outputs * sizeof(float) + c->n_outputs * 5.0);
+		eval += 8.0 * pairs + 8.0 * c->n_items + 20.0 * kept + 12.0 * Min((double) c->n_items, kept);
+	}
 	/* weights, gradients, two Adam moments, the best-epoch copy; a gradient per extra thread */
 	total = run->data.data_bytes + (5.0 + Max(run->opts.threads, 1) - 1) * params + scratch + eval;
 	run->mem_estimate = total;
@@ -210,7 +229,7 @@ UsCheckRunMemory(UsTrainRun *run)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("training needs an estimated %.0f MB, more than userseq.train_memory (%.0f MB)",
 						ceil(total / (1024.0 * 1024.0)), budget / (1024.0 * 1024.0)),
-				 errdetail("Dataset %.0f MB, model with optimizer state and best-epoch copy %.0f MB, step scratch %.0f MB, validation buffer %.0f MB.",
+				 errdetail("Dataset %.0f MB, model with optimizer state and best-epoch copy %.0f MB, step scratch %.0f MB, validation buffer (and transition prior) %.0f MB.",
 						   run->data.data_bytes / 1048576.0,
 						   (5.0 + Max(run->opts.threads, 1) - 1) * params / 1048576.0,
 						   scratch / 1048576.0, eval / 1048576.0),
@@ -269,6 +288,8 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	run->alloc = UsContextAllocator(cxt);
 	UsParseTrainOptions(run->options, t, &run->opts);
 	run->init_json = "";
+	run->prior_json = "";
+	run->trans_weight = NAN;
 	run->training_run = 1;
 	if (strlen(name) == 0 || strlen(name) > NAMEDATALEN * 4)
 		ereport(ERROR,
@@ -291,6 +312,7 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 		run->opts.time_gaps = shared->opts.time_gaps;
 		run->opts.behavior = shared->opts.behavior;
 		run->data = shared->data;
+		run->shared_trans = &shared->trans;
 	}
 	else
 		UsReadTrainData(name, query, &run->opts, cxt, &run->data);
@@ -516,7 +538,7 @@ UsTrainEpoch(UsTrainRun *run, UsEpochRow *row)
 		run->since_best++;
 	run->epoch++;
 	if (run->opts.patience > 0 && run->since_best >= run->opts.patience)
-		run->stop = true;
+		run->stop = run->patience_stop = true;
 
 	ereport(NOTICE,
 			(errmsg("userseq_train \"%s\" epoch %d/%d: train loss %.4f, valid loss %.4f, %s %.4f, lr %.3g, %.1f s, eta %.0f s%s",
@@ -577,6 +599,163 @@ UsLabelPrior(UsTrainRun *run)
 					mean);
 }
 
+/*
+ * Builds the transition table of the training split of data for a model of n_items item rows
+ * (us_transitions_build wants a model: only its task, item count and allocator are read).
+ */
+static void
+UsBuildTransitions(const UsTrainData *data, int32 n_items, const us_allocator *alloc,
+				   us_transitions *out)
+{
+	us_model	tmp;
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.cfg.task = US_TASK_NEXT_ITEM;
+	tmp.cfg.n_items = n_items;
+	tmp.cfg.n_outputs = n_items;
+	tmp.alloc = *alloc;
+	UsCheckStatus(us_transitions_build(&tmp, &data->train, data->train_ids, data->n_train),
+				  "build the transition prior", NULL);
+	*out = tmp.trans;
+}
+
+/* The metrics fragment of the prior: mode, weight, grid figures, table size. */
+static char *
+UsPriorJson(UsTrainRun *run, const char *mode, const us_transitions *t, const double *grid,
+			const double *ndcg, int n_grid, double network_metric)
+{
+	StringInfoData js;
+
+	initStringInfo(&js);
+	appendStringInfo(&js, ", \"transition_prior\": \"%s\", \"transition_weight\": %.17g",
+					 mode, run->trans_weight);
+	if (t)
+		appendStringInfo(&js, ", \"transition_sources\": %d, \"transition_count\": " INT64_FORMAT
+						 ", \"transition_bytes\": " INT64_FORMAT,
+						 t->n_src, (int64) t->nnz,
+						 (int64) (t->n_src > 0 ? 16 + 8 * (int64) t->n_src + 8 * t->nnz : 0));
+	if (n_grid > 0)
+	{
+		appendStringInfoString(&js, ", \"transition_grid\": [");
+		for (int g = 0; g < n_grid; g++)
+			appendStringInfo(&js, "%s%.17g", g ? ", " : "", grid[g]);
+		appendStringInfoString(&js, "], \"transition_grid_ndcg@10\": [");
+		for (int g = 0; g < n_grid; g++)
+			appendStringInfo(&js, "%s%.17g", g ? ", " : "", ndcg[g]);
+		appendStringInfoChar(&js, ']');
+	}
+	if (!isnan(network_metric))
+		appendStringInfo(&js, ", \"network_%s\": %.17g", run->metric_name, network_metric);
+	return js.data;
+}
+
+double
+UsTrainFinish(UsTrainRun *run)
+{
+	MemoryContext old;
+	us_model   *m = run->model;
+	us_transitions t;
+	double	   *ndcg = NULL;
+	int			n_grid = 0;
+	double		network_metric = run->best_metric;
+	const char *mode;
+
+	if (run->finished)
+		return run->trans_weight;
+	old = MemoryContextSwitchTo(run->cxt);
+	if (run->best)
+		UsCheckStatus(us_model_copy_weights(run->model, run->best), "restore the best epoch", NULL);
+	run->finished = true;
+	run->stop = true;
+	if (run->cfg.task != US_TASK_NEXT_ITEM)
+	{
+		MemoryContextSwitchTo(old);
+		return run->trans_weight;
+	}
+	/* a warm-started or init_from model never keeps its source's table: only its own */
+	us_transitions_free(&m->trans, &run->alloc);
+	run->trans_weight = 0.0;
+	mode = run->opts.trans_mode == US_TRANS_PRIOR_AUTO ? "auto" :
+		run->opts.trans_mode == US_TRANS_PRIOR_FIXED ? "fixed" : "off";
+	if (run->opts.trans_mode == US_TRANS_PRIOR_OFF)
+	{
+		run->prior_json = UsPriorJson(run, mode, NULL, NULL, NULL, 0, NAN);
+		MemoryContextSwitchTo(old);
+		return 0.0;
+	}
+	if (run->opts.trans_mode == US_TRANS_PRIOR_AUTO && run->data.n_valid == 0)
+	{
+		ereport(NOTICE,
+				(errmsg("userseq_train \"%s\": transition prior off: no validation split to choose its weight on",
+						run->name),
+				 errhint("Give \"transition_prior\" a weight to use it without validation.")));
+		run->prior_json = UsPriorJson(run, "off (no validation split)", NULL, NULL, NULL, 0, NAN);
+		MemoryContextSwitchTo(old);
+		return 0.0;
+	}
+	run->phase = "building the transition prior";
+	CHECK_FOR_INTERRUPTS();
+	if (run->shared_trans && run->shared_trans->n_src > 0)
+		UsCheckStatus(us_transitions_copy(&m->trans, run->shared_trans, &run->alloc),
+					  "copy the transition prior", NULL);
+	else if (run->shared_trans == NULL)
+	{
+		UsBuildTransitions(&run->data, run->cfg.n_items, &run->alloc, &t);
+		m->trans = t;
+	}
+	CHECK_FOR_INTERRUPTS();
+	t = m->trans;
+	if (m->trans.n_src == 0)
+	{
+		ereport(NOTICE,
+				(errmsg("userseq_train \"%s\": transition prior off: no two consecutive known items in the training split",
+						run->name)));
+		us_transitions_free(&m->trans, &run->alloc);
+		run->prior_json = UsPriorJson(run, mode, &t, NULL, NULL, 0, NAN);
+		MemoryContextSwitchTo(old);
+		return 0.0;
+	}
+	if (run->opts.trans_mode == US_TRANS_PRIOR_AUTO)
+	{
+		us_progress progress = {UsTrainProgress, run};
+
+		run->phase = "fitting the transition prior";
+		run->step_done = run->step_total = 0;
+		n_grid = us_transition_weight_grid_n;
+		ndcg = palloc(sizeof(double) * n_grid);
+		UsApplyThreadCount(run->opts.threads);
+		UsCheckStatus(us_model_fit_transition_weight(m, &run->data.valid, run->data.valid_ids,
+													 run->data.n_valid, us_transition_weight_grid,
+													 n_grid, &progress, ndcg),
+					  "fit the transition prior", NULL);
+		run->trans_weight = m->trans.weight;
+	}
+	else
+	{
+		m->trans.weight = (float) run->opts.trans_weight;
+		run->trans_weight = m->trans.weight;
+	}
+	/* the stored validation figures are the model's as stored: with the prior */
+	if (m->trans.weight > 0.0f && run->data.n_valid > 0)
+	{
+		double		vloss,
+					vmetric;
+		char	   *json;
+
+		UsEvaluate(run, &vloss, &vmetric, &json);
+		run->best_metric = vmetric;
+		run->best_metrics = psprintf(", \"valid_loss\": %.17g%s", vloss, json);
+	}
+	run->prior_json = UsPriorJson(run, mode, &m->trans, us_transition_weight_grid, ndcg, n_grid,
+								  network_metric);
+	/* weight 0 changes no score: the model is stored without the table */
+	if (m->trans.weight == 0.0f)
+		us_transitions_free(&m->trans, &run->alloc);
+	run->step_done = run->step_total = 0;
+	MemoryContextSwitchTo(old);
+	return run->trans_weight;
+}
+
 /* Restores the best epoch, encodes and stores the model; res gets version and deploy outcome. */
 void
 UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_options,
@@ -589,8 +768,7 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 				metrics;
 	UsStoreRequest req;
 
-	if (run->best)
-		UsCheckStatus(us_model_copy_weights(run->model, run->best), "restore the best epoch", NULL);
+	UsTrainFinish(run);
 	UsCheckStatus(us_model_check_weights(run->model), "store the model", NULL);
 	size = us_model_encoded_size(run->model);
 	if (size == 0 || size > US_FORMAT_MAX_SIZE || size > MaxAllocHugeSize - VARHDRSZ ||
@@ -617,7 +795,7 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 					 "\"epochs_run\": %d, \"train_sequences\": %d, \"valid_sequences\": %d, "
 					 "\"train_seconds\": %.3f, \"rows_read\": %lld, \"skipped_null_seq\": %lld, "
 					 "\"skipped_null_label\": %lld, \"skipped_short\": %lld, "
-					 "\"memory_estimate_mb\": %.1f, \"memory_used_mb\": %.1f%s}",
+					 "\"memory_estimate_mb\": %.1f, \"memory_used_mb\": %.1f%s%s}",
 					 UsProtocol(run), run->best_metrics ? run->best_metrics : "",
 					 run->cfg.task == US_TASK_NEXT_ITEM ? UsPopularityBaseline(run) : "",
 					 UsLabelPrior(run), run->init_json, run->metric_name, run->best_epoch, run->epoch, run->data.n_train,
@@ -626,7 +804,7 @@ UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_opti
 					 (long long) run->data.skipped_null_label,
 					 (long long) run->data.skipped_short, run->mem_estimate / 1048576.0,
 					 MemoryContextMemAllocated(run->cxt, true) / 1048576.0,
-					 run->extra_metrics ? run->extra_metrics : "");
+					 run->prior_json, run->extra_metrics ? run->extra_metrics : "");
 
 	memset(&req, 0, sizeof(req));
 	req.name = run->name;
@@ -671,6 +849,13 @@ UsTrainReadShared(const char *name, const char *query, const char *task, Jsonb *
 
 	UsParseTrainOptions(options, UsParseTask(task), &sh->opts);
 	UsReadTrainData(name, query, &sh->opts, cxt, &sh->data);
+	/* next_item: the transition table once, for every trial (each fits its own weight) */
+	if (sh->opts.task == US_TASK_NEXT_ITEM && sh->opts.trans_mode != US_TRANS_PRIOR_OFF)
+	{
+		us_allocator alloc = UsContextAllocator(cxt);
+
+		UsBuildTransitions(&sh->data, US_ROW_FIRST + sh->data.vocab.n_items, &alloc, &sh->trans);
+	}
 	MemoryContextSwitchTo(old);
 	return sh;
 }
@@ -692,7 +877,7 @@ UsTrainGetState(const UsTrainRun *run, UsTrainState *state)
 	state->best_metric = run->best_metric;
 	state->metric_name = run->metric_name;
 	state->higher_better = run->higher_better;
-	state->stopped_early = run->stop && !run->diverged;
+	state->stopped_early = run->patience_stop;
 	state->diverged = run->diverged;
 	state->seconds = run->seconds_total;
 	state->opts = &run->opts;

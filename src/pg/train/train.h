@@ -20,6 +20,9 @@ typedef struct UsTrainShared
 {
 	UsTrainOptions opts;
 	UsTrainData data;
+	/* next_item with a transition prior: its table, built once from the training split
+	 * (every run copies it and fits its own weight); n_src 0 when none */
+	us_transitions trans;
 } UsTrainShared;
 
 /* What a caller may read of a run between epochs. */
@@ -47,6 +50,13 @@ extern UsTrainRun *UsTrainBegin(const char *name, const char *query, const char 
 extern bool UsTrainEpoch(UsTrainRun *run, UsEpochRow *row);
 extern void UsTrainSetTuning(UsTrainRun *run, bool stop_on_nonfinite, const char *extra_metrics);
 extern void UsTrainGetState(const UsTrainRun *run, UsTrainState *state);
+/*
+ * Ends training: restores the best epoch and, for next_item, builds (or copies the shared)
+ * transition prior and fits or sets its weight; best_metric and the stored validation metrics
+ * are then those with the prior. UsTrainStore calls it when the caller has not. No more epochs
+ * after it. Returns the weight (0 = off; NaN when the task has no prior).
+ */
+extern double UsTrainFinish(UsTrainRun *run);
 /* Restores the best epoch and stores it as the next version (stored_options: NULL = as given). */
 extern void UsTrainStore(UsTrainRun *run, bool deploy, bool if_not_worse, Jsonb *stored_options,
 						 UsStoreResult *res);

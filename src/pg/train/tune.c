@@ -62,7 +62,7 @@ static const UsTunable us_tunables[] = {
 	{"learning_rate", true, false, "{\"min\": 0.0003, \"max\": 0.01, \"log\": true}"},
 	{"batch_size", true, true, "[32, 64, 128, 256]"},	/* sequences; examples: below */
 	{"dropout", true, false, "{\"min\": 0, \"max\": 0.5}"},
-	{"embedding_dropout", true, false, "{\"min\": 0, \"max\": 0.5}"},
+	{"embed_dropout", true, false, "{\"min\": 0, \"max\": 0.5}"},
 	{"weight_decay", true, false, "[0, 0.000001, 0.00001, 0.0001]"},
 	{"embedding_dim", true, true, "[32, 64, 128]"},
 	{"num_filters", true, true, "[32, 64, 128]"},
@@ -467,7 +467,8 @@ UsPromote(double *vals, int32 *n, double m, bool higher)
 typedef struct UsTrial
 {
 	UsTrialRow row;
-	Jsonb	   *options;
+	Jsonb	   *options;		/* trained with (the stored model's, for the best) */
+	Jsonb	   *shown;			/* returned and logged: options + the prior's fitted weight */
 } UsTrial;
 
 PG_FUNCTION_INFO_V1(userseq_tune);
@@ -558,6 +559,7 @@ userseq_tune(PG_FUNCTION_ARGS)
 		UsTrainRun *run;
 		UsTrainState st;
 		UsEpochRow	row;
+		double		trans_weight;
 		TimestampTz tstart = GetCurrentTimestamp();
 		const char *status = NULL;
 
@@ -628,6 +630,16 @@ userseq_tune(PG_FUNCTION_ARGS)
 					(void) UsPromote(rung_vals[k], &rung_n[k], st.best_metric, st.higher_better);
 			}
 		}
+		/*
+		 * next_item: the trial's transition prior (the table built once, its own weight fitted
+		 * on validation) before trials are compared, so the comparison is of the models that
+		 * would be stored
+		 */
+		UsTrainGetState(run, &st);
+		if (st.best_epoch > 0)
+			trans_weight = UsTrainFinish(run);
+		else
+			trans_weight = NAN;
 		UsTrainGetState(run, &st);
 		metric_name = st.metric_name;
 		higher = st.higher_better;
@@ -635,7 +647,16 @@ userseq_tune(PG_FUNCTION_ARGS)
 			status = st.diverged ? "diverged" : st.stopped_early ? "early stop" : "completed";
 		tr->row.trial = t + 1;
 		tr->row.run_id = st.run_id;
-		tr->row.options_json = JsonbToCString(NULL, &tr->options->root, VARSIZE(tr->options));
+		/*
+		 * the weight the trial's prior got, shown as the option that reproduces it (in the
+		 * result and tuning_trials; the stored model keeps "auto" and refits on retraining)
+		 */
+		tr->shown = tr->options;
+		if (!isnan(trans_weight) && st.opts->trans_mode == US_TRANS_PRIOR_AUTO)
+			tr->shown = UsJsonbConcat(tr->options,
+									  UsJsonbFromText(psprintf("{\"transition_prior\": %.17g}",
+															   trans_weight)));
+		tr->row.options_json = JsonbToCString(NULL, &tr->shown->root, VARSIZE(tr->shown));
 		tr->row.epochs = st.epochs_done;
 		tr->row.valid_metric = st.best_metric;
 		tr->row.seconds = UsSecondsSince(tstart);
@@ -704,7 +725,7 @@ userseq_tune(PG_FUNCTION_ARGS)
 		const UsTrialRow *r = &trials[i].row;
 
 		values[0] = Int32GetDatum(r->trial);
-		values[1] = JsonbPGetDatum(trials[i].options);
+		values[1] = JsonbPGetDatum(trials[i].shown);
 		values[2] = Int32GetDatum(r->epochs);
 		values[3] = Float8GetDatum(r->valid_metric);
 		nulls[3] = isnan(r->valid_metric);
