@@ -249,10 +249,15 @@ float		us_transitions_term(const us_model *model, int32_t last, int32_t b);
  * events in data->classes): the network's logits are computed once, then every weight of
  * grid[0..n_grid-1] is scored by the full-catalogue NDCG@10 (the next_item validation
  * metric); the best wins, ties to the smaller weight. grid must contain 0 to allow "off".
+ * own_in_table: the validation histories are part of the sequences the table was built from
+ * (leave-one-out and time validation: the input is the user's training sequence); each
+ * history's own transitions are then taken out of the counts while fitting, so that the
+ * weight is the one that serves a history the table has not seen (a held-out customer),
+ * not one that rewards finding the user's own past in the counts. 0 for held-out histories.
  * metrics (may be NULL) gets n_grid values. Needs a table (us_transitions_build).
  */
 us_status	us_model_fit_transition_weight(us_model *model, const us_dataset *data,
-										   const int32_t *seq_ids, int32_t n,
+										   const int32_t *seq_ids, int32_t n, int own_in_table,
 										   const double *grid, int n_grid,
 										   const us_progress *progress, double *metrics);
 /* The default grid of userseq_train: 0, 0.25, 0.5, 1, 2, 4, 8, 16, 32 (32: the counts decide,

@@ -376,11 +376,55 @@ last_row(const us_dataset *data, int32_t s)
 
 #define FIT_CHUNK 256
 
+/*
+ * Adds weight * log(1 + count) of last's successors to row, the counts less own[] (the
+ * history's own transitions from last, when the table was built from that history).
+ */
+static void
+add_prior_less_own(const us_model *model, int32_t last, float w, const uint32_t *own, float *row)
+{
+	const us_transitions *t = &model->trans;
+	const int32_t *to;
+	const float *logc;
+	int32_t		n;
+
+	us_transitions_row(model, last, &to, &logc, &n);
+	for (int32_t j = 0; j < n; j++)
+	{
+		int64_t		k = (to - t->to) + j;
+		uint32_t	c = t->count[k] > own[j] ? t->count[k] - own[j] : 0;
+
+		row[to[j]] += w * (own[j] == 0 ? logc[j] : (float) log1p((double) c));
+	}
+}
+
+/* own[j]: how often successor j of last follows last inside sequence s of data */
+static void
+own_transitions(const us_model *model, const us_dataset *data, int32_t s, int32_t last,
+				uint32_t *own)
+{
+	const int32_t *to;
+	const float *logc;
+	int32_t		n;
+
+	us_transitions_row(model, last, &to, &logc, &n);
+	memset(own, 0, sizeof(uint32_t) * US_TRANS_MAX_PER_ROW);
+	for (int64_t i = data->offsets[s]; i + 1 < data->offsets[s + 1]; i++)
+		if (data->items[i] == last)
+			for (int32_t j = 0; j < n; j++)
+				if (to[j] == data->items[i + 1])
+				{
+					own[j]++;
+					break;
+				}
+}
+
 us_status
 us_model_fit_transition_weight(us_model *model, const us_dataset *data, const int32_t *seq_ids,
-							   int32_t n, const double *grid, int n_grid,
+							   int32_t n, int own_in_table, const double *grid, int n_grid,
 							   const us_progress *progress, double *metrics)
 {
+	uint32_t	own[US_TRANS_MAX_PER_ROW];
 	const us_allocator *alloc;
 	us_model	net;
 	us_ranking_metrics *rm = NULL;
@@ -428,7 +472,13 @@ us_model_fit_transition_weight(us_model *model, const us_dataset *data, const in
 		{
 			int32_t		s = seq_ids[i0 + i];
 			int32_t		target = data->classes[s];
+			int32_t		lr = last_row(data, s);
 			const float *y = out + (size_t) i * V;
+
+			if (own_in_table)
+				own_transitions(model, data, s, lr, own);
+			else
+				memset(own, 0, sizeof own);
 
 			for (int g = 0; g < n_grid; g++)
 			{
@@ -437,9 +487,8 @@ us_model_fit_transition_weight(us_model *model, const us_dataset *data, const in
 				if (target >= US_ROW_FIRST && target < V)
 				{
 					memcpy(row, y, (size_t) V * sizeof(float));
-					net.trans.weight = (float) grid[g];
-					us_transitions_add(&net, last_row(data, s), row);
-					net.trans.weight = 0.0f;
+					if (grid[g] > 0.0)
+						add_prior_less_own(model, lr, (float) grid[g], own, row);
 					rank = us_rank_of_target(row, (size_t) V, (size_t) target, skip);
 				}
 				us_ranking_add(&rm[g], rank);

@@ -69,7 +69,7 @@ typedef struct opts
 	int32_t		tie, recent, loo, patience, report_test, train_neg, adamw, batch_examples, keep_last;
 	float		dropout, lr, init_std, clip, wd, embed_dropout;
 	double		valid_fraction, score_seconds;
-	double		transitions;	/* transition prior: < 0 off (default), 0 = auto (fitted), > 0 fixed */
+	double		transitions;	/* transition prior: -1 off (default), -2 auto (fitted), >= 0 fixed */
 	uint64_t	seed, negatives_seed;
 } opts;
 
@@ -266,7 +266,7 @@ parse_args(int argc, char **argv, opts *o)
 		else if (!strcmp(a, "--embed-dropout"))
 			o->embed_dropout = strtof(v, NULL);
 		else if (!strcmp(a, "--transitions"))
-			o->transitions = !strcmp(v, "off") ? -1.0 : !strcmp(v, "auto") ? 0.0 : strtod(v, NULL);
+			o->transitions = !strcmp(v, "off") ? -1.0 : !strcmp(v, "auto") ? -2.0 : strtod(v, NULL);
 		else
 		{
 			fprintf(stderr, "core_train: unknown option %s\n", a);
@@ -1124,12 +1124,12 @@ main(int argc, char **argv)
 	}
 	/* the transition prior (userseq_train's transition_prior): built from the training lines
 	 * after the epoch is chosen, its weight fitted on validation ("auto") or given */
-	if (next_item && o.transitions >= 0)
+	if (next_item && o.transitions != -1.0)
 	{
 		double		t0 = bench_now();
 
 		check(us_transitions_build(m, &td, train_ids, n_train), "us_transitions_build");
-		if (o.transitions == 0)
+		if (o.transitions == -2.0)
 		{
 			int32_t    *vids = xmalloc(sizeof(int32_t) * (size_t) vd.n_seqs);
 			double		gm[16];
@@ -1137,7 +1137,9 @@ main(int argc, char **argv)
 
 			for (int32_t s = 0; s < vd.n_seqs; s++)
 				vids[s] = s;
-			check(us_model_fit_transition_weight(m, &vd, vids, vd.n_seqs, us_transition_weight_grid,
+			/* loo validates the training lines' own next events: their transitions are in
+			 * the table (as userseq_train's leave_one_out) */
+			check(us_model_fit_transition_weight(m, &vd, vids, vd.n_seqs, o.loo, us_transition_weight_grid,
 												 us_transition_weight_grid_n, NULL, gm),
 				  "us_model_fit_transition_weight");
 			for (int g = 0; g < us_transition_weight_grid_n; g++)
@@ -1214,7 +1216,7 @@ main(int argc, char **argv)
 				   o.negatives ? "file (peer sampler)" : "own draws (us_rng)", N_NEG,
 				   o.loo ? "loo" : "heldout", best_epoch, o.tie, o.recent, (double) cfg.embed_init_std, o.clip,
 				   o.wd, o.embed_dropout, o.batch_examples,
-				   o.transitions < 0 ? "off" : o.transitions == 0 ? "auto" : "fixed",
+				   o.transitions == -1.0 ? "off" : o.transitions == -2.0 ? "auto" : "fixed",
 				   (double) m->trans.weight, (long long) m->trans.nnz, grid_txt, trans_s);
 			print_ranking("full_ranking", &pop_full);
 			printf(", ");

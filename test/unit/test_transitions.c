@@ -360,18 +360,18 @@ test_fit(us_model *m, const planted *valid)
 	for (int32_t i = 0; i < NSEQ; i++)
 		ids[i] = i;
 	/* an untrained network knows nothing; the planted transitions are worth a lot */
-	CHECK_OK(us_model_fit_transition_weight(m, &valid->d, ids, NSEQ, us_transition_weight_grid,
+	CHECK_OK(us_model_fit_transition_weight(m, &valid->d, ids, NSEQ, 0, us_transition_weight_grid,
 											us_transition_weight_grid_n, NULL, metrics));
 	CHECK(m->trans.weight > 0.0f && metrics[0] < metrics[us_transition_weight_grid_n - 1] - 0.2,
 		  "fitted weight %.2f, NDCG@10 %.3f at 0 and %.3f at %.0f", m->trans.weight, metrics[0],
 		  metrics[us_transition_weight_grid_n - 1],
 		  us_transition_weight_grid[us_transition_weight_grid_n - 1]);
-	CHECK_OK(us_model_fit_transition_weight(m, &valid->d, ids, NSEQ, &zero_only, 1, NULL, metrics));
+	CHECK_OK(us_model_fit_transition_weight(m, &valid->d, ids, NSEQ, 0, &zero_only, 1, NULL, metrics));
 	CHECK(m->trans.weight == 0.0f && !us_transitions_active(m), "a grid of {0} turns the prior off");
 	{
 		double		bad = -1.0;
 
-		CHECK(us_model_fit_transition_weight(m, &valid->d, ids, NSEQ, &bad, 1, NULL, NULL) == US_EINVAL,
+		CHECK(us_model_fit_transition_weight(m, &valid->d, ids, NSEQ, 0, &bad, 1, NULL, NULL) == US_EINVAL,
 			  "a negative weight in the grid is refused");
 	}
 	m->trans.weight = 2.0f;
@@ -380,6 +380,65 @@ test_fit(us_model *m, const planted *valid)
 		  memcmp(c->trans.to, m->trans.to, sizeof(int32_t) * (size_t) m->trans.nnz) == 0,
 		  "us_model_clone copies the table");
 	us_model_free(c);
+}
+
+/*
+ * own_in_table: every user repeats a private pair (a_u -> b_u, no one else has it) and the
+ * validation target follows the private pattern again. Counted with the user's own
+ * transitions the prior looks perfect; for a history the table has not seen it is worth
+ * nothing. Fitting with the own transitions taken out must say so (weight 0).
+ */
+static void
+test_fit_own(us_model *m)
+{
+	enum
+	{
+		NU = 120
+	};
+	int64_t		off[NU + 1];
+	int32_t		items[NU * 8],
+				tg[NU],
+				ids[NU];
+	us_dataset	d;
+	double		met_in[16],
+				met_out[16];
+	float		w_in,
+				w_out;
+
+	off[0] = 0;
+	for (int32_t u = 0; u < NU; u++)
+	{
+		int32_t		a = 2 + 2 * u,
+					b = 3 + 2 * u;	/* rows 2 .. 241, private to user u */
+
+		for (int r = 0; r < 4; r++)
+		{
+			items[u * 8 + 2 * r] = a;
+			items[u * 8 + 2 * r + 1] = b;
+		}
+		items[u * 8 + 7] = a;	/* ends on a: the next event is b again */
+		tg[u] = b;
+		off[u + 1] = (u + 1) * 8;
+		ids[u] = u;
+	}
+	memset(&d, 0, sizeof d);
+	d.n_seqs = NU;
+	d.offsets = off;
+	d.items = items;
+	d.classes = tg;
+	CHECK_OK(us_transitions_build(m, &d, ids, NU));
+	CHECK_OK(us_model_fit_transition_weight(m, &d, ids, NU, 0, us_transition_weight_grid,
+											us_transition_weight_grid_n, NULL, met_in));
+	w_in = m->trans.weight;
+	CHECK_OK(us_model_fit_transition_weight(m, &d, ids, NU, 1, us_transition_weight_grid,
+											us_transition_weight_grid_n, NULL, met_out));
+	w_out = m->trans.weight;
+	CHECK(w_in > 0.0f && met_in[us_transition_weight_grid_n - 1] > 0.99,
+		  "own transitions counted: weight %.2f, NDCG@10 %.3f", w_in,
+		  met_in[us_transition_weight_grid_n - 1]);
+	CHECK(w_out == 0.0f && fabs(met_out[us_transition_weight_grid_n - 1] - met_out[0]) < 1e-12,
+		  "own transitions taken out: weight %.2f, NDCG@10 %.3f at 0 and %.3f at 32", w_out,
+		  met_out[0], met_out[us_transition_weight_grid_n - 1]);
 }
 
 int
@@ -408,6 +467,7 @@ main(void)
 		test_check_rejects(m);
 		test_paths(m, &train);
 		test_fit(m, &valid);
+		test_fit_own(m);
 		{
 			us_model   *b = NULL;
 			fixture_opts ob;

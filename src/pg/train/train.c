@@ -724,8 +724,12 @@ UsTrainFinish(UsTrainRun *run)
 		n_grid = us_transition_weight_grid_n;
 		ndcg = palloc(sizeof(double) * n_grid);
 		UsApplyThreadCount(run->opts.threads);
+		/* leave_one_out and time validation read the users' own training sequences: fit
+		 * the weight without their own transitions, for histories the table has not seen */
 		UsCheckStatus(us_model_fit_transition_weight(m, &run->data.valid, run->data.valid_ids,
-													 run->data.n_valid, us_transition_weight_grid,
+													 run->data.n_valid,
+													 run->opts.valid_method != US_VALID_RANDOM,
+													 us_transition_weight_grid,
 													 n_grid, &progress, ndcg),
 					  "fit the transition prior", NULL);
 		run->trans_weight = m->trans.weight;
