@@ -260,6 +260,8 @@ us_status	us_model_fit_transition_weight(us_model *model, const us_dataset *data
 										   const int32_t *seq_ids, int32_t n, int own_in_table,
 										   const double *grid, int n_grid,
 										   const us_progress *progress, double *metrics);
+/* Sequences whose logits the weight fit holds at once (up to 256, within about 32 MB). */
+int32_t		us_transition_fit_chunk(int32_t n_outputs);
 /* The default grid of userseq_train: 0, 0.25, 0.5, 1, 2, 4, 8, 16, 32 (32: the counts decide,
  * the network ranks within equal counts and below them). */
 extern const double us_transition_weight_grid[];

@@ -374,7 +374,14 @@ last_row(const us_dataset *data, int32_t s)
 	return b > a ? data->items[b - 1] : US_ROW_PAD;
 }
 
-#define FIT_CHUNK 256
+/* rows of logits the weight fit holds at once: up to 256, within about 32 MB */
+int32_t
+us_transition_fit_chunk(int32_t n_outputs)
+{
+	int64_t		rows = n_outputs > 0 ? ((int64_t) 32 << 20) / ((int64_t) n_outputs * (int64_t) sizeof(float)) : 256;
+
+	return (int32_t) (rows < 1 ? 1 : rows > 256 ? 256 : rows);
+}
 
 /*
  * Adds weight * log(1 + count) of last's successors to row, the counts less own[] (the
@@ -431,7 +438,8 @@ us_model_fit_transition_weight(us_model *model, const us_dataset *data, const in
 	float	   *out = NULL,
 			   *row = NULL;
 	uint8_t    *skip = NULL;
-	int32_t		V;
+	int32_t		V,
+				chunk;
 	int			cutoff = 10,
 				best = 0;
 	us_status	st = US_OK;
@@ -445,7 +453,8 @@ us_model_fit_transition_weight(us_model *model, const us_dataset *data, const in
 			return US_EINVAL;
 	alloc = &model->alloc;
 	V = model->cfg.n_outputs;
-	out = alloc->alloc(alloc->ctx, (size_t) FIT_CHUNK * V * sizeof(float));
+	chunk = us_transition_fit_chunk(V);
+	out = alloc->alloc(alloc->ctx, (size_t) chunk * V * sizeof(float));
 	row = alloc->alloc(alloc->ctx, (size_t) V * sizeof(float));
 	skip = alloc->alloc(alloc->ctx, (size_t) V);
 	rm = alloc->alloc(alloc->ctx, (size_t) n_grid * sizeof(us_ranking_metrics));
@@ -461,9 +470,9 @@ us_model_fit_transition_weight(us_model *model, const us_dataset *data, const in
 	/* the network alone, once: a shallow copy whose prior is off */
 	net = *model;
 	net.trans.weight = 0.0f;
-	for (int32_t i0 = 0; i0 < n; i0 += FIT_CHUNK)
+	for (int32_t i0 = 0; i0 < n; i0 += chunk)
 	{
-		int32_t		m = n - i0 < FIT_CHUNK ? n - i0 : FIT_CHUNK;
+		int32_t		m = n - i0 < chunk ? n - i0 : chunk;
 
 		st = us_model_predict(&net, data, seq_ids + i0, m, out, NULL, NULL, NULL);
 		if (st != US_OK)

@@ -482,5 +482,10 @@ main(void)
 		free(train.items);
 		free(valid.items);
 	}
+	/* the fit's logit buffer stays within about 32 MB at a million items */
+	CHECK(us_transition_fit_chunk(NV + 2) == 256 && us_transition_fit_chunk(1000000) == 8 &&
+		  us_transition_fit_chunk(INT32_MAX) == 1,
+		  "fit chunk: %d rows at %d items, %d at 1M, %d at INT32_MAX", us_transition_fit_chunk(NV + 2),
+		  NV + 2, us_transition_fit_chunk(1000000), us_transition_fit_chunk(INT32_MAX));
 	return unit_finish("test_transitions");
 }

@@ -211,14 +211,15 @@ UsCheckRunMemory(UsTrainRun *run)
 	/*
 	 * transition prior (next_item, after training): 8 bytes a training event for the sorted
 	 * pairs while it is built, about 16 bytes a kept transition (at most 64 per item and one
-	 * per pair), and the weight fit's own output buffer (256 rows of logits)
+	 * per pair), and the weight fit's own output buffer (us_transition_fit_chunk rows of logits)
 	 */
 	if (c->task == US_TASK_NEXT_ITEM && run->opts.trans_mode != US_TRANS_PRIOR_OFF)
 	{
 		double		pairs = (double) run->data.n_train_events;
 		double		kept = Min(pairs, 64.0 * c->n_items);
 
-		eval = Max(eval, 256.0 * c->n_outputs * sizeof(float) + c->n_outputs * 5.0);
+		eval = Max(eval, (double) us_transition_fit_chunk(c->n_outputs) * c->n_outputs * sizeof(float) +
+				   c->n_outputs * 5.0);
 		eval += 8.0 * pairs + 8.0 * c->n_items + 20.0 * kept + 12.0 * Min((double) c->n_items, kept);
 	}
 	/* weights, gradients, two Adam moments, the best-epoch copy; a gradient per extra thread */
