@@ -34,6 +34,7 @@
  *     negatives), --tie, --recent-window, --embed-init-std, --clip-norm, --weight-decay,
  *     --embed-dropout, --optimizer adamw, --train-negatives M (sampled softmax), --patience P, --batch-examples 1
  *     (--batch counts training examples; the seq/s figures then assume --batch sequences),
+ *     --arch sasrec --blocks B --heads H (userseq_train's "architecture": "sasrec", default 2 and 1),
  *     --keep-last 1 (report the last epoch, not the best: for test runs with the epoch count
  *     chosen on validation)
  *   After every epoch the validation metrics; the model of the best epoch (validation NDCG@10
@@ -67,6 +68,7 @@ typedef struct opts
 	int32_t		widths[US_MAX_WIDTHS];
 	int32_t		max_ex, infer_batches;
 	int32_t		tie, recent, loo, patience, report_test, train_neg, adamw, batch_examples, keep_last;
+	int32_t		sasrec, blocks, heads;	/* --arch sasrec --blocks B --heads H */
 	float		dropout, lr, init_std, clip, wd, embed_dropout;
 	double		valid_fraction, score_seconds;
 	double		transitions;	/* transition prior: -1 off (default), -2 auto (fitted), >= 0 fixed */
@@ -179,6 +181,8 @@ parse_args(int argc, char **argv, opts *o)
 	o->valid_fraction = 0.1;
 	o->score_seconds = 2.0;
 	o->seed = 12345;
+	o->blocks = 2;
+	o->heads = 1;
 	o->negatives_seed = 1;
 	parse_widths("3,4,5", o);
 	for (int i = 1; i < argc; i++)
@@ -265,6 +269,16 @@ parse_args(int argc, char **argv, opts *o)
 			o->wd = strtof(v, NULL);
 		else if (!strcmp(a, "--embed-dropout"))
 			o->embed_dropout = strtof(v, NULL);
+		else if (!strcmp(a, "--arch"))
+		{
+			if (strcmp(v, "textcnn") && strcmp(v, "sasrec"))
+				die("--arch is textcnn or sasrec");
+			o->sasrec = !strcmp(v, "sasrec");
+		}
+		else if (!strcmp(a, "--blocks"))
+			o->blocks = atoi(v);
+		else if (!strcmp(a, "--heads"))
+			o->heads = atoi(v);
 		else if (!strcmp(a, "--transitions"))
 			o->transitions = !strcmp(v, "off") ? -1.0 : !strcmp(v, "auto") ? -2.0 : strtod(v, NULL);
 		else
@@ -1016,6 +1030,16 @@ main(int argc, char **argv)
 	if (o.init_std > 0)			/* else the core's default for the task */
 		cfg.embed_init_std = o.init_std;
 	cfg.tie_output = o.tie;
+	if (o.sasrec)				/* as userseq_train's "architecture": "sasrec" */
+	{
+		cfg.architecture = US_ARCH_SASREC;
+		cfg.n_blocks = o.blocks;
+		cfg.n_heads = o.heads;
+		cfg.n_widths = 0;
+		memset(cfg.widths, 0, sizeof(cfg.widths));
+		cfg.n_filters = 0;
+		cfg.recent_window = 0;
+	}
 	if (us_model_config_validate(&cfg, msg, sizeof msg) != US_OK)
 		die(msg);
 	us_train_config_default(&tc, cfg.task);
@@ -1207,6 +1231,9 @@ main(int argc, char **argv)
 		printf("}, ");
 		if (next_item)
 		{
+			if (o.sasrec)
+				printf("\"architecture\": \"sasrec\", \"num_blocks\": %d, \"num_heads\": %d, ",
+					   o.blocks, o.heads);
 			printf("\"negatives\": \"%s\", \"n_neg\": %d, \"protocol\": \"%s\", "
 				   "\"best_epoch\": %d, \"tie\": %d, \"recent_window\": %d, \"embed_init_std\": %g, "
 				   "\"clip_norm\": %g, \"weight_decay\": %g, \"embed_dropout\": %g, \"batch_examples\": %d, "
