@@ -303,8 +303,8 @@ us_item_pairs(const int32_t *items, int32_t n, uint64_t *pairs)
 	return k;
 }
 
-static int
-cmp_u64(const void *a, const void *b)
+int
+us_cmp_u64(const void *a, const void *b)
 {
 	uint64_t	x = *(const uint64_t *) a;
 	uint64_t	y = *(const uint64_t *) b;
@@ -344,7 +344,7 @@ us_item_markov_build(uint64_t *pairs, int64_t n_pairs, int32_t n_rows, const us_
 	memset(m->start, 0, sizeof(int64_t) * ((size_t) n_rows + 1));
 
 	/* sort the pairs and run-length count them into a table by source row */
-	qsort(pairs, (size_t) n_pairs, sizeof(uint64_t), cmp_u64);
+	qsort(pairs, (size_t) n_pairs, sizeof(uint64_t), us_cmp_u64);
 	for (int64_t i = 0; i < n_pairs;)
 	{
 		int64_t		j = i;

@@ -129,15 +129,6 @@ us_transitions_check(us_transitions *t, int32_t n_rows)
 	return US_OK;
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t	x = *(const uint64_t *) a;
-	uint64_t	y = *(const uint64_t *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* successors of one source, best first: count descending, then row ascending */
 typedef struct succ
 {
@@ -207,7 +198,7 @@ us_transitions_build(us_model *model, const us_dataset *data, const int32_t *seq
 			n_pairs += us_item_pairs(data->items + data->offsets[s], (int32_t) len,
 									 pairs + n_pairs);
 	}
-	qsort(pairs, (size_t) n_pairs, sizeof(uint64_t), cmp_u64);
+	qsort(pairs, (size_t) n_pairs, sizeof(uint64_t), us_cmp_u64);
 
 	/* first pass: sources and kept transitions, to size the table */
 	for (int64_t i = 0; i < n_pairs;)

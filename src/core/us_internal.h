@@ -63,6 +63,9 @@ us_tensor_groups(const us_tensor *t)
 	return t->per_col ? t->cols : t->rows;
 }
 
+/* qsort comparator of uint64_t, ascending (the sorted (a << 32 | b) item pairs) */
+int			us_cmp_u64(const void *a, const void *b);
+
 /* Frees the arrays of a vocabulary allocated by us_vocab_copy / us_vocab_build_items. */
 void		us_vocab_free(us_vocab *vocab, const us_allocator *alloc);
 /* format.c: the shape us_transitions_check requires, without writing logc; 1 = fine */
