@@ -162,9 +162,12 @@ us_transitions_build(us_model *model, const us_dataset *data, const int32_t *seq
 	const us_allocator *alloc;
 	uint64_t   *pairs = NULL;
 	succ	   *buf = NULL;
+	int32_t    *src = NULL;
+	int64_t    *end = NULL;
 	int64_t		n_pairs = 0,
 				total = 0,
-				nnz = 0;
+				nnz = 0,
+				max_src;
 	int32_t		n_src = 0;
 	us_transitions t;
 	us_status	st = US_OK;
@@ -182,9 +185,15 @@ us_transitions_build(us_model *model, const us_dataset *data, const int32_t *seq
 		if (data->offsets[s + 1] - data->offsets[s] > 1)
 			total += data->offsets[s + 1] - data->offsets[s] - 1;
 	}
+	/* sources: distinct item rows that start a pair */
+	max_src = total < model->cfg.n_items ? total : model->cfg.n_items;
+	if (max_src < 1)
+		max_src = 1;
 	pairs = alloc->alloc(alloc->ctx, (size_t) (total > 0 ? total : 1) * sizeof(uint64_t));
 	buf = alloc->alloc(alloc->ctx, (size_t) model->cfg.n_items * sizeof(succ));
-	if (!pairs || !buf)
+	src = alloc->alloc(alloc->ctx, (size_t) max_src * sizeof(int32_t));
+	end = alloc->alloc(alloc->ctx, (size_t) max_src * sizeof(int64_t));
+	if (!pairs || !buf || !src || !end)
 	{
 		st = US_ENOMEM;
 		goto done;
@@ -200,33 +209,12 @@ us_transitions_build(us_model *model, const us_dataset *data, const int32_t *seq
 	}
 	qsort(pairs, (size_t) n_pairs, sizeof(uint64_t), us_cmp_u64);
 
-	/* first pass: sources and kept transitions, to size the table */
-	for (int64_t i = 0; i < n_pairs;)
-	{
-		uint64_t	a = pairs[i] >> 32;
-		int32_t		distinct = 0;
-		int64_t		j = i;
-
-		while (j < n_pairs && (pairs[j] >> 32) == a)
-		{
-			int64_t		k = j;
-
-			while (k < n_pairs && pairs[k] == pairs[j])
-				k++;
-			distinct++;
-			j = k;
-		}
-		n_src++;
-		nnz += distinct < US_TRANS_MAX_PER_ROW ? distinct : US_TRANS_MAX_PER_ROW;
-		i = j;
-	}
-	st = trans_alloc(&t, n_src, nnz, alloc);
-	if (st != US_OK)
-		goto done;
-
-	/* second pass: per source, the most frequent successors, stored by row */
-	n_src = 0;
-	nnz = 0;
+	/*
+	 * One pass: per source, its distinct successors into buf and the most frequent ones,
+	 * stored by row, packed back into the front of pairs as (to << 32 | count). Each kept
+	 * successor stands for at least one pair already read, so the packing only overwrites
+	 * pairs that have been read.
+	 */
 	for (int64_t i = 0; i < n_pairs;)
 	{
 		uint64_t	a = pairs[i] >> 32;
@@ -250,15 +238,27 @@ us_transitions_build(us_model *model, const us_dataset *data, const int32_t *seq
 			m = US_TRANS_MAX_PER_ROW;
 			qsort(buf, (size_t) m, sizeof(succ), cmp_succ_row);
 		}
-		t.src[n_src] = (int32_t) a;
 		for (int32_t q = 0; q < m; q++)
-		{
-			t.to[nnz + q] = buf[q].to;
-			t.count[nnz + q] = buf[q].count;
-		}
+			pairs[nnz + q] = ((uint64_t) (uint32_t) buf[q].to << 32) | buf[q].count;
 		nnz += m;
-		t.start[++n_src] = nnz;
+		src[n_src] = (int32_t) a;
+		end[n_src++] = nnz;
 		i = j;
+	}
+
+	/* the table at its size */
+	st = trans_alloc(&t, n_src, nnz, alloc);
+	if (st != US_OK)
+		goto done;
+	for (int32_t q = 0; q < n_src; q++)
+	{
+		t.src[q] = src[q];
+		t.start[q + 1] = end[q];
+	}
+	for (int64_t q = 0; q < nnz; q++)
+	{
+		t.to[q] = (int32_t) (pairs[q] >> 32);
+		t.count[q] = (uint32_t) (pairs[q] & 0xffffffffu);
 	}
 	t.weight = 0.0f;
 	st = us_transitions_check(&t, model->cfg.n_items);
@@ -275,6 +275,10 @@ done:
 		alloc->free(alloc->ctx, pairs);
 	if (buf)
 		alloc->free(alloc->ctx, buf);
+	if (src)
+		alloc->free(alloc->ctx, src);
+	if (end)
+		alloc->free(alloc->ctx, end);
 	return st;
 }
 
