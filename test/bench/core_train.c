@@ -33,7 +33,7 @@
  *   --n-neg N (sampled candidates; --negatives FILE, loo also FILE.test, from torch_textcnn.py
  *     negatives), --tie, --recent-window, --embed-init-std, --clip-norm, --weight-decay,
  *     --embed-dropout, --optimizer adamw, --train-negatives M (sampled softmax), --patience P, --batch-examples 1
- *     (--batch counts training examples; the seq/s figures then assume --batch sequences),
+ *     (--batch counts training examples; a timed step then counts as the epoch's sequences / steps),
  *     --arch sasrec --blocks B --heads H (userseq_train's "architecture": "sasrec", default 2 and 1),
  *     --keep-last 1 (report the last epoch, not the best: for test runs with the epoch count
  *     chosen on validation)
@@ -82,6 +82,7 @@ typedef struct step_clock
 	int64_t		warmup;
 	int64_t		max_steps;		/* 0: no limit */
 	int32_t		batch;
+	int32_t		batch_examples;	/* --batch counts examples */
 	int32_t		n_train;
 	int64_t		in_epoch;		/* steps of the current epoch */
 	double		timed_s;		/* run totals over steps after warm-up */
@@ -128,7 +129,10 @@ on_step(void *ctx, int64_t done, int64_t total)
 	int64_t		b0 = (done - 1) * c->batch;
 	int64_t		nb = c->n_train - b0 < c->batch ? c->n_train - b0 : c->batch;
 
-	(void) total;
+	/* --batch-examples: the trainer packs whole sequences into steps of up to --batch
+	 * examples, so a step counts as an even share of the epoch's sequences (exact per epoch) */
+	if (c->batch_examples && total > 0)
+		nb = done * c->n_train / total - (done - 1) * c->n_train / total;
 	c->step++;
 	c->in_epoch = done;
 	if (c->step > c->warmup)
@@ -1064,6 +1068,7 @@ main(int argc, char **argv)
 	clk.warmup = o.warmup;
 	clk.max_steps = o.max_steps;
 	clk.batch = o.batch;
+	clk.batch_examples = o.batch_examples;
 	clk.n_train = n_train;
 	for (int32_t ep = 0; ep < o.epochs; ep++)
 	{
