@@ -17,6 +17,7 @@
 #define US_VALID_RANDOM			1
 #define US_VALID_TIME			2
 #define US_VALID_LEAVE_ONE_OUT	3
+#define US_VALID_LAST_BASKET	4	/* next_*: the first event of each sequence's last time group */
 
 /* gap buckets of "time_gaps": true (2 + log2(1 + seconds) reaches 27 at about a year) */
 #define US_DEFAULT_GAP_BUCKETS		28

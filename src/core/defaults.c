@@ -20,7 +20,7 @@ const us_name_value us_architecture_names[] = {
 };
 const us_name_value us_validation_names[] = {
 	{"random", US_VALID_RANDOM}, {"time", US_VALID_TIME},
-	{"leave_one_out", US_VALID_LEAVE_ONE_OUT}, {NULL, 0}
+	{"leave_one_out", US_VALID_LEAVE_ONE_OUT}, {"last_basket", US_VALID_LAST_BASKET}, {NULL, 0}
 };
 
 const int32_t us_default_widths[3] = {2, 3, 4};

@@ -229,8 +229,9 @@ UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
 	char	   *key;
 	bool		has_method = false;
 	bool		has_fraction = false,
-				has_cutoff = false;
-	static const char *const valid_keys[] = {"cutoff", "fraction", "method", NULL};
+				has_cutoff = false,
+				has_within = false;
+	static const char *const valid_keys[] = {"cutoff", "fraction", "method", "within", NULL};
 
 	it = UsOptObject("validation", v,
 					 "For example {\"method\": \"random\", \"fraction\": 0.1}, {\"method\": \"time\", \"cutoff\": \"2011-10-01\"} or {\"method\": \"leave_one_out\"}.");
@@ -263,6 +264,25 @@ UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
 			us_current_option = "validation";
 			has_cutoff = true;
 		}
+		else if (strcmp(key, "within") == 0)
+		{
+			char	   *s = UsOptString("validation.within", &val, "an interval such as \"1 minute\"");
+			Interval   *iv;
+
+			us_current_option = "validation.within";
+			iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(s),
+													   ObjectIdGetDatum(InvalidOid),
+													   Int32GetDatum(-1)));
+			/* months have no fixed length; a basket window is seconds to days */
+			if (iv->month != 0 || iv->day < 0 || iv->day > 366 || iv->time < 0 ||
+				iv->time > INT64CONST(366) * USECS_PER_DAY)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"validation.within\" must be an interval from 0 to 366 days without months, not \"%s\"", s)));
+			opts->valid_within = iv->day * USECS_PER_DAY + iv->time;
+			us_current_option = "validation";
+			has_within = true;
+		}
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -282,15 +302,20 @@ UsParseValidation(JsonbValue *v, UsTrainOptions *opts)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("validation method \"time\" needs a \"cutoff\" timestamp")));
+	if (has_within && opts->valid_method != US_VALID_LAST_BASKET)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"within\" applies only to validation method \"last_basket\"")));
 	if (has_cutoff && opts->valid_method != US_VALID_TIME)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"cutoff\" applies only to validation method \"time\"")));
-	if (opts->valid_method == US_VALID_LEAVE_ONE_OUT &&
+	if ((opts->valid_method == US_VALID_LEAVE_ONE_OUT || opts->valid_method == US_VALID_LAST_BASKET) &&
 		opts->task != US_TASK_NEXT_ITEM && opts->task != US_TASK_NEXT_BEHAVIOR)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("validation method \"leave_one_out\" applies only to tasks next_item and next_behavior")));
+				 errmsg("validation method \"%s\" applies only to tasks next_item and next_behavior",
+						us_name_of(us_validation_names, opts->valid_method))));
 }
 
 /* an "init_from" key holding an array of block names, as a US_BLOCK_* mask */
@@ -764,6 +789,8 @@ UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 		appendStringInfo(buf, ", \"fraction\": %.17g", o->valid_fraction);
 	if (o->valid_method == US_VALID_TIME)
 		appendStringInfo(buf, ", \"cutoff\": \"%s\"", timestamptz_to_str(o->valid_cutoff));
+	if (o->valid_method == US_VALID_LAST_BASKET)
+		appendStringInfo(buf, ", \"within\": \"" INT64_FORMAT " microseconds\"", o->valid_within);
 	appendStringInfo(buf, "}, \"patience\": %d, \"seed\": " INT64_FORMAT ", \"threads\": %d, "
 					 "\"behavior\": %s, \"time_gaps\": %d, \"recent_window\": %d, "
 					 "\"tie_output\": %s, \"negatives\": %d, \"max_examples_per_seq\": %d, "

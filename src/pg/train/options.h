@@ -53,6 +53,8 @@ typedef struct UsTrainOptions
 	int32		valid_method;
 	double		valid_fraction;
 	TimestampTz valid_cutoff;
+	int64		valid_within;	/* last_basket: microseconds before the last event that still
+								 * belong to the last basket (0: the same timestamp) */
 	int32		patience;		/* 0 = no early stopping */
 	int64		seed;
 	int32		threads;

@@ -249,6 +249,9 @@ UsProtocol(UsTrainRun *run)
 							o->valid_fraction * 100, o->seed);
 		case US_VALID_TIME:
 			return psprintf("time cutoff %s", timestamptz_to_str(o->valid_cutoff));
+		case US_VALID_LAST_BASKET:
+			return psprintf("last basket per user (events within " INT64_FORMAT " s of the last one): the events before it train, its first event validates",
+							o->valid_within / USECS_PER_SEC);
 		default:
 			return pstrdup("leave-one-out per user: last event test, previous one validation");
 	}

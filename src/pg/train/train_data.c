@@ -303,10 +303,12 @@ UsReadQuery(const char *name, const char *query, UsTrainOptions *opts, UsRaw *ra
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"time_gaps\" needs timestamps, but column \"seq\" is bigint[]"),
 					 errhint("Use userseq sequences (userseq_agg) or set \"time_gaps\": false.")));
-		if (opts->valid_method == US_VALID_TIME)
+		if (opts->valid_method == US_VALID_TIME || opts->valid_method == US_VALID_LAST_BASKET)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("validation method \"time\" needs timestamps, but column \"seq\" is bigint[]")));
+					 errmsg("validation method \"%s\" needs timestamps, but column \"seq\" is bigint[]",
+							us_name_of(us_validation_names, opts->valid_method)),
+					 errhint("Build the sequences with userseq_agg(item, ts, ...).")));
 		if (opts->behavior == 1 || opts->task == US_TASK_NEXT_BEHAVIOR)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -670,10 +672,18 @@ UsReadTrainData(const char *name, const char *query, UsTrainOptions *opts, Memor
 		}
 		else
 		{
-			/* time: events before the cutoff train; the first one at or after it validates */
+			/*
+			 * time: events before the cutoff train; the first one at or after it validates.
+			 * last_basket: the same with each sequence's own cutoff, its last timestamp minus
+			 * "within" (baskets whose events are seconds apart), so
+			 * validation asks what the next basket starts with, as a next-basket test does
+			 * (leave_one_out would validate an item of the last basket given its other items).
+			 */
+			TimestampTz cutoff = opts->valid_method == US_VALID_LAST_BASKET ?
+				raw.times[off + n - 1] - opts->valid_within : opts->valid_cutoff;
 			int32		j = 0;
 
-			while (j < n && raw.times[off + j] < opts->valid_cutoff)
+			while (j < n && raw.times[off + j] < cutoff)
 				j++;
 			if (j >= 2)
 				tspans[nt++] = (UsSpan) {off, j, -1, s};
