@@ -1,7 +1,7 @@
 /*
  * nn.h: private interface between the batch side (batch.c: batch assembly, predict, surprise;
- * train.c: optimizer, trainer, threads) and the network (nn.c: forward / backward per layer,
- * the heads). Not installed.
+ * train.c: optimizer, trainer, threads) and the network (nn.c: forward / backward per layer;
+ * heads.c: the heads). Not installed.
  *
  * The workspace us_ws carries one minibatch through the network: batch.c fills the batch part
  * (us_batch_build), nn.c owns the rest. Shapes: T tokens of the batch, U distinct (item,
@@ -188,6 +188,16 @@ us_status	us_nn_reserve(const us_model *model, us_ws *ws, const batch_opts *o);
  */
 us_status	us_nn_run(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum);
 
+/* heads.c: the logits buffer of the head o asks for (us_nn_reserve's part for the head) */
+us_status	us_nn_head_reserve(const us_model *model, us_ws *ws, const batch_opts *o);
+
+/*
+ * heads.c: the head of o over ws->Hh (full or sampled softmax, sigmoid, linear): its loss added
+ * to *loss_sum, predictions to o->pred, and when o->g the output layer's gradients, dH and the
+ * output rows touched.
+ */
+us_status	us_nn_head(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_sum);
+
 /*
  * exp for softmax rows, vectorisable (Cephes expf: range reduction by ln 2 and a degree-6
  * polynomial, relative error ~2e-7); 0 below -87.3, where expf underflows anyway.
@@ -216,7 +226,7 @@ vexpf(float x)
 }
 
 /*
- * next_item, after a hidden_only pass over prefix examples: each example's -log softmax of its
+ * heads.c: next_item, after a hidden_only pass over prefix examples: each example's -log softmax of its
  * target (nll) and 1 + the number of catalogue rows (>= 2) other than the target scoring at
  * least as high (rank; 0 for a target row < 2), without storing the n_ex x V logits.
  */

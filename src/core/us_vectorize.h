@@ -1,6 +1,6 @@
 /*
  * us_vectorize.h: code generation for the files of src/core whose row loops (adds, maxima and
- * axpys over F or E floats) must vectorise: nn.c and train.c. Include it after the system
+ * axpys over F or E floats) must vectorise: nn.c, heads.c and train.c. Include it after the system
  * headers and before any function definition of the file.
  *
  * PostgreSQL builds with -O2, where gcc 12 only vectorises loops whose trip count it knows, and
