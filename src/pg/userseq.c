@@ -8,8 +8,8 @@
 #include <limits.h>
 
 #include <cblas.h>
-#include <limits.h>
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "utils/guc.h"
 
@@ -54,6 +54,26 @@ UsApplyThreadCount(int n)
 		openblas_set_num_threads(n);
 		applied_threads = n;
 	}
+}
+
+/*
+ * A run's own count (training's "threads" option) is restored by the run when it ends; an
+ * error in between would leave it set for the rest of the session, so an aborting
+ * (sub)transaction restores userseq.threads too.
+ */
+static void
+UsThreadsXactCallback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		UsApplyThreads();
+}
+
+static void
+UsThreadsSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		UsApplyThreads();
 }
 
 void		_PG_init(void);
@@ -101,4 +121,6 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("userseq");
 	UsApplyThreads();
+	RegisterXactCallback(UsThreadsXactCallback, NULL);
+	RegisterSubXactCallback(UsThreadsSubXactCallback, NULL);
 }
