@@ -71,6 +71,20 @@ struct us_scorer
 	float	   *qscale;			/* (Vp) w ~ scale q */
 	float	   *qbias;			/* (Vp) b; padding rows -FLT_MAX / 4 */
 	float	   *qerr;			/* (Vp / 8, 4) per block of 8 rows: error coefficients */
+	/*
+	 * The screen's rows are the item rows in descending output bias (sperm), so that its
+	 * chunks of SCREEN_CHUNK rows are alike and a chunk whose logit bound (bmax, bmeta) cannot
+	 * reach the k-th best lower bound is skipped whole (us_scorer_topk)
+	 */
+	int32_t    *sperm;			/* (Vp) screen row -> item row; -1 for padding */
+	int32_t		NC,				/* chunks: Vp / SCREEN_CHUNK */
+				NCp;			/* NC rounded up to 8 */
+	float	   *bmax;			/* (H, NCp) max weight of each chunk's rows, unit-major */
+	float	   *bmeta;			/* (NC, 3) max bias, max |weight| and max |bias| of a chunk */
+	float	   *cbound;			/* (NCp) scratch: each chunk's bound for this request */
+	int			block_skip;		/* 1: skip chunks by their bound (0: the benchmark's peer) */
+	uint64_t	n_chunks,		/* chunks screened and skipped, summed over requests */
+				n_skipped;
 	uint8_t    *hq;				/* (H) quantised h */
 	int32_t    *hunits;			/* (H + 1) units with a nonzero hq, then a spare */
 	const int8_t **pair_a;		/* ((H + 1) / 2) pairs of those units: rows in qd ... */
@@ -244,16 +258,31 @@ int			us_screen_build(us_scorer *s);
 /*
  * The screen's tables, as us_screen_build lays them out (and a shared image stores them):
  * qd (H, Vp) int8 unit-major at a 64-byte boundary, qscale and qbias (Vp) floats, qerr
- * (Vp / 8, US_SCREEN_QE_N) floats, Vp = V rounded up to US_SCREEN_CHUNK.
+ * (Vp / 8, US_SCREEN_QE_N) floats, sperm (Vp) int32, bmax (H, NCp) and bmeta (NC, 3) floats,
+ * Vp = V rounded up to US_SCREEN_CHUNK, NC = Vp / US_SCREEN_CHUNK, NCp = NC rounded up to 8.
  */
 #define US_SCREEN_CHUNK 64
 #define US_SCREEN_QE_N 4
+#define US_SCREEN_NCP(V) (((((V) + US_SCREEN_CHUNK - 1) / US_SCREEN_CHUNK) + 7) / 8 * 8)
+
+/* the screen's tables, for us_screen_attach */
+typedef struct us_screen_tables
+{
+	const float *out_rows;
+	int8_t	   *qd;
+	float	   *qscale,
+			   *qbias,
+			   *qerr;
+	int32_t    *sperm;
+	float	   *bmax,
+			   *bmeta;
+} us_screen_tables;
+
 /*
  * topk.c: a screen whose tables another scorer built (an opened image): binds them in place
  * (never freed through s) and allocates only the per-request scratch; 0 if that fails.
  */
-int			us_screen_attach(us_scorer *s, const float *out_rows, int8_t *qd, float *qscale,
-							 float *qbias, float *qerr);
+int			us_screen_attach(us_scorer *s, const us_screen_tables *t);
 /* topk.c: frees the screen's tables (the scorer keeps working unscreened) */
 void		us_screen_free(us_scorer *s);
 

@@ -15,8 +15,9 @@
 #include "scorer_internal.h"
 
 #define IMG_MAGIC "USIMAGE1"
-/* 2: the next_item screen is part of the image; 3: and the transition prior */
-#define IMG_LAYOUT 3
+/* 2: the next_item screen is part of the image; 3: and the transition prior; 4: the screen's
+ * order and chunk bounds */
+#define IMG_LAYOUT 4
 #define IMG_ALIGN 64
 
 enum
@@ -35,6 +36,9 @@ enum
 	SEC_QSCALE,					/* (Vp) */
 	SEC_QBIAS,					/* (Vp) */
 	SEC_QERR,					/* (Vp / 8, US_SCREEN_QE_N) */
+	SEC_SPERM,					/* (Vp) int32 screen row -> item row, -1 padding */
+	SEC_BMAX,					/* (H, NCp) */
+	SEC_BMETA,					/* (NC, 3) */
 	SEC_TR_SRC,					/* transition prior (us_transitions): (n_src) int32 */
 	SEC_TR_START,				/* (n_src + 1) int64 */
 	SEC_TR_TO,					/* (nnz) int32 */
@@ -115,6 +119,9 @@ img_sizes(const us_scorer *s, uint64_t *size)
 		size[SEC_QD] = (uint64_t) s->Vp * s->H;
 		size[SEC_QSCALE] = size[SEC_QBIAS] = (uint64_t) s->Vp * sizeof(float);
 		size[SEC_QERR] = (uint64_t) s->Vp / 8 * US_SCREEN_QE_N * sizeof(float);
+		size[SEC_SPERM] = (uint64_t) s->Vp * sizeof(int32_t);
+		size[SEC_BMAX] = (uint64_t) s->H * s->NCp * sizeof(float);
+		size[SEC_BMETA] = (uint64_t) s->NC * 3 * sizeof(float);
 	}
 	if (m->cfg.task == US_TASK_NEXT_ITEM && m->trans.n_src > 0)
 	{
@@ -224,6 +231,9 @@ us_share_image_write(const us_scorer *s, const us_share_key *key, void *dst, siz
 		memcpy(b + h->off[SEC_QSCALE], s->qscale, h->size[SEC_QSCALE]);
 		memcpy(b + h->off[SEC_QBIAS], s->qbias, h->size[SEC_QBIAS]);
 		memcpy(b + h->off[SEC_QERR], s->qerr, h->size[SEC_QERR]);
+		memcpy(b + h->off[SEC_SPERM], s->sperm, h->size[SEC_SPERM]);
+		memcpy(b + h->off[SEC_BMAX], s->bmax, h->size[SEC_BMAX]);
+		memcpy(b + h->off[SEC_BMETA], s->bmeta, h->size[SEC_BMETA]);
 	}
 	if (h->tr_n_src > 0)
 	{
@@ -353,6 +363,7 @@ img_check(const uint8_t *b, size_t len, const us_share_key *key, int verify_crc)
 	/* the screen: next_item over every item row, as us_screen_build lays it out */
 	{
 		uint64_t	Vp = ((uint64_t) c->n_items + US_SCREEN_CHUNK - 1) / US_SCREEN_CHUNK * US_SCREEN_CHUNK,
+					NCp = US_SCREEN_NCP((uint64_t) c->n_items),
 					H = (uint64_t) c->hidden_dim;
 		int			untied = c->task == US_TASK_NEXT_ITEM && !c->tie_output;
 
@@ -362,9 +373,12 @@ img_check(const uint8_t *b, size_t len, const us_share_key *key, int verify_crc)
 			(c->task != US_TASK_NEXT_ITEM || c->n_outputs != c->n_items ||
 			 h->size[SEC_OUT_ROWS] != (untied ? (uint64_t) c->n_items * H * 4 : 0) ||
 			 h->size[SEC_QD] != Vp * H || h->size[SEC_QSCALE] != Vp * 4 ||
-			 h->size[SEC_QBIAS] != Vp * 4 || h->size[SEC_QERR] != Vp / 8 * US_SCREEN_QE_N * 4) :
+			 h->size[SEC_QBIAS] != Vp * 4 || h->size[SEC_QERR] != Vp / 8 * US_SCREEN_QE_N * 4 ||
+			 h->size[SEC_SPERM] != Vp * 4 || h->size[SEC_BMAX] != H * NCp * 4 ||
+			 h->size[SEC_BMETA] != Vp / US_SCREEN_CHUNK * 3 * 4) :
 			(h->size[SEC_OUT_ROWS] | h->size[SEC_QD] | h->size[SEC_QSCALE] |
-			 h->size[SEC_QBIAS] | h->size[SEC_QERR]) != 0)
+			 h->size[SEC_QBIAS] | h->size[SEC_QERR] | h->size[SEC_SPERM] |
+			 h->size[SEC_BMAX] | h->size[SEC_BMETA]) != 0)
 			return US_EFORMAT;
 	}
 	/* the transition prior: sizes here, its rows once bound (open_model) */
@@ -382,6 +396,15 @@ img_check(const uint8_t *b, size_t len, const us_share_key *key, int verify_crc)
 		return US_EFORMAT;
 	if (img_layout(h->size, off) != len || memcmp(off, h->off, sizeof(off)) != 0)
 		return US_EFORMAT;
+	/* the screen's order in range (its rows index the output rows) */
+	if (h->size[SEC_SPERM])
+	{
+		const int32_t *perm = (const int32_t *) (b + h->off[SEC_SPERM]);
+
+		for (uint64_t i = 0; i < h->size[SEC_SPERM] / 4; i++)
+			if (perm[i] < -1 || perm[i] >= c->n_items)
+				return US_EFORMAT;
+	}
 	/* fold slots in range (the gather trusts them) */
 	if (h->size[SEC_FOLD_SLOT])
 	{
@@ -489,10 +512,17 @@ open_scorer(const uint8_t *b, size_t len, const us_model *model, const us_alloca
 
 	/* the screen as its builder left it (in place; only its scratch is private) */
 	if (h->screen)
-		us_screen_attach(s, h->size[SEC_OUT_ROWS] ? (const float *) (b + h->off[SEC_OUT_ROWS]) :
-						 model->p.item_emb,
-						 (int8_t *) (b + h->off[SEC_QD]), (float *) (b + h->off[SEC_QSCALE]),
-						 (float *) (b + h->off[SEC_QBIAS]), (float *) (b + h->off[SEC_QERR]));
+	{
+		us_screen_tables t = {
+			h->size[SEC_OUT_ROWS] ? (const float *) (b + h->off[SEC_OUT_ROWS]) : model->p.item_emb,
+			(int8_t *) (b + h->off[SEC_QD]), (float *) (b + h->off[SEC_QSCALE]),
+			(float *) (b + h->off[SEC_QBIAS]), (float *) (b + h->off[SEC_QERR]),
+			(int32_t *) (b + h->off[SEC_SPERM]), (float *) (b + h->off[SEC_BMAX]),
+			(float *) (b + h->off[SEC_BMETA])
+		};
+
+		us_screen_attach(s, &t);
+	}
 
 	{
 		s->folded = 1;

@@ -40,6 +40,9 @@ _Static_assert(QE_N == US_SCREEN_QE_N, "scorer_internal.h states the screen's la
 /* bytes ahead in each unit's row to prefetch (8 chunks; past the end of qd is harmless) */
 #define SCREEN_PREFETCH 512
 
+/* chunks screened first, those of the highest bound (theta is high from the start) */
+#define SCREEN_SEEDS 4
+
 /* h is quantised to 0 .. H_LEVELS: two vpmaddubsw results then still add in int16 */
 #define H_LEVELS 63
 
@@ -49,7 +52,8 @@ us_scorer_screen_bytes(const us_model_config *cfg)
 {
 	uint64_t	V,
 				H,
-				Vp;
+				Vp,
+				NCp;
 
 	if (cfg == NULL || us_model_config_validate(cfg, NULL, 0) != US_OK ||
 		cfg->task != US_TASK_NEXT_ITEM)
@@ -57,9 +61,14 @@ us_scorer_screen_bytes(const us_model_config *cfg)
 	V = (uint64_t) cfg->n_items;
 	H = (uint64_t) cfg->hidden_dim;
 	Vp = (V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
+	NCp = US_SCREEN_NCP(V);
 
-	/* int8 weights, scale, bias, block errors, h, candidates and bounds, fp32 rows unless tied */
+	/*
+	 * int8 weights, scale, bias, block errors, the order and the chunk bounds (and one
+	 * request's), h, candidates and bounds, fp32 rows unless tied
+	 */
 	return Vp * H + 63 + Vp * 2 * sizeof(float) + Vp / 8 * QE_N * sizeof(float) +
+		Vp * sizeof(int32_t) + (H + 1) * NCp * sizeof(float) + NCp * 3 * sizeof(float) +
 		H + (H + 1) * sizeof(int32_t) + (H / 2 + 1) * (2 * sizeof(int8_t *) + sizeof(int16_t)) + V * (sizeof(int32_t) + 2 * sizeof(float)) +
 		(cfg->tie_output ? 0 : V * H * sizeof(float));
 }
@@ -78,8 +87,10 @@ us_scorer_screen_bytes(const us_model_config *cfg)
 static int
 quantise_row(us_scorer *s, int32_t i, const float *w, float b)
 {
-	int32_t		H = s->H;
-	float	   *qe = s->qerr + (size_t) (i / 8) * QE_N;
+	int32_t		H = s->H,
+				c = i / SCREEN_CHUNK;
+	float	   *qe = s->qerr + (size_t) (i / 8) * QE_N,
+			   *meta = s->bmeta + (size_t) c * 3;
 	double		mx = 0.0,
 				err = 0.0,
 				kappa = 1.01 * (H + 2) * 0x1p-24,
@@ -106,6 +117,12 @@ quantise_row(us_scorer *s, int32_t i, const float *w, float b)
 	}
 	s->qscale[i] = sc;
 	s->qbias[i] = b;
+	/* the chunk's logit bound: maxima of the exact weights and bias (topk_chunk_bounds) */
+	for (int32_t j = 0; j < H; j++)
+		s->bmax[(size_t) j * s->NCp + c] = fmaxf(s->bmax[(size_t) j * s->NCp + c], w[j]);
+	meta[0] = fmaxf(meta[0], b);
+	meta[1] = fmaxf(meta[1], (float) mx);
+	meta[2] = fmaxf(meta[2], fabsf(b));
 	qe[QE_C1] = fmaxf(qe[QE_C1], (float) ((err + kappa * mx) * (1.0 + 0x1p-20)));
 	qe[QE_C2] = fmaxf(qe[QE_C2], (float) ((double) sc * qsum * (1.0 + 0x1p-20)));
 	qe[QE_C3] = fmaxf(qe[QE_C3], (float) ((kappa + 0x1p-20) * fabs((double) b) * (1.0 + 0x1p-20) +
@@ -124,6 +141,10 @@ us_screen_free(us_scorer *s)
 	us_scorer_release(s, s->qscale);
 	us_scorer_release(s, s->qbias);
 	us_scorer_release(s, s->qerr);
+	us_scorer_release(s, s->sperm);
+	us_scorer_release(s, s->bmax);
+	us_scorer_release(s, s->bmeta);
+	us_scorer_release(s, s->cbound);
 	us_scorer_release(s, s->hq);
 	us_scorer_release(s, s->hunits);
 	us_scorer_release(s, (void *) s->pair_a);
@@ -136,6 +157,8 @@ us_screen_free(us_scorer *s)
 	s->qd = NULL;
 	s->qd_raw = NULL;
 	s->qscale = s->qbias = s->qerr = s->cand_hi = s->lo_heap = NULL;
+	s->bmax = s->bmeta = s->cbound = NULL;
+	s->sperm = NULL;
 	s->hq = NULL;
 	s->hunits = s->cand = NULL;
 	s->pair_a = s->pair_b = NULL;
@@ -158,11 +181,43 @@ screen_alloc_scratch(us_scorer *s, int *fail)
 	s->cand = us_scorer_alloc(s, (size_t) V, sizeof(int32_t), fail);
 	s->cand_hi = us_scorer_alloc(s, (size_t) V, sizeof(float), fail);
 	s->lo_heap = us_scorer_alloc(s, (size_t) V, sizeof(float), fail);
+	s->cbound = us_scorer_alloc(s, (size_t) s->NCp, sizeof(float), fail);
+}
+
+static void
+screen_dims(us_scorer *s)
+{
+	s->Vp = (s->V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
+	s->NC = s->Vp / SCREEN_CHUNK;
+	s->NCp = US_SCREEN_NCP(s->V);
+	s->block_skip = 1;
+}
+
+/* sort key of the screen's order: descending bias (NaN last), then ascending row */
+typedef struct screen_key
+{
+	float		b;
+	int32_t		row;
+} screen_key;
+
+static int
+screen_key_cmp(const void *pa, const void *pb)
+{
+	const screen_key *a = pa,
+			   *b = pb;
+	float		x = isnan(a->b) ? -INFINITY : a->b,
+				y = isnan(b->b) ? -INFINITY : b->b;
+
+	if (x != y)
+		return x > y ? -1 : 1;
+	return (a->row > b->row) - (a->row < b->row);
 }
 
 /*
- * The fp32 output rows (row-major) and their int8 screen. Fails softly (returns 0, nothing
- * kept) when memory is short or a row cannot be bounded: top-k then scans in full.
+ * The fp32 output rows (row-major) and their int8 screen, its rows in descending output bias
+ * (popular items first in a trained model, so that a chunk's rows are alike and the long tail
+ * is skipped whole). Fails softly (returns 0, nothing kept) when memory is short or a row
+ * cannot be bounded: top-k then scans in full.
  */
 int
 us_screen_build(us_scorer *s)
@@ -171,8 +226,9 @@ us_screen_build(us_scorer *s)
 	int32_t		V = s->V,
 				H = s->H;
 	int			fail = 0;
+	screen_key *order;
 
-	s->Vp = (V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
+	screen_dims(s);
 	if (p->out_w == NULL)
 		s->out_rows = p->item_emb;
 	else
@@ -184,15 +240,30 @@ us_screen_build(us_scorer *s)
 	s->qscale = us_scorer_alloc(s, (size_t) s->Vp, sizeof(float), &fail);
 	s->qbias = us_scorer_alloc(s, (size_t) s->Vp, sizeof(float), &fail);
 	s->qerr = us_scorer_alloc(s, (size_t) s->Vp / 8 * QE_N, sizeof(float), &fail);
+	s->sperm = us_scorer_alloc(s, (size_t) s->Vp, sizeof(int32_t), &fail);
+	s->bmax = us_scorer_alloc(s, (size_t) H * s->NCp, sizeof(float), &fail);
+	s->bmeta = us_scorer_alloc(s, (size_t) s->NC * 3, sizeof(float), &fail);
 	screen_alloc_scratch(s, &fail);
+	/* temporary (V keys, 8 MB at a million items) */
+	order = us_scorer_alloc(s, (size_t) V, sizeof(screen_key), &fail);
 	if (!fail)
 	{
 		memset(s->qd, 0, (size_t) s->Vp * H);
 		memset(s->qscale, 0, (size_t) s->Vp * sizeof(float));
 		memset(s->qerr, 0, (size_t) s->Vp / 8 * QE_N * sizeof(float));
+		for (size_t x = 0; x < (size_t) H * s->NCp; x++)
+			s->bmax[x] = -FLT_MAX;
+		for (int32_t c = 0; c < s->NC; c++)
+		{
+			s->bmeta[c * 3] = -FLT_MAX;
+			s->bmeta[c * 3 + 1] = s->bmeta[c * 3 + 2] = 0.0f;
+		}
 		/* padding rows: never above a threshold (and skipped anyway) */
 		for (int32_t i = V; i < s->Vp; i++)
+		{
 			s->qbias[i] = -FLT_MAX / 4;
+			s->sperm[i] = -1;
+		}
 		if (s->out_rows_own)
 			for (int32_t j = 0; j < H; j++)
 			{
@@ -201,10 +272,22 @@ us_screen_build(us_scorer *s)
 				for (int32_t i = 0; i < V; i++)
 					s->out_rows_own[(size_t) i * H + j] = src[i];
 			}
+		for (int32_t i = 0; i < V; i++)
+		{
+			order[i].b = p->out_b[i];
+			order[i].row = i;
+		}
+		qsort(order, (size_t) V, sizeof(screen_key), screen_key_cmp);
 		for (int32_t i = 0; i < V && !fail; i++)
-			if (!quantise_row(s, i, s->out_rows + (size_t) i * H, p->out_b[i]))
+		{
+			int32_t		r = order[i].row;
+
+			s->sperm[i] = r;
+			if (!quantise_row(s, i, s->out_rows + (size_t) r * H, p->out_b[r]))
 				fail = 1;
+		}
 	}
+	us_scorer_release(s, order);
 	if (fail)
 	{
 		us_screen_free(s);
@@ -215,19 +298,21 @@ us_screen_build(us_scorer *s)
 }
 
 int
-us_screen_attach(us_scorer *s, const float *out_rows, int8_t *qd, float *qscale, float *qbias,
-				 float *qerr)
+us_screen_attach(us_scorer *s, const us_screen_tables *t)
 {
 	int			fail = 0;
 
-	s->Vp = (s->V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
-	s->out_rows = out_rows;
+	screen_dims(s);
+	s->out_rows = t->out_rows;
 	/* qd_raw is freed with the rest: the view allocator of an image ignores it */
-	s->qd = qd;
-	s->qd_raw = qd;
-	s->qscale = qscale;
-	s->qbias = qbias;
-	s->qerr = qerr;
+	s->qd = t->qd;
+	s->qd_raw = t->qd;
+	s->qscale = t->qscale;
+	s->qbias = t->qbias;
+	s->qerr = t->qerr;
+	s->sperm = t->sperm;
+	s->bmax = t->bmax;
+	s->bmeta = t->bmeta;
 	screen_alloc_scratch(s, &fail);
 	if (fail)
 	{
@@ -305,7 +390,7 @@ sift_up(int32_t *rows, float *sc, int32_t i)
 	}
 }
 
-/* the k-th best entry enters only if strictly better (rows arrive in ascending order) */
+/* the k-th best entry enters only if better (rows arrive in any order: ties go to the lower) */
 static inline void
 offer(int32_t *rows, float *sc, int32_t *n, int32_t k, int32_t r, float v)
 {
@@ -316,7 +401,7 @@ offer(int32_t *rows, float *sc, int32_t *n, int32_t k, int32_t r, float v)
 		sift_up(rows, sc, *n);
 		(*n)++;
 	}
-	else if (v > sc[0])
+	else if (worse(sc[0], rows[0], v, r))
 	{
 		rows[0] = r;
 		sc[0] = v;
@@ -423,7 +508,7 @@ screen_take(us_scorer *s, screen_state *st, int32_t b, const float *a, float eb)
 {
 	for (int r = 0; r < 8; r++)
 	{
-		int32_t		i = b * 8 + r;
+		int32_t		i = s->sperm[b * 8 + r];
 		float		hi = a[r] + eb,
 					lo = a[r] - eb;
 
@@ -456,14 +541,15 @@ block_err(const us_scorer *s, int32_t b, float h1, float eps, float tmax)
 	return (qe[QE_C1] * h1 + qe[QE_C2] * eps + qe[QE_C3] + qe[QE_C4] * tmax) * (1.0f + 0x1p-8f);
 }
 
-/* every row of the screen, portable: the integer dots one row at a time */
+/* the rows of chunk c0 .. c0 + SCREEN_CHUNK, portable: the integer dots one row at a time */
 static void
-screen_rows_portable(us_scorer *s, screen_state *st, int32_t nu, float t, float h1, float eps)
+screen_chunk_portable(us_scorer *s, screen_state *st, int32_t c0, int32_t nu, float t,
+					  float h1, float eps)
 {
 	size_t		Vp = (size_t) s->Vp;
 	float		tmax = t * H_LEVELS;
 
-	for (int32_t b = 0; b < s->Vp / 8; b++)
+	for (int32_t b = c0 / 8; b < (c0 + SCREEN_CHUNK) / 8; b++)
 	{
 		float		eb = block_err(s, b, h1, eps, tmax),
 					av[8];
@@ -485,103 +571,131 @@ screen_rows_portable(us_scorer *s, screen_state *st, int32_t nu, float t, float 
 }
 
 #ifdef US_SCREEN_HAVE_AVX2_PATH
-/* every row of the screen, AVX2: 64 rows per step, pairs of units through vpmaddubsw */
+/*
+ * The rows of chunk c0 .. c0 + 64, AVX2: pairs of units through vpmaddubsw (the pairs as
+ * screen_pairs laid them out, np of them)
+ */
 __attribute__((target("avx2")))
 static void
-screen_rows_avx2(us_scorer *s, screen_state *st, int32_t nu, float t, float h1, float eps)
+screen_chunk_avx2(us_scorer *s, screen_state *st, int32_t c0, int32_t np, float t, float h1,
+				  float eps)
 {
-	size_t		Vp = (size_t) s->Vp;
 	float		tmax = t * H_LEVELS;
-		const __m256 tv = _mm256_set1_ps(t);
-		/* pairs of units: interleaved bytes (q_a, q_b) times (p_a, p_b) in vpmaddubsw; an odd
-		 * last unit pairs with itself at weight 0 */
-		int32_t		np = (nu + 1) / 2;
+	const __m256 tv = _mm256_set1_ps(t);
 
-		for (int32_t z = 0; z < np; z++)
+	/*
+	 * acc[h * 4 + v]: rows c0 + 32 h + {0..7, 16..23, 8..15, 24..31}[v] (the lane order of
+	 * unpack lo / hi); each unit's 64 rows are one cache line.
+	 */
+	__m256i		acc[8];
+	static const int32_t acc_row[8] = {0, 16, 8, 24, 32, 48, 40, 56};
+
+	for (int v = 0; v < 8; v++)
+		acc[v] = _mm256_setzero_si256();
+	for (int32_t y = 0; y < np; y += 2)
+	{
+		__m256i		lo0 = _mm256_setzero_si256(),
+					hi0 = _mm256_setzero_si256(),
+					lo1 = _mm256_setzero_si256(),
+					hi1 = _mm256_setzero_si256();
+
+		/* two pairs add in int16: 2 x 2 x 63 x 127 < 32768 */
+		for (int32_t z = y; z < y + 2 && z < np; z++)
 		{
-			int32_t		ua = s->hunits[2 * z],
-						ub = 2 * z + 1 < nu ? s->hunits[2 * z + 1] : ua;
-			int			pb = 2 * z + 1 < nu ? s->hq[ub] : 0;
+			__m256i		pv = _mm256_set1_epi16(s->pair_p[z]);
+			const int8_t *a = s->pair_a[z] + c0,
+					   *b = s->pair_b[z] + c0;
+			__m256i		A0 = _mm256_load_si256((const __m256i *) a),
+						B0 = _mm256_load_si256((const __m256i *) b),
+						A1 = _mm256_load_si256((const __m256i *) (a + 32)),
+						B1 = _mm256_load_si256((const __m256i *) (b + 32));
 
-			s->pair_a[z] = s->qd + ua * Vp;
-			s->pair_b[z] = s->qd + ub * Vp;
-			s->pair_p[z] = (int16_t) (s->hq[ua] | (pb << 8));
+			/* one stream per unit, often more than the hardware prefetcher follows */
+			_mm_prefetch((const char *) (a + SCREEN_PREFETCH), _MM_HINT_T0);
+			_mm_prefetch((const char *) (b + SCREEN_PREFETCH), _MM_HINT_T0);
+			lo0 = _mm256_add_epi16(lo0, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A0, B0)));
+			hi0 = _mm256_add_epi16(hi0, _mm256_maddubs_epi16(pv, _mm256_unpackhi_epi8(A0, B0)));
+			lo1 = _mm256_add_epi16(lo1, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A1, B1)));
+			hi1 = _mm256_add_epi16(hi1, _mm256_maddubs_epi16(pv, _mm256_unpackhi_epi8(A1, B1)));
 		}
-		for (int32_t c0 = 0; c0 < s->Vp; c0 += SCREEN_CHUNK)
+		acc[0] = _mm256_add_epi32(acc[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo0)));
+		acc[1] = _mm256_add_epi32(acc[1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo0, 1)));
+		acc[2] = _mm256_add_epi32(acc[2], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi0)));
+		acc[3] = _mm256_add_epi32(acc[3], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi0, 1)));
+		acc[4] = _mm256_add_epi32(acc[4], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo1)));
+		acc[5] = _mm256_add_epi32(acc[5], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo1, 1)));
+		acc[6] = _mm256_add_epi32(acc[6], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi1)));
+		acc[7] = _mm256_add_epi32(acc[7], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi1, 1)));
+	}
+	for (int v = 0; v < 8; v++)
+	{
+		int32_t		r0 = c0 + acc_row[v];
+		float		eb = block_err(s, r0 / 8, h1, eps, tmax);
+		__m256		a = _mm256_add_ps(_mm256_loadu_ps(s->qbias + r0),
+									  _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(s->qscale + r0), tv),
+													_mm256_cvtepi32_ps(acc[v])));
+		__m256		hv = _mm256_add_ps(a, _mm256_set1_ps(eb));
+
+		if (_mm256_movemask_ps(_mm256_cmp_ps(hv, _mm256_set1_ps(st->theta), _CMP_GE_OQ)))
 		{
-			/*
-			 * acc[h * 4 + v]: rows c0 + 32 h + {0..7, 16..23, 8..15, 24..31}[v] (the lane order
-			 * of unpack lo / hi); each unit's 64 rows are one cache line.
-			 */
-			__m256i		acc[8];
-			static const int32_t acc_row[8] = {0, 16, 8, 24, 32, 48, 40, 56};
+			float		av[8];
 
-			for (int v = 0; v < 8; v++)
-				acc[v] = _mm256_setzero_si256();
-			for (int32_t y = 0; y < np; y += 2)
-			{
-				__m256i		lo0 = _mm256_setzero_si256(),
-							hi0 = _mm256_setzero_si256(),
-							lo1 = _mm256_setzero_si256(),
-							hi1 = _mm256_setzero_si256();
-
-				/* two pairs add in int16: 2 x 2 x 63 x 127 < 32768 */
-				for (int32_t z = y; z < y + 2 && z < np; z++)
-				{
-					__m256i		pv = _mm256_set1_epi16(s->pair_p[z]);
-					const int8_t *a = s->pair_a[z] + c0,
-							   *b = s->pair_b[z] + c0;
-					__m256i		A0 = _mm256_load_si256((const __m256i *) a),
-								B0 = _mm256_load_si256((const __m256i *) b),
-								A1 = _mm256_load_si256((const __m256i *) (a + 32)),
-								B1 = _mm256_load_si256((const __m256i *) (b + 32));
-
-					/* one stream per unit, often more than the hardware prefetcher follows */
-					_mm_prefetch((const char *) (a + SCREEN_PREFETCH), _MM_HINT_T0);
-					_mm_prefetch((const char *) (b + SCREEN_PREFETCH), _MM_HINT_T0);
-					lo0 = _mm256_add_epi16(lo0, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A0, B0)));
-					hi0 = _mm256_add_epi16(hi0, _mm256_maddubs_epi16(pv, _mm256_unpackhi_epi8(A0, B0)));
-					lo1 = _mm256_add_epi16(lo1, _mm256_maddubs_epi16(pv, _mm256_unpacklo_epi8(A1, B1)));
-					hi1 = _mm256_add_epi16(hi1, _mm256_maddubs_epi16(pv, _mm256_unpackhi_epi8(A1, B1)));
-				}
-				acc[0] = _mm256_add_epi32(acc[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo0)));
-				acc[1] = _mm256_add_epi32(acc[1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo0, 1)));
-				acc[2] = _mm256_add_epi32(acc[2], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi0)));
-				acc[3] = _mm256_add_epi32(acc[3], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi0, 1)));
-				acc[4] = _mm256_add_epi32(acc[4], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo1)));
-				acc[5] = _mm256_add_epi32(acc[5], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo1, 1)));
-				acc[6] = _mm256_add_epi32(acc[6], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(hi1)));
-				acc[7] = _mm256_add_epi32(acc[7], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(hi1, 1)));
-			}
-			/* in ascending rows: candidates must arrive in row order (ties go to the lower) */
-			for (int vi = 0; vi < 8; vi++)
-			{
-				int			v = (vi & 4) | ((vi & 3) == 1 ? 2 : (vi & 3) == 2 ? 1 : (vi & 3));
-				int32_t		r0 = c0 + acc_row[v];
-				float		eb = block_err(s, r0 / 8, h1, eps, tmax);
-				__m256		a = _mm256_add_ps(_mm256_loadu_ps(s->qbias + r0),
-											  _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(s->qscale + r0), tv),
-															_mm256_cvtepi32_ps(acc[v])));
-				__m256		hv = _mm256_add_ps(a, _mm256_set1_ps(eb));
-
-				if (_mm256_movemask_ps(_mm256_cmp_ps(hv, _mm256_set1_ps(st->theta), _CMP_GE_OQ)))
-				{
-					float		av[8];
-
-					_mm256_storeu_ps(av, a);
-					screen_take(s, st, r0 / 8, av, eb);
-				}
-			}
+			_mm256_storeu_ps(av, a);
+			screen_take(s, st, r0 / 8, av, eb);
 		}
+	}
 }
 #endif
+
+/*
+ * Each chunk's upper bound on the fp32 logit of its rows for this h, into cbound. With
+ * M_cj >= w_ij for the chunk's rows i and h_j >= 0, y_i <= max_i b_i + sum_j h_j M_cj. The
+ * rounding of y_i (us_row_logit, any order, FMA or not) and of the bound's own float sum are
+ * each at most gamma_{H+1} (max|b| + max|w| ||h||_1), and so is the margin's: 2 (H + 2)
+ * 2^-24 with 1 % to spare covers them all, plus an absolute term for underflow.
+ */
+static void
+chunk_bounds(us_scorer *s, float h1)
+{
+	int32_t		NCp = s->NCp;
+	float	   *cb = s->cbound;
+	const float cst = (float) (1.01 * 2.0 * (s->H + 2) * 0x1p-24);
+
+	for (int32_t c = 0; c < s->NC; c++)
+		cb[c] = s->bmeta[c * 3];
+	for (int32_t c = s->NC; c < NCp; c++)
+		cb[c] = 0.0f;
+	/* every unit with h_j > 0, also those whose quantised value is 0 */
+	for (int32_t j = 0; j < s->H; j++)
+	{
+		float		hj = s->h[j];
+		const float *m = s->bmax + (size_t) j * NCp;
+
+		if (!(hj > 0.0f))
+			continue;
+
+#ifdef US_HAVE_V8F
+		for (int32_t c = 0; c < NCp; c += 8)
+		{
+			v8f			acc = v8_load(cb + c) + hj * v8_load(m + c);
+
+			memcpy(cb + c, &acc, sizeof(acc));
+		}
+#else
+		for (int32_t c = 0; c < NCp; c++)
+			cb[c] += hj * m[c];
+#endif
+	}
+	for (int32_t c = 0; c < s->NC; c++)
+		cb[c] += cst * (s->bmeta[c * 3 + 1] * h1 + s->bmeta[c * 3 + 2]) + 1e-30f;
+}
 
 /*
  * Stage 1 of the exact top-k: every item's screen value a_i = b_i + s_i t dot_i (dot_i the
  * int8 x 6-bit integer dot over the nonzero units of h) with a proven bound |y_i - a_i| <= e
  * on its fp32 logit y_i (e per block of 8 rows). theta is the k-th best lower bound a - e
  * among eligible rows; an item whose upper bound a + e is below it is beaten by k others and
- * cannot be in the top k. Returns the candidates (ascending rows, upper bound >= theta when
+ * cannot be in the top k. Returns the candidates (in screen order, upper bound >= theta when
  * seen) and the final theta (-inf if fewer than k rows are eligible).
  */
 static int32_t
@@ -589,7 +703,12 @@ screen_pass(us_scorer *s, int32_t k, int exclude_seen, float t, float h1, float 
 			float *theta_out)
 {
 	screen_state st = {-INFINITY, k, 0, 0, exclude_seen};
-	int32_t		nu = 0;
+	int32_t		nu = 0,
+				np = 0,
+				seed[SCREEN_SEEDS],
+				n_seed = 0,
+				skipped = 0;
+	int			avx2 = 0;
 
 	/* ReLU leaves h sparse (3 of 4 units are zero in a trained model's typical request):
 	 * only the nonzero units' weights are read */
@@ -598,11 +717,76 @@ screen_pass(us_scorer *s, int32_t k, int exclude_seen, float t, float h1, float 
 			s->hunits[nu++] = j;
 
 #ifdef US_SCREEN_HAVE_AVX2_PATH
-	if (us_cpu_features() & US_CPU_AVX2)
-		screen_rows_avx2(s, &st, nu, t, h1, eps);
-	else
+	avx2 = (us_cpu_features() & US_CPU_AVX2) != 0;
+	/* pairs of units: interleaved bytes (q_a, q_b) times (p_a, p_b) in vpmaddubsw; an odd last
+	 * unit pairs with itself at weight 0 */
+	np = (nu + 1) / 2;
+	for (int32_t z = 0; z < np; z++)
+	{
+		int32_t		ua = s->hunits[2 * z],
+					ub = 2 * z + 1 < nu ? s->hunits[2 * z + 1] : ua;
+		int			pb = 2 * z + 1 < nu ? s->hq[ub] : 0;
+
+		s->pair_a[z] = s->qd + ua * (size_t) s->Vp;
+		s->pair_b[z] = s->qd + ub * (size_t) s->Vp;
+		s->pair_p[z] = (int16_t) (s->hq[ua] | (pb << 8));
+	}
 #endif
-		screen_rows_portable(s, &st, nu, t, h1, eps);
+
+	/*
+	 * With chunk skipping: the SCREEN_SEEDS chunks of the highest bound first, so that theta
+	 * is high from the start, then every other chunk whose bound reaches theta. A skipped
+	 * chunk's rows are all beaten by k others (their bound is below the k-th best lower
+	 * bound), so they could never be candidates.
+	 */
+	if (s->block_skip)
+	{
+		chunk_bounds(s, h1);
+		for (int32_t c = 0; c < s->NC; c++)
+		{
+			int32_t		x;
+
+			if (n_seed == SCREEN_SEEDS && !(s->cbound[c] > s->cbound[seed[n_seed - 1]]))
+				continue;
+			/* insertion into the seeds, highest bound first */
+			x = n_seed < SCREEN_SEEDS ? n_seed++ : n_seed - 1;
+			while (x > 0 && s->cbound[seed[x - 1]] < s->cbound[c])
+			{
+				seed[x] = seed[x - 1];
+				x--;
+			}
+			seed[x] = c;
+		}
+	}
+	for (int32_t z = -n_seed; z < s->NC; z++)
+	{
+		int32_t		c = z < 0 ? seed[z + n_seed] : z;
+
+		if (z >= 0 && s->block_skip)
+		{
+			int			was_seed = 0;
+
+			for (int32_t x = 0; x < n_seed; x++)
+				was_seed |= seed[x] == c;
+			if (was_seed)
+				continue;
+			if (s->cbound[c] < st.theta)
+			{
+				skipped++;
+				continue;
+			}
+		}
+#ifdef US_SCREEN_HAVE_AVX2_PATH
+		if (avx2)
+			screen_chunk_avx2(s, &st, c * SCREEN_CHUNK, np, t, h1, eps);
+		else
+#endif
+			screen_chunk_portable(s, &st, c * SCREEN_CHUNK, nu, t, h1, eps);
+	}
+	(void) np;
+	(void) avx2;
+	s->n_chunks += (uint64_t) s->NC;
+	s->n_skipped += (uint64_t) skipped;
 	*theta_out = st.theta;
 	return st.nc;
 }
