@@ -12,6 +12,7 @@
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
 #include "../../src/core/us_internal.h"
+#include "../../src/core/scorer_internal.h"
 #include "unit.h"
 #include "model_fixture.h"
 
@@ -468,6 +469,142 @@ test_topk(void)
 }
 
 /*
+ * Chunk skipping (topk.c): a model shaped like a trained one (output bias falling with
+ * popularity, tail rows small, so that most chunks' bounds stay below the k-th best) must
+ * skip chunks (counted, so that this test fails if none are skipped) and still give the full
+ * sort's answer bit for bit: with and without exclude_seen, with exact ties (duplicated rows)
+ * at the head and in the tail, and with a transition prior that lifts tail rows (successors
+ * of the last item) into the top k. The same scorer with skipping off is the peer of the
+ * counters.
+ */
+static void
+test_topk_skip(void)
+{
+	fixture_opts o;
+	us_model   *m = NULL;
+	us_scorer  *sc = NULL;
+	us_rng		rng;
+	int32_t		V,
+				H,
+				O;
+
+	fixture_default(&o, US_TASK_NEXT_ITEM);
+	o.n_vocab = 4096;	/* the fixture's largest: 65 chunks */
+	o.H = 16;
+	o.recent = 1;
+	CHECK_OK(fixture_model(&o, 4242, &m));
+	if (!m)
+		return;
+	V = m->cfg.n_items;
+	H = m->cfg.hidden_dim;
+	O = m->cfg.n_outputs;
+	us_rng_seed(&rng, 4243);
+	{
+		float	   *w = m->p.out_w;	/* (H, O): column r is row r's weights */
+
+		for (int32_t r = US_ROW_FIRST; r < O; r++)
+		{
+			/* popularity rank: a scrambled order of the rows, Zipf-like bias and row size */
+			int32_t		rank = (int32_t) (((int64_t) r * 7919) % O);
+			float		size = rank < 200 ? 1.0f : 0.05f;
+
+			m->p.out_b[r] = 4.0f - logf(1.0f + (float) rank);
+			for (int32_t j = 0; j < H; j++)
+				w[(size_t) j * O + r] *= size;
+			/* exact ties: a head pair and tail pairs */
+			if (r == 777 || (r > 2000 && r % 97 == 0))
+			{
+				for (int32_t j = 0; j < H; j++)
+					w[(size_t) j * O + r] = w[(size_t) j * O + r - 1];
+				m->p.out_b[r] = m->p.out_b[r - 1];
+			}
+		}
+	}
+	for (int prior = 0; prior < 2; prior++)
+	{
+		int32_t		nseq = 400;
+		int64_t    *off = malloc(sizeof(int64_t) * (nseq + 1));
+		int32_t    *items = malloc(sizeof(int32_t) * nseq * 6),
+				   *ids = malloc(sizeof(int32_t) * nseq);
+		uint64_t	skipped[2] = {0, 0};
+		int32_t		n_tail = 0;	/* tail rows in a top k */
+
+		if (prior)
+		{
+			/* transitions to tail rows: i -> i * 31 mod V (far from the head), counted often */
+			us_dataset	d;
+
+			memset(&d, 0, sizeof d);
+			off[0] = 0;
+			for (int32_t q = 0; q < nseq; q++)
+			{
+				int32_t		a = US_ROW_FIRST + (int32_t) us_rng_below(&rng, 50);
+
+				for (int x = 0; x < 6; x++)
+					items[q * 6 + x] = x % 2 ? US_ROW_FIRST + (int32_t) (((int64_t) a * 31 + x) % (V - US_ROW_FIRST)) : a;
+				off[q + 1] = (q + 1) * 6;
+				ids[q] = q;
+			}
+			d.n_seqs = nseq;
+			d.offsets = off;
+			d.items = items;
+			CHECK_OK(us_transitions_build(m, &d, ids, nseq));
+			m->trans.weight = 3.0f;
+			CHECK(us_transitions_active(m), "skip test: the prior is active");
+		}
+		CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &sc));
+		if (sc)
+		{
+			CHECK(us_scorer_is_screened(sc), "skip test: screened");
+			for (int on = 1; on >= 0; on--)
+			{
+				us_rng		r2;
+
+				sc->block_skip = on;
+				sc->n_skipped = 0;
+				us_rng_seed(&r2, 99);
+				for (int t = 0; t < 60; t++)
+				{
+					seqbuf		sq;
+					int			k = t % 3 == 0 ? 1 : t % 3 == 1 ? 10 : 50;
+
+					random_seq(&sq, &m->cfg, 1 + (int) us_rng_below(&r2, 30), &r2);
+					/* half the requests end with an item whose successors are planted */
+					if (prior && t % 2)
+						sq.items[sq.ev.n - 1] = US_ROW_FIRST + (int32_t) us_rng_below(&r2, 50);
+					check_topk(sc, m, &sq.ev, k, t & 1);
+					if (prior && on)
+					{
+						int32_t		rows[50],
+									nf = 0;
+						float		scores[50];
+
+						CHECK_OK(us_scorer_topk(sc, &sq.ev, k, t & 1, rows, scores, &nf));
+						for (int32_t x = 0; x < nf; x++)
+							n_tail += ((int64_t) rows[x] * 7919) % O >= 200;
+					}
+				}
+				skipped[on] = sc->n_skipped;
+			}
+			CHECK(skipped[1] > 0 && skipped[0] == 0,
+				  "chunks skipped (prior %d): %llu with skipping, %llu without, of %llu", prior,
+				  (unsigned long long) skipped[1], (unsigned long long) skipped[0],
+				  (unsigned long long) sc->n_chunks / 2);
+			CHECK(!prior || n_tail > 0, "the prior lifts tail rows into the top k (%d)", n_tail);
+			CHECK(skipped[1] * 2 > sc->n_chunks / 2,
+				  "most chunks skipped (prior %d): %llu of %llu", prior,
+				  (unsigned long long) skipped[1], (unsigned long long) sc->n_chunks / 2);
+		}
+		us_scorer_free(sc);
+		sc = NULL;
+		free(off);
+		free(items);
+		free(ids);
+	}
+	us_model_free(m);
+}
+
+/*
  * The screen must never change the answer: near-ties (equal rows, biases one ulp apart),
  * one dominant row, zero rows, all-equal rows, and a model it must refuse (a NaN weight).
  */
@@ -852,6 +989,7 @@ test_all(void)
 	CHECK(n_partial_tested >= 10, "partly folded scorers compared: %d", n_partial_tested);
 	test_topk();
 	test_topk_screen();
+	test_topk_skip();
 }
 
 int

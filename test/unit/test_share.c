@@ -11,6 +11,7 @@
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
 #include "userseq/us_share.h"
+#include "../../src/core/scorer_internal.h"
 #include "unit.h"
 #include "model_fixture.h"
 
@@ -265,6 +266,18 @@ test_screen_shared(int tie)
 	}
 	us_scorer_free(sv);
 	us_model_free(mv);
+	sv = NULL;
+	mv = NULL;
+	/* a screen row pointing past the items (the screen's order indexes the rows): refused */
+	{
+		int32_t		r = s->sperm[5];
+
+		s->sperm[5] = m->cfg.n_items;
+		CHECK_OK(us_share_image_write(s, &key, img, len));
+		CHECK(us_share_image_open(img, len, &key, 0, us_malloc_allocator(), &mv, &sv) == US_EFORMAT &&
+			  mv == NULL && sv == NULL, "tie %d: a screen row past the items is refused", tie);
+		s->sperm[5] = r;
+	}
 	us_scorer_free(s);
 	free(img);
 
