@@ -35,10 +35,12 @@
 #include <time.h>
 #include <sys/mman.h>
 
+#include "userseq/us_format.h"
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
 #include "bench_common.h"
 #include "bench_config.h"
+#include "../../src/core/scorer_internal.h"
 
 /*
  * US_BENCH_HUGEPAGES=1: blocks of 4 MB and more are 2 MB aligned and advised as transparent
@@ -271,21 +273,119 @@ hidden_activity(us_model *m, const bench_seqs *s, int n, int sparsify)
 	return (double) active / n;
 }
 
+/*
+ * Times top-10 (exclude seen) of m over the requests s: the scorer under budget_mb with chunk
+ * skipping against the same scorer with skipping off (the peer: the same tables, every chunk
+ * screened), alternating run by run; before timing, the first 200 requests must give the same
+ * top-10 rows and scores on both, and the same scores (within 1e-5) on a budget-0 scorer
+ * (every item in fp32 by another kernel, no screen).
+ */
+static void
+time_topk(const char *name, us_model *m, const bench_seqs *s, int n_req, int runs,
+		  size_t budget_mb, double active)
+{
+	us_scorer  *sc = NULL,
+			   *full = NULL;
+	double	   *rates[2],
+			   *crates[2];
+	int32_t		rows[3][10];
+	float		scores[3][10];
+	int32_t		nf;
+	uint64_t	checksum[2] = {14695981039346656037ull, 14695981039346656037ull};
+	char		extra[600];
+	double		skipped;
+	int32_t		V = m->cfg.n_items;
+
+	if (us_scorer_create(m, budget_mb << 20, bench_allocator(), &sc) != US_OK ||
+		us_scorer_create(m, 0, bench_allocator(), &full) != US_OK)
+		exit(1);
+	/* same answers from all three before timing anything */
+	for (int q = 0; q < n_req && q < 200; q++)
+	{
+		us_events	ev = {s->items + s->off[q], NULL, NULL, (int32_t) (s->off[q + 1] - s->off[q])};
+
+		for (int v = 0; v < 3; v++)
+		{
+			sc->block_skip = v == 0;
+			if (us_scorer_topk(v < 2 ? sc : full, &ev, 10, 1, rows[v], scores[v], &nf) != US_OK ||
+				nf != 10)
+				exit(1);
+		}
+		/* the unscreened fp32 path's kernel rounds differently: its scores agree within 1e-5
+		 * at every rank (a near-tie may swap two rows), the two screened ones bit for bit */
+		int			near = 1;
+
+		for (int x = 0; x < 10; x++)
+			near &= fabsf(scores[0][x] - scores[2][x]) <= 1e-5f * (1.0f + fabsf(scores[2][x]));
+		if (memcmp(rows[0], rows[1], sizeof(rows[0])) != 0 ||
+			memcmp(scores[0], scores[1], sizeof(scores[0])) != 0 || !near)
+		{
+			fprintf(stderr, "%s: top-10 lists differ at request %d\n", name, q);
+			for (int v = 0; v < 3; v++)
+			{
+				fprintf(stderr, "  %s:", v == 0 ? "skip" : v == 1 ? "no skip" : "fp32");
+				for (int x = 0; x < 10; x++)
+					fprintf(stderr, " %d (%.9g)", rows[v][x], scores[v][x]);
+				fprintf(stderr, "\n");
+			}
+			exit(1);
+		}
+	}
+	us_scorer_free(full);
+	sc->n_chunks = sc->n_skipped = 0;
+	for (int v = 0; v < 2; v++)
+	{
+		rates[v] = malloc(sizeof(double) * runs);
+		crates[v] = malloc(sizeof(double) * runs);
+	}
+	for (int r = 0; r < runs; r++)
+		for (int v = 0; v < 2; v++)
+		{
+			double		t1 = bench_now(),
+						c1 = cpu_now();
+
+			sc->block_skip = v == 0;
+			for (int q = 0; q < n_req; q++)
+			{
+				us_events	ev = {s->items + s->off[q], NULL, NULL, (int32_t) (s->off[q + 1] - s->off[q])};
+
+				if (us_scorer_topk(sc, &ev, 10, 1, rows[v], scores[v], &nf) != US_OK || nf != 10)
+					exit(1);
+				if (r == 0)
+					checksum[v] = bench_fnv1a(checksum[v], rows[v], scores[v], nf);
+			}
+			rates[v][r] = n_req / (bench_now() - t1);
+			crates[v][r] = n_req / (cpu_now() - c1);
+		}
+	/* n_chunks counts both peers' requests, n_skipped only the skipping one's */
+	skipped = sc->n_chunks ? 2.0 * (double) sc->n_skipped / (double) sc->n_chunks : 0.0;
+	snprintf(extra, sizeof(extra), ", \"V\": %d, \"E\": %d, \"H\": %d, \"L\": %d, \"screened\": %d, "
+			 "\"folded_rows\": %d, \"checksum\": \"%016llx\", \"model_mb\": %.0f, "
+			 "\"screen_mb\": %.0f, \"chunk_tables_mb\": %.1f, \"chunks_skipped\": %.4f, "
+			 "\"active_hidden\": %.1f, \"prior\": %d, \"peak_rss_mb\": %.0f", V,
+			 m->cfg.embed_dim, m->cfg.hidden_dim, m->cfg.max_len,
+			 us_scorer_is_screened(sc), (int) us_scorer_folded_rows(sc),
+			 (unsigned long long) checksum[0], m->n_params * 4.0 / 1048576.0,
+			 us_scorer_screen_bytes(&m->cfg) / 1048576.0,
+			 ((double) sc->Vp * 4 + (double) (m->cfg.hidden_dim + 4) * sc->NCp * 4) / 1048576.0,
+			 skipped, active, us_transitions_active(m), bench_peak_rss_mb());
+	report(name, "topk10_per_s", rates[0], crates[0], runs, extra);
+	snprintf(extra, sizeof(extra), ", \"checksum\": \"%016llx\"", (unsigned long long) checksum[1]);
+	report(name, "topk10_per_s_peer_no_skip", rates[1], crates[1], runs, extra);
+	us_scorer_free(sc);
+	for (int v = 0; v < 2; v++)
+	{
+		free(rates[v]);
+		free(crates[v]);
+	}
+}
+
 static void
 bench_topk(const char *name, int V, int dim, int L, int n_req, int runs, size_t budget_mb,
 		   int sparse)
 {
 	us_model   *m;
-	us_scorer  *sc[2] = {NULL, NULL};
-	size_t		budget[2] = {budget_mb << 20, 0};
 	bench_seqs	s;
-	double	   *rates[2],
-			   *crates[2];
-	int32_t		rows[2][10];
-	float		scores[2][10];
-	int32_t		nf;
-	uint64_t	checksum[2] = {14695981039346656037ull, 14695981039346656037ull};
-	char		extra[400];
 	double		active;
 
 	/* training counts from another draw of the same distribution (hot-row folding uses them) */
@@ -306,60 +406,83 @@ bench_topk(const char *name, int V, int dim, int L, int n_req, int runs, size_t 
 	if (sparse)
 		hidden_activity(m, &s, n_req < 200 ? n_req : 200, 1);
 	active = hidden_activity(m, &s, n_req < 200 ? n_req : 200, 0);
-	for (int v = 0; v < 2; v++)
-	{
-		rates[v] = malloc(sizeof(double) * runs);
-		crates[v] = malloc(sizeof(double) * runs);
-		if (us_scorer_create(m, budget[v], bench_allocator(), &sc[v]) != US_OK)
-			exit(1);
-	}
-	/* same answers from both before timing anything */
-	for (int q = 0; q < n_req && q < 200; q++)
-	{
-		us_events	ev = {s.items + s.off[q], NULL, NULL, (int32_t) (s.off[q + 1] - s.off[q])};
+	time_topk(name, m, &s, n_req, runs, budget_mb, active);
+	free(s.off);
+	free(s.items);
+	us_model_free(m);
+}
 
-		for (int v = 0; v < 2; v++)
-			if (us_scorer_topk(sc[v], &ev, 10, 1, rows[v], scores[v], &nf) != US_OK || nf != 10)
+/*
+ * A trained next_item model from a file (core_train --save) and its requests: the last n_req
+ * lines of a core_train TSV file (label, then ids; id x is row x + 1), every id but the last
+ * (core_train's held-out validation users, when --valid-fraction kept them out of training).
+ */
+static void
+bench_topk_file(const char *model_path, const char *tsv_path, int n_req, int runs,
+				size_t budget_mb)
+{
+	FILE	   *f = fopen(model_path, "rb");
+	uint8_t    *buf;
+	long		len;
+	us_model   *m = NULL;
+	bench_seqs	s;
+	char	   *line = NULL;
+	size_t		cap = 0;
+	int64_t		n_lines = 0,
+				first,
+				at = 0,
+				n_items = 0;
+
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET) != 0)
+		exit(1);
+	buf = malloc((size_t) len);
+	if (buf == NULL || fread(buf, 1, (size_t) len, f) != (size_t) len)
+		exit(1);
+	fclose(f);
+	if (us_model_decode(buf, (size_t) len, bench_allocator(), &m) != US_OK)
+	{
+		fprintf(stderr, "%s: not a model\n", model_path);
+		exit(1);
+	}
+	free(buf);
+	f = fopen(tsv_path, "r");
+	if (f == NULL)
+		exit(1);
+	while (getline(&line, &cap, f) > 0)
+		n_lines++;
+	first = n_lines - n_req;
+	s.n = n_req;
+	s.off = malloc(sizeof(int64_t) * (n_req + 1));
+	s.items = malloc(sizeof(int32_t) * (size_t) n_req * 1024);
+	s.off[0] = 0;
+	rewind(f);
+	while (getline(&line, &cap, f) > 0)
+	{
+		char	   *p = strchr(line, '\t'),
+				   *e;
+		int64_t		start = n_items;
+
+		if (at++ < first || p == NULL)
+			continue;
+		for (p++; n_items - start < 1023; p = e)
+		{
+			long		id = strtol(p, &e, 10);
+
+			if (e == p)
+				break;
+			if (id + 1 >= m->cfg.n_items)
 				exit(1);
-		if (memcmp(rows[0], rows[1], sizeof(rows[0])) != 0)
-		{
-			fprintf(stderr, "%s: top-10 lists differ at request %d\n", name, q);
+			s.items[n_items++] = (int32_t) id + 1;
+		}
+		if (n_items - start < 2)
 			exit(1);
-		}
+		n_items--;				/* the held-out next item */
+		s.off[at - first] = n_items;
 	}
-	for (int r = 0; r < runs; r++)
-		for (int v = 0; v < 2; v++)
-		{
-			double		t1 = bench_now(),
-						c1 = cpu_now();
-
-			for (int q = 0; q < n_req; q++)
-			{
-				us_events	ev = {s.items + s.off[q], NULL, NULL, (int32_t) (s.off[q + 1] - s.off[q])};
-
-				if (us_scorer_topk(sc[v], &ev, 10, 1, rows[v], scores[v], &nf) != US_OK || nf != 10)
-					exit(1);
-				if (r == 0)
-					checksum[v] = bench_fnv1a(checksum[v], rows[v], scores[v], nf);
-			}
-			rates[v][r] = n_req / (bench_now() - t1);
-			crates[v][r] = n_req / (cpu_now() - c1);
-		}
-	snprintf(extra, sizeof(extra), ", \"V\": %d, \"E\": %d, \"H\": %d, \"L\": %d, \"screened\": %d, "
-			 "\"folded_rows\": %d, \"checksum\": \"%016llx\", \"model_mb\": %.0f, "
-			 "\"screen_mb\": %.0f, \"active_hidden\": %.1f, \"peak_rss_mb\": %.0f", V, dim, dim, L,
-			 us_scorer_is_screened(sc[0]), (int) us_scorer_folded_rows(sc[0]),
-			 (unsigned long long) checksum[0], m->n_params * 4.0 / 1048576.0,
-			 us_scorer_screen_bytes(&m->cfg) / 1048576.0, active, bench_peak_rss_mb());
-	report(name, "topk10_per_s", rates[0], crates[0], runs, extra);
-	snprintf(extra, sizeof(extra), ", \"checksum\": \"%016llx\"", (unsigned long long) checksum[1]);
-	report(name, "topk10_per_s_peer_budget0", rates[1], crates[1], runs, extra);
-	for (int v = 0; v < 2; v++)
-	{
-		us_scorer_free(sc[v]);
-		free(rates[v]);
-		free(crates[v]);
-	}
+	free(line);
+	fclose(f);
+	time_topk("next_item_file", m, &s, n_req, runs, budget_mb,
+			  hidden_activity(m, &s, n_req < 200 ? n_req : 200, 0));
 	free(s.off);
 	free(s.items);
 	us_model_free(m);
@@ -391,5 +514,7 @@ main(int argc, char **argv)
 		bench_topk("next_item_h64_1m", 1000000, 64, 50, 1000, runs, 1024, 0);
 	if (strcmp(only, "next_item_h64_1m_sparse") == 0)
 		bench_topk("next_item_h64_1m_sparse", 1000000, 64, 50, 1000, runs, 1024, 1);
+	if (strcmp(only, "next_item_file") == 0 && argc > 4)
+		bench_topk_file(argv[3], argv[4], 1000, runs, 1024);
 	return 0;
 }

@@ -36,7 +36,8 @@
  *     (--batch counts training examples; a timed step then counts as the epoch's sequences / steps),
  *     --arch sasrec --blocks B --heads H (userseq_train's "architecture": "sasrec", default 2 and 1),
  *     --keep-last 1 (report the last epoch, not the best: for test runs with the epoch count
- *     chosen on validation)
+ *     chosen on validation), --save FILE (the trained model as us_model_encode writes it, for
+ *     bench_scorer's next_item_file)
  *   After every epoch the validation metrics; the model of the best epoch (validation NDCG@10
  *     over the full catalogue, as userseq_train) is restored for the summary, which adds the
  *     popularity and first-order markov baselines (transitions of the training part and the
@@ -47,6 +48,7 @@
 #include <cblas.h>
 
 #include "bench_common.h"
+#include "userseq/us_format.h"
 #include "userseq/us_metrics.h"
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
@@ -62,6 +64,7 @@ typedef struct opts
 	const char *data;
 	const char *task;
 	const char *negatives;
+	const char *save;			/* --save FILE: the trained model, us_model_encode */
 	int32_t		vocab;
 	int32_t		max_len, embed, filters, hidden, batch, epochs, max_steps, warmup, threads;
 	int32_t		n_widths;
@@ -201,6 +204,8 @@ parse_args(int argc, char **argv, opts *o)
 			o->data = v;
 		else if (!strcmp(a, "--task"))
 			o->task = v;
+		else if (!strcmp(a, "--save"))
+			o->save = v;
 		else if (!strcmp(a, "--negatives"))
 			o->negatives = v;
 		else if (!strcmp(a, "--vocab"))
@@ -1186,6 +1191,17 @@ main(int argc, char **argv)
 	if (clk.step <= o.warmup)
 		die("need more training steps than --warmup-steps");
 	rss_train = bench_peak_rss_mb();
+	if (o.save)
+	{
+		size_t		len = us_model_encoded_size(m);
+		uint8_t    *buf = xmalloc(len);
+		FILE	   *f = fopen(o.save, "wb");
+
+		check(us_model_encode(m, buf, len), "us_model_encode");
+		if (f == NULL || fwrite(buf, 1, len, f) != len || fclose(f) != 0)
+			die("--save: cannot write the model file");
+		free(buf);
+	}
 
 	/* ---- inference */
 	{
