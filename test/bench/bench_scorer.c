@@ -9,7 +9,8 @@
  *   top-k (k=10, exclude seen): random next_item models with 5,000 and 50,000 item rows,
  *     E=F=H=128 (next_item_5k, next_item_50k) and 64 (next_item_h64_50k), L=50, training counts
  *     from another draw of the same Zipf distribution; the default 256 MB budget (screened
- *     top-k, folded or hottest-rows-folded convolutions) against budget 0 as the peer.
+ *     top-k, folded or hottest-rows-folded convolutions), chunk skipping against the same
+ *     scorer with skipping off as the peer (see time_topk).
  * argv[2], if given, picks the configurations whose name contains it (spec, lean, next_item_5k,
  * next_item_50k, next_item_h64_50k); next_item_h64_1m (1,000,000 item rows, E = F = H = 64, 1,000
  * requests, a 1 GB budget; about 1.5 GB) and next_item_h64_1m_sparse (the same model with its
@@ -17,7 +18,8 @@
  * of 64 per request, as in the trained models measured in README; a random model has about
  * half of them active, the screen's worst case) run only when named exactly. Top-k lines also
  * give the model's and the screen's size, the mean active hidden units and the process's peak
- * RSS.
+ * RSS. next_item_file MODEL TSV (argv[3], argv[4]): a trained model (core_train --save) and the
+ * last 1,000 lines of its TSV as requests (README "A million items in the core").
  * Each measurement runs `runs` times (argv[1], default 5) over a fresh pass of pre-generated
  * sequences and prints every run and the median, one JSON line per configuration: "median"
  * and "runs" are wall-clock rates; "cpu_median" is the rate per second of this thread's CPU
