@@ -82,9 +82,15 @@ struct us_scorer
 	float	   *bmax;			/* (H, NCp) max weight of each chunk's rows, unit-major */
 	float	   *bmeta;			/* (NC, 3) max bias, max |weight| and max |bias| of a chunk */
 	float	   *cbound;			/* (NCp) scratch: each chunk's bound for this request */
+	int32_t		NGR,			/* groups of US_SCREEN_GROUP chunks, and NGR rounded up to 8 */
+				NGRp;
+	float	   *gmax;			/* (H, NGRp) max of the group's bmax; private, from bmax */
+	float	   *gmeta;			/* (NGR, 3) max of the group's bmeta */
+	float	   *gbound;			/* (NGRp) scratch: each group's bound for this request */
 	int			block_skip;		/* 1: skip chunks by their bound (0: the benchmark's peer) */
 	uint64_t	n_chunks,		/* chunks screened and skipped, summed over requests */
-				n_skipped;
+				n_skipped,
+				n_groups_skipped;	/* groups skipped whole (their chunks are in n_skipped) */
 	uint8_t    *hq;				/* (H) quantised h */
 	int32_t    *hunits;			/* (H + 1) units with a nonzero hq, then a spare */
 	const int8_t **pair_a;		/* ((H + 1) / 2) pairs of those units: rows in qd ... */
@@ -264,6 +270,9 @@ int			us_screen_build(us_scorer *s);
 #define US_SCREEN_CHUNK 64
 #define US_SCREEN_QE_N 4
 #define US_SCREEN_NCP(V) (((((V) + US_SCREEN_CHUNK - 1) / US_SCREEN_CHUNK) + 7) / 8 * 8)
+/* chunks per group: a request bounds the groups first and a chunk only in a group not skipped */
+#define US_SCREEN_GROUP 64
+#define US_SCREEN_NG(V) ((((V) + US_SCREEN_CHUNK - 1) / US_SCREEN_CHUNK + US_SCREEN_GROUP - 1) / US_SCREEN_GROUP)
 
 /* the screen's tables, for us_screen_attach */
 typedef struct us_screen_tables

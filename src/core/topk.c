@@ -53,7 +53,8 @@ us_scorer_screen_bytes(const us_model_config *cfg)
 	uint64_t	V,
 				H,
 				Vp,
-				NCp;
+				NCp,
+				NGp;
 
 	if (cfg == NULL || us_model_config_validate(cfg, NULL, 0) != US_OK ||
 		cfg->task != US_TASK_NEXT_ITEM)
@@ -62,6 +63,7 @@ us_scorer_screen_bytes(const us_model_config *cfg)
 	H = (uint64_t) cfg->hidden_dim;
 	Vp = (V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
 	NCp = US_SCREEN_NCP(V);
+	NGp = (US_SCREEN_NG(V) + 7) / 8 * 8;
 
 	/*
 	 * int8 weights, scale, bias, block errors, the order and the chunk bounds (and one
@@ -69,6 +71,7 @@ us_scorer_screen_bytes(const us_model_config *cfg)
 	 */
 	return Vp * H + 63 + Vp * 2 * sizeof(float) + Vp / 8 * QE_N * sizeof(float) +
 		Vp * sizeof(int32_t) + (H + 1) * NCp * sizeof(float) + NCp * 3 * sizeof(float) +
+		(H + 1) * NGp * sizeof(float) + NGp * 3 * sizeof(float) +
 		H + (H + 1) * sizeof(int32_t) + (H / 2 + 1) * (2 * sizeof(int8_t *) + sizeof(int16_t)) + V * (sizeof(int32_t) + 2 * sizeof(float)) +
 		(cfg->tie_output ? 0 : V * H * sizeof(float));
 }
@@ -117,7 +120,7 @@ quantise_row(us_scorer *s, int32_t i, const float *w, float b)
 	}
 	s->qscale[i] = sc;
 	s->qbias[i] = b;
-	/* the chunk's logit bound: maxima of the exact weights and bias (topk_chunk_bounds) */
+	/* the chunk's logit bound: maxima of the exact weights and bias (chunk bounds, screen_pass) */
 	for (int32_t j = 0; j < H; j++)
 		s->bmax[(size_t) j * s->NCp + c] = fmaxf(s->bmax[(size_t) j * s->NCp + c], w[j]);
 	meta[0] = fmaxf(meta[0], b);
@@ -145,6 +148,9 @@ us_screen_free(us_scorer *s)
 	us_scorer_release(s, s->bmax);
 	us_scorer_release(s, s->bmeta);
 	us_scorer_release(s, s->cbound);
+	us_scorer_release(s, s->gmax);
+	us_scorer_release(s, s->gmeta);
+	us_scorer_release(s, s->gbound);
 	us_scorer_release(s, s->hq);
 	us_scorer_release(s, s->hunits);
 	us_scorer_release(s, (void *) s->pair_a);
@@ -158,6 +164,7 @@ us_screen_free(us_scorer *s)
 	s->qd_raw = NULL;
 	s->qscale = s->qbias = s->qerr = s->cand_hi = s->lo_heap = NULL;
 	s->bmax = s->bmeta = s->cbound = NULL;
+	s->gmax = s->gmeta = s->gbound = NULL;
 	s->sperm = NULL;
 	s->hq = NULL;
 	s->hunits = s->cand = NULL;
@@ -182,6 +189,34 @@ screen_alloc_scratch(us_scorer *s, int *fail)
 	s->cand_hi = us_scorer_alloc(s, (size_t) V, sizeof(float), fail);
 	s->lo_heap = us_scorer_alloc(s, (size_t) V, sizeof(float), fail);
 	s->cbound = us_scorer_alloc(s, (size_t) s->NCp, sizeof(float), fail);
+	s->gbound = us_scorer_alloc(s, (size_t) s->NGRp, sizeof(float), fail);
+	s->gmax = us_scorer_alloc(s, (size_t) s->H * s->NGRp, sizeof(float), fail);
+	s->gmeta = us_scorer_alloc(s, (size_t) s->NGR * 3, sizeof(float), fail);
+}
+
+/* the groups' bounds tables from the chunks' (maxima of maxima; padding groups -FLT_MAX) */
+static void
+screen_groups(us_scorer *s)
+{
+	for (int32_t j = 0; j < s->H; j++)
+		for (int32_t g = 0; g < s->NGRp; g++)
+		{
+			float		mx = -FLT_MAX;
+
+			for (int32_t c = g * US_SCREEN_GROUP; c < (g + 1) * US_SCREEN_GROUP && c < s->NC; c++)
+				mx = fmaxf(mx, s->bmax[(size_t) j * s->NCp + c]);
+			s->gmax[(size_t) j * s->NGRp + g] = mx;
+		}
+	for (int32_t g = 0; g < s->NGR; g++)
+	{
+		float	   *gm = s->gmeta + (size_t) g * 3;
+
+		gm[0] = -FLT_MAX;
+		gm[1] = gm[2] = 0.0f;
+		for (int32_t c = g * US_SCREEN_GROUP; c < (g + 1) * US_SCREEN_GROUP && c < s->NC; c++)
+			for (int x = 0; x < 3; x++)
+				gm[x] = fmaxf(gm[x], s->bmeta[(size_t) c * 3 + x]);
+	}
 }
 
 static void
@@ -190,6 +225,8 @@ screen_dims(us_scorer *s)
 	s->Vp = (s->V + SCREEN_CHUNK - 1) / SCREEN_CHUNK * SCREEN_CHUNK;
 	s->NC = s->Vp / SCREEN_CHUNK;
 	s->NCp = US_SCREEN_NCP(s->V);
+	s->NGR = US_SCREEN_NG(s->V);
+	s->NGRp = (s->NGR + 7) / 8 * 8;
 	s->block_skip = 1;
 }
 
@@ -293,6 +330,7 @@ us_screen_build(us_scorer *s)
 		us_screen_free(s);
 		return 0;
 	}
+	screen_groups(s);
 	s->screen = 1;
 	return 1;
 }
@@ -319,6 +357,7 @@ us_screen_attach(us_scorer *s, const us_screen_tables *t)
 		us_screen_free(s);
 		return 0;
 	}
+	screen_groups(s);
 	s->screen = 1;
 	return 1;
 }
@@ -648,46 +687,73 @@ screen_chunk_avx2(us_scorer *s, screen_state *st, int32_t c0, int32_t np, float 
 #endif
 
 /*
- * Each chunk's upper bound on the fp32 logit of its rows for this h, into cbound. With
- * M_cj >= w_ij for the chunk's rows i and h_j >= 0, y_i <= max_i b_i + sum_j h_j M_cj. The
- * rounding of y_i (us_row_logit, any order, FMA or not) and of the bound's own float sum are
- * each at most gamma_{H+1} (max|b| + max|w| ||h||_1), and so is the margin's: 2 (H + 2)
- * 2^-24 with 1 % to spare covers them all, plus an absolute term for underflow.
+ * Upper bounds on the fp32 logits of the rows of chunks (or groups) lo .. hi - 1 for this h,
+ * into out: mx (H, stride) holds their per-unit weight maxima, meta (n, 3) their max bias,
+ * max |weight| and max |bias|; lo is a multiple of 8 and hi is rounded up to one (within
+ * stride; entries past n get no margin and are never read). With M_j >= w_ij for the rows i
+ * and h_j >= 0, y_i <= max_i b_i + sum_j h_j M_j. The rounding of y_i (us_row_logit, any order,
+ * FMA or not) and of the bound's own float sum are each at most gamma_{H+1} (max|b| + max|w|
+ * ||h||_1), and so is the margin's: 2 (H + 2) 2^-24 with 1 % to spare covers them all, plus an
+ * absolute term for underflow.
  */
 static void
-chunk_bounds(us_scorer *s, float h1)
+range_bounds(const us_scorer *s, float h1, const float *mx, const float *meta, int32_t stride,
+			 int32_t n, int32_t lo, int32_t hi, float *out)
 {
-	int32_t		NCp = s->NCp;
-	float	   *cb = s->cbound;
 	const float cst = (float) (1.01 * 2.0 * (s->H + 2) * 0x1p-24);
 
-	for (int32_t c = 0; c < s->NC; c++)
-		cb[c] = s->bmeta[c * 3];
-	for (int32_t c = s->NC; c < NCp; c++)
-		cb[c] = 0.0f;
+	hi = (hi + 7) / 8 * 8;
+	if (hi > stride)
+		hi = stride;
+	for (int32_t c = lo; c < hi; c++)
+		out[c] = c < n ? meta[c * 3] : 0.0f;
 	/* every unit with h_j > 0, also those whose quantised value is 0 */
 	for (int32_t j = 0; j < s->H; j++)
 	{
 		float		hj = s->h[j];
-		const float *m = s->bmax + (size_t) j * NCp;
+		const float *m = mx + (size_t) j * stride;
 
 		if (!(hj > 0.0f))
 			continue;
-
 #ifdef US_HAVE_V8F
-		for (int32_t c = 0; c < NCp; c += 8)
+		for (int32_t c = lo; c < hi; c += 8)
 		{
-			v8f			acc = v8_load(cb + c) + hj * v8_load(m + c);
+			v8f			acc = v8_load(out + c) + hj * v8_load(m + c);
 
-			memcpy(cb + c, &acc, sizeof(acc));
+			memcpy(out + c, &acc, sizeof(acc));
 		}
 #else
-		for (int32_t c = 0; c < NCp; c++)
-			cb[c] += hj * m[c];
+		for (int32_t c = lo; c < hi; c++)
+			out[c] += hj * m[c];
 #endif
 	}
-	for (int32_t c = 0; c < s->NC; c++)
-		cb[c] += cst * (s->bmeta[c * 3 + 1] * h1 + s->bmeta[c * 3 + 2]) + 1e-30f;
+	for (int32_t c = lo; c < hi && c < n; c++)
+		out[c] += cst * (meta[c * 3 + 1] * h1 + meta[c * 3 + 2]) + 1e-30f;
+}
+
+/* the bounds of group g's chunks, into cbound */
+static void
+group_chunk_bounds(us_scorer *s, int32_t g, float h1)
+{
+	range_bounds(s, h1, s->bmax, s->bmeta, s->NCp, s->NC, g * US_SCREEN_GROUP,
+				 (g + 1) * US_SCREEN_GROUP, s->cbound);
+}
+
+/* chunk c by the body this machine runs */
+static inline void
+screen_chunk(us_scorer *s, screen_state *st, int32_t c, int32_t nu, int32_t np, int avx2,
+			 float t, float h1, float eps)
+{
+#ifdef US_SCREEN_HAVE_AVX2_PATH
+	if (avx2)
+	{
+		screen_chunk_avx2(s, st, c * SCREEN_CHUNK, np, t, h1, eps);
+		return;
+	}
+#endif
+	(void) np;
+	(void) avx2;
+	screen_chunk_portable(s, st, c * SCREEN_CHUNK, nu, t, h1, eps);
 }
 
 /*
@@ -733,16 +799,19 @@ screen_pass(us_scorer *s, int32_t k, int exclude_seen, float t, float h1, float 
 	}
 #endif
 
-	/*
-	 * With chunk skipping: the SCREEN_SEEDS chunks of the highest bound first, so that theta
-	 * is high from the start, then every other chunk whose bound reaches theta. A skipped
-	 * chunk's rows are all beaten by k others (their bound is below the k-th best lower
-	 * bound), so they could never be candidates.
-	 */
+	/* with chunk skipping: SCREEN_SEEDS chunks of high bound first, so that theta is high
+	 * from the start */
 	if (s->block_skip)
 	{
-		chunk_bounds(s, h1);
-		for (int32_t c = 0; c < s->NC; c++)
+		int32_t		gbest = 0;
+
+		/* the groups' bounds; the seeds are the best chunks of the group of highest bound */
+		range_bounds(s, h1, s->gmax, s->gmeta, s->NGRp, s->NGR, 0, s->NGR, s->gbound);
+		for (int32_t g = 1; g < s->NGR; g++)
+			if (s->gbound[g] > s->gbound[gbest])
+				gbest = g;
+		group_chunk_bounds(s, gbest, h1);
+		for (int32_t c = gbest * US_SCREEN_GROUP; c < (gbest + 1) * US_SCREEN_GROUP && c < s->NC; c++)
 		{
 			int32_t		x;
 
@@ -757,34 +826,43 @@ screen_pass(us_scorer *s, int32_t k, int exclude_seen, float t, float h1, float 
 			}
 			seed[x] = c;
 		}
-	}
-	for (int32_t z = -n_seed; z < s->NC; z++)
-	{
-		int32_t		c = z < 0 ? seed[z + n_seed] : z;
-
-		if (z >= 0 && s->block_skip)
+		for (int32_t x = 0; x < n_seed; x++)
+			screen_chunk(s, &st, seed[x], nu, np, avx2, t, h1, eps);
+		/*
+		 * then every group whose bound reaches theta, and in it every chunk whose bound does:
+		 * a skipped group's or chunk's rows are all beaten by k others (their bound is below
+		 * the k-th best lower bound), so they could never be candidates
+		 */
+		for (int32_t g = 0; g < s->NGR; g++)
 		{
-			int			was_seed = 0;
+			int32_t		c1 = (g + 1) * US_SCREEN_GROUP < s->NC ? (g + 1) * US_SCREEN_GROUP : s->NC;
 
-			for (int32_t x = 0; x < n_seed; x++)
-				was_seed |= seed[x] == c;
-			if (was_seed)
-				continue;
-			if (s->cbound[c] < st.theta)
+			if (g != gbest && s->gbound[g] < st.theta)
 			{
-				skipped++;
+				skipped += c1 - g * US_SCREEN_GROUP;
+				s->n_groups_skipped++;
 				continue;
 			}
+			if (g != gbest)
+				group_chunk_bounds(s, g, h1);
+			for (int32_t c = g * US_SCREEN_GROUP; c < c1; c++)
+			{
+				int			was_seed = 0;
+
+				for (int32_t x = 0; x < n_seed; x++)
+					was_seed |= seed[x] == c;
+				if (was_seed)
+					continue;
+				if (s->cbound[c] < st.theta)
+					skipped++;
+				else
+					screen_chunk(s, &st, c, nu, np, avx2, t, h1, eps);
+			}
 		}
-#ifdef US_SCREEN_HAVE_AVX2_PATH
-		if (avx2)
-			screen_chunk_avx2(s, &st, c * SCREEN_CHUNK, np, t, h1, eps);
-		else
-#endif
-			screen_chunk_portable(s, &st, c * SCREEN_CHUNK, nu, t, h1, eps);
 	}
-	(void) np;
-	(void) avx2;
+	else
+		for (int32_t c = 0; c < s->NC; c++)
+			screen_chunk(s, &st, c, nu, np, avx2, t, h1, eps);
 	s->n_chunks += (uint64_t) s->NC;
 	s->n_skipped += (uint64_t) skipped;
 	*theta_out = st.theta;

@@ -50,12 +50,20 @@ fixture_model(const fixture_opts *o, uint64_t seed, us_model **out)
 {
 	us_model_config cfg;
 	us_vocab	voc;
-	int64_t		ids[4096];
-	uint32_t	counts[4096];
+	int64_t    *ids;
+	uint32_t   *counts;
 	us_status	st;
 
-	if (o->n_vocab > 4096)
+	if (o->n_vocab > 1 << 20)
 		return US_EINVAL;
+	ids = malloc(sizeof(int64_t) * (size_t) (o->n_vocab + 1));
+	counts = malloc(sizeof(uint32_t) * (size_t) (o->n_vocab + 1));
+	if (ids == NULL || counts == NULL)
+	{
+		free(ids);
+		free(counts);
+		return US_ENOMEM;
+	}
 	us_model_config_default(&cfg, (us_task) o->task);
 	memset(&voc, 0, sizeof(voc));
 	for (int i = 0; i < o->n_vocab; i++)
@@ -112,6 +120,8 @@ fixture_model(const fixture_opts *o, uint64_t seed, us_model **out)
 	cfg.dropout = 0.25f;
 	cfg.pos_weight = 1.5f;
 	st = us_model_create(&cfg, &voc, seed, us_malloc_allocator(), out);
+	free(ids);
+	free(counts);
 	return st;
 }
 

@@ -489,7 +489,7 @@ test_topk_skip(void)
 				O;
 
 	fixture_default(&o, US_TASK_NEXT_ITEM);
-	o.n_vocab = 4096;	/* the fixture's largest: 65 chunks */
+	o.n_vocab = 40000;	/* 626 chunks in 10 groups */
 	o.H = 16;
 	o.recent = 1;
 	CHECK_OK(fixture_model(&o, 4242, &m));
@@ -506,11 +506,12 @@ test_topk_skip(void)
 		{
 			/* popularity rank: a scrambled order of the rows, Zipf-like bias and row size */
 			int32_t		rank = (int32_t) (((int64_t) r * 7919) % O);
-			float		size = rank < 200 ? 1.0f : 0.05f;
+			/* and a few tail rows of large weights, which some requests rank high */
+			float		size = rank < 200 ? 1.0f : rank % 1000 == 500 ? 8.0f : 0.05f;
 
 			m->p.out_b[r] = 4.0f - logf(1.0f + (float) rank);
 			for (int32_t j = 0; j < H; j++)
-				w[(size_t) j * O + r] *= size;
+				w[(size_t) j * O + r] = size * (float) us_rng_normal(&rng);
 			/* exact ties: a head pair and tail pairs */
 			if (r == 777 || (r > 2000 && r % 97 == 0))
 			{
@@ -561,7 +562,7 @@ test_topk_skip(void)
 				us_rng		r2;
 
 				sc->block_skip = on;
-				sc->n_skipped = 0;
+				sc->n_skipped = sc->n_groups_skipped = 0;
 				us_rng_seed(&r2, 99);
 				for (int t = 0; t < 60; t++)
 				{
@@ -585,6 +586,9 @@ test_topk_skip(void)
 					}
 				}
 				skipped[on] = sc->n_skipped;
+				if (on)
+					CHECK(sc->n_groups_skipped > 0, "groups of chunks skipped whole (prior %d): %llu",
+						  prior, (unsigned long long) sc->n_groups_skipped);
 			}
 			CHECK(skipped[1] > 0 && skipped[0] == 0,
 				  "chunks skipped (prior %d): %llu with skipping, %llu without, of %llu", prior,
