@@ -5,6 +5,7 @@
 #ifndef USERSEQ_MODEL_FIXTURE_H
 #define USERSEQ_MODEL_FIXTURE_H
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "userseq/us_model.h"
