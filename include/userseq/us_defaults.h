@@ -60,6 +60,7 @@ typedef enum us_default_id
 	US_DEF_TIE_OUTPUT,
 	US_DEF_NEGATIVES,
 	US_DEF_TRANSITION_PRIOR,	/* next_item: "auto"; other tasks off (us_model.h, transition prior) */
+	US_DEF_REPEAT_PRIOR,		/* next_item: "auto"; other tasks off (us_model.h, repeat prior) */
 	US_DEF_MAX_EXAMPLES_PER_SEQ,
 	US_DEF_POS_WEIGHT,
 	US_DEF_DEPLOY,

@@ -262,6 +262,7 @@ us_model_predict(const us_model *model, const us_dataset *data, const int32_t *s
 	int			V,
 				D;
 	int64_t		max_tok;
+	int32_t    *scratch = NULL;	/* us_prior_add's, with the repeat prior */
 
 	if (model == NULL || data == NULL || (seq_ids == NULL && n > 0) || n < 0 ||
 		(out == NULL && n > 0) || data->offsets == NULL)
@@ -284,6 +285,12 @@ us_model_predict(const us_model *model, const us_dataset *data, const int32_t *s
 	}
 	memset(&ws, 0, sizeof ws);
 	ws.alloc = model->alloc;
+	if (us_repeat_active(model))
+	{
+		scratch = model->alloc.alloc(model->alloc.ctx, (size_t) model->cfg.max_len * sizeof(int32_t));
+		if (scratch == NULL)
+			return US_ENOMEM;
+	}
 	for (int32_t i0 = 0; i0 < n;)
 	{
 		int32_t		i1 = i0;
@@ -318,14 +325,17 @@ us_model_predict(const us_model *model, const us_dataset *data, const int32_t *s
 		st = us_batch_run(model, &ws, &o, &bl);
 		if (st != US_OK)
 			goto done;
-		if (us_transitions_active(model))
+		if (us_prior_active(model))
 			for (int32_t i = i0; i < i1; i++)
 			{
 				int32_t		s = seq_ids[i];
-				int64_t		end = data->offsets[s + 1];
+				int64_t		beg = data->offsets[s],
+							end = data->offsets[s + 1];
 
-				if (end > data->offsets[s])
-					us_transitions_add(model, data->items[end - 1], out + (size_t) i * V);
+				/* the whole sequence: us_prior_add keeps its last max_len events, as the
+				 * network does */
+				us_prior_add(model, data->items + beg, (int32_t) (end - beg), out + (size_t) i * V,
+							 scratch);
 			}
 		if (features)
 			memcpy(features + (size_t) i0 * D, ws.Z.p, (size_t) (i1 - i0) * D * sizeof(float));
@@ -346,6 +356,8 @@ us_model_predict(const us_model *model, const us_dataset *data, const int32_t *s
 	if (counted > 0 && !isfinite(sum))
 		st = US_ENONFINITE;
 done:
+	if (scratch)
+		model->alloc.free(model->alloc.ctx, scratch);
 	us_ws_free(&ws);
 	return st;
 }
@@ -394,27 +406,14 @@ us_model_surprise(const us_model *model, const us_events *events, double *nll, i
 	memset(&o, 0, sizeof o);
 	if (c->task == US_TASK_NEXT_ITEM)
 	{
-		/* the training forward up to the hidden rows, then the logits tile by tile */
-		int32_t    *last = NULL;
-
+		/* the training forward up to the hidden rows, then the logits tile by tile; example
+		 * t - 1 predicts event t from events 0 .. t - 1 of the window (its prior's history) */
 		o.hidden_only = 1;
-		if (us_transitions_active(model))
-		{
-			/* example t - 1 predicts event t from events 0 .. t - 1 */
-			last = model->alloc.alloc(model->alloc.ctx, (size_t) n * sizeof(int32_t));
-			if (last == NULL)
-			{
-				st = US_ENOMEM;
-				goto done;
-			}
-			for (int32_t e = 0; e < n - 1; e++)
-				last[e] = data.items[e];
-		}
 		if ((st = us_batch_run(model, &ws, &o, &unused)) == US_OK)
-			st = ws.n_ex == n - 1 ? us_nn_surprise_next_item(model, &ws, last, nll, rank)
+			st = ws.n_ex == n - 1 ?
+				us_nn_surprise_next_item(model, &ws, us_prior_active(model) ? data.items : NULL,
+										 nll, rank)
 				: US_EINTERNAL;
-		if (last)
-			model->alloc.free(model->alloc.ctx, last);
 		goto done;
 	}
 	out = model->alloc.alloc(model->alloc.ctx, (size_t) ws.n_ex * V * sizeof(float));

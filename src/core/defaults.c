@@ -75,6 +75,7 @@ const us_option_default us_option_defaults[US_N_DEFAULTS] = {
 	[US_DEF_TIE_OUTPUT] = BOOL("tie_output", 0),
 	[US_DEF_NEGATIVES] = AUTO("negatives", "`\"auto\"`"),
 	[US_DEF_TRANSITION_PRIOR] = AUTO("transition_prior", "`\"auto\"` for next_item, else off"),
+	[US_DEF_REPEAT_PRIOR] = AUTO("repeat_prior", "`\"auto\"` for next_item, else off"),
 	[US_DEF_MAX_EXAMPLES_PER_SEQ] = NUM("max_examples_per_seq", 0, 0),
 	[US_DEF_POS_WEIGHT] = NUM("pos_weight", 1.0, 1.0),
 	[US_DEF_DEPLOY] = BOOL("deploy", 1),

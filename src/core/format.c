@@ -19,8 +19,9 @@
  *     0   u32  magic 0x4D515355 ("USQM" as bytes)
  *     4   u32  format version (1 to 4)
  *     8   u32  header size (32)
- *     12  u32  flags: bit 0 = a transition table follows the parameters (versions 1, 3
- *          and 4, next_item models only); every other bit must be 0
+ *     12  u32  flags: bit 0 = a transition table follows the parameters, bit 1 = a repeat
+ *          weight follows them (after the table if both; versions 1, 3 and 4, next_item
+ *          models only); every other bit must be 0
  *     16  u64  total size in bytes, header included (<= 1 GiB)
  *     24  u32  CRC32C (Castagnoli) of bytes [header size, total size)
  *     28  u32  reserved, must be 0
@@ -50,6 +51,8 @@
  *       (log(1 + count) is derived on load, never stored; a model whose table is empty is
  *        written without it and flags 0, so a model without a prior has the same bytes as
  *        before the prior existed)
+ *     only with flags bit 1, the repeat prior: f32 repeat_weight (finite, > 0 .. 1000; a model
+ *       whose repeat weight is 0 is written without it)
  *   The body ends exactly at the total size; trailing bytes are an error.
  *
  * Format version 2 (int8 models of us_model_quantize until version 4 replaced it; read, no
@@ -98,6 +101,7 @@
 /* The smallest possible model: header, config, vocabulary counts, n_params. */
 #define MIN_TOTAL_SIZE	(US_FORMAT_HEADER_SIZE + CONFIG_BYTES + VOCAB_HEAD_BYTES + 8)
 #define FLAG_TRANS		1u		/* header flags bit 0: a transition table follows */
+#define FLAG_REPEAT		2u		/* header flags bit 1: a repeat weight follows */
 #define TRANS_HEAD_BYTES	(4 + 4 + 8)	/* weight, n_src, nnz */
 
 /* ------------------------------------------------------------------ byte helpers */
@@ -400,10 +404,10 @@ us_format_peek(const uint8_t *buf, size_t len, us_format_header *header)
 		return US_ETRUNCATED;
 	if (get_u32(buf + 8) != US_FORMAT_HEADER_SIZE)
 		return US_EFORMAT;
-	if ((get_u32(buf + 12) & ~FLAG_TRANS) != 0 || get_u32(buf + 28) != 0)
+	if ((get_u32(buf + 12) & ~(FLAG_TRANS | FLAG_REPEAT)) != 0 || get_u32(buf + 28) != 0)
 		return US_EFORMAT;
-	/* version 2 is read only and was never written with a table */
-	if ((get_u32(buf + 12) & FLAG_TRANS) && version == US_FORMAT_VERSION_INT8_V2)
+	/* version 2 is read only and was never written with a prior */
+	if ((get_u32(buf + 12) & (FLAG_TRANS | FLAG_REPEAT)) && version == US_FORMAT_VERSION_INT8_V2)
 		return US_EFORMAT;
 	total = get_u64(buf + 16);
 	if (total > US_FORMAT_MAX_SIZE)
@@ -576,6 +580,13 @@ has_trans(const us_model *m)
 	return m->cfg.task == US_TASK_NEXT_ITEM && m->trans.n_src > 0;
 }
 
+/* 1 when the repeat weight is written (flags bit 1): next_item, weight > 0 */
+static int
+has_repeat(const us_model *m)
+{
+	return m->cfg.task == US_TASK_NEXT_ITEM && m->trans.repeat_weight > 0.0f;
+}
+
 static size_t
 trans_bytes(const us_model *m)
 {
@@ -604,6 +615,7 @@ us_model_encoded_size(const us_model *model)
 	s += label_bytes(v->classes, v->n_classes);
 	s += 8 + params_bytes(model);
 	s += trans_bytes(model);
+	s += has_repeat(model) ? 4 : 0;
 	return s;
 }
 
@@ -671,6 +683,10 @@ us_model_encode(const us_model *model, uint8_t *buf, size_t len)
 	if (model->trans.n_src > 0 && c->task != US_TASK_NEXT_ITEM)
 		return US_EINVAL;
 	if (has_trans(model) && !us_trans_shape_ok(&model->trans, c->n_items))
+		return US_EINVAL;
+	if (!isfinite(model->trans.repeat_weight) || model->trans.repeat_weight < 0.0f ||
+		model->trans.repeat_weight > 1000.0f ||
+		(model->trans.repeat_weight > 0.0f && c->task != US_TASK_NEXT_ITEM))
 		return US_EINVAL;
 
 	total = us_model_encoded_size(model);
@@ -740,13 +756,18 @@ us_model_encode(const us_model *model, uint8_t *buf, size_t len)
 	}
 	if (has_trans(model))
 		p = put_trans(p, &model->trans);
+	if (has_repeat(model))
+	{
+		put_u32(p, f32_bits(model->trans.repeat_weight));
+		p += 4;
+	}
 	if ((size_t) (p - buf) != total)
 		return US_EINTERNAL;
 
 	put_u32(buf, US_FORMAT_MAGIC);
 	put_u32(buf + 4, format_version(model));
 	put_u32(buf + 8, US_FORMAT_HEADER_SIZE);
-	put_u32(buf + 12, has_trans(model) ? FLAG_TRANS : 0);
+	put_u32(buf + 12, (has_trans(model) ? FLAG_TRANS : 0) | (has_repeat(model) ? FLAG_REPEAT : 0));
 	put_u64(buf + 16, (uint64_t) total);
 	put_u32(buf + 24, us_crc32c(0, buf + US_FORMAT_HEADER_SIZE, total - US_FORMAT_HEADER_SIZE));
 	put_u32(buf + 28, 0);
@@ -987,7 +1008,9 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	bool		has_table;
 	uint32_t	tr_n_src = 0;
 	uint64_t	tr_nnz = 0;
-	float		tr_weight = 0.0f;
+	float		tr_weight = 0.0f,
+				rep_weight = 0.0f;
+	bool		has_rep;
 	uint64_t	n_params;
 	us_vocab	voc;
 	us_model   *model = NULL;
@@ -1094,11 +1117,12 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 		return US_EFORMAT;
 	w_pos = r.pos;
 	has_table = (hdr.flags & FLAG_TRANS) != 0;
-	if (has_table && cfg.task != US_TASK_NEXT_ITEM)
+	has_rep = (hdr.flags & FLAG_REPEAT) != 0;
+	if ((has_table || has_rep) && cfg.task != US_TASK_NEXT_ITEM)
 		return US_EFORMAT;
 	if (hdr.version == 2 || hdr.version == 4)
-		TRY(check_params_int8(&cfg, buf, &r, !has_table));
-	else if (has_table ? remaining(&r) < n_params * 4 : remaining(&r) != n_params * 4)
+		TRY(check_params_int8(&cfg, buf, &r, !has_table && !has_rep));
+	else if (has_table || has_rep ? remaining(&r) < n_params * 4 : remaining(&r) != n_params * 4)
 		return US_EFORMAT;
 	else
 	{
@@ -1136,10 +1160,22 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 			tr_nnz < tr_n_src || tr_nnz > (uint64_t) tr_n_src * US_TRANS_MAX_PER_ROW)
 			return US_EFORMAT;
 		/* n_src < 2^24 and nnz < 2^30: no overflow */
-		if (remaining(&r) != (size_t) tr_n_src * 8 + (size_t) tr_nnz * 8)
+		if (remaining(&r) != (size_t) tr_n_src * 8 + (size_t) tr_nnz * 8 + (has_rep ? 4 : 0))
 			return US_EFORMAT;
 		tr_pos = r.pos;
 		tr_weight = weight;
+		r.pos += (size_t) tr_n_src * 8 + (size_t) tr_nnz * 8;
+	}
+	if (has_rep)
+	{
+		uint32_t	wbits;
+
+		/* a zero weight is written as none: one model, one encoding */
+		TRY(rd_u32(&r, &wbits));
+		rep_weight = bits_f32(wbits);
+		if (!isfinite(rep_weight) || rep_weight <= 0.0f || rep_weight > 1000.0f ||
+			remaining(&r) != 0)
+			return US_EFORMAT;
 	}
 
 	/* Everything checked: now allocate. */
@@ -1251,6 +1287,7 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 		if (us_transitions_check(t, cfg.n_items) != US_OK)
 			goto done;
 	}
+	model->trans.repeat_weight = rep_weight;
 	*out = model;
 	model = NULL;
 	st = US_OK;

@@ -478,7 +478,7 @@ us_nn_head(const us_model *model, us_ws *ws, const batch_opts *o, double *loss_s
  * does) and the count of items scored at least as high as the target.
  */
 us_status
-us_nn_surprise_next_item(const us_model *model, us_ws *ws, const int32_t *last, double *nll,
+us_nn_surprise_next_item(const us_model *model, us_ws *ws, const int32_t *hist, double *nll,
 						 int32_t *rank)
 {
 	const us_model_config *c = &model->cfg;
@@ -494,6 +494,13 @@ us_nn_surprise_next_item(const us_model *model, us_ws *ws, const int32_t *last, 
 	float	   *T;
 	double	   *st;			/* per example: max, sum, target logit */
 	int32_t    *cnt;
+	/* repeat prior: the distinct rows of hist ascending (urow), each event's index among them
+	 * (ev_u) and a running count per distinct row (ucnt) */
+	int			rep = hist != NULL && us_repeat_active(model);
+	int32_t    *urow = NULL,
+			   *ev_u = NULL,
+			   *ucnt = NULL,
+				n_u = 0;
 
 	T = model->alloc.alloc(model->alloc.ctx, (size_t) n_ex * tile * sizeof(float) +
 						   (size_t) n_ex * (3 * sizeof(double) + sizeof(int32_t)));
@@ -501,6 +508,57 @@ us_nn_surprise_next_item(const us_model *model, us_ws *ws, const int32_t *last, 
 		return US_ENOMEM;
 	st = (double *) (T + (size_t) n_ex * tile);
 	cnt = (int32_t *) (st + (size_t) 3 * n_ex);
+	if (rep)
+	{
+		urow = model->alloc.alloc(model->alloc.ctx, (size_t) 3 * (n_ex > 0 ? n_ex : 1) * sizeof(int32_t));
+		if (urow == NULL)
+		{
+			model->alloc.free(model->alloc.ctx, T);
+			return US_ENOMEM;
+		}
+		ev_u = urow + n_ex;
+		ucnt = ev_u + n_ex;
+		/* the distinct rows by insertion (n_ex <= max_len), then each event's index by bisection */
+		for (int32_t r = 0; r < n_ex; r++)
+		{
+			int32_t		v = hist[r],
+						k = n_u;
+
+			if (v < US_ROW_FIRST)
+				continue;
+			for (int32_t q = 0; q < n_u; q++)
+				if (urow[q] == v)
+				{
+					k = -1;
+					break;
+				}
+			if (k < 0)
+				continue;
+			while (k > 0 && urow[k - 1] > v)
+			{
+				urow[k] = urow[k - 1];
+				k--;
+			}
+			urow[k] = v;
+			n_u++;
+		}
+		for (int32_t r = 0; r < n_ex; r++)
+		{
+			int32_t		lo = 0,
+						hi = n_u;
+
+			while (lo < hi)
+			{
+				int32_t		mid = lo + (hi - lo) / 2;
+
+				if (urow[mid] < hist[r])
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			ev_u[r] = lo < n_u && urow[lo] == hist[r] ? lo : -1;
+		}
+	}
 	for (size_t i = 0; i < (size_t) n_ex * H; i++)
 		nz += Hh[i] != 0.0f;
 	sparse = !c->tie_output && nz * 4 < (int64_t) n_ex * H;
@@ -512,8 +570,9 @@ us_nn_surprise_next_item(const us_model *model, us_ws *ws, const int32_t *last, 
 		for (int j = 0; j < H; j++)
 			xt += (double) h[j] * (c->tie_output ? model->p.item_emb[(size_t) tg[r] * E + j]
 								   : model->p.out_w[(size_t) j * V + tg[r]]);
-		if (last)
-			xt += us_transitions_term(model, last[r], tg[r]);
+		if (hist)
+			xt += us_transitions_term(model, hist[r], tg[r]) +
+				(double) us_repeat_term(model, hist, r + 1, tg[r]);
 		st[3 * r] = -INFINITY;
 		st[3 * r + 1] = 0.0;
 		st[3 * r + 2] = xt;
@@ -535,16 +594,37 @@ us_nn_surprise_next_item(const us_model *model, us_ws *ws, const int32_t *last, 
 					if (Hh[(size_t) r * H + j] != 0.0f)
 						axpy(nv, Hh[(size_t) r * H + j], model->p.out_w + (size_t) j * V + v0, T + (size_t) r * nv);
 		/* the transition prior of each example's last item, on this tile's rows */
-		for (int32_t r = 0; last && r < n_ex; r++)
+		for (int32_t r = 0; hist && us_transitions_active(model) && r < n_ex; r++)
 		{
 			const int32_t *to;
 			const float *logc;
 			int32_t		ns;
 
-			us_transitions_row(model, last[r], &to, &logc, &ns);
+			us_transitions_row(model, hist[r], &to, &logc, &ns);
 			for (int32_t q = 0; q < ns; q++)
 				if (to[q] >= v0 && to[q] < v0 + nv)
 					T[(size_t) r * nv + (to[q] - v0)] += model->trans.weight * logc[q];
+		}
+		/* then the repeat prior: example r has seen hist[0..r], counted as r grows */
+		if (rep)
+		{
+			int32_t		u0 = 0,
+						u1;
+
+			while (u0 < n_u && urow[u0] < v0)
+				u0++;
+			for (u1 = u0; u1 < n_u && urow[u1] < v0 + nv; u1++)
+				;
+			memset(ucnt, 0, (size_t) n_u * sizeof(int32_t));
+			for (int32_t r = 0; r < n_ex; r++)
+			{
+				if (ev_u[r] >= 0)
+					ucnt[ev_u[r]]++;
+				for (int32_t u = u0; u < u1; u++)
+					if (ucnt[u] > 0)
+						T[(size_t) r * nv + (urow[u] - v0)] +=
+							us_repeat_value(model->trans.repeat_weight, ucnt[u]);
+			}
 		}
 		for (int32_t r = 0; r < n_ex; r++)
 		{
@@ -601,6 +681,8 @@ us_nn_surprise_next_item(const us_model *model, us_ws *ws, const int32_t *last, 
 		if (rank)
 			rank[r] = tg[r] >= US_ROW_FIRST ? 1 + cnt[r] : 0;
 	}
+	if (urow)
+		model->alloc.free(model->alloc.ctx, urow);
 	model->alloc.free(model->alloc.ctx, T);
 	return nz < 0 ? US_ENONFINITE : US_OK;
 }

@@ -230,8 +230,9 @@ vexpf(float x)
  * target (nll) and 1 + the number of catalogue rows (>= 2) other than the target scoring at
  * least as high (rank; 0 for a target row < 2), without storing the n_ex x V logits.
  */
-/* last (n_ex, may be NULL): each example's last item row, for the transition prior */
-us_status	us_nn_surprise_next_item(const us_model *model, us_ws *ws, const int32_t *last,
+/* hist (n_ex item rows, may be NULL when no prior is active): example r's history is
+ * hist[0..r] (the transition prior reads hist[r], the repeat prior all of it) */
+us_status	us_nn_surprise_next_item(const us_model *model, us_ws *ws, const int32_t *hist,
 									 double *nll, int32_t *rank);
 
 /*

@@ -362,6 +362,7 @@ us_scorer_free(us_scorer *s)
 	us_scorer_release(s, s->h);
 	us_scorer_release(s, s->logits);
 	us_scorer_release(s, s->seen);
+	us_scorer_release(s, s->prior_scratch);
 	us_scorer_release(s, (void *) s->rp);
 	us_screen_free(s);
 	s->alloc.free(s->alloc.ctx, s);
@@ -547,6 +548,8 @@ us_scorer_hidden(us_scorer *s, const us_events *ev)
 	float	   *r = s->z + (size_t) s->W * s->F;
 
 	s->last_item = ev->n > 0 ? ev->items[ev->n - 1] : US_ROW_PAD;
+	s->hist = ev->items;
+	s->n_hist = ev->n;
 
 	if (s->sasrec)
 		encode_last(s, ev, start, m);
@@ -632,7 +635,7 @@ us_scorer_item_logits(const us_scorer *s, float *y)
 			cblas_sgemv(CblasRowMajor, CblasNoTrans, s->V, s->E, 1.0f, p->item_emb, s->E, s->h,
 						1, 1.0f, y, 1);
 	}
-	us_transitions_add(s->model, s->last_item, y);
+	us_prior_add(s->model, s->hist, s->n_hist, y, s->prior_scratch);
 }
 
 static void
@@ -721,8 +724,8 @@ us_scorer_row_logits(us_scorer *s, const us_events *events, const int32_t *rows,
 	us_scorer_hidden(s, events);
 	/* the same row kernel us_scorer_item_logits uses: bit-identical to us_scorer_forward's logits */
 	for (int32_t i = 0; i < n_rows; i++)
-		out[i] = us_row_logit(s->out_rows + (size_t) rows[i] * s->H, s->h, s->H,
-							  s->model->p.out_b[rows[i]]) +
-			us_transitions_term(s->model, s->last_item, rows[i]);
+		out[i] = us_prior_logit(s->model, s->hist, s->n_hist, rows[i],
+								us_row_logit(s->out_rows + (size_t) rows[i] * s->H, s->h, s->H,
+											 s->model->p.out_b[rows[i]]));
 	return us_all_finite(out, (size_t) n_rows) ? US_OK : US_ENONFINITE;
 }

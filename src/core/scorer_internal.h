@@ -50,6 +50,9 @@ struct us_scorer
 	float	   *logits;			/* next_item: (O) */
 	uint8_t    *seen;			/* next_item: (V + 7) / 8 bits */
 	int32_t		last_item;		/* item row of the last event of the request (transition prior) */
+	const int32_t *hist;		/* the request's item rows (repeat prior), valid during a call */
+	int32_t		n_hist;
+	int32_t    *prior_scratch;	/* next_item: (L) for us_prior_add */
 	const float **rp;			/* row pointers: folded (3 L), direct (DIRECT_CHUNK + kmax - 1) */
 
 	/* sasrec: the encoder over the kept events in x (never folded) */
@@ -184,6 +187,7 @@ us_scorer_alloc_head(us_scorer *s, int task, int *fail)
 	{
 		s->logits = us_scorer_alloc(s, (size_t) s->O, sizeof(float), fail);
 		s->seen = us_scorer_alloc(s, ((size_t) s->V + 7) / 8, 1, fail);
+		s->prior_scratch = us_scorer_alloc(s, (size_t) s->L, sizeof(int32_t), fail);
 		if (s->seen)
 			memset(s->seen, 0, ((size_t) s->V + 7) / 8);
 	}

@@ -16,8 +16,8 @@
 
 #define IMG_MAGIC "USIMAGE1"
 /* 2: the next_item screen is part of the image; 3: and the transition prior; 4: the screen's
- * order and chunk bounds */
-#define IMG_LAYOUT 4
+ * order and chunk bounds; 5: the repeat prior's weight */
+#define IMG_LAYOUT 5
 #define IMG_ALIGN 64
 
 enum
@@ -62,8 +62,8 @@ typedef struct img_header
 				n_fold,
 				beh0_zero,
 				gap0_zero;
-	int32_t		screen,			/* the screen's tables are in the image */
-				pad;
+	int32_t		screen;			/* the screen's tables are in the image */
+	float		rep_weight;		/* repeat prior (no sections); 0 when absent */
 	float		tr_weight;		/* transition prior; 0 and no sections when absent */
 	int32_t		tr_n_src;
 	int64_t		tr_nnz;
@@ -199,6 +199,8 @@ us_share_image_write(const us_scorer *s, const us_share_key *key, void *dst, siz
 	h->gap0_zero = s->gap0_zero;
 	h->screen = s->screen;
 	h->n_params = m->n_params;
+	if (m->cfg.task == US_TASK_NEXT_ITEM)
+		h->rep_weight = m->trans.repeat_weight;
 	if (m->cfg.task == US_TASK_NEXT_ITEM && m->trans.n_src > 0)
 	{
 		h->tr_weight = m->trans.weight;
@@ -381,6 +383,9 @@ img_check(const uint8_t *b, size_t len, const us_share_key *key, int verify_crc)
 			 h->size[SEC_BMAX] | h->size[SEC_BMETA]) != 0)
 			return US_EFORMAT;
 	}
+	if (!isfinite(h->rep_weight) || h->rep_weight < 0.0f || h->rep_weight > 1000.0f ||
+		(h->rep_weight > 0.0f && c->task != US_TASK_NEXT_ITEM))
+		return US_EFORMAT;
 	/* the transition prior: sizes here, its rows once bound (open_model) */
 	if (h->tr_n_src > 0 ?
 		(c->task != US_TASK_NEXT_ITEM || h->tr_n_src >= c->n_items || h->tr_nnz < h->tr_n_src ||
@@ -463,6 +468,7 @@ open_model(const uint8_t *b, size_t len, const us_allocator *alloc, us_model **o
 		us_model_free(m);
 		return US_ENOMEM;
 	}
+	m->trans.repeat_weight = h->rep_weight;
 	/*
 	 * The transition prior in place. Its rows index the logits, so their shape is checked on
 	 * every open (O(nnz) <= 64 V); logc is the writer's, covered by the CRC.

@@ -904,14 +904,18 @@ us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_see
 		const int32_t *succ = NULL;
 		const float *logc = NULL;
 		int32_t		n_succ = 0,
-					nc;
+					nc,
+					h0 = events->n > s->L ? events->n - s->L : 0;
 		uint8_t		succ_seen[US_TRANS_MAX_PER_ROW];
+		/* the repeat prior raises the kept history's rows: unless they are excluded anyway */
+		int			rep = us_repeat_active(s->model) && !exclude_seen;
 
 		/*
 		 * The transition prior raises only the last item's successors (at most
-		 * US_TRANS_MAX_PER_ROW): the screen ranks every other row by its logit alone, with the
-		 * successors excluded like seen rows, and the successors are scored exactly here. The
-		 * k best of the union are the k best overall.
+		 * US_TRANS_MAX_PER_ROW), the repeat prior only the rows of the kept history: the
+		 * screen ranks every other row by its logit alone, with those rows excluded like
+		 * seen rows, and they are scored exactly here. The k best of the union are the k
+		 * best overall.
 		 */
 		if (us_transitions_active(s->model))
 			us_transitions_row(s->model, s->last_item, &succ, &logc, &n_succ);
@@ -922,8 +926,11 @@ us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_see
 			succ_seen[j] = (s->seen[r >> 3] >> (r & 7)) & 1;
 			s->seen[r >> 3] |= (uint8_t) (1u << (r & 7));
 		}
+		for (int32_t i = h0; rep && i < events->n; i++)
+			if (events->items[i] >= US_ROW_FIRST)
+				s->seen[events->items[i] >> 3] |= (uint8_t) (1u << (events->items[i] & 7));
 		/* stage 2: the surviving candidates in fp32, by the kernel forward uses */
-		nc = screen_pass(s, k, exclude_seen || n_succ > 0, t, h1, eps, &theta);
+		nc = screen_pass(s, k, exclude_seen || n_succ > 0 || rep, t, h1, eps, &theta);
 		for (int32_t c = 0; c < nc; c++)
 			if (s->cand_hi[c] >= theta)
 			{
@@ -933,15 +940,29 @@ us_scorer_topk(us_scorer *s, const us_events *events, int32_t k, int exclude_see
 					  us_row_logit(s->out_rows + (size_t) r * s->H, s->h, s->H,
 								s->model->p.out_b[r]));
 			}
+		/* each raised row once: its bit is cleared when it is offered */
 		for (int32_t j = 0; j < n_succ; j++)
 		{
 			int32_t		r = succ[j];
 
-			s->seen[r >> 3] = 0;
+			s->seen[r >> 3] &= (uint8_t) ~(1u << (r & 7));
 			if (!(exclude_seen && succ_seen[j]))
 				offer(rows, scores, &n, k, r,
-					  us_row_logit(s->out_rows + (size_t) r * s->H, s->h, s->H,
-								s->model->p.out_b[r]) + s->model->trans.weight * logc[j]);
+					  us_prior_logit(s->model, s->hist, s->n_hist, r,
+									 us_row_logit(s->out_rows + (size_t) r * s->H, s->h, s->H,
+												  s->model->p.out_b[r])));
+		}
+		for (int32_t i = h0; rep && i < events->n; i++)
+		{
+			int32_t		r = events->items[i];
+
+			if (r < US_ROW_FIRST || !((s->seen[r >> 3] >> (r & 7)) & 1))
+				continue;
+			s->seen[r >> 3] &= (uint8_t) ~(1u << (r & 7));
+			offer(rows, scores, &n, k, r,
+				  us_prior_logit(s->model, s->hist, s->n_hist, r,
+								 us_row_logit(s->out_rows + (size_t) r * s->H, s->h, s->H,
+											  s->model->p.out_b[r])));
 		}
 	}
 	else

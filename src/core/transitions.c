@@ -80,12 +80,14 @@ us_transitions_copy(us_transitions *dst, const us_transitions *src, const us_all
 	{
 		memset(dst, 0, sizeof(*dst));
 		dst->weight = src->weight;
+		dst->repeat_weight = src->repeat_weight;
 		return US_OK;
 	}
 	st = trans_alloc(dst, src->n_src, src->nnz, alloc);
 	if (st != US_OK)
 		return st;
 	dst->weight = src->weight;
+	dst->repeat_weight = src->repeat_weight;
 	memcpy(dst->src, src->src, (size_t) src->n_src * sizeof(int32_t));
 	memcpy(dst->start, src->start, ((size_t) src->n_src + 1) * sizeof(int64_t));
 	memcpy(dst->to, src->to, (size_t) src->nnz * sizeof(int32_t));
@@ -99,7 +101,9 @@ us_transitions_check(us_transitions *t, int32_t n_rows)
 {
 	if (t == NULL)
 		return US_EINVAL;
-	if (!isfinite(t->weight) || t->weight < 0.0f || t->weight > US_TRANS_MAX_WEIGHT)
+	if (!isfinite(t->weight) || t->weight < 0.0f || t->weight > US_TRANS_MAX_WEIGHT ||
+		!isfinite(t->repeat_weight) || t->repeat_weight < 0.0f ||
+		t->repeat_weight > US_TRANS_MAX_WEIGHT)
 		return US_EFORMAT;
 	if (t->n_src < 0 || t->nnz < 0 || (t->n_src > 0 && (!t->src || !t->start || !t->to ||
 														 !t->count || !t->logc)))
@@ -359,6 +363,88 @@ us_transitions_term(const us_model *model, int32_t last, int32_t b)
 	return lo < n && to[lo] == b ? model->trans.weight * logc[lo] : 0.0f;
 }
 
+int
+us_repeat_active(const us_model *model)
+{
+	return model->cfg.task == US_TASK_NEXT_ITEM && model->trans.repeat_weight > 0.0f;
+}
+
+int
+us_prior_active(const us_model *model)
+{
+	return us_transitions_active(model) || us_repeat_active(model);
+}
+
+float
+us_repeat_term(const us_model *model, const int32_t *hist, int32_t n, int32_t b)
+{
+	int32_t		c = 0;
+
+	if (!us_repeat_active(model) || b < US_ROW_FIRST || n <= 0)
+		return 0.0f;
+	if (n > model->cfg.max_len)
+	{
+		hist += n - model->cfg.max_len;
+		n = model->cfg.max_len;
+	}
+	for (int32_t i = 0; i < n; i++)
+		c += hist[i] == b;
+	return c > 0 ? us_repeat_value(model->trans.repeat_weight, c) : 0.0f;
+}
+
+static int
+cmp_i32(const void *a, const void *b)
+{
+	int32_t		x = *(const int32_t *) a,
+				y = *(const int32_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+void
+us_prior_add(const us_model *model, const int32_t *hist, int32_t n, float *logits,
+			 int32_t *scratch)
+{
+	float		rw = model->trans.repeat_weight;
+
+	if (n <= 0)
+		return;
+	us_transitions_add(model, hist[n - 1], logits);
+	if (!us_repeat_active(model) || scratch == NULL)
+		return;
+	if (n > model->cfg.max_len)
+	{
+		hist += n - model->cfg.max_len;
+		n = model->cfg.max_len;
+	}
+	/* sorted copy: each run of one row is its count */
+	memcpy(scratch, hist, (size_t) n * sizeof(int32_t));
+	qsort(scratch, (size_t) n, sizeof(int32_t), cmp_i32);
+	for (int32_t i = 0; i < n;)
+	{
+		int32_t		j = i;
+
+		while (j < n && scratch[j] == scratch[i])
+			j++;
+		if (scratch[i] >= US_ROW_FIRST)
+			logits[scratch[i]] += us_repeat_value(rw, j - i);
+		i = j;
+	}
+}
+
+float
+us_prior_logit(const us_model *model, const int32_t *hist, int32_t n, int32_t b, float net)
+{
+	float		x = net;
+
+	if (n <= 0)
+		return x;
+	x += us_transitions_term(model, hist[n - 1], b);
+	if (us_repeat_active(model))
+		x += us_repeat_term(model, hist, n, b);
+	return x;
+}
+
 /* item row of the last event the model reads of sequence s (0 when empty) */
 static int32_t
 last_row(const us_dataset *data, int32_t s)
@@ -376,28 +462,6 @@ us_transition_fit_chunk(int32_t n_outputs)
 	int64_t		rows = n_outputs > 0 ? ((int64_t) 32 << 20) / ((int64_t) n_outputs * (int64_t) sizeof(float)) : 256;
 
 	return (int32_t) (rows < 1 ? 1 : rows > 256 ? 256 : rows);
-}
-
-/*
- * Adds weight * log(1 + count) of last's successors to row, the counts less own[] (the
- * history's own transitions from last, when the table was built from that history).
- */
-static void
-add_prior_less_own(const us_model *model, int32_t last, float w, const uint32_t *own, float *row)
-{
-	const us_transitions *t = &model->trans;
-	const int32_t *to;
-	const float *logc;
-	int32_t		n;
-
-	us_transitions_row(model, last, &to, &logc, &n);
-	for (int32_t j = 0; j < n; j++)
-	{
-		int64_t		k = (to - t->to) + j;
-		uint32_t	c = t->count[k] > own[j] ? t->count[k] - own[j] : 0;
-
-		row[to[j]] += w * (own[j] == 0 ? logc[j] : (float) log1p((double) c));
-	}
 }
 
 /* own[j]: how often successor j of last follows last inside sequence s of data */
@@ -421,50 +485,89 @@ own_transitions(const us_model *model, const us_dataset *data, int32_t s, int32_
 				}
 }
 
-us_status
-us_model_fit_transition_weight(us_model *model, const us_dataset *data, const int32_t *seq_ids,
-							   int32_t n, int own_in_table, const double *grid, int n_grid,
-							   const us_progress *progress, double *metrics)
+/* per sequence of the fit: the rows either prior may raise (successors of the last item and the
+ * distinct rows of the kept history), with their network logit and their terms' inputs */
+typedef struct fit_row
 {
+	int32_t		row;
+	float		y;				/* network logit */
+	float		logc;			/* log(1 + count less own) of a successor; -1: not a successor */
+	int32_t		c;				/* occurrences in the kept history (repeat prior), 0: none */
+} fit_row;
+
+/* the logit of r under weights (w, rw), as us_prior_add computes it */
+static inline float
+fit_logit(const fit_row *r, float w, float rw)
+{
+	float		x = r->y;
+
+	if (r->logc >= 0.0f && w > 0.0f)
+		x += w * r->logc;
+	if (r->c > 0 && rw > 0.0f)
+		x += us_repeat_value(rw, r->c);
+	return x;
+}
+
+us_status
+us_model_fit_prior(us_model *model, const us_dataset *data, const int32_t *seq_ids, int32_t n,
+				   int own_in_table, const double *grid, int n_grid, const double *rgrid,
+				   int n_rgrid, const us_progress *progress, double *metrics)
+{
+	enum
+	{
+		TOP = 11				/* ranks up to 10 matter for NDCG@10; the 11th decides "past 10" */
+	};
 	uint32_t	own[US_TRANS_MAX_PER_ROW];
 	const us_allocator *alloc;
 	us_model	net;
 	us_ranking_metrics *rm = NULL;
-	float	   *out = NULL,
-			   *row = NULL;
-	uint8_t    *skip = NULL;
+	float	   *out = NULL;
+	uint8_t    *mark = NULL;
+	fit_row    *fr = NULL;
 	int32_t		V,
-				chunk;
+				L,
+				chunk,
+				max_rows;
 	int			cutoff = 10,
-				best = 0;
+				best = 0,
+				n_pairs;
 	us_status	st = US_OK;
 
 	if (model == NULL || data == NULL || (seq_ids == NULL && n > 0) || n < 0 || grid == NULL ||
-		n_grid <= 0 || data->classes == NULL || model->cfg.task != US_TASK_NEXT_ITEM ||
-		model->trans.n_src == 0)
+		n_grid <= 0 || rgrid == NULL || n_rgrid <= 0 || data->classes == NULL ||
+		model->cfg.task != US_TASK_NEXT_ITEM)
 		return US_EINVAL;
 	for (int g = 0; g < n_grid; g++)
-		if (!isfinite(grid[g]) || grid[g] < 0.0 || grid[g] > US_TRANS_MAX_WEIGHT)
+		if (!isfinite(grid[g]) || grid[g] < 0.0 || grid[g] > US_TRANS_MAX_WEIGHT ||
+			(model->trans.n_src == 0 && grid[g] != 0.0))
 			return US_EINVAL;
+	for (int q = 0; q < n_rgrid; q++)
+		if (!isfinite(rgrid[q]) || rgrid[q] < 0.0 || rgrid[q] > US_TRANS_MAX_WEIGHT)
+			return US_EINVAL;
+	if ((int64_t) n_grid * n_rgrid > 4096)
+		return US_EINVAL;
+	n_pairs = n_grid * n_rgrid;
 	alloc = &model->alloc;
 	V = model->cfg.n_outputs;
+	L = model->cfg.max_len;
 	chunk = us_transition_fit_chunk(V);
+	max_rows = US_TRANS_MAX_PER_ROW + L + 1;
 	out = alloc->alloc(alloc->ctx, (size_t) chunk * V * sizeof(float));
-	row = alloc->alloc(alloc->ctx, (size_t) V * sizeof(float));
-	skip = alloc->alloc(alloc->ctx, (size_t) V);
-	rm = alloc->alloc(alloc->ctx, (size_t) n_grid * sizeof(us_ranking_metrics));
-	if (!out || !row || !skip || !rm)
+	mark = alloc->alloc(alloc->ctx, (size_t) V);
+	fr = alloc->alloc(alloc->ctx, (size_t) max_rows * sizeof(fit_row));
+	rm = alloc->alloc(alloc->ctx, (size_t) n_pairs * sizeof(us_ranking_metrics));
+	if (!out || !mark || !fr || !rm)
 	{
 		st = US_ENOMEM;
 		goto done;
 	}
-	memset(skip, 0, (size_t) V);
-	skip[US_ROW_PAD] = skip[US_ROW_OOV] = 1;
-	for (int g = 0; g < n_grid; g++)
-		us_ranking_init(&rm[g], &cutoff, 1);
-	/* the network alone, once: a shallow copy whose prior is off */
+	memset(mark, 0, (size_t) V);
+	for (int p = 0; p < n_pairs; p++)
+		us_ranking_init(&rm[p], &cutoff, 1);
+	/* the network alone, once: a shallow copy whose priors are off */
 	net = *model;
 	net.trans.weight = 0.0f;
+	net.trans.repeat_weight = 0.0f;
 	for (int32_t i0 = 0; i0 < n; i0 += chunk)
 	{
 		int32_t		m = n - i0 < chunk ? n - i0 : chunk;
@@ -478,25 +581,106 @@ us_model_fit_transition_weight(us_model *model, const us_dataset *data, const in
 			int32_t		target = data->classes[s];
 			int32_t		lr = last_row(data, s);
 			const float *y = out + (size_t) i * V;
+			const int32_t *to;
+			const float *logc;
+			int32_t		n_succ,
+						nr = 0,
+						t_idx = -1,
+						n_top = 0;
+			int64_t		h0 = data->offsets[s],
+						h1 = data->offsets[s + 1];
+			float		top[TOP];
 
+			if (target < US_ROW_FIRST || target >= V)
+			{
+				for (int p = 0; p < n_pairs; p++)
+					us_ranking_add(&rm[p], V);
+				continue;
+			}
+			if (h1 - h0 > L)
+				h0 = h1 - L;
 			if (own_in_table)
 				own_transitions(model, data, s, lr, own);
 			else
 				memset(own, 0, sizeof own);
-
-			for (int g = 0; g < n_grid; g++)
+			/* the rows a prior may raise, each once (mark[r] = 1 + its index), and the target */
+			us_transitions_row(model, lr, &to, &logc, &n_succ);
+			for (int32_t j = 0; j < n_succ; j++)
 			{
-				int64_t		rank = V;
+				int64_t		k = (to - model->trans.to) + j;
+				uint32_t	c = model->trans.count[k] > own[j] ? model->trans.count[k] - own[j] : 0;
 
-				if (target >= US_ROW_FIRST && target < V)
-				{
-					memcpy(row, y, (size_t) V * sizeof(float));
-					if (grid[g] > 0.0)
-						add_prior_less_own(model, lr, (float) grid[g], own, row);
-					rank = us_rank_of_target(row, (size_t) V, (size_t) target, skip);
-				}
-				us_ranking_add(&rm[g], rank);
+				fr[nr] = (fit_row) {to[j], y[to[j]], own[j] == 0 ? logc[j] : (float) log1p((double) c), 0};
+				mark[to[j]] = 1;
+				nr++;
 			}
+			for (int64_t e = h0; e < h1; e++)
+			{
+				int32_t		r = data->items[e];
+
+				if (r < US_ROW_FIRST || r >= V)
+					continue;
+				if (!mark[r])
+				{
+					fr[nr] = (fit_row) {r, y[r], -1.0f, 0};
+					mark[r] = 1;
+					nr++;
+				}
+				for (int32_t j = 0; j < nr; j++)
+					if (fr[j].row == r)
+					{
+						fr[j].c++;
+						break;
+					}
+			}
+			if (!mark[target])
+			{
+				fr[nr] = (fit_row) {target, y[target], -1.0f, 0};
+				mark[target] = 1;
+				nr++;
+			}
+			for (int32_t j = 0; j < nr; j++)
+				if (fr[j].row == target)
+					t_idx = j;
+			/* the TOP largest network logits of the rows no prior touches (NaN never counts) */
+			for (int32_t r = US_ROW_FIRST; r < V; r++)
+			{
+				float		v = y[r];
+				int32_t		k;
+
+				if (mark[r] || !(n_top < TOP || v > top[TOP - 1]))
+					continue;
+				k = n_top < TOP ? n_top++ : TOP - 1;
+				while (k > 0 && top[k - 1] < v)
+				{
+					top[k] = top[k - 1];
+					k--;
+				}
+				top[k] = v;
+			}
+			for (int g = 0; g < n_grid; g++)
+				for (int q = 0; q < n_rgrid; q++)
+				{
+					float		w = (float) grid[g],
+								rw = (float) rgrid[q],
+								ta = fit_logit(&fr[t_idx], w, rw);
+					int64_t		rank = 1;
+
+					if (isnan(ta))
+						rank = V;
+					else
+					{
+						/* rank = 1 + others scored at least as high, as us_rank_of_target */
+						for (int32_t u = 0; u < n_top && top[u] >= ta; u++)
+							rank++;
+						for (int32_t j = 0; j < nr; j++)
+							if (j != t_idx && fit_logit(&fr[j], w, rw) >= ta)
+								rank++;
+					}
+					us_ranking_add(&rm[g * n_rgrid + q], rank);
+				}
+			for (int32_t j = 0; j < nr; j++)
+				mark[fr[j].row] = 0;
 		}
 		if (progress && progress->fn && progress->fn(progress->ctx, i0 + m, n))
 		{
@@ -504,35 +688,54 @@ us_model_fit_transition_weight(us_model *model, const us_dataset *data, const in
 			goto done;
 		}
 	}
-	for (int g = 0; g < n_grid; g++)
 	{
-		double		hr,
-					ndcg,
-					mrr;
+		double		b_ndcg = -1.0;
 
-		us_ranking_result(&rm[g], &hr, &ndcg, &mrr);
-		if (metrics)
-			metrics[g] = ndcg;
-		if (g > 0)
-		{
-			double		b_hr,
-						b_ndcg,
-						b_mrr;
+		for (int g = 0; g < n_grid; g++)
+			for (int q = 0; q < n_rgrid; q++)
+			{
+				double		hr,
+							ndcg,
+							mrr;
+				int			p = g * n_rgrid + q,
+							bq = best % n_rgrid,
+							bg = best / n_rgrid;
 
-			us_ranking_result(&rm[best], &b_hr, &b_ndcg, &b_mrr);
-			if (ndcg > b_ndcg || (ndcg == b_ndcg && grid[g] < grid[best]))
-				best = g;
-		}
+				us_ranking_result(&rm[p], &hr, &ndcg, &mrr);
+				if (metrics)
+					metrics[p] = ndcg;
+				if (p == 0 || ndcg > b_ndcg ||
+					(ndcg == b_ndcg && (rgrid[q] < rgrid[bq] ||
+										(rgrid[q] == rgrid[bq] && grid[g] < grid[bg]))))
+				{
+					best = p;
+					b_ndcg = ndcg;
+				}
+			}
 	}
-	model->trans.weight = (float) grid[best];
+	model->trans.weight = (float) grid[best / n_rgrid];
+	model->trans.repeat_weight = (float) rgrid[best % n_rgrid];
 done:
 	if (out)
 		alloc->free(alloc->ctx, out);
-	if (row)
-		alloc->free(alloc->ctx, row);
-	if (skip)
-		alloc->free(alloc->ctx, skip);
+	if (mark)
+		alloc->free(alloc->ctx, mark);
+	if (fr)
+		alloc->free(alloc->ctx, fr);
 	if (rm)
 		alloc->free(alloc->ctx, rm);
 	return st;
+}
+
+us_status
+us_model_fit_transition_weight(us_model *model, const us_dataset *data, const int32_t *seq_ids,
+							   int32_t n, int own_in_table, const double *grid, int n_grid,
+							   const us_progress *progress, double *metrics)
+{
+	static const double no_repeat = 0.0;
+
+	if (model == NULL || model->trans.n_src == 0)
+		return US_EINVAL;
+	return us_model_fit_prior(model, data, seq_ids, n, own_in_table, grid, n_grid, &no_repeat, 1,
+							  progress, metrics);
 }

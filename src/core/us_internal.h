@@ -6,6 +6,7 @@
 #ifndef USERSEQ_US_INTERNAL_H
 #define USERSEQ_US_INTERNAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,13 @@ static inline size_t
 us_tensor_groups(const us_tensor *t)
 {
 	return t->per_col ? t->cols : t->rows;
+}
+
+/* the repeat prior's term of a row seen c >= 1 times (us_model.h): one expression everywhere */
+static inline float
+us_repeat_value(float repeat_weight, int32_t c)
+{
+	return repeat_weight * logf(1.0f + (float) c);
 }
 
 /* qsort comparator of uint64_t, ascending (the sorted (a << 32 | b) item pairs) */

@@ -190,8 +190,8 @@ UsExplained(const us_model *model, const float *out, int32 target, bool negate)
 
 /*
  * The explained value of ev. next_item: the network's logit, as the gradient methods explain
- * it: the scorer's logit less the transition prior's term (which depends on the last event
- * only, and is not attributed).
+ * it: the scorer's logit less the priors' terms (the transition term depends on the last event
+ * only, the repeat term on counts of the target in the history; neither is attributed).
  */
 static double
 UsExplainedOf(UsModelEntry *entry, const us_events *ev, int32 target, bool negate, float *out)
@@ -209,7 +209,8 @@ UsExplainedOf(UsModelEntry *entry, const us_events *ev, int32 target, bool negat
 			UsScore(entry, ev, out);
 			logit = out[target];
 		}
-		return (double) logit - us_transitions_term(entry->model, last, target);
+		return (double) logit - us_transitions_term(entry->model, last, target) -
+			us_repeat_term(entry->model, ev->items, ev->n, target);
 	}
 	UsScore(entry, ev, out);
 	return UsExplained(entry->model, out, target, negate);

@@ -42,7 +42,7 @@ static const char *const us_option_names[] = {
 	"init_from", "learning_rate", "lr_gamma", "lr_schedule", "lr_step_epochs",
 	"max_examples_per_seq", "max_items", "max_len", "min_count", "momentum", "negatives",
 	"num_blocks", "num_filters", "num_heads", "optimizer", "patience", "pos_weight",
-	"recent_window", "seed", "threads",
+	"recent_window", "repeat_prior", "seed", "threads",
 	"tie_output", "time_gaps", "transition_prior", "validation", "warm_start", "weight_decay", NULL
 };
 
@@ -502,6 +502,8 @@ UsDefaultOptions(UsTrainOptions *o, us_task task)
 	o->negatives = -1;			/* US_DEF_NEGATIVES: auto, by catalogue size */
 	/* US_DEF_TRANSITION_PRIOR: auto for next_item, else off */
 	o->trans_mode = task == US_TASK_NEXT_ITEM ? US_TRANS_PRIOR_AUTO : US_TRANS_PRIOR_OFF;
+	/* US_DEF_REPEAT_PRIOR: the same */
+	o->repeat_mode = o->trans_mode;
 	o->max_examples_per_seq = (int32) us_default(US_DEF_MAX_EXAMPLES_PER_SEQ, task);
 	o->pos_weight = us_default(US_DEF_POS_WEIGHT, task);
 	o->deploy = us_default(US_DEF_DEPLOY, task) != 0;
@@ -669,31 +671,38 @@ UsParseTrainOptions(Jsonb *options, us_task task, UsTrainOptions *opts)
 						 errmsg("option \"negatives\" must be \"auto\" or an integer between 0 (full softmax) and %d",
 								US_MAX_ITEMS)));
 		}
-		else if (strcmp(key, "transition_prior") == 0)
+		else if (strcmp(key, "transition_prior") == 0 || strcmp(key, "repeat_prior") == 0)
 		{
+			bool		repeat = key[0] == 'r';
 			bool		is_auto = v.type == jbvString && v.val.string.len == 4 &&
 				memcmp(v.val.string.val, "auto", 4) == 0;
 			bool		is_off = (v.type == jbvString && v.val.string.len == 3 &&
 								  memcmp(v.val.string.val, "off", 3) == 0) ||
 				(v.type == jbvBool && !v.val.boolean);
+			int32	   *mode = repeat ? &opts->repeat_mode : &opts->trans_mode;
 
 			/* other tasks have no prior: only their default ("off") is accepted */
 			if (task != US_TASK_NEXT_ITEM && !is_off)
 				UsOnlyFor(key, task, false, "next_item");
 			if (is_auto)
-				opts->trans_mode = US_TRANS_PRIOR_AUTO;
+				*mode = US_TRANS_PRIOR_AUTO;
 			else if (is_off)
-				opts->trans_mode = US_TRANS_PRIOR_OFF;
+				*mode = US_TRANS_PRIOR_OFF;
 			else if (v.type == jbvNumeric)
 			{
-				opts->trans_weight = UsOptFloat(key, &v, 0, false, US_TRANS_PRIOR_MAX_WEIGHT, false);
-				opts->trans_mode = US_TRANS_PRIOR_FIXED;
+				double		w = UsOptFloat(key, &v, 0, false, US_TRANS_PRIOR_MAX_WEIGHT, false);
+
+				if (repeat)
+					opts->repeat_weight = w;
+				else
+					opts->trans_weight = w;
+				*mode = US_TRANS_PRIOR_FIXED;
 			}
 			else
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"transition_prior\" must be \"auto\", \"off\", false or a weight between 0 and %g",
-								US_TRANS_PRIOR_MAX_WEIGHT)));
+						 errmsg("option \"%s\" must be \"auto\", \"off\", false or a weight between 0 and %g",
+								key, US_TRANS_PRIOR_MAX_WEIGHT)));
 		}
 		else if (strcmp(key, "max_examples_per_seq") == 0)
 		{
@@ -807,6 +816,11 @@ UsAppendOptionsJson(StringInfo buf, const UsTrainOptions *o)
 		else
 			appendStringInfo(buf, ", \"transition_prior\": \"%s\"",
 							 o->trans_mode == US_TRANS_PRIOR_AUTO ? "auto" : "off");
+		if (o->repeat_mode == US_TRANS_PRIOR_FIXED)
+			appendStringInfo(buf, ", \"repeat_prior\": %.17g", o->repeat_weight);
+		else
+			appendStringInfo(buf, ", \"repeat_prior\": \"%s\"",
+							 o->repeat_mode == US_TRANS_PRIOR_AUTO ? "auto" : "off");
 	}
 	/* the default architecture is left implicit, so text-CNN options read as before */
 	if (o->architecture == US_ARCH_SASREC)

@@ -65,6 +65,8 @@ typedef struct UsTrainOptions
 	int32		negatives;		/* -1 = auto */
 	int32		trans_mode;		/* transition prior: US_TRANS_PRIOR_* */
 	double		trans_weight;	/* US_TRANS_PRIOR_FIXED: the weight */
+	int32		repeat_mode;	/* repeat prior ("repeat_prior"): US_TRANS_PRIOR_* */
+	double		repeat_weight;	/* its US_TRANS_PRIOR_FIXED weight */
 	int32		max_examples_per_seq;
 	double		pos_weight;
 	bool		deploy;

@@ -99,6 +99,7 @@ struct UsTrainRun
 	bool		finished;		/* best epoch restored, prior fitted */
 	bool		patience_stop;	/* ended by patience */
 	double		trans_weight;	/* the weight stored (0 = off), NaN: no prior for the task */
+	double		repeat_weight;	/* the repeat prior's weight stored (0 = off), NaN: none */
 	char	   *prior_json;		/* models.metrics fragment, or "" */
 };
 
@@ -294,6 +295,7 @@ UsTrainBegin(const char *name, const char *query, const char *task, Jsonb *optio
 	run->init_json = "";
 	run->prior_json = "";
 	run->trans_weight = NAN;
+	run->repeat_weight = NAN;
 	run->training_run = 1;
 	if (strlen(name) == 0 || strlen(name) > NAMEDATALEN * 4)
 		ereport(ERROR,
@@ -623,29 +625,55 @@ UsBuildTransitions(const UsTrainData *data, int32 n_items, const us_allocator *a
 	*out = tmp.trans;
 }
 
-/* The metrics fragment of the prior: mode, weight, grid figures, table size. */
+/*
+ * The metrics fragment of the priors: modes, weights, table size, and the grid figures: ndcg
+ * (n_grid x n_rgrid, transition-major) gives "transition_grid_ndcg@10" at repeat weight 0 (the
+ * transition prior alone) and "repeat_grid_ndcg@10" at the chosen transition weight.
+ */
 static char *
-UsPriorJson(UsTrainRun *run, const char *mode, const us_transitions *t, const double *grid,
-			const double *ndcg, int n_grid, double network_metric)
+UsPriorJson(UsTrainRun *run, const char *mode, const char *rmode, const us_transitions *t,
+			const double *grid, int n_grid, const double *rgrid, int n_rgrid, const double *ndcg,
+			double network_metric)
 {
 	StringInfoData js;
+	int			g_best = 0;
 
 	initStringInfo(&js);
 	appendStringInfo(&js, ", \"transition_prior\": \"%s\", \"transition_weight\": %.17g",
 					 mode, run->trans_weight);
+	appendStringInfo(&js, ", \"repeat_prior\": \"%s\", \"repeat_weight\": %.17g",
+					 rmode, run->repeat_weight);
 	if (t)
 		appendStringInfo(&js, ", \"transition_sources\": %d, \"transition_count\": " INT64_FORMAT
 						 ", \"transition_bytes\": " INT64_FORMAT,
 						 t->n_src, (int64) t->nnz,
 						 (int64) (t->n_src > 0 ? 16 + 8 * (int64) t->n_src + 8 * t->nnz : 0));
-	if (n_grid > 0)
+	if (n_grid > 1 && ndcg)
 	{
+		int			q0 = 0;
+
+		for (int q = 0; q < n_rgrid; q++)
+			if (rgrid[q] == 0.0)
+				q0 = q;
 		appendStringInfoString(&js, ", \"transition_grid\": [");
 		for (int g = 0; g < n_grid; g++)
 			appendStringInfo(&js, "%s%.17g", g ? ", " : "", grid[g]);
 		appendStringInfoString(&js, "], \"transition_grid_ndcg@10\": [");
 		for (int g = 0; g < n_grid; g++)
-			appendStringInfo(&js, "%s%.17g", g ? ", " : "", ndcg[g]);
+			appendStringInfo(&js, "%s%.17g", g ? ", " : "", ndcg[g * n_rgrid + q0]);
+		appendStringInfoChar(&js, ']');
+	}
+	for (int g = 0; g < n_grid; g++)
+		if (grid[g] == run->trans_weight)
+			g_best = g;
+	if (n_rgrid > 1 && ndcg)
+	{
+		appendStringInfoString(&js, ", \"repeat_grid\": [");
+		for (int q = 0; q < n_rgrid; q++)
+			appendStringInfo(&js, "%s%.17g", q ? ", " : "", rgrid[q]);
+		appendStringInfoString(&js, "], \"repeat_grid_ndcg@10\": [");
+		for (int q = 0; q < n_rgrid; q++)
+			appendStringInfo(&js, "%s%.17g", q ? ", " : "", ndcg[g_best * n_rgrid + q]);
 		appendStringInfoChar(&js, ']');
 	}
 	if (!isnan(network_metric))
@@ -660,9 +688,18 @@ UsTrainFinish(UsTrainRun *run)
 	us_model   *m = run->model;
 	us_transitions t;
 	double	   *ndcg = NULL;
-	int			n_grid = 0;
+	int			n_grid = 0,
+				n_rgrid = 0,
+				tmode,
+				rmode;
 	double		network_metric = run->best_metric;
-	const char *mode;
+	const char *mode,
+			   *rmode_name;
+	const double *grid,
+			   *rgrid;
+	double		tw,
+				rw;
+	static const double zero = 0.0;
 
 	if (run->finished)
 		return run->trans_weight;
@@ -676,75 +713,109 @@ UsTrainFinish(UsTrainRun *run)
 		MemoryContextSwitchTo(old);
 		return run->trans_weight;
 	}
+	mode = run->opts.trans_mode == US_TRANS_PRIOR_AUTO ? "auto" :
+		run->opts.trans_mode == US_TRANS_PRIOR_FIXED ? "fixed" : "off";
+	rmode_name = run->opts.repeat_mode == US_TRANS_PRIOR_AUTO ? "auto" :
+		run->opts.repeat_mode == US_TRANS_PRIOR_FIXED ? "fixed" : "off";
 	/* a warm-started or init_from model never keeps its source's table: only its own */
 	us_transitions_free(&m->trans, &run->alloc);
 	run->trans_weight = 0.0;
-	mode = run->opts.trans_mode == US_TRANS_PRIOR_AUTO ? "auto" :
-		run->opts.trans_mode == US_TRANS_PRIOR_FIXED ? "fixed" : "off";
-	if (run->opts.trans_mode == US_TRANS_PRIOR_OFF)
-	{
-		run->prior_json = UsPriorJson(run, mode, NULL, NULL, NULL, 0, NAN);
-		MemoryContextSwitchTo(old);
-		return 0.0;
-	}
-	if (run->opts.trans_mode == US_TRANS_PRIOR_AUTO && run->data.n_valid == 0)
+	run->repeat_weight = 0.0;
+	tmode = run->opts.trans_mode;
+	rmode = run->opts.repeat_mode;
+	if ((tmode == US_TRANS_PRIOR_AUTO || rmode == US_TRANS_PRIOR_AUTO) && run->data.n_valid == 0)
 	{
 		ereport(NOTICE,
-				(errmsg("userseq_train \"%s\": transition prior off: no validation split to choose its weight on",
+				(errmsg("userseq_train \"%s\": \"auto\" priors off: no validation split to choose their weights on",
 						run->name),
-				 errhint("Give \"transition_prior\" a weight to use it without validation.")));
-		run->prior_json = UsPriorJson(run, "off (no validation split)", NULL, NULL, NULL, 0, NAN);
+				 errhint("Give \"transition_prior\" and \"repeat_prior\" weights to use them without validation.")));
+		if (tmode == US_TRANS_PRIOR_AUTO)
+			tmode = US_TRANS_PRIOR_OFF;
+		if (rmode == US_TRANS_PRIOR_AUTO)
+			rmode = US_TRANS_PRIOR_OFF;
+		mode = tmode == US_TRANS_PRIOR_OFF && run->opts.trans_mode == US_TRANS_PRIOR_AUTO ?
+			"off (no validation split)" : mode;
+		rmode_name = rmode == US_TRANS_PRIOR_OFF && run->opts.repeat_mode == US_TRANS_PRIOR_AUTO ?
+			"off (no validation split)" : rmode_name;
+	}
+	if (tmode == US_TRANS_PRIOR_OFF && rmode == US_TRANS_PRIOR_OFF)
+	{
+		run->prior_json = UsPriorJson(run, mode, rmode_name, NULL, NULL, 0, NULL, 0, NULL, NAN);
 		MemoryContextSwitchTo(old);
 		return 0.0;
 	}
-	run->phase = "building the transition prior";
-	CHECK_FOR_INTERRUPTS();
-	if (run->shared_trans && run->shared_trans->n_src > 0)
-		UsCheckStatus(us_transitions_copy(&m->trans, run->shared_trans, &run->alloc),
-					  "copy the transition prior", NULL);
-	else if (run->shared_trans == NULL)
+	if (tmode != US_TRANS_PRIOR_OFF)
 	{
-		UsBuildTransitions(&run->data, run->cfg.n_items, &run->alloc, &t);
-		m->trans = t;
+		run->phase = "building the transition prior";
+		CHECK_FOR_INTERRUPTS();
+		if (run->shared_trans && run->shared_trans->n_src > 0)
+			UsCheckStatus(us_transitions_copy(&m->trans, run->shared_trans, &run->alloc),
+						  "copy the transition prior", NULL);
+		else if (run->shared_trans == NULL)
+		{
+			UsBuildTransitions(&run->data, run->cfg.n_items, &run->alloc, &t);
+			m->trans = t;
+		}
+		CHECK_FOR_INTERRUPTS();
+		m->trans.weight = 0.0f;
+		m->trans.repeat_weight = 0.0f;
+		if (m->trans.n_src == 0)
+		{
+			ereport(NOTICE,
+					(errmsg("userseq_train \"%s\": transition prior off: no two consecutive known items in the training split",
+							run->name)));
+			us_transitions_free(&m->trans, &run->alloc);
+			tmode = US_TRANS_PRIOR_OFF;
+		}
 	}
-	CHECK_FOR_INTERRUPTS();
-	t = m->trans;
-	if (m->trans.n_src == 0)
+	/* the grids: "auto" searches, a fixed weight is the only value, off is 0 */
+	tw = run->opts.trans_weight;
+	rw = run->opts.repeat_weight;
+	if (tmode == US_TRANS_PRIOR_AUTO)
 	{
-		ereport(NOTICE,
-				(errmsg("userseq_train \"%s\": transition prior off: no two consecutive known items in the training split",
-						run->name)));
-		us_transitions_free(&m->trans, &run->alloc);
-		run->prior_json = UsPriorJson(run, mode, &t, NULL, NULL, 0, NAN);
-		MemoryContextSwitchTo(old);
-		return 0.0;
-	}
-	if (run->opts.trans_mode == US_TRANS_PRIOR_AUTO)
-	{
-		us_progress progress = {UsTrainProgress, run};
-
-		run->phase = "fitting the transition prior";
-		run->step_done = run->step_total = 0;
+		grid = us_transition_weight_grid;
 		n_grid = us_transition_weight_grid_n;
-		ndcg = palloc(sizeof(double) * n_grid);
-		UsApplyThreadCount(run->opts.threads);
-		/* leave_one_out and time validation read the users' own training sequences: fit
-		 * the weight without their own transitions, for histories the table has not seen */
-		UsCheckStatus(us_model_fit_transition_weight(m, &run->data.valid, run->data.valid_ids,
-													 run->data.n_valid,
-													 run->opts.valid_method != US_VALID_RANDOM,
-													 us_transition_weight_grid,
-													 n_grid, &progress, ndcg),
-					  "fit the transition prior", NULL);
-		run->trans_weight = m->trans.weight;
 	}
 	else
 	{
-		m->trans.weight = (float) run->opts.trans_weight;
-		run->trans_weight = m->trans.weight;
+		grid = tmode == US_TRANS_PRIOR_FIXED ? &tw : &zero;
+		n_grid = 1;
 	}
-	/* the stored validation figures are the model's as stored: with the prior */
-	if (m->trans.weight > 0.0f && run->data.n_valid > 0)
+	if (rmode == US_TRANS_PRIOR_AUTO)
+	{
+		rgrid = us_transition_weight_grid;
+		n_rgrid = us_transition_weight_grid_n;
+	}
+	else
+	{
+		rgrid = rmode == US_TRANS_PRIOR_FIXED ? &rw : &zero;
+		n_rgrid = 1;
+	}
+	if (n_grid * n_rgrid > 1)
+	{
+		us_progress progress = {UsTrainProgress, run};
+
+		run->phase = "fitting the priors";
+		run->step_done = run->step_total = 0;
+		ndcg = palloc(sizeof(double) * n_grid * n_rgrid);
+		UsApplyThreadCount(run->opts.threads);
+		/* leave_one_out, time and last_basket validation read the users' own training
+		 * sequences: fit without their own transitions, for histories the table has not seen */
+		UsCheckStatus(us_model_fit_prior(m, &run->data.valid, run->data.valid_ids,
+										 run->data.n_valid,
+										 run->opts.valid_method != US_VALID_RANDOM,
+										 grid, n_grid, rgrid, n_rgrid, &progress, ndcg),
+					  "fit the priors", NULL);
+	}
+	else
+	{
+		m->trans.weight = (float) grid[0];
+		m->trans.repeat_weight = (float) rgrid[0];
+	}
+	run->trans_weight = m->trans.weight;
+	run->repeat_weight = m->trans.repeat_weight;
+	/* the stored validation figures are the model's as stored: with the priors */
+	if ((m->trans.weight > 0.0f || m->trans.repeat_weight > 0.0f) && run->data.n_valid > 0)
 	{
 		double		vloss,
 					vmetric;
@@ -754,11 +825,17 @@ UsTrainFinish(UsTrainRun *run)
 		run->best_metric = vmetric;
 		run->best_metrics = psprintf(", \"valid_loss\": %.17g%s", vloss, json);
 	}
-	run->prior_json = UsPriorJson(run, mode, &m->trans, us_transition_weight_grid, ndcg, n_grid,
-								  network_metric);
+	t = m->trans;
+	run->prior_json = UsPriorJson(run, mode, rmode_name, tmode != US_TRANS_PRIOR_OFF ? &t : NULL,
+								  grid, n_grid, rgrid, n_rgrid, ndcg, network_metric);
 	/* weight 0 changes no score: the model is stored without the table */
 	if (m->trans.weight == 0.0f)
+	{
+		float		keep = m->trans.repeat_weight;
+
 		us_transitions_free(&m->trans, &run->alloc);
+		m->trans.repeat_weight = keep;
+	}
 	run->step_done = run->step_total = 0;
 	MemoryContextSwitchTo(old);
 	return run->trans_weight;
