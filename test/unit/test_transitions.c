@@ -3,11 +3,15 @@
  * the table against a brute-force count (top successors kept, ties by row), the prior in every
  * scoring path (us_model_predict, the scorer's forward, row logits and exact top-k with and
  * without the screen, surprise) against the network's logits plus the brute-force term, the
- * weight fitted on validation, the table's validation and deep copy.
+ * weight fitted on validation, the table's validation and deep copy; the repeat prior (its
+ * brute-force term in the same paths, with and without the transition prior, and its weight
+ * fitted on planted repeats).
  */
 #include <stdint.h>
 #include <string.h>
 
+#include "userseq/us_format.h"
+#include "userseq/us_metrics.h"
 #include "userseq/us_model.h"
 #include "userseq/us_rng.h"
 #include "../../src/core/us_internal.h"
@@ -204,6 +208,17 @@ term_of(const us_model *m, int32_t last, int32_t b)
 	return 0.0f;
 }
 
+/* the repeat prior's term by brute force: rw * log(1 + occurrences in the last max_len) */
+static float
+rep_of(const us_model *m, const int32_t *h, int32_t n, int32_t b)
+{
+	int32_t		c = 0;
+
+	for (int32_t i = n > m->cfg.max_len ? n - m->cfg.max_len : 0; i < n; i++)
+		c += h[i] == b;
+	return b >= 2 && c > 0 ? m->trans.repeat_weight * logf(1.0f + (float) c) : 0.0f;
+}
+
 static const float *sort_logits;
 
 static int
@@ -217,8 +232,9 @@ cmp_rows(const void *a, const void *b)
 	return ra < rb ? -1 : ra > rb;
 }
 
+/* rw: the repeat weight beside the transition weight 1.5 (0: the transition prior alone) */
 static void
-test_paths(us_model *m, const planted *p)
+test_paths(us_model *m, const planted *p, float rw)
 {
 	int32_t		V = m->cfg.n_outputs;
 	float	   *net = malloc(sizeof(float) * V),
@@ -230,10 +246,12 @@ test_paths(us_model *m, const planted *p)
 				ok_fw = 1,
 				ok_rows = 1,
 				ok_topk = 1,
-				n_boosted = 0;
+				n_boosted = 0,
+				n_repeat = 0;
 
 	m->trans.weight = 1.5f;
-	CHECK(us_transitions_active(m), "weight 1.5: active");
+	m->trans.repeat_weight = rw;
+	CHECK(us_transitions_active(m) && us_repeat_active(m) == (rw > 0.0f), "weight 1.5, repeat %.2f: active", rw);
 	CHECK_OK(us_scorer_create(m, SIZE_MAX, us_malloc_allocator(), &sc[0]));
 	CHECK_OK(us_scorer_create(m, 0, us_malloc_allocator(), &sc[1]));
 	CHECK(sc[0] && us_scorer_is_screened(sc[0]), "the scorer screens");
@@ -246,18 +264,23 @@ test_paths(us_model *m, const planted *p)
 		ev.items = p->items + p->off[s];
 		ev.n = (int32_t) (p->off[s + 1] - p->off[s]);
 		last = ev.items[ev.n - 1];
-		/* the network alone, then with the prior */
+		/* the network alone, then with the priors */
 		m->trans.weight = 0.0f;
+		m->trans.repeat_weight = 0.0f;
 		CHECK_OK(us_model_predict(m, &p->d, &s, 1, net, NULL, NULL, NULL));
 		m->trans.weight = 1.5f;
+		m->trans.repeat_weight = rw;
 		CHECK_OK(us_model_predict(m, &p->d, &s, 1, pri, NULL, NULL, NULL));
 		for (int32_t b = 0; b < V; b++)
 		{
-			float		tb = term_of(m, last, b);
+			float		tb = term_of(m, last, b),
+						rb = rep_of(m, ev.items, ev.n, b);
 
 			n_boosted += tb > 0;
-			ok_pred &= fabsf(pri[b] - (net[b] + tb)) <= 1e-5f * (1.0f + fabsf(pri[b]));
+			n_repeat += rb > 0;
+			ok_pred &= fabsf(pri[b] - (net[b] + tb + rb)) <= 1e-5f * (1.0f + fabsf(pri[b]));
 			ok_pred &= us_transitions_term(m, last, b) == tb;
+			ok_pred &= fabsf(us_repeat_term(m, ev.items, ev.n, b) - rb) <= 1e-6f * (1.0f + rb);
 		}
 		for (int k = 0; k < 2; k++)
 		{
@@ -300,7 +323,8 @@ test_paths(us_model *m, const planted *p)
 		}
 	}
 	CHECK(n_boosted > 100, "the prior raised %d logits", n_boosted);
-	CHECK(ok_pred, "us_model_predict = network + weight * log(1 + count), per row");
+	CHECK(rw == 0.0f ? n_repeat == 0 : n_repeat > 100, "the repeat prior raised %d logits", n_repeat);
+	CHECK(ok_pred, "us_model_predict = network + weight * log(1 + count) + repeat term, per row (repeat %.2f)", rw);
 	CHECK(ok_fw, "scorer forward (screened and not) = us_model_predict with the prior");
 	CHECK(ok_rows, "row logits = the forward's logits, bit for bit");
 	CHECK(ok_topk, "top-k (screened and not, exclude seen or not) = sort of the forward's logits");
@@ -441,6 +465,117 @@ test_fit_own(us_model *m)
 		  met_out[0], met_out[us_transition_weight_grid_n - 1]);
 }
 
+/*
+ * The repeat prior alone (no table): every user has 3 personal items, 60 % of its events and
+ * its next event are among them; the network (untrained) knows nothing of it. The fit must
+ * choose a repeat weight > 0 worth far more NDCG@10 than none, with grid {0} for the
+ * transitions; the weight survives the format.
+ */
+static void
+test_fit_repeat(us_model *m)
+{
+	enum
+	{
+		NU = 300,
+		LEN = 10
+	};
+	int64_t		off[NU + 1];
+	int32_t		items[NU * LEN],
+				tg[NU],
+				ids[NU];
+	us_dataset	d;
+	us_rng		rng;
+	double		met[16],
+				zero = 0.0;
+	us_model   *back = NULL;
+	uint8_t    *buf;
+	size_t		len;
+
+	us_rng_seed(&rng, 17);
+	off[0] = 0;
+	for (int32_t u = 0; u < NU; u++)
+	{
+		int32_t		own[3];
+
+		for (int k = 0; k < 3; k++)
+			own[k] = 2 + (int32_t) (us_rng_next(&rng) % NV);
+		for (int t = 0; t < LEN; t++)
+			items[u * LEN + t] = us_rng_uniform(&rng) < 0.6 ? own[us_rng_next(&rng) % 3]
+				: 2 + (int32_t) (us_rng_next(&rng) % NV);
+		tg[u] = own[us_rng_next(&rng) % 3];
+		off[u + 1] = (u + 1) * LEN;
+		ids[u] = u;
+	}
+	memset(&d, 0, sizeof d);
+	d.n_seqs = NU;
+	d.offsets = off;
+	d.items = items;
+	d.classes = tg;
+	us_transitions_free(&m->trans, &m->alloc);
+	CHECK(us_model_fit_prior(m, &d, ids, NU, 0, us_transition_weight_grid, us_transition_weight_grid_n,
+							 us_transition_weight_grid, us_transition_weight_grid_n, NULL, met) == US_EINVAL,
+		  "without a table the transition grid must be {0}");
+	CHECK_OK(us_model_fit_prior(m, &d, ids, NU, 0, &zero, 1, us_transition_weight_grid,
+								us_transition_weight_grid_n, NULL, met));
+	CHECK(m->trans.repeat_weight > 0.0f && m->trans.weight == 0.0f && us_repeat_active(m) &&
+		  met[0] + 0.3 < met[us_transition_weight_grid_n - 1],
+		  "planted repeats: repeat weight %.2f, NDCG@10 %.3f at 0 and %.3f at 32",
+		  m->trans.repeat_weight, met[0], met[us_transition_weight_grid_n - 1]);
+	/* the fit's ranks = us_rank_of_target's on the logits us_model_predict gives */
+	{
+		us_ranking_metrics rm;
+		int			cut = 10;
+		float	   *y = malloc(sizeof(float) * m->cfg.n_outputs);
+		uint8_t    *skip = calloc((size_t) m->cfg.n_outputs, 1);
+		double		hr,
+					ndcg,
+					mrr;
+		int			q = 0;
+
+		while (us_transition_weight_grid[q] != m->trans.repeat_weight)
+			q++;
+		skip[0] = skip[1] = 1;
+		us_ranking_init(&rm, &cut, 1);
+		for (int32_t u = 0; u < NU; u++)
+		{
+			CHECK_OK(us_model_predict(m, &d, &u, 1, y, NULL, NULL, NULL));
+			us_ranking_add(&rm, us_rank_of_target(y, (size_t) m->cfg.n_outputs, (size_t) tg[u], skip));
+		}
+		us_ranking_result(&rm, &hr, &ndcg, &mrr);
+		CHECK(fabs(ndcg - met[q]) < 1e-9, "fitted NDCG@10 %.6f = the model's own %.6f", met[q], ndcg);
+		free(y);
+		free(skip);
+	}
+	len = us_model_encoded_size(m);
+	buf = malloc(len);
+	CHECK_OK(us_model_encode(m, buf, len));
+	CHECK_OK(us_model_decode(buf, len, us_malloc_allocator(), &back));
+	CHECK(back && back->trans.repeat_weight == m->trans.repeat_weight && back->trans.n_src == 0,
+		  "the repeat weight survives encode / decode (flags bit 1)");
+	/* a repeat weight written as 0 or NaN is refused (one model, one encoding) */
+	if (back)
+	{
+		for (int k = 0; k < 2; k++)
+		{
+			float		bad = k ? NAN : 0.0f;
+			uint32_t	u,
+						crc;
+			us_model   *x = NULL;
+
+			memcpy(&u, &bad, 4);
+			memcpy(buf + len - 4, &u, 4);
+			crc = us_crc32c(0, buf + US_FORMAT_HEADER_SIZE, len - US_FORMAT_HEADER_SIZE);
+			memcpy(buf + 24, &crc, 4);
+			CHECK(us_model_decode(buf, len, us_malloc_allocator(), &x) == US_EFORMAT,
+				  "a stored repeat weight of %g is US_EFORMAT", (double) bad);
+			us_model_free(x);
+		}
+	}
+	us_model_free(back);
+	free(buf);
+	m->trans.repeat_weight = 0.0f;
+}
+
 int
 main(void)
 {
@@ -465,9 +600,12 @@ main(void)
 			ids[i] = i;
 		test_build(m, &train, ids);
 		test_check_rejects(m);
-		test_paths(m, &train);
+		test_paths(m, &train, 0.0f);
+		test_paths(m, &train, 0.7f);
+		m->trans.repeat_weight = 0.0f;
 		test_fit(m, &valid);
 		test_fit_own(m);
+		test_fit_repeat(m);
 		{
 			us_model   *b = NULL;
 			fixture_opts ob;
