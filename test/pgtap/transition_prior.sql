@@ -29,7 +29,8 @@ SELECT u, userseq(array_agg(item ORDER BY t)) AS seq FROM c GROUP BY u;
 CREATE FUNCTION pg_temp.train(name text, opts text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM count(*) FROM userseq_train(name, 'SELECT seq FROM tp ORDER BY u', 'next_item',
-		('{"epochs": 1, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8, "threads": 1}'::jsonb
+		('{"epochs": 1, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8, "threads": 1,
+		   "repeat_prior": "off"}'::jsonb
 		 || opts::jsonb));
 END $$;
 CREATE FUNCTION pg_temp.metrics(name text) RETURNS jsonb LANGUAGE sql AS
