@@ -118,7 +118,8 @@ FROM or_customers WHERE split = 'test';
 \echo '== 5. next item: which product will be in a customer''s next basket?'
 \echo 'trained on the training customers'' purchase sequences, validated on the first item of each one''s last'
 \echo 'basket (validation "last_basket": the question the test asks; an invoice''s items lie within 59 s),'
-\echo 'with the default transition prior, its weight chosen on that validation'
+\echo 'with the default priors (transitions, and repeat purchases: README "Next-item quality"), their weights'
+\echo 'chosen on that validation'
 SELECT epoch, round(train_loss::numeric, 4) AS train_loss, round(valid_loss::numeric, 4) AS valid_loss,
 	round(valid_metric::numeric, 4) AS valid_ndcg10, round(seconds::numeric, 1) AS seconds
 FROM userseq_train('next_item',
