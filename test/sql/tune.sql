@@ -23,14 +23,14 @@ SELECT (SELECT valid_metric FROM tu_a WHERE status LIKE 'best%')
 	   (SELECT count(*) FROM tu_a WHERE status = 'pruned') > 0 AS some_pruned;
 -- stored as a deployed version with the best trial's options (retrain reuses them) and the tuning recorded
 SELECT m.version, m.deployed,
-	   m.options = (SELECT options - 'transition_prior' FROM tu_a WHERE status LIKE 'best%') AS best_options,
+	   m.options = (SELECT options - 'transition_prior' - 'repeat_prior' FROM tu_a WHERE status LIKE 'best%') AS best_options,
 	   (m.metrics->'tuning'->>'trials')::int AS trials,
 	   (m.metrics->'tuning'->>'best_trial')::int = (SELECT trial FROM tu_a WHERE status LIKE 'best%') AS best_trial,
 	   abs((m.metrics->>'ndcg@10')::float8 - (SELECT valid_metric FROM tu_a WHERE status LIKE 'best%')) < 1e-12 AS metric
 FROM models m WHERE name = 'tu_a';
--- next_item: every trial that validated fitted its transition prior's weight (shown as the option
+-- next_item: every trial that validated fitted its priors' weights (shown as the options
 -- that reproduces it; the stored model keeps "auto"), the stored one is the best trial's
-SELECT bool_and(jsonb_typeof(options->'transition_prior') = 'number') AS every_trial_weighted,
+SELECT bool_and(jsonb_typeof(options->'transition_prior') = 'number' AND jsonb_typeof(options->'repeat_prior') = 'number') AS every_trial_weighted,
 	   (SELECT (m.metrics->>'transition_weight')::float8 = (a.options->>'transition_prior')::float8
 			   AND m.metrics->>'transition_prior' = 'auto' AND NOT m.options ? 'transition_prior'
 		FROM models m, tu_a a WHERE m.name = 'tu_a' AND a.status LIKE 'best%') AS stored_weight

@@ -965,6 +965,7 @@ UsTrainGetState(const UsTrainRun *run, UsTrainState *state)
 	state->stopped_early = run->patience_stop;
 	state->diverged = run->diverged;
 	state->seconds = run->seconds_total;
+	state->repeat_weight = run->repeat_weight;
 	state->opts = &run->opts;
 }
 

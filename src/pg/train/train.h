@@ -38,6 +38,7 @@ typedef struct UsTrainState
 	bool		stopped_early;	/* patience ran out */
 	bool		diverged;		/* non-finite loss (only with stop_on_nonfinite) */
 	double		seconds;		/* training + validation seconds so far */
+	double		repeat_weight;	/* next_item, after UsTrainFinish: the repeat prior's; else NaN */
 	const UsTrainOptions *opts;
 } UsTrainState;
 

@@ -653,9 +653,14 @@ userseq_tune(PG_FUNCTION_ARGS)
 		 */
 		tr->shown = tr->options;
 		if (!isnan(trans_weight) && st.opts->trans_mode == US_TRANS_PRIOR_AUTO)
-			tr->shown = UsJsonbConcat(tr->options,
+			tr->shown = UsJsonbConcat(tr->shown,
 									  UsJsonbFromText(psprintf("{\"transition_prior\": %.17g}",
 															   trans_weight)));
+		if (!isnan(trans_weight) && !isnan(st.repeat_weight) &&
+			st.opts->repeat_mode == US_TRANS_PRIOR_AUTO)
+			tr->shown = UsJsonbConcat(tr->shown,
+									  UsJsonbFromText(psprintf("{\"repeat_prior\": %.17g}",
+															   st.repeat_weight)));
 		tr->row.options_json = JsonbToCString(NULL, &tr->shown->root, VARSIZE(tr->shown));
 		tr->row.epochs = st.epochs_done;
 		tr->row.valid_metric = st.best_metric;
