@@ -24,6 +24,8 @@
  *   peak_rss_mb: ru_maxrss at the end (includes the folded tables); rss_after_train_mb before
  *     any scorer exists.
  * next_item quality runs (test/bench/nextitem_parity.sh, README "Next-item quality") also use:
+ *   --repeat off|auto|W  the repeat prior (default off here; userseq_train's repeat_prior is auto),
+ *     fitted together with the transition weight when either is auto (us_model_fit_prior)
  *   --transitions off|auto|W  the transition prior (default off here; userseq_train's default is
  *     auto): built from the training lines after the best epoch is restored, its weight fitted
  *     on the validation split (auto) or W
@@ -56,6 +58,7 @@
 #define INFER_BATCH 1024
 #define TOP_K 10
 #define MAX_NEG 1000
+#define US_TRANS_GRID_MAX 81	/* the fit's pairs: 9 x 9 at most */
 
 static int	N_NEG = 99;		/* sampled candidates per evaluated sequence (--n-neg) */
 
@@ -75,6 +78,7 @@ typedef struct opts
 	float		dropout, lr, init_std, clip, wd, embed_dropout;
 	double		valid_fraction, score_seconds;
 	double		transitions;	/* transition prior: -1 off (default), -2 auto (fitted), >= 0 fixed */
+	double		repeat;			/* repeat prior (--repeat): the same codes */
 	uint64_t	seed, negatives_seed;
 } opts;
 
@@ -182,6 +186,7 @@ parse_args(int argc, char **argv, opts *o)
 	o->warmup = 5;
 	o->threads = 1;
 	o->transitions = -1.0;
+	o->repeat = -1.0;
 	o->infer_batches = 8;
 	o->dropout = 0.5f;
 	o->lr = 1e-3f;
@@ -290,6 +295,8 @@ parse_args(int argc, char **argv, opts *o)
 			o->heads = atoi(v);
 		else if (!strcmp(a, "--transitions"))
 			o->transitions = !strcmp(v, "off") ? -1.0 : !strcmp(v, "auto") ? -2.0 : strtod(v, NULL);
+		else if (!strcmp(a, "--repeat"))
+			o->repeat = !strcmp(v, "off") ? -1.0 : !strcmp(v, "auto") ? -2.0 : strtod(v, NULL);
 		else
 		{
 			fprintf(stderr, "core_train: unknown option %s\n", a);
@@ -881,7 +888,7 @@ main(int argc, char **argv)
 				bad = 0;
 	double		best_metric = -1.0;
 	eval_out	xev;
-	char		grid_txt[256] = "";
+	char		grid_txt[4096] = "";
 	double		trans_s = 0.0;
 
 	parse_args(argc, argv, &o);
@@ -1158,31 +1165,49 @@ main(int argc, char **argv)
 	}
 	/* the transition prior (userseq_train's transition_prior): built from the training lines
 	 * after the epoch is chosen, its weight fitted on validation ("auto") or given */
-	if (next_item && o.transitions != -1.0)
+	if (next_item && (o.transitions != -1.0 || o.repeat != -1.0))
 	{
-		double		t0 = bench_now();
+		double		t0 = bench_now(),
+					tw = o.transitions >= 0 ? o.transitions : 0.0,
+					rw = o.repeat >= 0 ? o.repeat : 0.0;
+		const double *grid = o.transitions == -2.0 ? us_transition_weight_grid : &tw,
+				   *rgrid = o.repeat == -2.0 ? us_transition_weight_grid : &rw;
+		int			n_grid = o.transitions == -2.0 ? us_transition_weight_grid_n : 1,
+					n_rgrid = o.repeat == -2.0 ? us_transition_weight_grid_n : 1;
 
-		check(us_transitions_build(m, &td, train_ids, n_train), "us_transitions_build");
-		if (o.transitions == -2.0)
+		if (o.transitions != -1.0)
+			check(us_transitions_build(m, &td, train_ids, n_train), "us_transitions_build");
+		if (m->trans.n_src == 0)
+		{
+			grid = &tw;
+			tw = 0.0;
+			n_grid = 1;
+		}
+		if (n_grid * n_rgrid > 1)
 		{
 			int32_t    *vids = xmalloc(sizeof(int32_t) * (size_t) vd.n_seqs);
-			double		gm[16];
+			double		gm[US_TRANS_GRID_MAX];
 			size_t		len = 0;
 
 			for (int32_t s = 0; s < vd.n_seqs; s++)
 				vids[s] = s;
 			/* loo validates the training lines' own next events: their transitions are in
 			 * the table (as userseq_train's leave_one_out) */
-			check(us_model_fit_transition_weight(m, &vd, vids, vd.n_seqs, o.loo, us_transition_weight_grid,
-												 us_transition_weight_grid_n, NULL, gm),
-				  "us_model_fit_transition_weight");
-			for (int g = 0; g < us_transition_weight_grid_n; g++)
-				len += (size_t) snprintf(grid_txt + len, sizeof grid_txt - len, "%s[%g, %.4f]",
-										 g ? ", " : "", us_transition_weight_grid[g], gm[g]);
+			check(us_model_fit_prior(m, &vd, vids, vd.n_seqs, o.loo, grid, n_grid, rgrid, n_rgrid,
+									 NULL, gm),
+				  "us_model_fit_prior");
+			/* [transition weight, repeat weight, validation NDCG@10] per pair */
+			for (int g = 0; g < n_grid; g++)
+				for (int q = 0; q < n_rgrid; q++)
+					len += (size_t) snprintf(grid_txt + len, sizeof grid_txt - len, "%s[%g, %g, %.4f]",
+											 g + q ? ", " : "", grid[g], rgrid[q], gm[g * n_rgrid + q]);
 			free(vids);
 		}
 		else
-			m->trans.weight = (float) o.transitions;
+		{
+			m->trans.weight = (float) grid[0];
+			m->trans.repeat_weight = (float) rgrid[0];
+		}
 		trans_s = bench_now() - t0;
 		evaluate(m, &vd, next_item, neg, skip, &ev);
 		if (o.loo && o.report_test)
@@ -1259,13 +1284,16 @@ main(int argc, char **argv)
 				   "\"best_epoch\": %d, \"tie\": %d, \"recent_window\": %d, \"embed_init_std\": %g, "
 				   "\"clip_norm\": %g, \"weight_decay\": %g, \"embed_dropout\": %g, \"batch_examples\": %d, "
 				   "\"transitions\": \"%s\", \"transition_weight\": %g, \"transition_pairs\": %lld, "
+				   "\"repeat\": \"%s\", \"repeat_weight\": %g, "
 				   "\"transition_grid_ndcg10\": [%s], \"transition_s\": %.3f, "
 				   "\"popularity_baseline\": {",
 				   o.negatives ? "file (peer sampler)" : "own draws (us_rng)", N_NEG,
 				   o.loo ? "loo" : "heldout", best_epoch, o.tie, o.recent, (double) cfg.embed_init_std, o.clip,
 				   o.wd, o.embed_dropout, o.batch_examples,
 				   o.transitions == -1.0 ? "off" : o.transitions == -2.0 ? "auto" : "fixed",
-				   (double) m->trans.weight, (long long) m->trans.nnz, grid_txt, trans_s);
+				   (double) m->trans.weight, (long long) m->trans.nnz,
+				   o.repeat == -1.0 ? "off" : o.repeat == -2.0 ? "auto" : "fixed",
+				   (double) m->trans.repeat_weight, grid_txt, trans_s);
 			print_ranking("full_ranking", &pop_full);
 			printf(", ");
 			print_ranking("sampled_99", &pop_sampled);

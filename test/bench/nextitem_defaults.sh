@@ -6,8 +6,8 @@
 # regime of nextitem_data.sh: validation (best epoch by full NDCG@10), then the test split once
 # (held-out regimes: a fresh run on REGIME.test.tsv, the same training users, with the epoch
 # count chosen on validation, last epoch reported; video: the same run's test targets, SASRec's
-# protocol), with the transition prior (NEXTITEM_TRANSITIONS, default auto as userseq_train: its
-# weight chosen on validation and reused for the test run). Prints the README table (model,
+# protocol), with the transition and repeat priors (NEXTITEM_TRANSITIONS, NEXTITEM_REPEAT, default
+# auto as userseq_train: their weights chosen on validation and reused for the test run). Prints the README table (model,
 # markov, popularity; validation and test).
 # Needs DIR/REGIME.{valid,test}.neg (torch_textcnn.py negatives --valid-fraction <the JSON's
 # valid_fraction / test_fraction>) and DIR/video.loo.neg{,.test} (--protocol loo --n 100).
@@ -24,28 +24,32 @@ D="--task next_item --max-len 50 --embed 64 --filters 64 --hidden 64 --widths 2,
 # the transition prior: auto (userseq_train's default) fits its weight on the validation split;
 # the test run reuses the weight chosen there (never fitted on test targets)
 TP=${NEXTITEM_TRANSITIONS:-auto}
+# the repeat prior (userseq_train's repeat_prior, default auto), fitted with the transition weight
+RP=${NEXTITEM_REPEAT:-auto}
 js() { python3 -c "import json;print(repr(json.load(open('$dir/$1.json'))['$2']))"; }
 for r in $regimes; do
 	[ -n "${NEXTITEM_SKIP_RUNS:-}" ] && continue
 	if [ "$r" = video ]; then
 		nice -n 10 "$CT" --data "$dir/video.loo.tsv" --vocab "$(js video vocab)" --protocol loo --n-neg 100 \
-			--negatives "$dir/video.loo.neg" --train-negatives 256 --report-test 1 $D --transitions "$TP" > "$dir/runs/final_video.json"
+			--negatives "$dir/video.loo.neg" --train-negatives 256 --report-test 1 $D --transitions "$TP" --repeat "$RP" > "$dir/runs/final_video.json"
 		continue
 	fi
 	nice -n 10 "$CT" --data "$dir/$r.valid.tsv" --vocab "$(js $r vocab)" --valid-fraction "$(js $r valid_fraction)" \
-		--negatives "$dir/$r.valid.neg" $D --transitions "$TP" > "$dir/runs/final_$r.valid.json"
+		--negatives "$dir/$r.valid.neg" $D --transitions "$TP" --repeat "$RP" > "$dir/runs/final_$r.valid.json"
 	be=$(tail -1 "$dir/runs/final_$r.valid.json" | python3 -c "import json,sys; print(json.loads(sys.stdin.read())['best_epoch'])")
 	tw=$(tail -1 "$dir/runs/final_$r.valid.json" | python3 -c "import json,sys; s=json.loads(sys.stdin.read()); print(s['transition_weight'] if s['transitions'] != 'off' else 'off')")
+	rw=$(tail -1 "$dir/runs/final_$r.valid.json" | python3 -c "import json,sys; s=json.loads(sys.stdin.read()); print(s['repeat_weight'] if s['repeat'] != 'off' else 'off')")
 	nice -n 10 "$CT" --data "$dir/$r.test.tsv" --vocab "$(js $r vocab)" --valid-fraction "$(js $r test_fraction)" \
-		--negatives "$dir/$r.test.neg" $D --epochs "$be" --patience 0 --keep-last 1 --transitions "$tw" > "$dir/runs/final_$r.test.json"
+		--negatives "$dir/$r.test.neg" $D --epochs "$be" --patience 0 --keep-last 1 --transitions "$tw" --repeat "$rw" > "$dir/runs/final_$r.test.json"
 done
 python3 - "$dir" $regimes <<'PY'
 import json, sys
 d = sys.argv[1]
 last = lambda p: json.loads(open(p).read().splitlines()[-1])
 f3 = lambda m: "%.4f / %.4f" % (m["hr@10"], m["ndcg@10"])
-tws = lambda s: "off" if s.get("transitions", "off") == "off" else "%g" % s["transition_weight"]
-print("| regime | split | epochs | prior weight | model full HR@10 / NDCG@10 | markov full | popularity full | model sampled HR@10 / NDCG@10 | markov sampled | popularity sampled | beats markov (full HR, sampled NDCG) |")
+tws = lambda s: ("off" if s.get("transitions", "off") == "off" else "%g" % s["transition_weight"]) + \
+    " / " + ("off" if s.get("repeat", "off") == "off" else "%g" % s["repeat_weight"])
+print("| regime | split | epochs | prior weights (transition / repeat) | model full HR@10 / NDCG@10 | markov full | popularity full | model sampled HR@10 / NDCG@10 | markov sampled | popularity sampled | beats markov (full HR, sampled NDCG) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in sys.argv[2:]:
     rows = []
