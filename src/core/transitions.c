@@ -522,7 +522,7 @@ us_model_fit_prior(us_model *model, const us_dataset *data, const int32_t *seq_i
 	us_model	net;
 	us_ranking_metrics *rm = NULL;
 	float	   *out = NULL;
-	uint8_t    *mark = NULL;
+	int32_t    *mark = NULL;		/* per row: 1 + its index in fr, 0: not in fr */
 	fit_row    *fr = NULL;
 	int32_t		V,
 				L,
@@ -553,7 +553,7 @@ us_model_fit_prior(us_model *model, const us_dataset *data, const int32_t *seq_i
 	chunk = us_transition_fit_chunk(V);
 	max_rows = US_TRANS_MAX_PER_ROW + L + 1;
 	out = alloc->alloc(alloc->ctx, (size_t) chunk * V * sizeof(float));
-	mark = alloc->alloc(alloc->ctx, (size_t) V);
+	mark = alloc->alloc(alloc->ctx, (size_t) V * sizeof(int32_t));
 	fr = alloc->alloc(alloc->ctx, (size_t) max_rows * sizeof(fit_row));
 	rm = alloc->alloc(alloc->ctx, (size_t) n_pairs * sizeof(us_ranking_metrics));
 	if (!out || !mark || !fr || !rm)
@@ -561,7 +561,7 @@ us_model_fit_prior(us_model *model, const us_dataset *data, const int32_t *seq_i
 		st = US_ENOMEM;
 		goto done;
 	}
-	memset(mark, 0, (size_t) V);
+	memset(mark, 0, (size_t) V * sizeof(int32_t));
 	for (int p = 0; p < n_pairs; p++)
 		us_ranking_init(&rm[p], &cutoff, 1);
 	/* the network alone, once: a shallow copy whose priors are off */
@@ -585,7 +585,7 @@ us_model_fit_prior(us_model *model, const us_dataset *data, const int32_t *seq_i
 			const float *logc;
 			int32_t		n_succ,
 						nr = 0,
-						t_idx = -1,
+						t_idx,
 						n_top = 0;
 			int64_t		h0 = data->offsets[s],
 						h1 = data->offsets[s + 1];
@@ -611,8 +611,7 @@ us_model_fit_prior(us_model *model, const us_dataset *data, const int32_t *seq_i
 				uint32_t	c = model->trans.count[k] > own[j] ? model->trans.count[k] - own[j] : 0;
 
 				fr[nr] = (fit_row) {to[j], y[to[j]], own[j] == 0 ? logc[j] : (float) log1p((double) c), 0};
-				mark[to[j]] = 1;
-				nr++;
+				mark[to[j]] = ++nr;
 			}
 			for (int64_t e = h0; e < h1; e++)
 			{
@@ -623,25 +622,16 @@ us_model_fit_prior(us_model *model, const us_dataset *data, const int32_t *seq_i
 				if (!mark[r])
 				{
 					fr[nr] = (fit_row) {r, y[r], -1.0f, 0};
-					mark[r] = 1;
-					nr++;
+					mark[r] = ++nr;
 				}
-				for (int32_t j = 0; j < nr; j++)
-					if (fr[j].row == r)
-					{
-						fr[j].c++;
-						break;
-					}
+				fr[mark[r] - 1].c++;
 			}
 			if (!mark[target])
 			{
 				fr[nr] = (fit_row) {target, y[target], -1.0f, 0};
-				mark[target] = 1;
-				nr++;
+				mark[target] = ++nr;
 			}
-			for (int32_t j = 0; j < nr; j++)
-				if (fr[j].row == target)
-					t_idx = j;
+			t_idx = mark[target] - 1;
 			/* the TOP largest network logits of the rows no prior touches (NaN never counts) */
 			for (int32_t r = US_ROW_FIRST; r < V; r++)
 			{
