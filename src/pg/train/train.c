@@ -681,6 +681,24 @@ UsPriorJson(UsTrainRun *run, const char *mode, const char *rmode, const us_trans
 	return js.data;
 }
 
+/*
+ * The weights a prior's fit tries (*grid, returns their count): "auto" searches the grid, a
+ * fixed weight (*fixed, which must outlive *grid) is the only value, off is 0.
+ */
+static int
+UsPriorGrid(int mode, const double *fixed, const double **grid)
+{
+	static const double zero = 0.0;
+
+	if (mode == US_TRANS_PRIOR_AUTO)
+	{
+		*grid = us_transition_weight_grid;
+		return us_transition_weight_grid_n;
+	}
+	*grid = mode == US_TRANS_PRIOR_FIXED ? fixed : &zero;
+	return 1;
+}
+
 double
 UsTrainFinish(UsTrainRun *run)
 {
@@ -697,9 +715,6 @@ UsTrainFinish(UsTrainRun *run)
 			   *rmode_name;
 	const double *grid,
 			   *rgrid;
-	double		tw,
-				rw;
-	static const double zero = 0.0;
 
 	if (run->finished)
 		return run->trans_weight;
@@ -768,29 +783,8 @@ UsTrainFinish(UsTrainRun *run)
 			tmode = US_TRANS_PRIOR_OFF;
 		}
 	}
-	/* the grids: "auto" searches, a fixed weight is the only value, off is 0 */
-	tw = run->opts.trans_weight;
-	rw = run->opts.repeat_weight;
-	if (tmode == US_TRANS_PRIOR_AUTO)
-	{
-		grid = us_transition_weight_grid;
-		n_grid = us_transition_weight_grid_n;
-	}
-	else
-	{
-		grid = tmode == US_TRANS_PRIOR_FIXED ? &tw : &zero;
-		n_grid = 1;
-	}
-	if (rmode == US_TRANS_PRIOR_AUTO)
-	{
-		rgrid = us_transition_weight_grid;
-		n_rgrid = us_transition_weight_grid_n;
-	}
-	else
-	{
-		rgrid = rmode == US_TRANS_PRIOR_FIXED ? &rw : &zero;
-		n_rgrid = 1;
-	}
+	n_grid = UsPriorGrid(tmode, &run->opts.trans_weight, &grid);
+	n_rgrid = UsPriorGrid(rmode, &run->opts.repeat_weight, &rgrid);
 	if (n_grid * n_rgrid > 1)
 	{
 		us_progress progress = {UsTrainProgress, run};
