@@ -10,8 +10,9 @@ CREATE EXTENSION IF NOT EXISTS userseq;
 SELECT plan(15);
 SET LOCAL client_min_messages = warning;
 
-CREATE FUNCTION pg_temp.h(u int, t int, salt int) RETURNS bigint LANGUAGE sql IMMUTABLE AS
-$$SELECT ('x' || substr(md5(u || ':' || t || ':' || salt), 1, 8))::bit(32)::bigint$$;
+\set seq_table lb
+\set train_options '{}'
+\ir tiny_next_item.psql
 
 -- 1,200 users, 3-6 baskets each, one day apart; 400 items; a basket is a, f(a), f(f(a)), 1 s apart
 CREATE TEMP TABLE lb_events AS
@@ -26,15 +27,6 @@ UNION ALL
 SELECT u, ((((a - 1) * 37 + 5) % 400) * 37 + 5) % 400 + 1,
 	timestamptz '2024-01-01' + k * interval '1 day' + interval '2 seconds' FROM b;
 CREATE TEMP TABLE lb AS SELECT u, userseq_agg(item, ts) AS seq FROM lb_events GROUP BY u;
-
-CREATE FUNCTION pg_temp.train(name text, opts text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM count(*) FROM userseq_train(name, 'SELECT seq FROM lb ORDER BY u', 'next_item',
-		('{"epochs": 1, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8, "threads": 1}'::jsonb
-		 || opts::jsonb));
-END $$;
-CREATE FUNCTION pg_temp.metrics(name text) RETURNS jsonb LANGUAGE sql AS
-	$$SELECT metrics FROM models WHERE name = $1 ORDER BY version DESC LIMIT 1$$;
 
 SELECT pg_temp.train('lb_loo', '{"validation": {"method": "leave_one_out"}}');
 SELECT pg_temp.train('lb_last', '{"validation": {"method": "last_basket", "within": "1 minute"}}');

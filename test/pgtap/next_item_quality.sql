@@ -14,8 +14,7 @@ CREATE EXTENSION IF NOT EXISTS userseq;
 SELECT plan(6);
 SET LOCAL client_min_messages = warning;
 
-CREATE FUNCTION pg_temp.h(u int, t int, salt int) RETURNS bigint LANGUAGE sql IMMUTABLE AS
-$$SELECT ('x' || substr(md5(u || ':' || t || ':' || salt), 1, 8))::bit(32)::bigint$$;
+\ir md5.psql
 
 -- ---------------------------------------------------------------- first order, 3,000 items
 \set n1 8000

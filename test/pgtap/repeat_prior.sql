@@ -9,8 +9,9 @@ CREATE EXTENSION IF NOT EXISTS userseq;
 SELECT plan(16);
 SET LOCAL client_min_messages = warning;
 
-CREATE FUNCTION pg_temp.h(u int, t int, salt int) RETURNS bigint LANGUAGE sql IMMUTABLE AS
-$$SELECT ('x' || substr(md5(u || ':' || t || ':' || salt), 1, 8))::bit(32)::bigint$$;
+\set seq_table rp
+\set train_options '{}'
+\ir tiny_next_item.psql
 
 CREATE TEMP TABLE rp AS
 WITH ev AS (
@@ -23,16 +24,6 @@ WITH ev AS (
 		LATERAL generate_series(1, l.n) t)
 SELECT u, userseq(array_agg(item ORDER BY t)) AS seq FROM ev GROUP BY u;
 
-CREATE FUNCTION pg_temp.train(name text, opts text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM count(*) FROM userseq_train(name, 'SELECT seq FROM rp ORDER BY u', 'next_item',
-		('{"epochs": 1, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8, "threads": 1}'::jsonb
-		 || opts::jsonb));
-END $$;
-CREATE FUNCTION pg_temp.metrics(name text) RETURNS jsonb LANGUAGE sql AS
-	$$SELECT metrics FROM models WHERE name = $1 ORDER BY version DESC LIMIT 1$$;
-CREATE FUNCTION pg_temp.bytes(name text) RETURNS bytea LANGUAGE sql AS
-	$$SELECT weights FROM models WHERE name = $1 ORDER BY version DESC LIMIT 1$$;
 CREATE FUNCTION pg_temp.test_hr(name text) RETURNS float8 LANGUAGE sql AS
 	$$SELECT value FROM userseq_evaluate($1, 'SELECT seq FROM rp', 99, '{10}')
 	  WHERE scorer = 'model' AND protocol = 'full' AND metric = 'hr@10'$$;

@@ -10,8 +10,9 @@ CREATE EXTENSION IF NOT EXISTS userseq;
 SELECT plan(33);
 SET LOCAL client_min_messages = warning;
 
-CREATE FUNCTION pg_temp.h(u int, t int, salt int) RETURNS bigint LANGUAGE sql IMMUTABLE AS
-$$SELECT ('x' || substr(md5(u || ':' || t || ':' || salt), 1, 8))::bit(32)::bigint$$;
+\set seq_table tp
+\set train_options '{"repeat_prior": "off"}'
+\ir tiny_next_item.psql
 
 -- planted first order over 800 items: the next item is a fixed function of the previous one
 -- 80 % of the time. One epoch of a tiny network cannot hold 800 transitions; counting can.
@@ -25,18 +26,6 @@ WITH RECURSIVE c(u, t, n, item) AS (
 			 ELSE 1 + pg_temp.h(u, t, 4) % 800 END
 	FROM c WHERE t < n)
 SELECT u, userseq(array_agg(item ORDER BY t)) AS seq FROM c GROUP BY u;
-
-CREATE FUNCTION pg_temp.train(name text, opts text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM count(*) FROM userseq_train(name, 'SELECT seq FROM tp ORDER BY u', 'next_item',
-		('{"epochs": 1, "embedding_dim": 8, "num_filters": 8, "hidden_dim": 8, "threads": 1,
-		   "repeat_prior": "off"}'::jsonb
-		 || opts::jsonb));
-END $$;
-CREATE FUNCTION pg_temp.metrics(name text) RETURNS jsonb LANGUAGE sql AS
-	$$SELECT metrics FROM models WHERE name = $1 ORDER BY version DESC LIMIT 1$$;
-CREATE FUNCTION pg_temp.bytes(name text) RETURNS bytea LANGUAGE sql AS
-	$$SELECT weights FROM models WHERE name = $1 ORDER BY version DESC LIMIT 1$$;
 
 -- ---------------------------------------------------------------- "auto" (the default)
 SELECT pg_temp.train('tp_auto', '{}');
