@@ -53,6 +53,7 @@
  *        before the prior existed)
  *     only with flags bit 1, the repeat prior: f32 repeat_weight (finite, > 0 .. 1000; a model
  *       whose repeat weight is 0 is written without it)
+ *     (these two sections are written and read by format_prior.c)
  *   The body ends exactly at the total size; trailing bytes are an error.
  *
  * Format version 2 (int8 models of us_model_quantize until version 4 replaced it; read, no
@@ -93,100 +94,13 @@
 #include <string.h>
 
 #include "userseq/us_format.h"
-#include "us_internal.h"
+#include "format_internal.h"
 
 #define CONFIG_BYTES	(22 * 4)
 #define CONFIG_V3_BYTES	(3 * 4)		/* architecture, n_blocks, n_heads */
 #define VOCAB_HEAD_BYTES	(3 * 4)
 /* The smallest possible model: header, config, vocabulary counts, n_params. */
 #define MIN_TOTAL_SIZE	(US_FORMAT_HEADER_SIZE + CONFIG_BYTES + VOCAB_HEAD_BYTES + 8)
-#define FLAG_TRANS		1u		/* header flags bit 0: a transition table follows */
-#define FLAG_REPEAT		2u		/* header flags bit 1: a repeat weight follows */
-#define TRANS_HEAD_BYTES	(4 + 4 + 8)	/* weight, n_src, nnz */
-
-/* ------------------------------------------------------------------ byte helpers */
-
-static inline void
-put_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t) v;
-	p[1] = (uint8_t) (v >> 8);
-	p[2] = (uint8_t) (v >> 16);
-	p[3] = (uint8_t) (v >> 24);
-}
-
-static inline void
-put_u64(uint8_t *p, uint64_t v)
-{
-	put_u32(p, (uint32_t) v);
-	put_u32(p + 4, (uint32_t) (v >> 32));
-}
-
-static inline uint32_t
-get_u32(const uint8_t *p)
-{
-	return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) |
-		((uint32_t) p[3] << 24);
-}
-
-static inline uint64_t
-get_u64(const uint8_t *p)
-{
-	return (uint64_t) get_u32(p) | ((uint64_t) get_u32(p + 4) << 32);
-}
-
-static inline uint32_t
-f32_bits(float f)
-{
-	uint32_t	u;
-
-	memcpy(&u, &f, 4);
-	return u;
-}
-
-static inline float
-bits_f32(uint32_t u)
-{
-	float		f;
-
-	memcpy(&f, &u, 4);
-	return f;
-}
-
-/* A bounds-checked cursor over the body. */
-typedef struct reader
-{
-	const uint8_t *p;
-	size_t		pos;
-	size_t		end;
-} reader;
-
-static inline size_t
-remaining(const reader *r)
-{
-	return r->end - r->pos;
-}
-
-/* Out of bytes inside a body whose total size was already checked: a layout error. */
-static us_status
-rd_u32(reader *r, uint32_t *v)
-{
-	if (remaining(r) < 4)
-		return US_EFORMAT;
-	*v = get_u32(r->p + r->pos);
-	r->pos += 4;
-	return US_OK;
-}
-
-static us_status
-rd_u64(reader *r, uint64_t *v)
-{
-	if (remaining(r) < 8)
-		return US_EFORMAT;
-	*v = get_u64(r->p + r->pos);
-	r->pos += 8;
-	return US_OK;
-}
 
 /* ------------------------------------------------------------------ varints (version 4) */
 
@@ -326,13 +240,6 @@ rd_items_v4(reader *r, uint32_t n, int64_t *ids, uint32_t *counts)
 	}
 	return US_OK;
 }
-
-#define TRY(expr) \
-	do { \
-		us_status st__ = (expr); \
-		if (st__ != US_OK) \
-			return st__; \
-	} while (0)
 
 /* ------------------------------------------------------------------ shared checks */
 
@@ -519,82 +426,6 @@ put_params_int8(const us_model *model, uint8_t *p)
 	return p;
 }
 
-/*
- * The shape us_transitions_check requires, read only (it fills logc; an encoder's model and a
- * shared image must not be written): weight finite in [0, 1000], sources strictly ascending
- * in [US_ROW_FIRST, n_rows), 1 .. US_TRANS_MAX_PER_ROW successors each, strictly ascending in
- * the same range, counts >= 1, start[] consistent with nnz.
- */
-int
-us_trans_shape_ok(const us_transitions *t, int32_t n_rows)
-{
-	if (!isfinite(t->weight) || t->weight < 0.0f || t->weight > 1000.0f ||
-		t->n_src < 0 || t->nnz < 0)
-		return 0;
-	if (t->n_src == 0)
-		return t->nnz == 0;
-	if (!t->src || !t->start || !t->to || !t->count || t->start[0] != 0 ||
-		t->start[t->n_src] != t->nnz)
-		return 0;
-	for (int32_t i = 0; i < t->n_src; i++)
-	{
-		int64_t		a = t->start[i],
-					b = t->start[i + 1];
-
-		if (t->src[i] < US_ROW_FIRST || t->src[i] >= n_rows ||
-			(i > 0 && t->src[i] <= t->src[i - 1]) ||
-			b <= a || b - a > US_TRANS_MAX_PER_ROW || b > t->nnz)
-			return 0;
-		for (int64_t j = a; j < b; j++)
-			if (t->to[j] < US_ROW_FIRST || t->to[j] >= n_rows ||
-				(j > a && t->to[j] <= t->to[j - 1]) || t->count[j] == 0)
-				return 0;
-	}
-	return 1;
-}
-
-static uint8_t *
-put_trans(uint8_t *p, const us_transitions *t)
-{
-	put_u32(p, f32_bits(t->weight));
-	put_u32(p + 4, (uint32_t) t->n_src);
-	put_u64(p + 8, (uint64_t) t->nnz);
-	p += TRANS_HEAD_BYTES;
-	for (int32_t i = 0; i < t->n_src; i++, p += 8)
-	{
-		put_u32(p, (uint32_t) t->src[i]);
-		put_u32(p + 4, (uint32_t) (t->start[i + 1] - t->start[i]));
-	}
-	for (int64_t j = 0; j < t->nnz; j++, p += 8)
-	{
-		put_u32(p, (uint32_t) t->to[j]);
-		put_u32(p + 4, t->count[j]);
-	}
-	return p;
-}
-
-/* 1 when the model's transition table is written (flags bit 0): next_item, non-empty */
-static int
-has_trans(const us_model *m)
-{
-	return m->cfg.task == US_TASK_NEXT_ITEM && m->trans.n_src > 0;
-}
-
-/* 1 when the repeat weight is written (flags bit 1): next_item, weight > 0 */
-static int
-has_repeat(const us_model *m)
-{
-	return m->cfg.task == US_TASK_NEXT_ITEM && m->trans.repeat_weight > 0.0f;
-}
-
-static size_t
-trans_bytes(const us_model *m)
-{
-	if (!has_trans(m))
-		return 0;
-	return TRANS_HEAD_BYTES + (size_t) m->trans.n_src * 8 + (size_t) m->trans.nnz * 8;
-}
-
 size_t
 us_model_encoded_size(const us_model *model)
 {
@@ -614,8 +445,7 @@ us_model_encoded_size(const us_model *model)
 	s += label_bytes(v->behaviors, v->n_behaviors);
 	s += label_bytes(v->classes, v->n_classes);
 	s += 8 + params_bytes(model);
-	s += trans_bytes(model);
-	s += has_repeat(model) ? 4 : 0;
+	s += us_format_prior_bytes(model);
 	return s;
 }
 
@@ -679,15 +509,7 @@ us_model_encode(const us_model *model, uint8_t *buf, size_t len)
 	TRY(check_labels_encodable(v->classes, v->n_classes));
 	if (model->n_params > 0 && model->params_block == NULL)
 		return US_EINVAL;
-	/* a table only on next_item, and only one the decoder accepts */
-	if (model->trans.n_src > 0 && c->task != US_TASK_NEXT_ITEM)
-		return US_EINVAL;
-	if (has_trans(model) && !us_trans_shape_ok(&model->trans, c->n_items))
-		return US_EINVAL;
-	if (!isfinite(model->trans.repeat_weight) || model->trans.repeat_weight < 0.0f ||
-		model->trans.repeat_weight > 1000.0f ||
-		(model->trans.repeat_weight > 0.0f && c->task != US_TASK_NEXT_ITEM))
-		return US_EINVAL;
+	TRY(us_format_prior_encodable(model));
 
 	total = us_model_encoded_size(model);
 	if (total > US_FORMAT_MAX_SIZE)
@@ -754,20 +576,14 @@ us_model_encode(const us_model *model, uint8_t *buf, size_t len)
 			put_u32(p, f32_bits(model->params_block[i]));
 #endif
 	}
-	if (has_trans(model))
-		p = put_trans(p, &model->trans);
-	if (has_repeat(model))
-	{
-		put_u32(p, f32_bits(model->trans.repeat_weight));
-		p += 4;
-	}
+	p = us_format_put_prior(p, model);
 	if ((size_t) (p - buf) != total)
 		return US_EINTERNAL;
 
 	put_u32(buf, US_FORMAT_MAGIC);
 	put_u32(buf + 4, format_version(model));
 	put_u32(buf + 8, US_FORMAT_HEADER_SIZE);
-	put_u32(buf + 12, (has_trans(model) ? FLAG_TRANS : 0) | (has_repeat(model) ? FLAG_REPEAT : 0));
+	put_u32(buf + 12, us_format_prior_flags(model));
 	put_u64(buf + 16, (uint64_t) total);
 	put_u32(buf + 24, us_crc32c(0, buf + US_FORMAT_HEADER_SIZE, total - US_FORMAT_HEADER_SIZE));
 	put_u32(buf + 28, 0);
@@ -797,19 +613,6 @@ scan_labels(reader *r, uint32_t n)
 		r->pos += l;
 	}
 	return US_OK;
-}
-
-static void *
-xalloc(const us_allocator *a, size_t n)
-{
-	return a->alloc(a->ctx, n ? n : 1);
-}
-
-static void
-xfree(const us_allocator *a, void *p)
-{
-	if (p)
-		a->free(a->ctx, p);
 }
 
 static int
@@ -1004,13 +807,10 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 	reader		r;
 	uint32_t	words[22];
 	uint32_t	n_vitems, n_blabels, n_clabels;
-	size_t		ids_pos, beh_pos, cls_pos, w_pos, tr_pos = 0;
-	bool		has_table;
-	uint32_t	tr_n_src = 0;
-	uint64_t	tr_nnz = 0;
-	float		tr_weight = 0.0f,
-				rep_weight = 0.0f;
-	bool		has_rep;
+	size_t		ids_pos, beh_pos, cls_pos, w_pos;
+	bool		has_table,
+				has_rep;
+	us_prior_scan prior;
 	uint64_t	n_params;
 	us_vocab	voc;
 	us_model   *model = NULL;
@@ -1144,39 +944,7 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 			return range;
 		r.pos += (size_t) n_params * 4;
 	}
-	if (has_table)
-	{
-		uint32_t	wbits;
-		float		weight;
-
-		/* sizes only; the contents are checked by us_transitions_check once loaded */
-		TRY(rd_u32(&r, &wbits));
-		TRY(rd_u32(&r, &tr_n_src));
-		TRY(rd_u64(&r, &tr_nnz));
-		weight = bits_f32(wbits);
-		/* an empty table is written as none: one model, one encoding */
-		if (!isfinite(weight) || weight < 0.0f || weight > 1000.0f ||
-			tr_n_src == 0 || tr_n_src >= (uint32_t) cfg.n_items ||
-			tr_nnz < tr_n_src || tr_nnz > (uint64_t) tr_n_src * US_TRANS_MAX_PER_ROW)
-			return US_EFORMAT;
-		/* n_src < 2^24 and nnz < 2^30: no overflow */
-		if (remaining(&r) != (size_t) tr_n_src * 8 + (size_t) tr_nnz * 8 + (has_rep ? 4 : 0))
-			return US_EFORMAT;
-		tr_pos = r.pos;
-		tr_weight = weight;
-		r.pos += (size_t) tr_n_src * 8 + (size_t) tr_nnz * 8;
-	}
-	if (has_rep)
-	{
-		uint32_t	wbits;
-
-		/* a zero weight is written as none: one model, one encoding */
-		TRY(rd_u32(&r, &wbits));
-		rep_weight = bits_f32(wbits);
-		if (!isfinite(rep_weight) || rep_weight <= 0.0f || rep_weight > 1000.0f ||
-			remaining(&r) != 0)
-			return US_EFORMAT;
-	}
+	TRY(us_format_scan_prior(&r, hdr.flags, cfg.n_items, &prior));
 
 	/* Everything checked: now allocate. */
 	memset(&voc, 0, sizeof(voc));
@@ -1244,50 +1012,9 @@ us_model_decode(const uint8_t *buf, size_t len, const us_allocator *alloc, us_mo
 			model->params_block[i] = bits_f32(get_u32(buf + w_pos + 4 * i));
 #endif
 	}
-	if (has_table)
-	{
-		us_transitions *t = &model->trans;
-		const uint8_t *q = buf + tr_pos;
-
-		/* freed with the model (us_transitions_free) on any failure below */
-		t->src = xalloc(alloc, (size_t) tr_n_src * sizeof(int32_t));
-		t->start = xalloc(alloc, ((size_t) tr_n_src + 1) * sizeof(int64_t));
-		t->to = xalloc(alloc, (size_t) tr_nnz * sizeof(int32_t));
-		t->count = xalloc(alloc, (size_t) tr_nnz * sizeof(uint32_t));
-		t->logc = xalloc(alloc, (size_t) tr_nnz * sizeof(float));
-		if (!t->src || !t->start || !t->to || !t->count || !t->logc)
-			goto done;
-		t->weight = tr_weight;
-		t->n_src = (int32_t) tr_n_src;
-		t->nnz = (int64_t) tr_nnz;
-		t->start[0] = 0;
-		st = US_EFORMAT;
-		for (uint32_t i = 0; i < tr_n_src; i++, q += 8)
-		{
-			uint32_t	row = get_u32(q),
-						m = get_u32(q + 4);
-
-			/* rows past INT32_MAX and counts past the per-row cap fail here, not as ints */
-			if (row > (uint32_t) INT32_MAX || m == 0 || m > US_TRANS_MAX_PER_ROW)
-				goto done;
-			t->src[i] = (int32_t) row;
-			t->start[i + 1] = t->start[i] + m;
-		}
-		if (t->start[tr_n_src] != (int64_t) tr_nnz)
-			goto done;
-		for (uint64_t j = 0; j < tr_nnz; j++, q += 8)
-		{
-			uint32_t	row = get_u32(q);
-
-			if (row > (uint32_t) INT32_MAX)
-				goto done;
-			t->to[j] = (int32_t) row;
-			t->count[j] = get_u32(q + 4);
-		}
-		if (us_transitions_check(t, cfg.n_items) != US_OK)
-			goto done;
-	}
-	model->trans.repeat_weight = rep_weight;
+	st = us_format_load_prior(buf, &prior, cfg.n_items, alloc, &model->trans);
+	if (st != US_OK)
+		goto done;
 	*out = model;
 	model = NULL;
 	st = US_OK;

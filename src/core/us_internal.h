@@ -76,7 +76,7 @@ int			us_cmp_u64(const void *a, const void *b);
 
 /* Frees the arrays of a vocabulary allocated by us_vocab_copy / us_vocab_build_items. */
 void		us_vocab_free(us_vocab *vocab, const us_allocator *alloc);
-/* format.c: the shape us_transitions_check requires, without writing logc; 1 = fine */
+/* format_prior.c: the shape us_transitions_check requires, without writing logc; 1 = fine */
 int			us_trans_shape_ok(const us_transitions *t, int32_t n_rows);
 /* Deep copy of src into dst (dst fields overwritten). */
 us_status	us_vocab_copy(us_vocab *dst, const us_vocab *src, const us_allocator *alloc);
