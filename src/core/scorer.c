@@ -110,15 +110,6 @@ row_is_zero(const float *r, size_t n)
 
 /* ------------------------------------------------------------------ fold construction */
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t	x = *(const uint64_t *) a,
-				y = *(const uint64_t *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Folds the n hottest item rows (by training count; padding and OOV first) into t_item
  * (fold_slot maps rows to them), building the
@@ -150,7 +141,7 @@ fold_hot_rows(us_scorer *s, int32_t n)
 			cnt = m->vocab.item_counts[r - US_ROW_FIRST];
 		order[r] = ((uint64_t) (UINT32_MAX - cnt) << 32) | (uint32_t) r;
 	}
-	qsort(order, (size_t) s->V, sizeof(uint64_t), cmp_u64);
+	qsort(order, (size_t) s->V, sizeof(uint64_t), us_cmp_u64);
 	for (int32_t r = 0; r < s->V; r++)
 		s->fold_slot[r] = -1;
 	for (int32_t c0 = 0; c0 < n; c0 += chunk)

@@ -71,7 +71,7 @@ us_repeat_value(float repeat_weight, int32_t c)
 	return repeat_weight * logf(1.0f + (float) c);
 }
 
-/* qsort comparator of uint64_t, ascending (the sorted (a << 32 | b) item pairs) */
+/* qsort comparator of uint64_t, ascending (evaluation.c; item pairs, the scorer's fold order) */
 int			us_cmp_u64(const void *a, const void *b);
 
 /* Frees the arrays of a vocabulary allocated by us_vocab_copy / us_vocab_build_items. */
