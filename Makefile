@@ -81,25 +81,34 @@ UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_BUILD = test/unit/build
 
 .PHONY: unit unit-asan unit-valgrind fuzz
-$(UNIT_BUILD)/%: test/unit/%.c test/unit/unit.h $(CORE_SRCS) $(CORE_HEADERS)
-	@mkdir -p $(UNIT_BUILD)
-	$(CC) $(CORE_CFLAGS) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) -lopenblas -lm -pthread
+# the core is compiled once per flavour (plain, ASan, valgrind) into a static library that every
+# test binary links, not once per test binary
+UNIT_CORE_LIB = $(UNIT_BUILD)/libcore.a
+$(UNIT_BUILD)/core/%.o: src/core/%.c $(CORE_HEADERS)
+	@mkdir -p $(UNIT_BUILD)/core
+	$(CC) $(CORE_CFLAGS) $(UNIT_CFLAGS) -c -o $@ $<
+$(UNIT_CORE_LIB): $(CORE_SRCS:src/core/%.c=$(UNIT_BUILD)/core/%.o)
+	rm -f $@
+	ar rcs $@ $^
+$(UNIT_BUILD)/%: test/unit/%.c test/unit/unit.h $(UNIT_CORE_LIB)
+	$(CC) $(CORE_CFLAGS) $(UNIT_CFLAGS) -o $@ $< $(UNIT_CORE_LIB) -lopenblas -lm -pthread
 
 unit: $(UNIT_SRCS:test/unit/%.c=$(UNIT_BUILD)/%)
-	@sh test/unit/run.sh $^
+	@bash test/unit/run.sh $^
 
 unit-asan:
 	$(MAKE) unit UNIT_BUILD=test/unit/build-asan OPTFLAGS= \
 		UNIT_CFLAGS="-O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
-# valgrind 3.19 knows no AVX-512 and emulates FMA unfused, so it gets a portable build
+# valgrind 3.19 knows no AVX-512 and emulates FMA unfused, so it gets a portable build; it runs
+# threads one at a time, so BLAS gets one thread (its idle workers would only cost time)
 unit-valgrind:
 	$(MAKE) unit-valgrind-run UNIT_BUILD=test/unit/build-valgrind OPTFLAGS=
 
 .PHONY: unit-valgrind-run
 unit-valgrind-run: $(UNIT_SRCS:test/unit/%.c=$(UNIT_BUILD)/%)
-	@UNIT_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
-		US_UNIT_QUICK=1 sh test/unit/run.sh $^
+	@OPENBLAS_NUM_THREADS=1 UNIT_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+		US_UNIT_QUICK=1 bash test/unit/run.sh $^
 
 # training throughput of the core (not a test): spec and lean configs, 1 BLAS thread by default;
 # BENCH_ARGS="spec 20 2" runs the trainer's own 2 threads (then keep BENCH_THREADS=1)

@@ -625,6 +625,10 @@ test_threads(void)
 	};
 	int			epochs = 3;
 
+	/*
+	 * valgrind runs the trainer's threads one at a time (US_UNIT_QUICK): there the repeat and
+	 * 3-thread runs, which check arithmetic the other builds check, are left out
+	 */
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
 	{
 		double		l1[3],
@@ -639,7 +643,7 @@ test_threads(void)
 				   *c3 = new_model(cases[k].task, cases[k].n_out, cases[k].tied, 5);
 
 		us_rng_seed(&rng, 40 + k);
-		make_set(&tr, cases[k].kind, quick ? 150 : 500, &rng);
+		make_set(&tr, cases[k].kind, quick ? 100 : 500, &rng);
 		us_train_config_default(&tc, cases[k].task);
 		tc.batch_examples = 0;	/* 32 sequences per step */
 		tc.batch_size = 32;
@@ -650,13 +654,17 @@ test_threads(void)
 		CHECK_OK(train(a, &tc, &tr, epochs, l1));
 		tc.n_threads = 2;
 		CHECK_OK(train(b, &tc, &tr, epochs, l2));
-		CHECK_OK(train(b2, &tc, &tr, epochs, l2b));
-		tc.n_threads = 3;
-		CHECK_OK(train(c3, &tc, &tr, epochs, l3));
+		if (!quick)
+		{
+			CHECK_OK(train(b2, &tc, &tr, epochs, l2b));
+			tc.n_threads = 3;
+			CHECK_OK(train(c3, &tc, &tr, epochs, l3));
+		}
 		for (int e = 0; e < epochs; e++)
 		{
 			worst = fmax(worst, fabs(l2[e] - l1[e]) / fabs(l1[e]));
-			worst = fmax(worst, fabs(l3[e] - l1[e]) / fabs(l1[e]));
+			if (!quick)
+				worst = fmax(worst, fabs(l3[e] - l1[e]) / fabs(l1[e]));
 		}
 		/*
 		 * Mean, not max: Adam moves a weight by about the learning rate whatever its gradient's
@@ -671,8 +679,9 @@ test_threads(void)
 			  l1[0], l1[1], l1[2], worst);
 		CHECK(wdiff < 1e-3 && l1[epochs - 1] < l1[0], "case %zu: 2-thread weights near 1-thread ones "
 			  "(mean abs diff %.3g), loss falls", k, wdiff);
-		CHECK(memcmp(b->params_block, b2->params_block, b->n_params * sizeof(float)) == 0 &&
-			  memcmp(l2, l2b, sizeof l2) == 0, "case %zu: two 2-thread runs are bit-identical", k);
+		if (!quick)
+			CHECK(memcmp(b->params_block, b2->params_block, b->n_params * sizeof(float)) == 0 &&
+				  memcmp(l2, l2b, sizeof l2) == 0, "case %zu: two 2-thread runs are bit-identical", k);
 		printf("  threads case %zu: losses T=1 %.5f..%.5f, T=2 %.5f..%.5f, worst rel %.2g, mean weight diff %.2g\n",
 			   k, l1[0], l1[epochs - 1], l2[0], l2[epochs - 1], worst, wdiff);
 		us_model_free(a);
