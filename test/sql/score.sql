@@ -53,6 +53,18 @@ SELECT * FROM userseq_evaluate('sr_bin', 'UPDATE sr_d SET y = 0');
 SELECT userseq_auc(x, x > 0.5) FROM (VALUES ('NaN'::float8)) v(x);
 SELECT userseq_auc(x, b) FROM (VALUES (1.0::float8, NULL::boolean), (NULL, true)) v(x, b);
 
+-- a next_item model whose top-k screen is over userseq.fold_memory: one NOTICE per load, naming
+-- the setting and the size that fits (fresh sessions: a loaded model keeps the tables it was
+-- built with); none with 0, which turns the tables off on purpose
+\c
+SET userseq.fold_memory = '1kB';
+SELECT count(*) FROM userseq_recommend('sr_ni', userseq('{1}'::int8[]), 3);
+SELECT count(*) FROM userseq_recommend('sr_ni', userseq('{1}'::int8[]), 3);
+\c
+SET userseq.fold_memory = 0;
+SELECT count(*) FROM userseq_recommend('sr_ni', userseq('{1}'::int8[]), 3);
+\c
+
 DROP TABLE sr_d;
 SELECT userseq_drop_model('sr_bin') + userseq_drop_model('sr_reg') + userseq_drop_model('sr_ni') AS dropped;
 -- leave the database as pg_regress created it (later suites create the extension themselves)

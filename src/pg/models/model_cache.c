@@ -25,6 +25,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -245,6 +246,28 @@ UsVerifyBody(Datum weights, const us_format_header *h, const char *what)
 }
 
 /*
+ * A next_item model whose top-k screen did not fit userseq.fold_memory: top-k then scores
+ * every item in fp32, an order of magnitude slower on a large catalogue, and nothing else
+ * would tell. Said once per load, with the size that fits; 0 turns the tables off on purpose.
+ */
+static void
+UsNoticeUnscreened(const UsModelEntry *entry, const char *name, size_t budget)
+{
+	size_t		need = us_scorer_screen_bytes(&entry->model->cfg);
+	size_t		need_mb = (need + ((size_t) 1 << 20) - 1) >> 20;
+
+	if (budget == 0 || need <= budget || us_scorer_is_screened(entry->scorer))
+		return;
+	ereport(NOTICE,
+			(errmsg("%s%s%s is scored without its top-k screen: the screen needs %zu MB, over userseq.fold_memory (%s)",
+					name ? "model \"" : "the model given by value", name ? name : "", name ? "\"" : "",
+					need_mb, GetConfigOption("userseq.fold_memory", false, false)),
+			 errdetail("userseq_recommend then scores every item of the catalogue in fp32 for each request."),
+			 errhint("Set userseq.fold_memory to at least %zu MB (for example with ALTER DATABASE ... SET); it applies to models loaded after the change, such as in new sessions.",
+					 need_mb)));
+}
+
+/*
  * Decodes the full bytes into a new entry and adds it to the cache. The entry's context starts
  * as a child of the current (query-lived) context, so an error while decoding or folding frees
  * it with the query; only a complete entry is moved under TopMemoryContext.
@@ -289,6 +312,7 @@ UsCacheLoad(Datum weights, const us_format_header *h, const char *name, int64 mo
 		UsCheckStatus(st, what, NULL);
 		UsSharedPublish(entry, name, budget);
 	}
+	UsNoticeUnscreened(entry, name, budget);
 
 	MemoryContextSetParent(cxt, TopMemoryContext);
 	UsCacheMakeRoom();
