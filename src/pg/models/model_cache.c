@@ -261,7 +261,7 @@ UsNoticeUnscreened(const UsModelEntry *entry, const char *name, size_t budget)
 	ereport(NOTICE,
 			(errmsg("%s%s%s is scored without its top-k screen: the screen needs %zu MB, over userseq.fold_memory (%s)",
 					name ? "model \"" : "the model given by value", name ? name : "", name ? "\"" : "",
-					need_mb, GetConfigOption("userseq.fold_memory", false, false)),
+					need_mb, GetConfigOptionByName("userseq.fold_memory", NULL, false)),
 			 errdetail("userseq_recommend then scores every item of the catalogue in fp32 for each request."),
 			 errhint("Set userseq.fold_memory to at least %zu MB (for example with ALTER DATABASE ... SET); it applies to models loaded after the change, such as in new sessions.",
 					 need_mb)));
