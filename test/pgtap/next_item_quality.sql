@@ -3,8 +3,8 @@
 --      items: sequences of 5-15 items over 3,000 items, the next item is a fixed function of
 --      the previous one 70 % of the time, else uniform. With the defaults (3 epochs) the model
 --      must reach at least 0.9 of the markov baseline's full-ranking HR@10 on held-out users,
---      untied and tied. Scaled down from the issue's 20,000 sequences to :n1 so that both
---      trainings fit the test budget on a loaded 2-core machine (README says by how much).
+--      untied and tied, on the issue's 20,000 sequences (about 30 s for both trainings and
+--      evaluations on the 2-core machine).
 --   2. a planted second-order case (the next item is a function of the item two steps back,
 --      80 % of the time): markov cannot see it, the model with the defaults must beat it on
 --      full-ranking HR@10 and sampled NDCG@10.
@@ -17,7 +17,7 @@ SET LOCAL client_min_messages = warning;
 \ir md5.psql
 
 -- ---------------------------------------------------------------- first order, 3,000 items
-\set n1 8000
+\set n1 20000
 CREATE TEMP TABLE nq1 AS
 WITH RECURSIVE c(u, t, n, item) AS (
 	SELECT u, 1, 5 + (pg_temp.h(u, 0, 1) % 11)::int, 1 + pg_temp.h(u, 0, 2) % 3000
