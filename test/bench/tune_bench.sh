@@ -12,7 +12,8 @@
 #    regime's own held-out split is not used, this bench splits each sequence leave-last-out.
 # 2. Defaults: userseq_train with only {"epochs": EPOCHS, "threads": 1}, RUNS times (wall time
 #    median; the metrics are identical between runs, the seed is fixed).
-# 3. userseq_tune with the same options, TRIALS trials, the default search space, once (and once
+# 3. userseq_tune with the same options, TRIALS trials, the default search space (or the default
+#    space changed by SPACE, userseq_tune's space argument, e.g. '{"architecture": ["textcnn", "sasrec"]}'), once (and once
 #    more with BUDGET as time_budget when BUDGET is set).
 # 4. For both stored models: the validation NDCG@10 / HR@10 of the stored epoch (models.metrics:
 #    the split the tuner optimised) and the test figures of userseq_evaluate on the same rows
@@ -32,6 +33,9 @@ EPOCHS=${EPOCHS:-6}
 RUNS=${RUNS:-3}
 BUDGET=${BUDGET:-}
 DATA=${DATA:-}
+SPACE=${SPACE:-}
+space_arg=""
+[ -n "$SPACE" ] && space_arg=", space => '$SPACE'"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 timed() {
@@ -70,15 +74,15 @@ vquery='SELECT userseq_first(seq, userseq_length(seq) - 1) AS seq FROM tb_seqs W
 t_def=$(for r in $(seq "$RUNS"); do
 	timed "SELECT count(*) FROM userseq_train('tb_default', '$query', 'next_item', '$opts')"
 done | median)
-t_tune=$(timed "SELECT count(*) FROM userseq_tune('tb_tuned', '$query', 'next_item', '$opts', $TRIALS)")
+t_tune=$(timed "SELECT count(*) FROM userseq_tune('tb_tuned', '$query', 'next_item', '$opts', $TRIALS$space_arg)")
 names="tb_default tb_tuned"
 if [ -n "$BUDGET" ]; then
-	t_budget=$(timed "SELECT count(*) FROM userseq_tune('tb_budget', '$query', 'next_item', '$opts', $TRIALS, '$BUDGET')")
+	t_budget=$(timed "SELECT count(*) FROM userseq_tune('tb_budget', '$query', 'next_item', '$opts', $TRIALS, '$BUDGET'$space_arg)")
 	names="$names tb_budget"
 fi
 
 echo "data: $source, $(q -c "SELECT count(*) || ' sequences, ' || sum(userseq_length(seq)) || ' events, ' ||
-	(SELECT count(DISTINCT i) FROM tb_seqs, unnest(userseq_items(seq)) i) || ' items' FROM tb_seqs"), options $opts"
+	(SELECT count(DISTINCT i) FROM tb_seqs, unnest(userseq_items(seq)) i) || ' items' FROM tb_seqs"), options $opts${SPACE:+, space $SPACE}"
 # every stored model evaluated once per split; the baselines are those of the defaults' model
 q -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS tb_eval" -c "CREATE TABLE tb_eval (name text, split text, scorer text, protocol text, metric text, value float8)"
 for n in $names; do
