@@ -85,6 +85,25 @@ FROM userseq_tune('tu_g', 'SELECT seq FROM tu_seqs ORDER BY user_id', 'next_item
 	'{"epochs": 1, "tie_output": true, "threads": 1}', 3,
 	space => '{"embedding_dim": [8, 16], "hidden_dim": [8, 16], "learning_rate": null, "batch_size": null, "dropout": null, "weight_decay": null, "filter_widths": null, "recent_window": null, "num_filters": [8]}');
 
+-- architecture searched with keys of each: a sasrec trial gets none of the text-CNN's keys
+-- (num_filters, filter_widths, recent_window), a text-CNN trial none of the encoder's
+SELECT count(*) AS trials,
+	   count(*) FILTER (WHERE options->>'architecture' = 'sasrec') > 0 AS some_sasrec,
+	   count(*) FILTER (WHERE options->>'architecture' = 'textcnn') > 0 AS some_textcnn,
+	   bool_and(NOT options ?| array['num_filters', 'filter_widths', 'recent_window'])
+		 FILTER (WHERE options->>'architecture' = 'sasrec') AS sasrec_without_cnn_keys,
+	   bool_and(options ? 'num_heads') FILTER (WHERE options->>'architecture' = 'sasrec') AS sasrec_heads_drawn,
+	   bool_and(NOT options ? 'num_heads' AND options ? 'filter_widths')
+		 FILTER (WHERE options->>'architecture' = 'textcnn') AS textcnn_without_encoder_keys
+FROM userseq_tune('tu_i', 'SELECT seq FROM tu_seqs ORDER BY user_id', 'next_item',
+	'{"epochs": 1, "embedding_dim": 8, "hidden_dim": 8, "threads": 1}', 6,
+	space => '{"architecture": ["textcnn", "sasrec"], "num_heads": [1, 2], "num_filters": [8], "learning_rate": null, "batch_size": null, "dropout": null, "embed_dropout": null, "weight_decay": null, "tie_output": null}');
+-- architecture fixed to sasrec in options: the default space leaves the text-CNN's keys out
+SELECT count(*) AS trials, bool_and(NOT options ?| array['num_filters', 'filter_widths', 'recent_window']) AS no_cnn_keys
+FROM userseq_tune('tu_j', 'SELECT seq FROM tu_seqs ORDER BY user_id', 'next_item',
+	'{"epochs": 1, "architecture": "sasrec", "embedding_dim": 8, "hidden_dim": 8, "threads": 1}', 3,
+	space => '{"learning_rate": null, "batch_size": null, "weight_decay": null, "tie_output": null}');
+
 -- statement_timeout cancels the search and nothing is written
 SET statement_timeout = '400ms';
 SELECT count(*) FROM userseq_tune('tu_f', 'SELECT seq FROM tu_seqs ORDER BY user_id', 'next_item',
@@ -117,6 +136,8 @@ SELECT tu_err('{"batch_size": []}');
 SELECT tu_err('{"batch_size": {"low": 1, "max": 3}}');
 SELECT tu_err('[1, 2]');
 SELECT tu_err('{"tie_output": [true]}', task => 'binary');
+SELECT tu_err('{"num_heads": [1, 2]}');
+SELECT tu_err('{"architecture": ["textcnn", "sasrec"]}', '{"recent_window": 2}');
 SELECT tu_err(NULL, '{"learnin_rate": 0.1}');
 SELECT tu_err(NULL, trials => 0);
 SELECT tu_err(NULL, '{"warm_start": true}');

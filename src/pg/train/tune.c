@@ -56,26 +56,34 @@ typedef struct UsTunable
 	bool		numeric;		/* may be given as a range */
 	bool		integer;		/* ranges are rounded */
 	const char *default_space;	/* JSON; NULL = searched only when space names it */
+	const char *arch;			/* the one architecture the key applies to; NULL = every one */
 } UsTunable;
 
+/*
+ * Keys of one architecture (the text-CNN's convolutions and recent window, the encoder's
+ * blocks and heads) are left out of a trial of the other one, so "architecture" can be
+ * searched together with them.
+ */
 static const UsTunable us_tunables[] = {
-	{"learning_rate", true, false, "{\"min\": 0.0003, \"max\": 0.01, \"log\": true}"},
-	{"batch_size", true, true, "[32, 64, 128, 256]"},	/* sequences; examples: below */
-	{"dropout", true, false, "{\"min\": 0, \"max\": 0.5}"},
-	{"embed_dropout", true, false, "{\"min\": 0, \"max\": 0.5}"},
-	{"weight_decay", true, false, "[0, 0.000001, 0.00001, 0.0001]"},
-	{"embedding_dim", true, true, "[32, 64, 128]"},
-	{"num_filters", true, true, "[32, 64, 128]"},
-	{"hidden_dim", true, true, "[32, 64, 128]"},
-	{"filter_widths", false, false, "[[2, 3, 4], [1, 2, 3], [2, 3], [3, 4, 5]]"},
-	{"recent_window", true, true, "[0, 1, 3, 5]"},
-	{"tie_output", false, false, "[false, true]"},
-	{"architecture", false, false, NULL},
-	{"optimizer", false, false, NULL},
-	{"lr_schedule", false, false, NULL},
-	{"clip_norm", true, false, NULL},
-	{"embed_init_std", true, false, NULL},
-	{NULL, false, false, NULL}
+	{"learning_rate", true, false, "{\"min\": 0.0003, \"max\": 0.01, \"log\": true}", NULL},
+	{"batch_size", true, true, "[32, 64, 128, 256]", NULL},	/* sequences; examples: below */
+	{"dropout", true, false, "{\"min\": 0, \"max\": 0.5}", NULL},
+	{"embed_dropout", true, false, "{\"min\": 0, \"max\": 0.5}", NULL},
+	{"weight_decay", true, false, "[0, 0.000001, 0.00001, 0.0001]", NULL},
+	{"embedding_dim", true, true, "[32, 64, 128]", NULL},
+	{"num_filters", true, true, "[32, 64, 128]", "textcnn"},
+	{"hidden_dim", true, true, "[32, 64, 128]", NULL},
+	{"filter_widths", false, false, "[[2, 3, 4], [1, 2, 3], [2, 3], [3, 4, 5]]", "textcnn"},
+	{"recent_window", true, true, "[0, 1, 3, 5]", "textcnn"},
+	{"tie_output", false, false, "[false, true]", NULL},
+	{"architecture", false, false, NULL, NULL},
+	{"num_blocks", true, true, NULL, "sasrec"},
+	{"num_heads", true, true, NULL, "sasrec"},
+	{"optimizer", false, false, NULL, NULL},
+	{"lr_schedule", false, false, NULL, NULL},
+	{"clip_norm", true, false, NULL, NULL},
+	{"embed_init_std", true, false, NULL, NULL},
+	{NULL, false, false, NULL, NULL}
 };
 
 typedef struct UsTuneParam
@@ -152,12 +160,17 @@ UsJsonbHasKey(Jsonb *jb, const char *key)
 											CStringGetTextDatum(key)));
 }
 
-/* A value of the space must be a valid option on top of the base options (22023 otherwise). */
+/*
+ * A value of the space must be a valid option on top of the base options (22023 otherwise);
+ * a key of one architecture is checked with that architecture.
+ */
 static void
-UsCheckCandidate(Jsonb *base, us_task task, const char *key, const char *value_json)
+UsCheckCandidate(Jsonb *base, us_task task, const UsTunable *def, const char *value_json)
 {
 	UsTrainOptions tmp;
-	char	   *one = psprintf("{\"%s\": %s}", key, value_json);
+	char	   *one = def->arch ?
+		psprintf("{\"architecture\": \"%s\", \"%s\": %s}", def->arch, def->key, value_json) :
+		psprintf("{\"%s\": %s}", def->key, value_json);
 
 	UsParseTrainOptions(UsJsonbConcat(base, UsJsonbFromText(one)), task, &tmp);
 }
@@ -267,12 +280,12 @@ UsCheckParam(const UsTuneParam *p, Jsonb *base, us_task task)
 {
 	if (p->range)
 	{
-		UsCheckCandidate(base, task, p->def->key, psprintf("%.17g", p->def->integer ? round(p->lo) : p->lo));
-		UsCheckCandidate(base, task, p->def->key, psprintf("%.17g", p->def->integer ? round(p->hi) : p->hi));
+		UsCheckCandidate(base, task, p->def, psprintf("%.17g", p->def->integer ? round(p->lo) : p->lo));
+		UsCheckCandidate(base, task, p->def, psprintf("%.17g", p->def->integer ? round(p->hi) : p->hi));
 	}
 	else
 		for (int32 i = 0; i < p->n_choices; i++)
-			UsCheckCandidate(base, task, p->def->key, p->choices[i]);
+			UsCheckCandidate(base, task, p->def, p->choices[i]);
 }
 
 /*
@@ -280,7 +293,8 @@ UsCheckParam(const UsTuneParam *p, Jsonb *base, us_task task)
  * options), then every key of space replacing or adding an entry (null removes it).
  */
 static void
-UsBuildSpace(Jsonb *space, Jsonb *base, us_task task, bool batch_examples, UsTuneSpace *out)
+UsBuildSpace(Jsonb *space, Jsonb *base, us_task task, bool batch_examples,
+			 const char *base_arch, UsTuneSpace *out)
 {
 	ErrorContextCallback errcb;
 	bool		removed[lengthof(us_tunables)] = {false};
@@ -338,11 +352,20 @@ UsBuildSpace(Jsonb *space, Jsonb *base, us_task task, bool batch_examples, UsTun
 	for (const UsTunable *t = us_tunables; t->key; t++)
 	{
 		int			idx = t - us_tunables;
+		int			arch_idx = UsFindTunable("architecture") - us_tunables;
+		/* a key of another architecture than the one every trial has */
+		bool		other_arch = t->arch && !given[arch_idx] && strcmp(t->arch, base_arch) != 0;
 
+		if (given[idx] && other_arch)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("search space key \"%s\" applies only to architecture \"%s\", not to \"%s\"",
+							t->key, t->arch, base_arch),
+					 errhint("Set \"architecture\" in the options, or search it in the space.")));
 		if (given[idx])
 			out->params[out->n++] = given_param[idx];
 		else if (!removed[idx] && t->default_space && UsIsTrainOption(t->key) &&
-				 !UsJsonbHasKey(base, t->key) &&
+				 !UsJsonbHasKey(base, t->key) && !other_arch &&
 				 (strcmp(t->key, "tie_output") != 0 || task == US_TASK_NEXT_ITEM))
 		{
 			/* batch_unit "examples" (next_* default): steps of 256 examples, not 256 sequences */
@@ -369,9 +392,12 @@ UsSample(const UsTuneSpace *sp, us_rng *rng, const UsTrainOptions *base_opts)
 	StringInfoData buf;
 	bool		tie = base_opts->tie_output;	/* a tie_output entry of the space overrides */
 	char	   *embed = NULL;
+	char	   *vals[lengthof(us_tunables)];
+	const char *arch = base_opts->architecture == US_ARCH_SASREC ? "sasrec" : "textcnn";
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
+	/* every key is drawn (in the space's order, so the draws do not depend on the values) */
 	for (int32 i = 0; i < sp->n; i++)
 	{
 		const UsTuneParam *p = &sp->params[i];
@@ -387,13 +413,22 @@ UsSample(const UsTuneSpace *sp, us_rng *rng, const UsTrainOptions *base_opts)
 		}
 		else
 			val = p->choices[us_rng_below(rng, (uint64) p->n_choices)];
+		vals[i] = val;
 		if (strcmp(p->def->key, "tie_output") == 0)
 			tie = strcmp(val, "true") == 0;
 		if (strcmp(p->def->key, "embedding_dim") == 0)
 			embed = val;
-		if (strcmp(p->def->key, "hidden_dim") == 0)
-			continue;			/* appended below, after tie_output is known */
-		appendStringInfo(&buf, "%s\"%s\": %s", buf.len > 1 ? ", " : "", p->def->key, val);
+		if (strcmp(p->def->key, "architecture") == 0)
+			arch = strcmp(val, "\"sasrec\"") == 0 ? "sasrec" : "textcnn";
+	}
+	/* then the keys of the trial's architecture; hidden_dim below, after tie_output is known */
+	for (int32 i = 0; i < sp->n; i++)
+	{
+		const UsTuneParam *p = &sp->params[i];
+
+		if (strcmp(p->def->key, "hidden_dim") == 0 || (p->def->arch && strcmp(p->def->arch, arch) != 0))
+			continue;
+		appendStringInfo(&buf, "%s\"%s\": %s", buf.len > 1 ? ", " : "", p->def->key, vals[i]);
 	}
 	for (int32 i = 0; i < sp->n; i++)
 	{
@@ -537,7 +572,8 @@ userseq_tune(PG_FUNCTION_ARGS)
 				 errhint("To start every trial from another model's weights, use \"init_from\" and fix the shape options it needs.")));
 	task = UsParseTask(task_name);
 	UsParseTrainOptions(base, task, &base_opts);
-	UsBuildSpace(space, base, task, base_opts.batch_examples, &sp);
+	UsBuildSpace(space, base, task, base_opts.batch_examples,
+				 base_opts.architecture == US_ARCH_SASREC ? "sasrec" : "textcnn", &sp);
 	(void) UsCatalogCheckWrite(name, false);
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
