@@ -125,8 +125,9 @@ echo "stored validation NDCG@10 / HR@10 (models.metrics, what the tuner chose on
 q -c "SELECT name, round((metrics->>'ndcg@10')::numeric, 4), round((metrics->>'hr@10')::numeric, 4),
 	(metrics->>'best_epoch'), round((metrics->'tuning'->>'first_trial_metric')::numeric, 4)
 FROM models WHERE name LIKE 'tb_%' AND deployed ORDER BY 1"
-echo "trials of the tuned models:"
-q -c "SELECT m.name, t.trial, t.epochs, round(t.valid_metric::numeric, 4), round(t.seconds::numeric, 1), t.status
+echo "trials of the tuned models (name|trial|epochs|valid metric|s|status|architecture if drawn):"
+q -c "SELECT m.name, t.trial, t.epochs, round(t.valid_metric::numeric, 4), round(t.seconds::numeric, 1), t.status,
+	coalesce(t.options->>'architecture', '')
 FROM models m JOIN tuning_trials t ON t.tune_id = (m.metrics->'tuning'->>'tune_id')::bigint
 WHERE m.name LIKE 'tb_%' AND m.deployed ORDER BY 1, 2"
 echo "best options of the tuned model:"
