@@ -300,6 +300,7 @@ UsBuildSpace(Jsonb *space, Jsonb *base, us_task task, bool batch_examples,
 	bool		removed[lengthof(us_tunables)] = {false};
 	bool		given[lengthof(us_tunables)] = {false};
 	UsTuneParam given_param[lengthof(us_tunables)];
+	bool		arch_searched;
 
 	errcb.callback = UsTuneErrorContext;
 	errcb.arg = NULL;
@@ -348,13 +349,13 @@ UsBuildSpace(Jsonb *space, Jsonb *base, us_task task, bool batch_examples,
 		}
 	}
 
+	arch_searched = given[UsFindTunable("architecture") - us_tunables];
 	out->n = 0;
 	for (const UsTunable *t = us_tunables; t->key; t++)
 	{
 		int			idx = t - us_tunables;
-		int			arch_idx = UsFindTunable("architecture") - us_tunables;
 		/* a key of another architecture than the one every trial has */
-		bool		other_arch = t->arch && !given[arch_idx] && strcmp(t->arch, base_arch) != 0;
+		bool		other_arch = t->arch && !arch_searched && strcmp(t->arch, base_arch) != 0;
 
 		if (given[idx] && other_arch)
 			ereport(ERROR,
@@ -393,7 +394,7 @@ UsSample(const UsTuneSpace *sp, us_rng *rng, const UsTrainOptions *base_opts)
 	bool		tie = base_opts->tie_output;	/* a tie_output entry of the space overrides */
 	char	   *embed = NULL;
 	char	   *vals[lengthof(us_tunables)];
-	const char *arch = base_opts->architecture == US_ARCH_SASREC ? "sasrec" : "textcnn";
+	const char *arch = us_name_of(us_architecture_names, base_opts->architecture);
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
@@ -419,7 +420,7 @@ UsSample(const UsTuneSpace *sp, us_rng *rng, const UsTrainOptions *base_opts)
 		if (strcmp(p->def->key, "embedding_dim") == 0)
 			embed = val;
 		if (strcmp(p->def->key, "architecture") == 0)
-			arch = strcmp(val, "\"sasrec\"") == 0 ? "sasrec" : "textcnn";
+			arch = pnstrdup(val + 1, strlen(val) - 2);	/* a JSON string, checked as an option */
 	}
 	/* then the keys of the trial's architecture; hidden_dim below, after tie_output is known */
 	for (int32 i = 0; i < sp->n; i++)
@@ -573,7 +574,7 @@ userseq_tune(PG_FUNCTION_ARGS)
 	task = UsParseTask(task_name);
 	UsParseTrainOptions(base, task, &base_opts);
 	UsBuildSpace(space, base, task, base_opts.batch_examples,
-				 base_opts.architecture == US_ARCH_SASREC ? "sasrec" : "textcnn", &sp);
+				 us_name_of(us_architecture_names, base_opts.architecture), &sp);
 	(void) UsCatalogCheckWrite(name, false);
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
